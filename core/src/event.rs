@@ -1,0 +1,562 @@
+//! Prediction events and late labels: the raw form as it arrives, and the validated form the
+//! summary records.
+//!
+//! Validation is the only gate between untrusted input and the statistics, so every rejection
+//! names the field at fault and carries a [`RejectReason`] that agents count by.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::schema::{FeatureKind, ModelSchema, Task};
+
+/// A validated feature value, in schema order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureValue {
+    /// Absent or `null`.
+    Missing,
+    /// A finite number.
+    Numeric(f64),
+    /// A category.
+    Categorical(String),
+}
+
+/// A validated model output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Prediction {
+    /// A predicted class (index into the schema's classes), with the positive-class score
+    /// when the model gives one.
+    Class {
+        /// Index of the predicted class.
+        class: u32,
+        /// Probability of the positive class, in [0, 1].
+        score: Option<f64>,
+    },
+    /// A regression output.
+    Value(f64),
+    /// The model failed to predict (a serving error); counted into `error_rate`.
+    Failed,
+}
+
+/// A validated ground-truth label.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// A class index.
+    Class(u32),
+    /// A regression target.
+    Value(f64),
+}
+
+/// A prediction event after validation against a [`ModelSchema`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Request id, used to join late labels.
+    pub id: Option<String>,
+    /// Event time, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// One value per schema feature, in schema order.
+    pub features: Vec<FeatureValue>,
+    /// One group index per schema attribute (`groups.len()` is the `other` bucket).
+    pub groups: Vec<u16>,
+    /// The model output.
+    pub prediction: Prediction,
+    /// Ground truth, when it came with the event.
+    pub label: Option<Target>,
+    /// Serving latency in milliseconds.
+    pub latency_ms: Option<f64>,
+}
+
+/// Why an event or label was rejected; agents count rejections by this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The body or line is not valid JSON, or not an object.
+    InvalidJson,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// A feature the schema does not declare.
+    UnknownFeature,
+    /// An attribute the schema does not declare.
+    UnknownAttribute,
+    /// A class label that is not one of the schema's classes.
+    UnknownClass,
+    /// A number that is NaN or infinite, or out of its allowed range.
+    InvalidNumber,
+    /// A timestamp that is not RFC 3339.
+    InvalidTimestamp,
+}
+
+impl RejectReason {
+    /// Stable snake_case name, used as a metrics label value and in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::MissingField => "missing_field",
+            Self::WrongType => "wrong_type",
+            Self::UnknownFeature => "unknown_feature",
+            Self::UnknownAttribute => "unknown_attribute",
+            Self::UnknownClass => "unknown_class",
+            Self::InvalidNumber => "invalid_number",
+            Self::InvalidTimestamp => "invalid_timestamp",
+        }
+    }
+
+    /// Every reason, so counters can be pre-registered at zero.
+    pub const ALL: [RejectReason; 8] = [
+        Self::InvalidJson,
+        Self::MissingField,
+        Self::WrongType,
+        Self::UnknownFeature,
+        Self::UnknownAttribute,
+        Self::UnknownClass,
+        Self::InvalidNumber,
+        Self::InvalidTimestamp,
+    ];
+}
+
+/// A rejected event: which field, why, in words and as a countable reason.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct EventError {
+    /// Dotted path of the offending field (`features.income`, `prediction.score`, ...).
+    pub field: String,
+    /// The countable reason.
+    pub reason: RejectReason,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl EventError {
+    /// Builds an error for `field`.
+    pub fn new(field: impl Into<String>, reason: RejectReason, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// A prediction event as it arrives over HTTP or in an NDJSON file, before validation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawEvent {
+    /// Request id.
+    #[serde(default)]
+    pub id: Option<Value>,
+    /// RFC 3339 timestamp; the receive time when absent.
+    #[serde(default)]
+    pub ts: Option<Value>,
+    /// Feature values by name.
+    #[serde(default)]
+    pub features: Option<Value>,
+    /// Attribute values by name.
+    #[serde(default)]
+    pub attributes: Option<Value>,
+    /// `{"label": .., "score": ..}` or `{"value": ..}`.
+    #[serde(default)]
+    pub prediction: Option<Value>,
+    /// Ground truth, when known at prediction time.
+    #[serde(default)]
+    pub label: Option<Value>,
+    /// Serving latency in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<Value>,
+    /// A serving error instead of a prediction.
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// A late ground-truth label: `{"id": "req-8f2c", "label": 0}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawLabel {
+    /// Id of the prediction it belongs to.
+    #[serde(default)]
+    pub id: Option<Value>,
+    /// The label.
+    #[serde(default)]
+    pub label: Option<Value>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(field: &str, expected: &str, got: &Value) -> EventError {
+    EventError::new(
+        field,
+        RejectReason::WrongType,
+        format!("expected {expected}, got {}", type_name(got)),
+    )
+}
+
+/// A finite number from JSON, or the error for `field`.
+fn finite(field: &str, v: &Value) -> Result<f64, EventError> {
+    match v.as_f64() {
+        Some(x) if x.is_finite() => Ok(x),
+        Some(_) => Err(EventError::new(
+            field,
+            RejectReason::InvalidNumber,
+            "not a finite number",
+        )),
+        None => Err(wrong_type(field, "a number", v)),
+    }
+}
+
+/// The string form of a scalar used as a class or group label (`1` and `"1"` are the same).
+fn label_text(field: &str, v: &Value) -> Result<String, EventError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(if *b { "1" } else { "0" }.to_owned()),
+        other => Err(wrong_type(field, "a string or a number", other)),
+    }
+}
+
+fn object<'a>(field: &str, v: &'a Value) -> Result<&'a Map<String, Value>, EventError> {
+    v.as_object().ok_or_else(|| wrong_type(field, "an object", v))
+}
+
+/// Parses an RFC 3339 timestamp into milliseconds since the Unix epoch.
+pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
+    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        EventError::new(
+            field,
+            RejectReason::InvalidTimestamp,
+            format!("{text:?} is not an RFC 3339 timestamp: {e}"),
+        )
+    })?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| {
+        EventError::new(field, RejectReason::InvalidTimestamp, "before 1970")
+    })?;
+    i64::try_from(d.as_millis())
+        .map_err(|_| EventError::new(field, RejectReason::InvalidTimestamp, "too far ahead"))
+}
+
+impl ModelSchema {
+    /// A class label in string form to its index.
+    pub fn parse_class(&self, field: &str, text: &str) -> Result<u32, EventError> {
+        self.class_index(text)
+            .map(|i| i as u32)
+            .ok_or_else(|| {
+                EventError::new(
+                    field,
+                    RejectReason::UnknownClass,
+                    format!("{text:?} is not one of the classes {:?}", self.classes),
+                )
+            })
+    }
+
+    /// A ground-truth label from JSON.
+    pub fn parse_target(&self, field: &str, v: &Value) -> Result<Target, EventError> {
+        match self.task {
+            Task::Regression => finite(field, v).map(Target::Value),
+            _ => {
+                let text = label_text(field, v)?;
+                self.parse_class(field, &text).map(Target::Class)
+            }
+        }
+    }
+
+    /// A ground-truth label from text (a CSV cell).
+    pub fn parse_target_text(&self, field: &str, text: &str) -> Result<Target, EventError> {
+        match self.task {
+            Task::Regression => parse_number(field, text).map(Target::Value),
+            _ => self.parse_class(field, text).map(Target::Class),
+        }
+    }
+
+    /// A positive-class score, which must lie in [0, 1].
+    pub fn check_score(&self, field: &str, score: f64) -> Result<f64, EventError> {
+        if score.is_finite() && (0.0..=1.0).contains(&score) {
+            Ok(score)
+        } else {
+            Err(EventError::new(
+                field,
+                RejectReason::InvalidNumber,
+                format!("score {score} is outside [0, 1]"),
+            ))
+        }
+    }
+
+    /// The group index of an attribute value given as text.
+    pub fn group_of(&self, attribute: usize, text: &str) -> u16 {
+        self.attributes[attribute].group_index(text) as u16
+    }
+
+    /// Validates a raw event. `now_ms` stands in for a missing timestamp.
+    pub fn validate(&self, raw: RawEvent, now_ms: i64) -> Result<Event, EventError> {
+        let id = match raw.id {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(label_text("id", &v)?),
+        };
+        let ts_ms = match raw.ts {
+            None | Some(Value::Null) => now_ms,
+            Some(Value::String(s)) => parse_timestamp("ts", &s)?,
+            Some(other) => return Err(wrong_type("ts", "an RFC 3339 string", &other)),
+        };
+
+        let mut features = vec![FeatureValue::Missing; self.features.len()];
+        if let Some(v) = raw.features.as_ref().filter(|v| !v.is_null()) {
+            for (name, value) in object("features", v)? {
+                let Some(i) = self.feature_index(name) else {
+                    return Err(EventError::new(
+                        format!("features.{name}"),
+                        RejectReason::UnknownFeature,
+                        "not declared in the model schema",
+                    ));
+                };
+                features[i] = self.feature_value(i, value)?;
+            }
+        }
+
+        let mut groups: Vec<u16> = self
+            .attributes
+            .iter()
+            .map(|a| a.groups.len() as u16)
+            .collect();
+        if let Some(v) = raw.attributes.as_ref().filter(|v| !v.is_null()) {
+            for (name, value) in object("attributes", v)? {
+                let Some(i) = self.attribute_index(name) else {
+                    return Err(EventError::new(
+                        format!("attributes.{name}"),
+                        RejectReason::UnknownAttribute,
+                        "not declared in the model schema",
+                    ));
+                };
+                if !value.is_null() {
+                    let text = label_text(&format!("attributes.{name}"), value)?;
+                    groups[i] = self.group_of(i, &text);
+                }
+            }
+        }
+
+        let failed = match &raw.error {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::String(_)) | Some(Value::Bool(true)) => true,
+            Some(other) => return Err(wrong_type("error", "a string", other)),
+        };
+        let prediction = match (raw.prediction.as_ref().filter(|v| !v.is_null()), failed) {
+            (None, true) => Prediction::Failed,
+            (None, false) => {
+                return Err(EventError::new(
+                    "prediction",
+                    RejectReason::MissingField,
+                    "a prediction is required unless the event reports an error",
+                ))
+            }
+            (Some(p), _) => self.prediction(object("prediction", p)?)?,
+        };
+
+        let label = match raw.label {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(self.parse_target("label", &v)?),
+        };
+        let latency_ms = match raw.latency_ms {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let x = finite("latency_ms", &v)?;
+                if x < 0.0 {
+                    return Err(EventError::new(
+                        "latency_ms",
+                        RejectReason::InvalidNumber,
+                        "a latency cannot be negative",
+                    ));
+                }
+                Some(x)
+            }
+        };
+        Ok(Event {
+            id,
+            ts_ms,
+            features,
+            groups,
+            prediction,
+            label,
+            latency_ms,
+        })
+    }
+
+    fn feature_value(&self, i: usize, value: &Value) -> Result<FeatureValue, EventError> {
+        if value.is_null() {
+            return Ok(FeatureValue::Missing);
+        }
+        let spec = &self.features[i];
+        match spec.kind {
+            FeatureKind::Numeric => {
+                finite(&format!("features.{}", spec.name), value).map(FeatureValue::Numeric)
+            }
+            FeatureKind::Categorical => {
+                label_text(&format!("features.{}", spec.name), value).map(FeatureValue::Categorical)
+            }
+        }
+    }
+
+    fn prediction(&self, p: &Map<String, Value>) -> Result<Prediction, EventError> {
+        if self.task == Task::Regression {
+            let v = p.get("value").filter(|v| !v.is_null()).ok_or_else(|| {
+                EventError::new(
+                    "prediction.value",
+                    RejectReason::MissingField,
+                    "a regression prediction needs a value",
+                )
+            })?;
+            return finite("prediction.value", v).map(Prediction::Value);
+        }
+        let label = p.get("label").filter(|v| !v.is_null()).ok_or_else(|| {
+            EventError::new(
+                "prediction.label",
+                RejectReason::MissingField,
+                "a classification prediction needs a label",
+            )
+        })?;
+        let class = self.parse_class("prediction.label", &label_text("prediction.label", label)?)?;
+        let score = match p.get("score") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(self.check_score("prediction.score", finite("prediction.score", v)?)?),
+        };
+        Ok(Prediction::Class { class, score })
+    }
+
+    /// Validates a late label into the prediction id and the target.
+    pub fn validate_label(&self, raw: RawLabel) -> Result<(String, Target), EventError> {
+        let id = match raw.id {
+            None | Some(Value::Null) => {
+                return Err(EventError::new(
+                    "id",
+                    RejectReason::MissingField,
+                    "a label needs the id of its prediction",
+                ))
+            }
+            Some(v) => label_text("id", &v)?,
+        };
+        let label = match raw.label {
+            None | Some(Value::Null) => {
+                return Err(EventError::new(
+                    "label",
+                    RejectReason::MissingField,
+                    "a label event needs a label",
+                ))
+            }
+            Some(v) => self.parse_target("label", &v)?,
+        };
+        Ok((id, label))
+    }
+}
+
+/// A finite number from text (a CSV cell).
+pub fn parse_number(field: &str, text: &str) -> Result<f64, EventError> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err(EventError::new(
+            field,
+            RejectReason::InvalidNumber,
+            "not a finite number",
+        )),
+        Err(_) => Err(EventError::new(
+            field,
+            RejectReason::WrongType,
+            format!("{text:?} is not a number"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{AttributeSpec, FeatureSpec};
+
+    fn schema() -> ModelSchema {
+        ModelSchema {
+            name: "credit".into(),
+            version: "1".into(),
+            task: Task::Binary,
+            classes: vec![],
+            positive_class: None,
+            features: vec![
+                FeatureSpec {
+                    name: "income".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "region".into(),
+                    kind: FeatureKind::Categorical,
+                },
+            ],
+            attributes: vec![AttributeSpec {
+                name: "gender".into(),
+                groups: vec!["F".into(), "M".into()],
+                reference_group: Some("M".into()),
+            }],
+        }
+        .validated()
+        .unwrap()
+    }
+
+    fn raw(json: &str) -> RawEvent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_design_example_validates() {
+        let e = schema()
+            .validate(
+                raw(r#"{"id": "req-8f2c", "ts": "2026-11-29T10:15:02.120Z",
+                 "features": {"income": 52000.0, "region": "north"},
+                 "attributes": {"gender": "F"},
+                 "prediction": {"label": 1, "score": 0.83}, "label": 1, "latency_ms": 12.4}"#),
+                0,
+            )
+            .unwrap();
+        assert_eq!(e.id.as_deref(), Some("req-8f2c"));
+        assert_eq!(e.ts_ms, 1_795_947_302_120);
+        assert_eq!(e.features[0], FeatureValue::Numeric(52000.0));
+        assert_eq!(e.groups, vec![0]);
+        assert_eq!(
+            e.prediction,
+            Prediction::Class {
+                class: 1,
+                score: Some(0.83)
+            }
+        );
+        assert_eq!(e.label, Some(Target::Class(1)));
+    }
+
+    #[test]
+    fn rejections_name_field_and_reason() {
+        let s = schema();
+        let cases = [
+            (r#"{"features": {"zip": 1}, "prediction": {"label": 1}}"#, "features.zip", RejectReason::UnknownFeature),
+            (r#"{"features": {"income": "x"}, "prediction": {"label": 1}}"#, "features.income", RejectReason::WrongType),
+            (r#"{"prediction": {"label": 7}}"#, "prediction.label", RejectReason::UnknownClass),
+            (r#"{"prediction": {"label": 1, "score": 1.5}}"#, "prediction.score", RejectReason::InvalidNumber),
+            (r#"{"ts": "yesterday", "prediction": {"label": 1}}"#, "ts", RejectReason::InvalidTimestamp),
+            (r#"{}"#, "prediction", RejectReason::MissingField),
+            (r#"{"prediction": {"label": 1}, "latency_ms": -3}"#, "latency_ms", RejectReason::InvalidNumber),
+        ];
+        for (json, field, reason) in cases {
+            let e = s.validate(raw(json), 0).unwrap_err();
+            assert_eq!((e.field.as_str(), e.reason), (field, reason), "{json}");
+        }
+    }
+
+    #[test]
+    fn undeclared_group_counts_as_other_and_missing_is_missing() {
+        let e = schema()
+            .validate(
+                raw(r#"{"features": {"income": null}, "attributes": {"gender": "X"}, "prediction": {"label": "0"}}"#),
+                5,
+            )
+            .unwrap();
+        assert_eq!(e.groups, vec![2]);
+        assert_eq!(e.features, vec![FeatureValue::Missing, FeatureValue::Missing]);
+        assert_eq!(e.ts_ms, 5);
+    }
+}

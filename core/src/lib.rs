@@ -1,0 +1,30 @@
+//! aims-core: the pure heart of AIMS Monitor.
+//!
+//! Everything here is deterministic and free of I/O so that the agent, the collector and the
+//! command-line tools compute the very same numbers from the very same summaries:
+//!
+//! - [`schema`]: what a model looks like (features, protected attributes, task);
+//! - [`event`]: prediction events as they arrive, and their validation against a schema;
+//! - [`profile`]: the reference profile built from training or validation data;
+//! - [`summary`]: the additive, mergeable window summary agents ship;
+//! - [`sketch`]: the relative-error quantile sketch behind latency quantiles;
+//! - [`metrics`]: the metrics catalogue, computed from (summary, profile);
+//! - [`objective`]: AI objectives (ISO/IEC 42001 Clause 6.2) and their targets.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod event;
+pub mod hash;
+pub mod metrics;
+pub mod objective;
+pub mod profile;
+pub mod quantile;
+pub mod schema;
+pub mod sketch;
+pub mod summary;
+
+pub use event::{Event, FeatureValue, Prediction, RawEvent, Target};
+pub use metrics::Measured;
+pub use profile::ReferenceProfile;
+pub use schema::ModelSchema;
+pub use summary::WindowSummary;

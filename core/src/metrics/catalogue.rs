@@ -1,0 +1,341 @@
+//! Metrics by name, as objectives refer to them: which ones exist, what each needs (a feature,
+//! an attribute, a group), and how many samples back each value.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{Measured, Report};
+use crate::schema::ModelSchema;
+
+/// What a metric is measured over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The model as a whole.
+    Model,
+    /// One feature (`feature:` in an objective).
+    Feature,
+    /// One protected attribute (`attribute:`).
+    Attribute,
+    /// One group of an attribute (`attribute:` and `group:`).
+    Group,
+}
+
+/// Whether a metric's samples are all events or only labelled ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Every prediction counts.
+    Events,
+    /// Only predictions with ground truth count.
+    Labelled,
+}
+
+/// A metric of the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSpec {
+    /// Its name in objectives and metrics labels.
+    pub name: &'static str,
+    /// What it is measured over.
+    pub scope: Scope,
+    /// Which samples back it (for `min_samples`).
+    pub basis: Basis,
+    /// One line for documentation.
+    pub help: &'static str,
+}
+
+macro_rules! spec {
+    ($name:literal, $scope:ident, $basis:ident, $help:literal) => {
+        MetricSpec {
+            name: $name,
+            scope: Scope::$scope,
+            basis: Basis::$basis,
+            help: $help,
+        }
+    };
+}
+
+/// Every metric an objective can name (the collector adds `no_data`).
+pub const CATALOGUE: &[MetricSpec] = &[
+    spec!("psi", Feature, Events, "population stability index on ten reference-quantile bins"),
+    spec!("ks", Feature, Events, "two-sample Kolmogorov-Smirnov statistic"),
+    spec!("ks_p_value", Feature, Events, "asymptotic p-value of the KS statistic"),
+    spec!("wasserstein", Feature, Events, "Wasserstein-1 distance divided by the reference std"),
+    spec!("jensen_shannon", Feature, Events, "Jensen-Shannon distance (natural log)"),
+    spec!("chi2", Feature, Events, "chi-square goodness-of-fit statistic"),
+    spec!("chi2_p_value", Feature, Events, "p-value of the chi-square test"),
+    spec!("hellinger", Feature, Events, "Hellinger distance"),
+    spec!("kl", Feature, Events, "Kullback-Leibler divergence of current from reference"),
+    spec!("drift_score", Feature, Events, "value of the default drift method for the feature"),
+    spec!("missing_rate", Feature, Events, "share of events missing the feature"),
+    spec!("out_of_range_rate", Feature, Events, "share of values outside the reference range"),
+    spec!("unseen_category_rate", Feature, Events, "share of categories unseen in the reference"),
+    spec!("dataset_drift_share", Model, Events, "share of features whose default test reports drift"),
+    spec!("rejected_rate", Model, Events, "share of received events rejected by validation"),
+    spec!("accuracy", Model, Labelled, "share of correct predictions"),
+    spec!("precision", Model, Labelled, "precision of the positive class (macro for multiclass)"),
+    spec!("recall", Model, Labelled, "recall of the positive class (macro for multiclass)"),
+    spec!("f1", Model, Labelled, "F1 of the positive class (macro for multiclass)"),
+    spec!("roc_auc", Model, Labelled, "area under the ROC curve"),
+    spec!("log_loss", Model, Labelled, "mean log loss"),
+    spec!("brier", Model, Labelled, "Brier score"),
+    spec!("mae", Model, Labelled, "mean absolute error"),
+    spec!("rmse", Model, Labelled, "root mean squared error"),
+    spec!("mape", Model, Labelled, "mean absolute percentage error"),
+    spec!("r2", Model, Labelled, "coefficient of determination"),
+    spec!("label_coverage", Model, Events, "share of predictions with ground truth"),
+    spec!("error_rate", Model, Events, "share of events reporting a serving error"),
+    spec!("latency_p50", Model, Events, "median serving latency, milliseconds"),
+    spec!("latency_p90", Model, Events, "90th percentile serving latency, milliseconds"),
+    spec!("latency_p99", Model, Events, "99th percentile serving latency, milliseconds"),
+    spec!("throughput", Model, Events, "predictions per second"),
+    spec!("selection_rate", Group, Events, "share of the group predicted positive"),
+    spec!("tpr", Group, Labelled, "true positive rate of the group"),
+    spec!("fpr", Group, Labelled, "false positive rate of the group"),
+    spec!("demographic_parity_difference", Attribute, Events, "max - min selection rate across groups"),
+    spec!("demographic_parity_ratio", Attribute, Events, "min / max selection rate across groups"),
+    spec!("equalized_odds_difference", Attribute, Labelled, "worst of TPR and FPR differences"),
+    spec!("equalized_odds_ratio", Attribute, Labelled, "worst of TPR and FPR ratios"),
+    spec!("equal_opportunity_difference", Attribute, Labelled, "max - min TPR across groups"),
+    spec!("equal_opportunity_ratio", Attribute, Labelled, "min / max TPR across groups"),
+    spec!("statistical_parity_difference", Attribute, Events, "lowest selection-rate difference to the reference group"),
+    spec!("disparate_impact", Attribute, Events, "lowest selection-rate ratio to the reference group"),
+];
+
+impl MetricSpec {
+    /// Looks a metric up by name.
+    pub fn find(name: &str) -> Option<&'static MetricSpec> {
+        CATALOGUE.iter().find(|m| m.name == name)
+    }
+}
+
+/// Which part of the model an objective watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    /// Feature, for feature metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    /// Attribute, for fairness metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// Group, for per-group rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// A metric request that cannot be answered, naming the field at fault.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct CatalogueError {
+    /// The objective field at fault (`metric`, `feature`, `attribute`, `group`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> CatalogueError {
+    CatalogueError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Checks that `metric` exists and `selector` names what it needs, and nothing it cannot use.
+/// With a schema, also checks the feature / attribute / group exist in it.
+pub fn check(
+    metric: &str,
+    selector: &Selector,
+    schema: Option<&ModelSchema>,
+) -> Result<&'static MetricSpec, CatalogueError> {
+    let spec = MetricSpec::find(metric)
+        .ok_or_else(|| err("metric", format!("unknown metric {metric:?}")))?;
+    let needs_feature = spec.scope == Scope::Feature;
+    let needs_attribute = matches!(spec.scope, Scope::Attribute | Scope::Group);
+    match (&selector.feature, needs_feature) {
+        (None, true) => return Err(err("feature", format!("{metric} needs a feature"))),
+        (Some(_), false) => return Err(err("feature", format!("{metric} is not a feature metric"))),
+        _ => {}
+    }
+    match (&selector.attribute, needs_attribute) {
+        (None, true) => return Err(err("attribute", format!("{metric} needs an attribute"))),
+        (Some(_), false) => {
+            return Err(err("attribute", format!("{metric} is not a fairness metric")))
+        }
+        _ => {}
+    }
+    match (&selector.group, spec.scope) {
+        (None, Scope::Group) => return Err(err("group", format!("{metric} needs a group"))),
+        (Some(_), Scope::Model | Scope::Feature | Scope::Attribute) => {
+            return Err(err("group", format!("{metric} is not a per-group metric")))
+        }
+        _ => {}
+    }
+    if let Some(schema) = schema {
+        if let Some(f) = &selector.feature {
+            if schema.feature_index(f).is_none() {
+                return Err(err("feature", format!("model {} has no feature {f:?}", schema.name)));
+            }
+        }
+        if let Some(a) = &selector.attribute {
+            let Some(i) = schema.attribute_index(a) else {
+                return Err(err("attribute", format!("model {} has no attribute {a:?}", schema.name)));
+            };
+            if let Some(g) = &selector.group {
+                let spec = &schema.attributes[i];
+                if !spec.groups.contains(g) && g != crate::schema::OTHER_GROUP {
+                    return Err(err("group", format!("attribute {a} has no group {g:?}")));
+                }
+            }
+        }
+    }
+    Ok(spec)
+}
+
+/// A metric's value and the number of samples behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// The value, or why there is none.
+    pub value: Measured,
+    /// Samples behind it (events or labelled events, by the metric's basis).
+    pub samples: u64,
+}
+
+/// Reads one metric out of a computed [`Report`].
+pub fn measure(metric: &str, selector: &Selector, report: &Report) -> Result<Measurement, CatalogueError> {
+    let spec = check(metric, selector, None)?;
+    let perf = &report.performance;
+    let mut samples = match spec.basis {
+        Basis::Events => perf.events,
+        Basis::Labelled => perf.labelled,
+    };
+    let missing = |what: &str| Measured::undefined(format!("{what} not measured for this model"));
+    let value = match spec.scope {
+        Scope::Feature => {
+            let name = selector.feature.as_deref().unwrap_or_default();
+            let drift = report
+                .drift
+                .get(name)
+                .ok_or_else(|| err("feature", format!("no feature {name:?}")))?;
+            let quality = report.data_quality.features.get(name);
+            match metric {
+                "psi" => drift.psi.clone(),
+                "ks" => drift.ks.as_ref().map_or_else(|| missing("ks"), |t| t.statistic.clone()),
+                "ks_p_value" => drift.ks.as_ref().map_or_else(|| missing("ks"), |t| t.p_value.clone()),
+                "wasserstein" => drift.wasserstein.clone().unwrap_or_else(|| missing("wasserstein")),
+                "jensen_shannon" => drift.jensen_shannon.clone(),
+                "chi2" => drift.chi2.as_ref().map_or_else(|| missing("chi2"), |t| t.statistic.clone()),
+                "chi2_p_value" => drift.chi2.as_ref().map_or_else(|| missing("chi2"), |t| t.p_value.clone()),
+                "hellinger" => drift.hellinger.clone(),
+                "kl" => drift.kl.clone(),
+                "drift_score" => drift.score.clone(),
+                "missing_rate" => quality.map_or_else(|| missing(metric), |q| q.missing_rate.clone()),
+                "out_of_range_rate" => quality
+                    .and_then(|q| q.out_of_range_rate.clone())
+                    .unwrap_or_else(|| missing(metric)),
+                "unseen_category_rate" => quality
+                    .and_then(|q| q.unseen_category_rate.clone())
+                    .unwrap_or_else(|| missing(metric)),
+                _ => missing(metric),
+            }
+        }
+        Scope::Model => {
+            let c = perf.classification.as_ref();
+            let r = perf.regression.as_ref();
+            let cls = |f: fn(&super::performance::Classification) -> &Measured| {
+                c.map_or_else(|| missing(metric), |c| f(c).clone())
+            };
+            let reg = |f: fn(&super::performance::Regression) -> &Measured| {
+                r.map_or_else(|| missing(metric), |r| f(r).clone())
+            };
+            match metric {
+                "dataset_drift_share" => report.dataset_drift.share.clone(),
+                "rejected_rate" => report.data_quality.rejected_rate.clone(),
+                "accuracy" => cls(|c| &c.accuracy),
+                "precision" => cls(|c| &c.precision),
+                "recall" => cls(|c| &c.recall),
+                "f1" => cls(|c| &c.f1),
+                "roc_auc" => cls(|c| &c.roc_auc),
+                "log_loss" => cls(|c| &c.log_loss),
+                "brier" => cls(|c| &c.brier),
+                "mae" => reg(|r| &r.mae),
+                "rmse" => reg(|r| &r.rmse),
+                "mape" => reg(|r| &r.mape),
+                "r2" => reg(|r| &r.r2),
+                "label_coverage" => perf.label_coverage.clone(),
+                "error_rate" => perf.error_rate.clone(),
+                "latency_p50" => report.latency.p50.clone(),
+                "latency_p90" => report.latency.p90.clone(),
+                "latency_p99" => report.latency.p99.clone(),
+                "throughput" => perf.throughput.clone(),
+                _ => missing(metric),
+            }
+        }
+        Scope::Attribute | Scope::Group => {
+            let name = selector.attribute.as_deref().unwrap_or_default();
+            let f = report
+                .fairness
+                .get(name)
+                .ok_or_else(|| err("attribute", format!("no attribute {name:?}")))?;
+            if let Some(group) = &selector.group {
+                match f.groups.get(group) {
+                    None => {
+                        samples = 0;
+                        Measured::undefined(format!("group {group:?} has no predictions in the window"))
+                    }
+                    Some(g) => {
+                        samples = match spec.basis {
+                            Basis::Events => g.n,
+                            Basis::Labelled => g.labelled,
+                        };
+                        match metric {
+                            "selection_rate" => g.selection_rate.clone(),
+                            "tpr" => g.tpr.clone(),
+                            "fpr" => g.fpr.clone(),
+                            _ => missing(metric),
+                        }
+                    }
+                }
+            } else {
+                match metric {
+                    "demographic_parity_difference" => f.demographic_parity_difference.clone(),
+                    "demographic_parity_ratio" => f.demographic_parity_ratio.clone(),
+                    "equalized_odds_difference" => f.equalized_odds_difference.clone(),
+                    "equalized_odds_ratio" => f.equalized_odds_ratio.clone(),
+                    "equal_opportunity_difference" => f.equal_opportunity_difference.clone(),
+                    "equal_opportunity_ratio" => f.equal_opportunity_ratio.clone(),
+                    "statistical_parity_difference" => f.statistical_parity_difference.clone(),
+                    "disparate_impact" => f.disparate_impact.clone(),
+                    _ => missing(metric),
+                }
+            }
+        }
+    };
+    Ok(Measurement { value, samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_checked_against_the_metric() {
+        let none = Selector::default();
+        assert!(check("accuracy", &none, None).is_ok());
+        assert_eq!(check("psi", &none, None).unwrap_err().field, "feature");
+        assert_eq!(check("nope", &none, None).unwrap_err().field, "metric");
+        let attr = Selector {
+            attribute: Some("gender".into()),
+            ..Selector::default()
+        };
+        assert!(check("demographic_parity_ratio", &attr, None).is_ok());
+        assert_eq!(check("tpr", &attr, None).unwrap_err().field, "group");
+        assert_eq!(check("accuracy", &attr, None).unwrap_err().field, "attribute");
+    }
+
+    #[test]
+    fn catalogue_names_are_unique() {
+        let mut names: Vec<_> = CATALOGUE.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CATALOGUE.len());
+    }
+}

@@ -1,0 +1,129 @@
+//! The metrics catalogue: every metric is a pure function of a (merged) window summary and the
+//! reference profile.
+//!
+//! A metric that cannot be computed (a group without positives has no TPR, a single-class window
+//! has no AUC) is [`Measured::Undefined`] with the reason, never NaN and never a panic.
+
+pub mod catalogue;
+pub mod drift;
+pub mod fairness;
+pub mod performance;
+pub mod quality;
+
+use std::collections::BTreeMap;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::profile::ReferenceProfile;
+use crate::schema::ModelSchema;
+use crate::summary::WindowSummary;
+
+pub use catalogue::{measure, CatalogueError, Measurement, MetricSpec, Scope, Selector};
+
+/// A metric value, or the reason it has none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measured {
+    /// A finite value.
+    Value(f64),
+    /// No value, and why.
+    Undefined(String),
+}
+
+impl Measured {
+    /// `Value(x)` when `x` is finite, otherwise undefined with `reason`.
+    pub fn finite(x: f64, reason: &str) -> Self {
+        if x.is_finite() {
+            Self::Value(x)
+        } else {
+            Self::Undefined(reason.to_owned())
+        }
+    }
+
+    /// Undefined with `reason`.
+    pub fn undefined(reason: impl Into<String>) -> Self {
+        Self::Undefined(reason.into())
+    }
+
+    /// `numerator / denominator`, undefined with `reason` when the denominator is zero.
+    pub fn ratio(numerator: f64, denominator: f64, reason: &str) -> Self {
+        if denominator == 0.0 {
+            Self::undefined(reason)
+        } else {
+            Self::finite(numerator / denominator, reason)
+        }
+    }
+
+    /// The value, if defined.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Self::Value(x) => Some(*x),
+            Self::Undefined(_) => None,
+        }
+    }
+}
+
+impl Serialize for Measured {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(x) => s.serialize_f64(*x),
+            Self::Undefined(reason) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("undefined", reason)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Measured {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Value(f64),
+            Undefined { undefined: String },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Value(x) => Measured::Value(x),
+            Form::Undefined { undefined } => Measured::Undefined(undefined),
+        })
+    }
+}
+
+/// Every metric of the catalogue for one summary against one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Per feature drift statistics, the default method and its verdict.
+    pub drift: BTreeMap<String, drift::FeatureDrift>,
+    /// Share of drifted features and the dataset-level verdict.
+    pub dataset_drift: drift::DatasetDrift,
+    /// Classification or regression performance, coverage, errors, throughput.
+    pub performance: performance::Performance,
+    /// Per attribute: per-group values and every parity metric.
+    pub fairness: BTreeMap<String, fairness::AttributeFairness>,
+    /// Per feature data-quality rates, and the model's rejected rate.
+    pub data_quality: quality::DataQuality,
+    /// Latency quantiles.
+    pub latency: performance::Latency,
+}
+
+/// Computes the whole catalogue. `window_seconds` is the span throughput is measured over; when
+/// absent, the span between the first and last event is used.
+pub fn report(
+    schema: &ModelSchema,
+    profile: &ReferenceProfile,
+    summary: &WindowSummary,
+    window_seconds: Option<f64>,
+) -> Report {
+    let drift = drift::features(schema, profile, summary);
+    let dataset_drift = drift::dataset(&drift);
+    Report {
+        dataset_drift,
+        drift,
+        performance: performance::performance(schema, summary, window_seconds),
+        fairness: fairness::fairness(schema, summary),
+        data_quality: quality::data_quality(schema, profile, summary),
+        latency: performance::latency(summary),
+    }
+}

@@ -1,0 +1,524 @@
+//! AI objectives (ISO/IEC 42001 Clause 6.2): what the organisation promises about a model,
+//! measurably, with an owner, a plan and the controls it evidences.
+//!
+//! Objectives are declared in YAML. Parsing happens in two steps, as with every input here:
+//! the raw document is read into loose structs (YAML errors carry their line), then validated
+//! into [`Objective`]s, and each validation error names the objective, the field and its line.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::hash::{canonical_json, sha256_hex};
+use crate::metrics::{self, Measured, Selector};
+use crate::schema::ModelSchema;
+
+/// A comparison against a threshold, such as `>= 0.8`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    /// The comparison.
+    pub op: Op,
+    /// The threshold.
+    pub threshold: f64,
+}
+
+/// Comparison operators of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Ge => ">=",
+            Op::Gt => ">",
+            Op::Le => "<=",
+            Op::Lt => "<",
+        }
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.op.as_str(), self.threshold)
+    }
+}
+
+impl std::str::FromStr for Condition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (op, rest) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
+            .into_iter()
+            .find_map(|(p, op)| s.strip_prefix(p).map(|rest| (op, rest)))
+            .ok_or_else(|| format!("{s:?} must start with >=, >, <= or <"))?;
+        let threshold: f64 = rest
+            .trim()
+            .parse()
+            .map_err(|_| format!("{:?} is not a number", rest.trim()))?;
+        if !threshold.is_finite() {
+            return Err("the threshold must be finite".to_owned());
+        }
+        Ok(Condition { op, threshold })
+    }
+}
+
+impl Condition {
+    /// Whether `value` satisfies the condition.
+    pub fn holds(&self, value: f64) -> bool {
+        match self.op {
+            Op::Ge => value >= self.threshold,
+            Op::Gt => value > self.threshold,
+            Op::Le => value <= self.threshold,
+            Op::Lt => value < self.threshold,
+        }
+    }
+}
+
+/// How urgent a breach is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Someone acts now.
+    Critical,
+    /// Someone looks soon.
+    Warning,
+    /// For the record.
+    Info,
+}
+
+impl Severity {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// The plan to achieve an objective (Clause 6.2: what, resources, who, when, how evaluated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// What will be done.
+    #[serde(default)]
+    pub actions: String,
+    /// Resources required.
+    #[serde(default)]
+    pub resources: String,
+    /// When it will be completed.
+    #[serde(default)]
+    pub due: String,
+    /// How the results will be evaluated.
+    #[serde(default)]
+    pub evaluation: String,
+}
+
+/// An objective as written in YAML, before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjective {
+    id: Option<String>,
+    title: Option<String>,
+    model: Option<String>,
+    metric: Option<String>,
+    feature: Option<String>,
+    attribute: Option<String>,
+    group: Option<String>,
+    target: Option<serde_yaml_ng::Value>,
+    warning: Option<serde_yaml_ng::Value>,
+    window: Option<String>,
+    min_samples: Option<u64>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    severity: Option<Severity>,
+    owner: Option<String>,
+    rationale: Option<String>,
+    plan: Option<Plan>,
+    #[serde(default)]
+    controls: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    policy: Option<String>,
+    #[serde(default)]
+    objectives: Vec<RawObjective>,
+}
+
+/// A validated objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// Stable identifier.
+    pub id: String,
+    /// One-line statement.
+    pub title: String,
+    /// The model it watches.
+    pub model: String,
+    /// A catalogue metric, or `no_data`.
+    pub metric: String,
+    /// Feature / attribute / group the metric needs.
+    #[serde(flatten)]
+    pub selector: Selector,
+    /// The condition that must hold.
+    pub target: Condition,
+    /// A stricter condition whose failure means "at risk".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<Condition>,
+    /// Data window each evaluation merges.
+    #[serde(with = "seconds")]
+    pub window: Duration,
+    /// Fewer samples than this is `insufficient_data`.
+    pub min_samples: u64,
+    /// How long a breach must last before it fires.
+    #[serde(rename = "for", with = "seconds")]
+    pub for_: Duration,
+    /// Urgency of a breach.
+    pub severity: Severity,
+    /// Accountable person or role.
+    pub owner: String,
+    /// Why this metric and target.
+    pub rationale: String,
+    /// The plan to achieve it.
+    pub plan: Plan,
+    /// Annex A controls the objective evidences.
+    pub controls: Vec<String>,
+    /// Receivers to notify.
+    pub notify: Vec<String>,
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// The metric name for a monitoring gap, evaluated by the collector.
+pub const NO_DATA_METRIC: &str = "no_data";
+
+/// Verdict of one objective on one measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Target and warning hold.
+    Met,
+    /// Target holds, warning does not.
+    AtRisk,
+    /// Target does not hold.
+    Breached,
+    /// Fewer samples than `min_samples`.
+    InsufficientData,
+    /// The metric is undefined for this data.
+    NotMeasurable,
+}
+
+impl Objective {
+    /// Content hash of this objective: a changed objective is a new version.
+    pub fn version(&self) -> String {
+        sha256_hex(canonical_json(self).as_bytes())
+    }
+
+    /// Judges a measured value backed by `samples` samples.
+    pub fn judge(&self, value: &Measured, samples: u64) -> Verdict {
+        if samples < self.min_samples {
+            return Verdict::InsufficientData;
+        }
+        match value.value() {
+            None => Verdict::NotMeasurable,
+            Some(v) if !self.target.holds(v) => Verdict::Breached,
+            Some(v) if self.warning.is_some_and(|w| !w.holds(v)) => Verdict::AtRisk,
+            Some(_) => Verdict::Met,
+        }
+    }
+}
+
+/// A validated objectives file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectivesFile {
+    /// The AI policy the objectives are consistent with.
+    pub policy: String,
+    /// The objectives.
+    pub objectives: Vec<Objective>,
+    /// SHA-256 of the file's bytes.
+    pub version: String,
+}
+
+/// One problem in an objectives file.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("line {line}: {location}: {message}")]
+pub struct ObjectiveError {
+    /// 1-based line in the file (0 when unknown).
+    pub line: usize,
+    /// `objectives[2] (id credit-parity).target` and the like.
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Finds the line of `key:` inside the `index`-th objective's block, or its first line.
+fn locate(text: &str, index: usize, key: Option<&str>) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let starts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("- ") && lines_in_objectives(l))
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&start) = starts.get(index) else {
+        return 0;
+    };
+    let end = starts.get(index + 1).copied().unwrap_or(lines.len());
+    if let Some(key) = key {
+        for (i, l) in lines.iter().enumerate().take(end).skip(start) {
+            let t = l.trim_start().trim_start_matches("- ");
+            if t.starts_with(&format!("{key}:")) {
+                return i + 1;
+            }
+        }
+    }
+    start + 1
+}
+
+fn lines_in_objectives(line: &str) -> bool {
+    // Objective items sit at the first list level: "  - id: ...". Nested lists
+    // (controls, notify) are flow-style or deeper; items of a block list deeper than the
+    // objective's own indentation would need a YAML parser with positions, which the error
+    // location does not justify.
+    let indent = line.len() - line.trim_start().len();
+    indent <= 2
+}
+
+/// Parses and validates an objectives file. `schemas` are the known model schemas; when one
+/// exists for an objective's model, its feature / attribute / group are checked against it.
+/// Every problem is returned, not only the first.
+pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<ObjectiveError>> {
+    let raw: RawFile = serde_yaml_ng::from_str(text).map_err(|e| {
+        vec![ObjectiveError {
+            line: e.location().map_or(0, |l| l.line()),
+            location: "file".to_owned(),
+            message: e.to_string(),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    let policy = raw.policy.unwrap_or_default();
+    if policy.trim().is_empty() {
+        errors.push(ObjectiveError {
+            line: 1,
+            location: "policy".to_owned(),
+            message: "name the AI policy these objectives serve (Clause 6.2 a)".to_owned(),
+        });
+    }
+    let mut objectives = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (i, o) in raw.objectives.into_iter().enumerate() {
+        let label = match &o.id {
+            Some(id) => format!("objectives[{i}] ({id})"),
+            None => format!("objectives[{i}]"),
+        };
+        let mut fail = |key: &str, message: String| {
+            errors.push(ObjectiveError {
+                line: locate(text, i, Some(key)),
+                location: format!("{label}.{key}"),
+                message,
+            });
+        };
+        let required = |v: &Option<String>| v.as_ref().filter(|s| !s.trim().is_empty()).cloned();
+        let (Some(id), Some(title), Some(model), Some(metric), Some(owner)) = (
+            required(&o.id),
+            required(&o.title),
+            required(&o.model),
+            required(&o.metric),
+            required(&o.owner),
+        ) else {
+            for (key, v) in [("id", &o.id), ("title", &o.title), ("model", &o.model), ("metric", &o.metric), ("owner", &o.owner)] {
+                if required(v).is_none() {
+                    fail(key, "is required".to_owned());
+                }
+            }
+            continue;
+        };
+        if !ids.insert(id.clone()) {
+            fail("id", format!("duplicate objective id {id:?}"));
+        }
+        let selector = Selector {
+            feature: o.feature.clone(),
+            attribute: o.attribute.clone(),
+            group: o.group.clone(),
+        };
+        if metric != NO_DATA_METRIC {
+            let schema = schemas.iter().find(|s| s.name == model);
+            if let Err(e) = metrics::catalogue::check(&metric, &selector, schema) {
+                fail(e.field, e.message);
+            }
+        }
+        let condition = |v: &Option<serde_yaml_ng::Value>| -> Option<Result<Condition, String>> {
+            v.as_ref().map(|v| match v {
+                serde_yaml_ng::Value::String(s) => s.parse(),
+                other => Err(format!("expected a string like \">= 0.8\", got {other:?}")),
+            })
+        };
+        let target = match condition(&o.target) {
+            None => {
+                fail("target", "is required".to_owned());
+                None
+            }
+            Some(Err(e)) => {
+                fail("target", e);
+                None
+            }
+            Some(Ok(c)) => Some(c),
+        };
+        let warning = match condition(&o.warning) {
+            Some(Err(e)) => {
+                fail("warning", e);
+                None
+            }
+            Some(Ok(c)) => Some(c),
+            None => None,
+        };
+        let mut duration = |key: &str, v: &Option<String>, default: u64| -> Duration {
+            match v {
+                None => Duration::from_secs(default),
+                Some(s) => match humantime::parse_duration(s) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        fail(key, format!("{s:?} is not a duration like 30m or 24h: {e}"));
+                        Duration::ZERO
+                    }
+                },
+            }
+        };
+        let window = duration("window", &o.window, 3600);
+        let for_ = duration("for", &o.for_, 0);
+        if window.is_zero() && o.window.is_some() {
+            fail("window", "must be longer than zero".to_owned());
+        }
+        let Some(target) = target else { continue };
+        objectives.push(Objective {
+            id,
+            title,
+            model,
+            metric,
+            selector,
+            target,
+            warning,
+            window,
+            min_samples: o.min_samples.unwrap_or(1),
+            for_,
+            severity: o.severity.unwrap_or(Severity::Warning),
+            owner,
+            rationale: o.rationale.unwrap_or_default(),
+            plan: o.plan.unwrap_or_default(),
+            controls: o.controls,
+            notify: o.notify,
+        });
+    }
+    if errors.is_empty() {
+        Ok(ObjectivesFile {
+            policy,
+            objectives,
+            version: sha256_hex(text.as_bytes()),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"policy: "AI Policy v3, section 4"
+objectives:
+  - id: credit-approval-parity
+    title: Approval rates do not disadvantage any gender
+    model: credit-scoring
+    metric: demographic_parity_ratio
+    attribute: gender
+    target: ">= 0.8"
+    warning: ">= 0.85"
+    window: 24h
+    min_samples: 1000
+    for: 30m
+    severity: critical
+    owner: head-of-credit-risk@example.com
+    rationale: Four-fifths rule
+    plan:
+      actions: Re-weight training data
+      resources: ML platform team
+      due: 2027-03-31
+      evaluation: Met if no critical breach in 95 % of evaluations per quarter
+    controls: [A.6.2.6, A.5.4]
+    notify: [alertmanager]
+  - id: income-drift
+    title: Income stays stable
+    model: credit-scoring
+    metric: psi
+    feature: income
+    target: "<= 0.2"
+    owner: ml-platform@example.com
+"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let f = parse(GOOD, &[]).unwrap();
+        assert_eq!(f.objectives.len(), 2);
+        let o = &f.objectives[0];
+        assert_eq!(o.target, Condition { op: Op::Ge, threshold: 0.8 });
+        assert_eq!(o.window, Duration::from_secs(86_400));
+        assert_eq!(o.for_, Duration::from_secs(1_800));
+        assert_eq!(o.plan.due, "2027-03-31");
+        assert_eq!(o.judge(&Measured::Value(0.82), 2000), Verdict::AtRisk);
+        assert_eq!(o.judge(&Measured::Value(0.7), 2000), Verdict::Breached);
+        assert_eq!(o.judge(&Measured::Value(0.9), 2000), Verdict::Met);
+        assert_eq!(o.judge(&Measured::Value(0.9), 10), Verdict::InsufficientData);
+    }
+
+    #[test]
+    fn errors_carry_line_and_field() {
+        let bad = GOOD.replace("target: \"<= 0.2\"", "target: \"about 0.2\"");
+        let errs = parse(&bad, &[]).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].location, "objectives[1] (income-drift).target");
+        assert_eq!(errs[0].line, 28);
+
+        let bad = GOOD.replace("metric: psi", "metric: psy");
+        let errs = parse(&bad, &[]).unwrap_err();
+        assert_eq!(errs[0].location, "objectives[1] (income-drift).metric");
+        assert_eq!(errs[0].line, 26);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let bad = GOOD.replace("    owner: ml-platform", "    ownr: x\n    owner: ml-platform");
+        let errs = parse(&bad, &[]).unwrap_err();
+        assert!(errs[0].message.contains("ownr"), "{:?}", errs);
+        assert_eq!(errs[0].line, 29);
+    }
+}

@@ -1,0 +1,416 @@
+//! The reference profile: what "normal" looks like for a model, built from its training or
+//! validation data.
+//!
+//! Agents bin live values against the profile's quantile edges, and every drift metric compares
+//! a window against it. A profile is named by the hash of its content, and every summary names
+//! the profile it was binned with, so a collector never compares counts made on other edges.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::hash::{canonical_json, sha256_hex};
+use crate::quantile::{fine_bin, fine_probabilities, sorted_quantiles, FinePosition, FINE_BINS};
+use crate::schema::{FeatureKind, ModelSchema};
+
+/// Version of the profile's serialised form.
+pub const PROFILE_FORMAT: u32 = 1;
+
+/// Number of equal-width score bins on [0, 1].
+pub const SCORE_BINS: usize = 100;
+
+/// Distinct values counted exactly before a reference feature is "many-valued".
+const DISTINCT_CAP: usize = 1000;
+
+/// Bin of a score in [0, 1] among [`SCORE_BINS`] equal-width bins (1.0 in the last).
+pub fn score_bin(score: f64) -> usize {
+    ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1)
+}
+
+/// Reference statistics of a numeric feature (or of a regression output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericProfile {
+    /// Non-missing values.
+    pub count: u64,
+    /// Missing values.
+    pub missing: u64,
+    /// Smallest value (absent when `count` is 0).
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Population standard deviation (NumPy's default, ddof = 0).
+    pub std: Option<f64>,
+    /// Distinct values, counted up to 1000 (1000 means "at least").
+    pub distinct: u32,
+    /// `FINE_BINS + 1` quantile edges (NumPy "linear"), empty when `count` is 0.
+    pub edges: Vec<f64>,
+    /// Reference counts per fine bin (`FINE_BINS` of them).
+    pub bins: Vec<u64>,
+}
+
+impl NumericProfile {
+    fn build(mut values: Vec<f64>, missing: u64) -> Self {
+        values.sort_unstable_by(f64::total_cmp);
+        let count = values.len() as u64;
+        let edges = sorted_quantiles(&values, &fine_probabilities());
+        let mut bins = vec![0u64; if edges.is_empty() { 0 } else { FINE_BINS }];
+        let mut distinct = 0usize;
+        let mut previous: Option<f64> = None;
+        let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
+        for &x in &values {
+            if let FinePosition::Bin(b) = fine_bin(&edges, x) {
+                bins[b] += 1;
+            }
+            if previous != Some(x) && distinct < DISTINCT_CAP {
+                distinct += 1;
+            }
+            previous = Some(x);
+            sum += x;
+        }
+        let mean = (count > 0).then(|| sum / count as f64);
+        if let Some(m) = mean {
+            for &x in &values {
+                sum_sq += (x - m) * (x - m);
+            }
+        }
+        Self {
+            count,
+            missing,
+            min: values.first().copied(),
+            max: values.last().copied(),
+            mean,
+            std: mean.map(|_| (sum_sq / count as f64).sqrt()),
+            distinct: distinct as u32,
+            edges,
+            bins,
+        }
+    }
+}
+
+/// Reference statistics of a categorical feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalProfile {
+    /// Non-missing values.
+    pub count: u64,
+    /// Missing values.
+    pub missing: u64,
+    /// Count per category.
+    pub frequencies: BTreeMap<String, u64>,
+}
+
+/// Reference statistics of one feature, in schema order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureProfile {
+    /// A numeric feature.
+    Numeric {
+        /// Feature name.
+        name: String,
+        /// Its statistics.
+        #[serde(flatten)]
+        stats: NumericProfile,
+    },
+    /// A categorical feature.
+    Categorical {
+        /// Feature name.
+        name: String,
+        /// Its statistics.
+        #[serde(flatten)]
+        stats: CategoricalProfile,
+    },
+}
+
+impl FeatureProfile {
+    /// The feature's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Numeric { name, .. } | Self::Categorical { name, .. } => name,
+        }
+    }
+}
+
+/// Reference prediction distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionProfile {
+    /// Count per predicted class (classification).
+    #[serde(default)]
+    pub class_counts: Vec<u64>,
+    /// Positive-class scores in [`SCORE_BINS`] equal-width bins (classification with scores).
+    #[serde(default)]
+    pub score_bins: Vec<u64>,
+    /// Regression outputs.
+    #[serde(default)]
+    pub value: Option<NumericProfile>,
+}
+
+/// Reference base rates of one group of an attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupProfile {
+    /// Group name (`other` included).
+    pub group: String,
+    /// Rows in the group.
+    pub count: u64,
+    /// Rows with a label.
+    pub labelled: u64,
+    /// Rows whose label is the positive class.
+    pub positive_labels: u64,
+    /// Rows predicted as the positive class.
+    pub positive_predictions: u64,
+}
+
+/// Reference base rates of one attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeProfile {
+    /// Attribute name.
+    pub name: String,
+    /// One entry per group bucket, `other` last.
+    pub groups: Vec<GroupProfile>,
+}
+
+/// The reference profile of a model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceProfile {
+    /// Serialised form version.
+    pub format: u32,
+    /// Model name.
+    pub model: String,
+    /// Model version the profile was built for.
+    pub model_version: String,
+    /// Rows the profile was built from.
+    pub rows: u64,
+    /// Per feature, in schema order.
+    pub features: Vec<FeatureProfile>,
+    /// Prediction distribution.
+    pub prediction: PredictionProfile,
+    /// Per attribute, in schema order.
+    pub attributes: Vec<AttributeProfile>,
+    /// SHA-256 of the canonical JSON of everything above; empty while building.
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl ReferenceProfile {
+    /// The content hash this profile should carry.
+    pub fn content_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash.clear();
+        sha256_hex(canonical_json(&unhashed).as_bytes())
+    }
+
+    /// Whether the stored hash matches the content.
+    pub fn hash_is_valid(&self) -> bool {
+        self.hash == self.content_hash()
+    }
+
+    /// Numeric statistics of feature `i`, when it is numeric.
+    pub fn numeric(&self, i: usize) -> Option<&NumericProfile> {
+        match self.features.get(i)? {
+            FeatureProfile::Numeric { stats, .. } => Some(stats),
+            FeatureProfile::Categorical { .. } => None,
+        }
+    }
+
+    /// Categorical statistics of feature `i`, when it is categorical.
+    pub fn categorical(&self, i: usize) -> Option<&CategoricalProfile> {
+        match self.features.get(i)? {
+            FeatureProfile::Categorical { stats, .. } => Some(stats),
+            FeatureProfile::Numeric { .. } => None,
+        }
+    }
+
+    /// Checks the profile fits a schema: same features, kinds and attributes, in order.
+    pub fn check_against(&self, schema: &ModelSchema) -> Result<(), String> {
+        if self.features.len() != schema.features.len() {
+            return Err(format!(
+                "profile has {} features, schema declares {}",
+                self.features.len(),
+                schema.features.len()
+            ));
+        }
+        for (p, s) in self.features.iter().zip(&schema.features) {
+            let kind_matches = matches!(
+                (p, s.kind),
+                (FeatureProfile::Numeric { .. }, FeatureKind::Numeric)
+                    | (FeatureProfile::Categorical { .. }, FeatureKind::Categorical)
+            );
+            if p.name() != s.name || !kind_matches {
+                return Err(format!(
+                    "profile feature {:?} does not match schema feature {:?}",
+                    p.name(),
+                    s.name
+                ));
+            }
+            if let FeatureProfile::Numeric { stats, .. } = p {
+                let edges_ok = stats.edges.is_empty() || stats.edges.len() == FINE_BINS + 1;
+                if !edges_ok || stats.bins.len() != stats.edges.len().saturating_sub(1) {
+                    return Err(format!("profile feature {:?} has malformed edges", s.name));
+                }
+            }
+        }
+        if self.attributes.len() != schema.attributes.len()
+            || self
+                .attributes
+                .iter()
+                .zip(&schema.attributes)
+                .any(|(p, s)| p.name != s.name || p.groups.len() != s.bucket_count())
+        {
+            return Err("profile attributes do not match the schema".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Accumulates reference rows, then computes the profile.
+///
+/// Numeric columns are kept whole (exact quantiles need every value); categorical columns and
+/// everything else are counted as they stream by.
+#[derive(Debug)]
+pub struct ProfileBuilder {
+    schema: ModelSchema,
+    rows: u64,
+    numeric: Vec<Vec<f64>>,
+    missing: Vec<u64>,
+    categories: Vec<BTreeMap<String, u64>>,
+    class_counts: Vec<u64>,
+    score_bins: Vec<u64>,
+    values: Vec<f64>,
+    groups: Vec<Vec<GroupProfile>>,
+}
+
+impl ProfileBuilder {
+    /// A builder for `schema` (already validated).
+    pub fn new(schema: &ModelSchema) -> Self {
+        let n = schema.features.len();
+        Self {
+            schema: schema.clone(),
+            rows: 0,
+            numeric: vec![Vec::new(); n],
+            missing: vec![0; n],
+            categories: vec![BTreeMap::new(); n],
+            class_counts: vec![0; schema.classes.len()],
+            score_bins: vec![0; if schema.is_classification() { SCORE_BINS } else { 0 }],
+            values: Vec::new(),
+            groups: schema
+                .attributes
+                .iter()
+                .map(|a| {
+                    (0..a.bucket_count())
+                        .map(|g| GroupProfile {
+                            group: a.group_name(g).to_owned(),
+                            count: 0,
+                            labelled: 0,
+                            positive_labels: 0,
+                            positive_predictions: 0,
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds one validated reference row.
+    pub fn add(&mut self, event: &Event) {
+        self.rows += 1;
+        for (i, v) in event.features.iter().enumerate() {
+            match v {
+                FeatureValue::Missing => self.missing[i] += 1,
+                FeatureValue::Numeric(x) => self.numeric[i].push(*x),
+                FeatureValue::Categorical(c) => match self.categories[i].get_mut(c.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.categories[i].insert(c.clone(), 1);
+                    }
+                },
+            }
+        }
+        let positive = self.schema.positive_index().map(|p| p as u32);
+        let predicted_positive = match event.prediction {
+            Prediction::Class { class, score } => {
+                self.class_counts[class as usize] += 1;
+                if let Some(s) = score {
+                    self.score_bins[score_bin(s)] += 1;
+                }
+                Some(class) == positive
+            }
+            Prediction::Value(v) => {
+                self.values.push(v);
+                false
+            }
+            Prediction::Failed => false,
+        };
+        for (a, &g) in event.groups.iter().enumerate() {
+            let gp = &mut self.groups[a][g as usize];
+            gp.count += 1;
+            gp.positive_predictions += u64::from(predicted_positive);
+            if let Some(label) = event.label {
+                gp.labelled += 1;
+                if matches!(label, Target::Class(c) if Some(c) == positive) {
+                    gp.positive_labels += 1;
+                }
+            }
+        }
+    }
+
+    /// Computes the profile and its content hash.
+    pub fn finish(self) -> ReferenceProfile {
+        let ProfileBuilder {
+            schema,
+            rows,
+            numeric,
+            missing,
+            categories,
+            class_counts,
+            score_bins,
+            values,
+            groups,
+        } = self;
+        let features = schema
+            .features
+            .iter()
+            .zip(numeric.into_iter().zip(categories))
+            .zip(missing)
+            .map(|((spec, (nums, cats)), missing)| match spec.kind {
+                FeatureKind::Numeric => FeatureProfile::Numeric {
+                    name: spec.name.clone(),
+                    stats: NumericProfile::build(nums, missing),
+                },
+                FeatureKind::Categorical => FeatureProfile::Categorical {
+                    name: spec.name.clone(),
+                    stats: CategoricalProfile {
+                        count: cats.values().sum(),
+                        missing,
+                        frequencies: cats,
+                    },
+                },
+            })
+            .collect();
+        let value = (!schema.is_classification()).then(|| NumericProfile::build(values, 0));
+        let mut profile = ReferenceProfile {
+            format: PROFILE_FORMAT,
+            model: schema.name.clone(),
+            model_version: schema.version.clone(),
+            rows,
+            features,
+            prediction: PredictionProfile {
+                class_counts,
+                score_bins,
+                value,
+            },
+            attributes: schema
+                .attributes
+                .iter()
+                .zip(groups)
+                .map(|(a, groups)| AttributeProfile {
+                    name: a.name.clone(),
+                    groups,
+                })
+                .collect(),
+            hash: String::new(),
+        };
+        profile.hash = profile.content_hash();
+        profile
+    }
+}

@@ -1,0 +1,107 @@
+//! Exact quantiles the way NumPy computes them (`np.quantile`, method "linear"), so that the
+//! reference profile's bin edges are the very edges a data scientist gets in Python.
+
+/// Number of fine bins between the reference profile's quantile edges.
+pub const FINE_BINS: usize = 100;
+
+/// Number of coarse (decile) bins used by PSI and the other binned divergences.
+pub const COARSE_BINS: usize = 10;
+
+/// The probabilities `np.linspace(0, 1, FINE_BINS + 1)` produces, bit for bit.
+pub fn fine_probabilities() -> Vec<f64> {
+    let step = 1.0 / FINE_BINS as f64;
+    let mut q: Vec<f64> = (0..=FINE_BINS).map(|i| i as f64 * step).collect();
+    q[FINE_BINS] = 1.0;
+    q
+}
+
+/// NumPy's `_lerp`: exact at both ends, symmetric in rounding.
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
+}
+
+/// Quantiles of already sorted, finite data at probabilities `qs` (NumPy "linear").
+/// Returns an empty vector for empty data.
+pub fn sorted_quantiles(sorted: &[f64], qs: &[f64]) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let n = sorted.len();
+    qs.iter()
+        .map(|&q| {
+            let virtual_index = (n - 1) as f64 * q;
+            let below = virtual_index.floor();
+            let gamma = virtual_index - below;
+            let i = (below as usize).min(n - 1);
+            let j = (i + 1).min(n - 1);
+            lerp(sorted[i], sorted[j], gamma)
+        })
+        .collect()
+}
+
+/// Fine-bin position of `x` given the full edge list `e_0..=e_B`: `None` below `e_0` or
+/// above `e_B`, otherwise the number of interior edges `<= x` (NumPy's
+/// `searchsorted(edges[1:-1], x, side="right")`).
+pub fn fine_bin(edges: &[f64], x: f64) -> FinePosition {
+    let (Some(&lo), Some(&hi)) = (edges.first(), edges.last()) else {
+        return FinePosition::Below;
+    };
+    if x < lo {
+        FinePosition::Below
+    } else if x > hi {
+        FinePosition::Above
+    } else {
+        let interior = &edges[1..edges.len() - 1];
+        FinePosition::Bin(interior.partition_point(|&e| e <= x))
+    }
+}
+
+/// Where a value falls against the reference edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinePosition {
+    /// Below the reference minimum.
+    Below,
+    /// Inside the reference range, in this fine bin.
+    Bin(usize),
+    /// Above the reference maximum.
+    Above,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_numpy_linear_on_small_data() {
+        // np.quantile([1, 2, 3, 4], [0, .25, .5, .9, 1]) == [1, 1.75, 2.5, 3.7, 4]
+        let q = sorted_quantiles(&[1.0, 2.0, 3.0, 4.0], &[0.0, 0.25, 0.5, 0.9, 1.0]);
+        let want = [1.0, 1.75, 2.5, 3.7, 4.0];
+        for (a, b) in q.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn fine_probabilities_end_exactly() {
+        let q = fine_probabilities();
+        assert_eq!(q.len(), FINE_BINS + 1);
+        assert_eq!(q[0], 0.0);
+        assert_eq!(q[FINE_BINS], 1.0);
+        assert_eq!(q[50], 0.5);
+    }
+
+    #[test]
+    fn binning_follows_searchsorted_right() {
+        let edges = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(fine_bin(&edges, -0.1), FinePosition::Below);
+        assert_eq!(fine_bin(&edges, 0.0), FinePosition::Bin(0));
+        assert_eq!(fine_bin(&edges, 1.0), FinePosition::Bin(1));
+        assert_eq!(fine_bin(&edges, 3.0), FinePosition::Bin(2));
+        assert_eq!(fine_bin(&edges, 3.5), FinePosition::Above);
+    }
+}

@@ -1,0 +1,595 @@
+//! The window summary: everything the metrics need about a window of predictions, in a form that
+//! merges by addition.
+//!
+//! Agents record events into the summary of the window they fall in and ship it; the collector
+//! merges summaries across replicas and time. Because [`WindowSummary::merge`] is associative and
+//! commutative with [`WindowSummary::new`] as identity, replica fan-in, late labels, retries and
+//! roll-ups all reduce to merge, and every metric computed from a merged summary equals the
+//! metric computed from all the underlying events at once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
+use crate::quantile::{fine_bin, FinePosition, FINE_BINS};
+use crate::schema::ModelSchema;
+use crate::sketch::QuantileSketch;
+
+/// Version of the summary's serialised form.
+pub const SUMMARY_FORMAT: u32 = 1;
+
+/// Categories outside the reference that a summary names before counting the rest as overflow.
+pub const UNSEEN_CATEGORY_CAP: usize = 32;
+
+/// Counts of a numeric feature against the reference edges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NumericStats {
+    /// Missing values.
+    pub missing: u64,
+    /// Non-missing values.
+    pub count: u64,
+    /// Sum of values.
+    pub sum: f64,
+    /// Sum of squared values.
+    pub sum_sq: f64,
+    /// Smallest value seen.
+    pub min: Option<f64>,
+    /// Largest value seen.
+    pub max: Option<f64>,
+    /// `[below reference min, FINE_BINS bins..., above reference max]`; empty when the
+    /// reference has no values for this feature.
+    pub bins: Vec<u64>,
+}
+
+impl NumericStats {
+    fn new(reference: Option<&NumericProfile>) -> Self {
+        let has_edges = reference.is_some_and(|r| !r.edges.is_empty());
+        Self {
+            bins: vec![0; if has_edges { FINE_BINS + 2 } else { 0 }],
+            ..Self::default()
+        }
+    }
+
+    fn record(&mut self, x: f64, edges: &[f64]) {
+        self.count += 1;
+        self.sum += x;
+        self.sum_sq += x * x;
+        self.min = Some(self.min.map_or(x, |m| m.min(x)));
+        self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        if !self.bins.is_empty() {
+            let slot = match fine_bin(edges, x) {
+                FinePosition::Below => 0,
+                FinePosition::Bin(b) => b + 1,
+                FinePosition::Above => FINE_BINS + 1,
+            };
+            self.bins[slot] += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.missing += other.missing;
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+        self.min = min_opt(self.min, other.min);
+        self.max = max_opt(self.max, other.max);
+        add_counts(&mut self.bins, &other.bins);
+    }
+}
+
+fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn add_counts(into: &mut [u64], from: &[u64]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+/// Counts of a categorical feature.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalStats {
+    /// Missing values.
+    pub missing: u64,
+    /// Non-missing values.
+    pub count: u64,
+    /// Count per category: every reference category seen, and up to
+    /// [`UNSEEN_CATEGORY_CAP`] unseen ones per recorded window.
+    pub counts: BTreeMap<String, u64>,
+    /// Unseen categories beyond the cap, counted but not named.
+    pub overflow: u64,
+}
+
+impl CategoricalStats {
+    fn record(&mut self, category: &str, reference: &BTreeMap<String, u64>) {
+        self.count += 1;
+        if let Some(n) = self.counts.get_mut(category) {
+            *n += 1;
+            return;
+        }
+        let unseen_named = self
+            .counts
+            .keys()
+            .filter(|k| !reference.contains_key(*k))
+            .count();
+        if reference.contains_key(category) || unseen_named < UNSEEN_CATEGORY_CAP {
+            self.counts.insert(category.to_owned(), 1);
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.missing += other.missing;
+        self.count += other.count;
+        self.overflow += other.overflow;
+        for (k, v) in &other.counts {
+            *self.counts.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+}
+
+/// Per-feature counts, in schema order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureStats {
+    /// A numeric feature.
+    Numeric(NumericStats),
+    /// A categorical feature.
+    Categorical(CategoricalStats),
+}
+
+/// Distribution of the model's outputs (all predictions, labelled or not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PredictionStats {
+    /// Count per predicted class.
+    pub class_counts: Vec<u64>,
+    /// Positive-class scores in [`SCORE_BINS`] equal-width bins.
+    pub score_bins: Vec<u64>,
+    /// Regression outputs against the reference output edges.
+    pub value: Option<NumericStats>,
+}
+
+/// Additive sums for regression errors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegressionStats {
+    /// Labelled predictions.
+    pub n: u64,
+    /// Sum of |y - ŷ|.
+    pub abs_error: f64,
+    /// Sum of (y - ŷ)².
+    pub sq_error: f64,
+    /// Sum of |y - ŷ| / max(|y|, ε) (scikit-learn's MAPE terms).
+    pub abs_pct_error: f64,
+    /// Sum of y.
+    pub y_sum: f64,
+    /// Sum of y².
+    pub y_sq_sum: f64,
+}
+
+impl RegressionStats {
+    fn record(&mut self, y: f64, y_hat: f64) {
+        let e = y - y_hat;
+        self.n += 1;
+        self.abs_error += e.abs();
+        self.sq_error += e * e;
+        self.abs_pct_error += e.abs() / y.abs().max(f64::EPSILON);
+        self.y_sum += y;
+        self.y_sq_sum += y * y;
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.n += o.n;
+        self.abs_error += o.abs_error;
+        self.sq_error += o.sq_error;
+        self.abs_pct_error += o.abs_pct_error;
+        self.y_sum += o.y_sum;
+        self.y_sq_sum += o.y_sq_sum;
+    }
+}
+
+/// Labelled outcomes: what performance metrics need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceStats {
+    /// Confusion matrix, row = true class, column = predicted class, row-major.
+    pub confusion: Vec<u64>,
+    /// Labelled predictions that carried a score.
+    pub scored: u64,
+    /// Scores of labelled positives, in [`SCORE_BINS`] bins.
+    pub positive_scores: Vec<u64>,
+    /// Scores of labelled negatives, in [`SCORE_BINS`] bins.
+    pub negative_scores: Vec<u64>,
+    /// Sum of per-prediction log loss (scores clipped to [ε, 1 − ε]).
+    pub log_loss_sum: f64,
+    /// Sum of squared score errors (Brier).
+    pub brier_sum: f64,
+    /// Regression error sums.
+    pub regression: RegressionStats,
+}
+
+/// Selection and outcome counts of one group of an attribute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    /// Predictions for the group.
+    pub count: u64,
+    /// Predictions of the positive class.
+    pub selected: u64,
+    /// Labelled predictions.
+    pub labelled: u64,
+    /// True positives (positive class, one-vs-rest).
+    pub tp: u64,
+    /// False positives.
+    pub fp: u64,
+    /// True negatives.
+    pub tn: u64,
+    /// False negatives.
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+    /// Sum of |y - ŷ| (regression).
+    pub abs_error: f64,
+    /// Sum of (y - ŷ)² (regression).
+    pub sq_error: f64,
+}
+
+impl GroupStats {
+    fn merge(&mut self, o: &Self) {
+        self.count += o.count;
+        self.selected += o.selected;
+        self.labelled += o.labelled;
+        self.tp += o.tp;
+        self.fp += o.fp;
+        self.tn += o.tn;
+        self.fn_ += o.fn_;
+        self.abs_error += o.abs_error;
+        self.sq_error += o.sq_error;
+    }
+}
+
+/// Why two summaries cannot be merged.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MergeError {
+    /// They were binned against different reference profiles.
+    #[error("summaries were binned with different reference profiles ({0} and {1})")]
+    ProfileMismatch(String, String),
+    /// Their shapes differ (another schema).
+    #[error("summaries have different shapes: {0}")]
+    ShapeMismatch(&'static str),
+}
+
+/// The additive summary of one window of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    /// Serialised form version.
+    pub format: u32,
+    /// Hash of the reference profile the numeric bins were made with.
+    pub profile_hash: String,
+    /// Prediction events recorded.
+    pub events: u64,
+    /// Events rejected by validation (recorded by the agent, no content).
+    pub rejected: u64,
+    /// Events reporting a serving error instead of a prediction.
+    pub failed: u64,
+    /// Predictions with a ground-truth label (at once or joined later).
+    pub labelled: u64,
+    /// Earliest event time, ms since the epoch.
+    pub first_ts_ms: Option<i64>,
+    /// Latest event time.
+    pub last_ts_ms: Option<i64>,
+    /// Serving latency in milliseconds.
+    pub latency: QuantileSketch,
+    /// Per feature, in schema order.
+    pub features: Vec<FeatureStats>,
+    /// Output distribution.
+    pub prediction: PredictionStats,
+    /// Labelled outcomes.
+    pub performance: PerformanceStats,
+    /// Per attribute, per group bucket (`other` last).
+    pub groups: Vec<Vec<GroupStats>>,
+}
+
+impl WindowSummary {
+    /// An empty summary for `schema` binned against `profile`: the identity of [`merge`].
+    ///
+    /// [`merge`]: WindowSummary::merge
+    pub fn new(schema: &ModelSchema, profile: &ReferenceProfile) -> Self {
+        let classification = schema.is_classification();
+        let k = schema.classes.len();
+        let features = profile
+            .features
+            .iter()
+            .map(|f| match f {
+                FeatureProfile::Numeric { stats, .. } => {
+                    FeatureStats::Numeric(NumericStats::new(Some(stats)))
+                }
+                FeatureProfile::Categorical { .. } => {
+                    FeatureStats::Categorical(CategoricalStats::default())
+                }
+            })
+            .collect();
+        let score_len = if classification { SCORE_BINS } else { 0 };
+        Self {
+            format: crate::summary::SUMMARY_FORMAT,
+            profile_hash: profile.hash.clone(),
+            events: 0,
+            rejected: 0,
+            failed: 0,
+            labelled: 0,
+            first_ts_ms: None,
+            last_ts_ms: None,
+            latency: QuantileSketch::default(),
+            features,
+            prediction: PredictionStats {
+                class_counts: vec![0; k],
+                score_bins: vec![0; score_len],
+                value: (!classification)
+                    .then(|| NumericStats::new(profile.prediction.value.as_ref())),
+            },
+            performance: PerformanceStats {
+                confusion: vec![0; k * k],
+                positive_scores: vec![0; score_len],
+                negative_scores: vec![0; score_len],
+                ..PerformanceStats::default()
+            },
+            groups: schema
+                .attributes
+                .iter()
+                .map(|a| vec![GroupStats::default(); a.bucket_count()])
+                .collect(),
+        }
+    }
+
+    /// Records a validated event: its features, output, latency and (if present) its label.
+    ///
+    /// `profile` must be the profile this summary was created with.
+    pub fn record(&mut self, schema: &ModelSchema, profile: &ReferenceProfile, event: &Event) {
+        self.events += 1;
+        self.first_ts_ms = Some(self.first_ts_ms.map_or(event.ts_ms, |t| t.min(event.ts_ms)));
+        self.last_ts_ms = Some(self.last_ts_ms.map_or(event.ts_ms, |t| t.max(event.ts_ms)));
+        if let Some(l) = event.latency_ms {
+            self.latency.add(l);
+        }
+        for ((stats, value), reference) in self
+            .features
+            .iter_mut()
+            .zip(&event.features)
+            .zip(&profile.features)
+        {
+            match (stats, value, reference) {
+                (FeatureStats::Numeric(s), FeatureValue::Missing, _) => s.missing += 1,
+                (FeatureStats::Categorical(s), FeatureValue::Missing, _) => s.missing += 1,
+                (
+                    FeatureStats::Numeric(s),
+                    FeatureValue::Numeric(x),
+                    FeatureProfile::Numeric { stats: r, .. },
+                ) => s.record(*x, &r.edges),
+                (
+                    FeatureStats::Categorical(s),
+                    FeatureValue::Categorical(c),
+                    FeatureProfile::Categorical { stats: r, .. },
+                ) => s.record(c, &r.frequencies),
+                // Validation against the same schema makes other pairings impossible; a value
+                // of the wrong kind is counted as missing rather than trusted.
+                (FeatureStats::Numeric(s), _, _) => s.missing += 1,
+                (FeatureStats::Categorical(s), _, _) => s.missing += 1,
+            }
+        }
+        let positive = schema.positive_index().map(|p| p as u32);
+        match event.prediction {
+            Prediction::Class { class, score } => {
+                if let Some(n) = self.prediction.class_counts.get_mut(class as usize) {
+                    *n += 1;
+                }
+                if let Some(s) = score {
+                    self.prediction.score_bins[score_bin(s)] += 1;
+                }
+            }
+            Prediction::Value(v) => {
+                if let (Some(stats), Some(r)) =
+                    (self.prediction.value.as_mut(), profile.prediction.value.as_ref())
+                {
+                    stats.record(v, &r.edges);
+                }
+            }
+            Prediction::Failed => self.failed += 1,
+        }
+        for (groups, &g) in self.groups.iter_mut().zip(&event.groups) {
+            if let Some(gs) = groups.get_mut(g as usize) {
+                gs.count += 1;
+                if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
+                {
+                    gs.selected += 1;
+                }
+            }
+        }
+        if let Some(label) = event.label {
+            self.record_label(schema, &event.prediction, &event.groups, label);
+        }
+    }
+
+    /// Records a ground-truth label for a prediction already counted, in this summary or in an
+    /// earlier one of the same window (a late label). Only label-dependent counts move.
+    pub fn record_label(
+        &mut self,
+        schema: &ModelSchema,
+        prediction: &Prediction,
+        groups: &[u16],
+        label: Target,
+    ) {
+        let positive = schema.positive_index().map(|p| p as u32);
+        let k = schema.classes.len();
+        match (*prediction, label) {
+            (Prediction::Class { class, score }, Target::Class(truth)) => {
+                self.labelled += 1;
+                if let Some(n) = self
+                    .performance
+                    .confusion
+                    .get_mut(truth as usize * k + class as usize)
+                {
+                    *n += 1;
+                }
+                let is_pos = Some(truth) == positive;
+                if let Some(s) = score {
+                    let p = &mut self.performance;
+                    p.scored += 1;
+                    let bins = if is_pos {
+                        &mut p.positive_scores
+                    } else {
+                        &mut p.negative_scores
+                    };
+                    bins[score_bin(s)] += 1;
+                    let clipped = s.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+                    p.log_loss_sum -= if is_pos {
+                        clipped.ln()
+                    } else {
+                        (1.0 - clipped).ln()
+                    };
+                    let y = if is_pos { 1.0 } else { 0.0 };
+                    p.brier_sum += (s - y) * (s - y);
+                }
+                let predicted_pos = Some(class) == positive;
+                for (gs, &g) in self.groups.iter_mut().zip(groups) {
+                    if let Some(gs) = gs.get_mut(g as usize) {
+                        gs.labelled += 1;
+                        match (is_pos, predicted_pos) {
+                            (true, true) => gs.tp += 1,
+                            (true, false) => gs.fn_ += 1,
+                            (false, true) => gs.fp += 1,
+                            (false, false) => gs.tn += 1,
+                        }
+                    }
+                }
+            }
+            (Prediction::Value(y_hat), Target::Value(y)) => {
+                self.labelled += 1;
+                self.performance.regression.record(y, y_hat);
+                let e = y - y_hat;
+                for (gs, &g) in self.groups.iter_mut().zip(groups) {
+                    if let Some(gs) = gs.get_mut(g as usize) {
+                        gs.labelled += 1;
+                        gs.abs_error += e.abs();
+                        gs.sq_error += e * e;
+                    }
+                }
+            }
+            // A failed prediction has nothing to compare a label with; a label of the other
+            // task's kind cannot pass validation.
+            _ => {}
+        }
+    }
+
+    /// Counts an event that failed validation.
+    pub fn record_rejected(&mut self) {
+        self.rejected += 1;
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0 && self.rejected == 0 && self.labelled == 0
+    }
+
+    /// Adds `other` into `self`. Both must come from the same schema and profile.
+    pub fn merge(&mut self, other: &WindowSummary) -> Result<(), MergeError> {
+        if self.profile_hash != other.profile_hash {
+            return Err(MergeError::ProfileMismatch(
+                self.profile_hash.clone(),
+                other.profile_hash.clone(),
+            ));
+        }
+        self.check_shape(other)?;
+        self.events += other.events;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        self.labelled += other.labelled;
+        self.first_ts_ms = match (self.first_ts_ms, other.first_ts_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_ts_ms = match (self.last_ts_ms, other.last_ts_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.latency.merge(&other.latency);
+        for (a, b) in self.features.iter_mut().zip(&other.features) {
+            match (a, b) {
+                (FeatureStats::Numeric(a), FeatureStats::Numeric(b)) => a.merge(b),
+                (FeatureStats::Categorical(a), FeatureStats::Categorical(b)) => a.merge(b),
+                _ => unreachable!("check_shape compared feature kinds"),
+            }
+        }
+        add_counts(&mut self.prediction.class_counts, &other.prediction.class_counts);
+        add_counts(&mut self.prediction.score_bins, &other.prediction.score_bins);
+        if let (Some(a), Some(b)) = (self.prediction.value.as_mut(), &other.prediction.value) {
+            a.merge(b);
+        }
+        let (p, o) = (&mut self.performance, &other.performance);
+        add_counts(&mut p.confusion, &o.confusion);
+        p.scored += o.scored;
+        add_counts(&mut p.positive_scores, &o.positive_scores);
+        add_counts(&mut p.negative_scores, &o.negative_scores);
+        p.log_loss_sum += o.log_loss_sum;
+        p.brier_sum += o.brier_sum;
+        p.regression.merge(&o.regression);
+        for (a, b) in self.groups.iter_mut().zip(&other.groups) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_shape(&self, other: &WindowSummary) -> Result<(), MergeError> {
+        let same_features = self.features.len() == other.features.len()
+            && self.features.iter().zip(&other.features).all(|(a, b)| match (a, b) {
+                (FeatureStats::Numeric(a), FeatureStats::Numeric(b)) => a.bins.len() == b.bins.len(),
+                (FeatureStats::Categorical(_), FeatureStats::Categorical(_)) => true,
+                _ => false,
+            });
+        if !same_features {
+            return Err(MergeError::ShapeMismatch("features"));
+        }
+        let (a, b) = (&self.prediction, &other.prediction);
+        if a.class_counts.len() != b.class_counts.len()
+            || a.score_bins.len() != b.score_bins.len()
+            || a.value.is_some() != b.value.is_some()
+            || a.value.as_ref().map(|v| v.bins.len()) != b.value.as_ref().map(|v| v.bins.len())
+            || self.performance.confusion.len() != other.performance.confusion.len()
+            || self.performance.positive_scores.len() != other.performance.positive_scores.len()
+        {
+            return Err(MergeError::ShapeMismatch("prediction"));
+        }
+        if self.groups.len() != other.groups.len()
+            || self
+                .groups
+                .iter()
+                .zip(&other.groups)
+                .any(|(a, b)| a.len() != b.len())
+        {
+            return Err(MergeError::ShapeMismatch("attributes"));
+        }
+        Ok(())
+    }
+
+    /// Checks that a summary received from elsewhere fits `schema`, so that metrics computed
+    /// from it index safely.
+    pub fn check_against(&self, schema: &ModelSchema, profile: &ReferenceProfile) -> Result<(), MergeError> {
+        let mut empty = WindowSummary::new(schema, profile);
+        empty.profile_hash = self.profile_hash.clone();
+        empty.check_shape(self)
+    }
+}
