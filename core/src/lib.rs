@@ -10,6 +10,7 @@
 //! - [`sketch`]: the relative-error quantile sketch behind latency quantiles;
 //! - [`metrics`]: the metrics catalogue, computed from (summary, profile);
 //! - [`objective`]: AI objectives (ISO/IEC 42001 Clause 6.2) and their targets.
+//! - [`wire`]: the envelope a summary travels in, with its deterministic id.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod quantile;
 pub mod schema;
 pub mod sketch;
 pub mod summary;
+pub mod wire;
 
 pub use event::{Event, FeatureValue, Prediction, RawEvent, Target};
 pub use metrics::Measured;

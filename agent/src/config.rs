@@ -1,0 +1,262 @@
+//! The agent's configuration: a TOML file (see `config/agent.toml`) with environment overrides
+//! `AIMS_AGENT__SECTION__KEY`. Unknown keys are errors that name the key.
+//!
+//! This module only describes and loads the configuration; each part of the agent takes the
+//! section it needs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aims_core::schema::ModelSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This agent's name, unique per collector; part of every summary id.
+    #[serde(default = "default_agent_id")]
+    pub agent_id: String,
+    /// The model's schema.
+    pub model: ModelSchema,
+    /// Where the reference profile comes from.
+    #[serde(default)]
+    pub reference: ReferenceConfig,
+    /// How CSV columns map to event fields (for `reference build` and `assess`).
+    #[serde(default)]
+    pub columns: ColumnsConfig,
+    /// The HTTP ingest server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Windowing.
+    #[serde(default)]
+    pub window: WindowConfig,
+    /// Late-label joining.
+    #[serde(default)]
+    pub labels: LabelsConfig,
+    /// Shipping summaries to the collector.
+    #[serde(default)]
+    pub ship: ShipConfig,
+    /// The on-disk spool of summaries not yet acknowledged.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_agent_id() -> String {
+    "agent-1".to_owned()
+}
+
+/// Where the reference profile comes from: a file, or the collector (cached on disk).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// A profile JSON written by `aims-agent reference build`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Where a profile fetched from the collector is cached.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+}
+
+/// CSV column names for event fields. Features and attributes use their own names as columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnsConfig {
+    /// Request id column.
+    pub id: String,
+    /// Timestamp column (RFC 3339).
+    pub ts: String,
+    /// Predicted class (classification) or value (regression) column.
+    pub prediction: String,
+    /// Positive-class score column.
+    pub score: String,
+    /// Ground-truth label column.
+    pub label: String,
+    /// Latency column, milliseconds.
+    pub latency_ms: String,
+}
+
+impl Default for ColumnsConfig {
+    fn default() -> Self {
+        Self {
+            id: "id".into(),
+            ts: "ts".into(),
+            prediction: "prediction".into(),
+            score: "score".into(),
+            label: "label".into(),
+            latency_ms: "latency_ms".into(),
+        }
+    }
+}
+
+/// The agent's HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address; loopback by default.
+    pub listen: String,
+    /// Largest accepted request body, after decompression.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Windowing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Window length, aligned to wall-clock boundaries.
+    #[serde(with = "humantime_serde")]
+    pub length: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            length: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Late-label joining.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelsConfig {
+    /// Predictions remembered for joining.
+    pub join_capacity: usize,
+    /// How long a prediction waits for its label.
+    #[serde(with = "humantime_serde")]
+    pub join_ttl: Duration,
+}
+
+impl Default for LabelsConfig {
+    fn default() -> Self {
+        Self {
+            join_capacity: 100_000,
+            join_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Shipping to the collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipConfig {
+    /// Collector base URL; shipping is off when empty.
+    pub collector_url: String,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// PEM file of an extra CA to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First retry delay.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        Self {
+            collector_url: "http://127.0.0.1:9470".into(),
+            token: None,
+            ca_cert: None,
+            timeout: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The spool of summaries awaiting acknowledgement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Spool directory (created when missing).
+    pub dir: PathBuf,
+    /// Bound on the spool's size; the oldest summaries are evicted past it.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/agent/spool"),
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Log as JSON lines instead of text.
+    pub json: bool,
+}
+
+/// A configuration that cannot be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment does not parse into the structs (names the key).
+    #[error("{path}: {source}")]
+    Load {
+        /// The file.
+        path: String,
+        /// The loader's error, which names the key.
+        source: config::ConfigError,
+    },
+    /// The model schema is inconsistent.
+    #[error("{path}: {source}")]
+    Schema {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the field.
+        source: aims_core::schema::SchemaError,
+    },
+}
+
+impl AgentConfig {
+    /// Loads `path` with `AIMS_AGENT__...` environment overrides, and validates the schema.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let load = |source| ConfigError::Load {
+            path: shown.clone(),
+            source,
+        };
+        let mut cfg: AgentConfig = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("AIMS_AGENT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(load)?
+            .try_deserialize()
+            .map_err(load)?;
+        cfg.model = cfg
+            .model
+            .validated()
+            .map_err(|source| ConfigError::Schema {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,1 @@
+//! Reading CSV and NDJSON datasets into validated events.

@@ -1,0 +1,110 @@
+//! What travels from agent to collector: a window summary in an envelope that names its window
+//! and carries a deterministic id.
+//!
+//! The id is a hash of (agent, model, model version, window start, window length, sequence), so
+//! a summary retried after a lost acknowledgement is the same summary, and the collector stores
+//! it once. Sequence 0 is the window's summary at close; late labels for the window ship as
+//! sequences 1, 2, ... that merge into it.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::hash::sha256_hex;
+use crate::summary::{WindowSummary, SUMMARY_FORMAT};
+
+/// A window summary with its identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryEnvelope {
+    /// Deterministic id, see [`SummaryEnvelope::compute_id`].
+    pub id: String,
+    /// The agent that produced it.
+    pub agent: String,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub model_version: String,
+    /// Window start, ms since the Unix epoch (aligned to the window length).
+    pub window_start_ms: i64,
+    /// Window length in ms.
+    pub window_ms: u64,
+    /// 0 for the summary at window close, then 1, 2, ... for late-label summaries.
+    pub seq: u64,
+    /// The statistics.
+    pub summary: WindowSummary,
+}
+
+/// An envelope that does not hold together.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct EnvelopeError {
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl SummaryEnvelope {
+    /// Wraps a summary and computes its id.
+    pub fn new(
+        agent: &str,
+        model: &str,
+        model_version: &str,
+        window_start_ms: i64,
+        window_ms: u64,
+        seq: u64,
+        summary: WindowSummary,
+    ) -> Self {
+        let mut e = Self {
+            id: String::new(),
+            agent: agent.to_owned(),
+            model: model.to_owned(),
+            model_version: model_version.to_owned(),
+            window_start_ms,
+            window_ms,
+            seq,
+            summary,
+        };
+        e.id = e.compute_id();
+        e
+    }
+
+    /// The id this envelope's key determines.
+    pub fn compute_id(&self) -> String {
+        let key = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.agent, self.model, self.model_version, self.window_start_ms, self.window_ms, self.seq
+        );
+        sha256_hex(key.as_bytes())
+    }
+
+    /// Checks the envelope's own consistency (the collector checks the shape against the
+    /// model's schema separately).
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        let fail = |field, message: &str| {
+            Err(EnvelopeError {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.agent.is_empty() {
+            return fail("agent", "must not be empty");
+        }
+        if self.model.is_empty() {
+            return fail("model", "must not be empty");
+        }
+        if self.window_ms == 0 {
+            return fail("window_ms", "must be positive");
+        }
+        if self.window_start_ms.rem_euclid(self.window_ms as i64) != 0 {
+            return fail("window_start_ms", "must be aligned to the window length");
+        }
+        if self.summary.format != SUMMARY_FORMAT {
+            return fail("summary.format", "unsupported summary format");
+        }
+        if self.id != self.compute_id() {
+            return fail("id", "does not match the hash of the envelope's key");
+        }
+        Ok(())
+    }
+}
