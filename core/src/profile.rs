@@ -179,6 +179,9 @@ pub struct ReferenceProfile {
     pub model: String,
     /// Model version the profile was built for.
     pub model_version: String,
+    /// The schema the profile was built with: whoever holds the profile can validate and
+    /// interpret summaries binned against it.
+    pub schema: ModelSchema,
     /// Rows the profile was built from.
     pub rows: u64,
     /// Per feature, in schema order.
@@ -392,6 +395,7 @@ impl ProfileBuilder {
             format: PROFILE_FORMAT,
             model: schema.name.clone(),
             model_version: schema.version.clone(),
+            schema: schema.clone(),
             rows,
             features,
             prediction: PredictionProfile {
