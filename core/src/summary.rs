@@ -42,6 +42,11 @@ pub struct NumericStats {
     /// `[below reference min, FINE_BINS bins..., above reference max]`; empty when the
     /// reference has no values for this feature.
     pub bins: Vec<u64>,
+    /// Sum of the values below the reference minimum: with their count it makes the
+    /// Wasserstein distance exact outside the reference range.
+    pub below_sum: f64,
+    /// Sum of the values above the reference maximum.
+    pub above_sum: f64,
 }
 
 impl NumericStats {
@@ -61,9 +66,15 @@ impl NumericStats {
         self.max = Some(self.max.map_or(x, |m| m.max(x)));
         if !self.bins.is_empty() {
             let slot = match fine_bin(edges, x) {
-                FinePosition::Below => 0,
+                FinePosition::Below => {
+                    self.below_sum += x;
+                    0
+                }
                 FinePosition::Bin(b) => b + 1,
-                FinePosition::Above => FINE_BINS + 1,
+                FinePosition::Above => {
+                    self.above_sum += x;
+                    FINE_BINS + 1
+                }
             };
             self.bins[slot] += 1;
         }
@@ -77,6 +88,8 @@ impl NumericStats {
         self.min = min_opt(self.min, other.min);
         self.max = max_opt(self.max, other.max);
         add_counts(&mut self.bins, &other.bins);
+        self.below_sum += other.below_sum;
+        self.above_sum += other.above_sum;
     }
 }
 

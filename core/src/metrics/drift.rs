@@ -306,50 +306,36 @@ fn coarse(fine_with_outer: &[u64]) -> Vec<f64> {
     out
 }
 
-/// Wasserstein-1 between the reference and current distributions, treating each fine bin as
-/// uniform; values outside the reference range spread up to the current min / max.
+/// Wasserstein-1 between the reference and current distributions: `∫ |F_c − F_r| dx`.
+///
+/// Outside the reference range it is exact (there `F_r` is 0 or 1, so the integral is the
+/// mean distance of the outlying values to the range, known from their count and sum); inside,
+/// each fine bin is treated as uniform, so both CDFs are linear between the edges.
 fn wasserstein_binned(reference: &NumericProfile, current: &NumericStats) -> f64 {
     let n = reference.count as f64;
     let m = current.count as f64;
     let e = &reference.edges;
     let b = &current.bins;
-    // Breakpoints x_j with the CDFs F_r, F_c at each, linear in between.
-    let mut points: Vec<(f64, f64, f64)> = Vec::with_capacity(FINE_BINS + 3);
-    let below = b[0] as f64;
-    if below > 0.0 {
-        if let Some(lo) = current.min {
-            points.push((lo, 0.0, 0.0));
-        }
-    }
+    let (below, above) = (b[0] as f64, b[FINE_BINS + 1] as f64);
+    let outside = (below * e[0] - current.below_sum) + (current.above_sum - above * e[FINE_BINS]);
     let (mut fr, mut fc) = (0.0, below / m);
-    points.push((e[0], fr, fc));
+    let mut inside = 0.0;
     for j in 0..FINE_BINS {
+        let (r0, c0) = (fr, fc);
         fr += reference.bins[j] as f64 / n;
         fc += b[j + 1] as f64 / m;
-        points.push((e[j + 1], fr, fc));
-    }
-    if b[FINE_BINS + 1] > 0 {
-        if let Some(hi) = current.max {
-            points.push((hi, 1.0, 1.0));
+        let width = e[j + 1] - e[j];
+        if width <= 0.0 {
+            continue;
         }
+        let (d0, d1) = (c0 - r0, fc - fr);
+        inside += if d0 * d1 >= 0.0 {
+            width * (d0.abs() + d1.abs()) / 2.0
+        } else {
+            width * (d0 * d0 + d1 * d1) / (2.0 * (d0.abs() + d1.abs()))
+        };
     }
-    points
-        .windows(2)
-        .map(|w| {
-            let (x0, r0, c0) = w[0];
-            let (x1, r1, c1) = w[1];
-            let width = x1 - x0;
-            if width <= 0.0 {
-                return 0.0;
-            }
-            let (d0, d1) = (c0 - r0, c1 - r1);
-            if d0 * d1 >= 0.0 {
-                width * (d0.abs() + d1.abs()) / 2.0
-            } else {
-                width * (d0 * d0 + d1 * d1) / (2.0 * (d0.abs() + d1.abs()))
-            }
-        })
-        .sum()
+    outside.max(0.0) / m + inside
 }
 
 /// Chi-square goodness of fit of observed counts against reference counts scaled to the
