@@ -1,14 +1,32 @@
-//! `aims-agent assess` and `aims-agent reference build`.
+//! `aims-agent assess` and `aims-agent reference build`: the pre-deployment gate
+//! (ISO/IEC 42001 A.6.2.5).
+//!
+//! A data scientist checks a candidate model's outputs on current data against a reference with
+//! the very metrics and objectives that later watch it in production: the current dataset is
+//! streamed into one window summary (memory does not grow with its rows), and the catalogue is
+//! computed from that summary exactly as the collector would.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use aims_core::metrics::{self, Measured, Report};
+use aims_core::objective::{self, Verdict};
+use aims_core::profile::{ProfileBuilder, ReferenceProfile};
+use aims_core::schema::ModelSchema;
+use aims_core::summary::WindowSummary;
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::config::AgentConfig;
+use crate::dataset::{self, Format};
 
 /// Arguments of `assess`.
 #[derive(Debug)]
 pub struct AssessArgs {
-    /// Agent configuration.
+    /// Agent configuration (schema and column mapping).
     pub config: PathBuf,
-    /// Reference dataset or profile.
+    /// Reference dataset, or a profile JSON built by `reference build`.
     pub reference: PathBuf,
     /// Current dataset.
     pub current: PathBuf,
@@ -18,12 +36,237 @@ pub struct AssessArgs {
     pub json: bool,
 }
 
-/// Builds a reference profile.
-pub fn build_reference(_config: &Path, _data: &Path, _output: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("reference build is being written")
+/// Row counts of the two datasets.
+#[derive(Debug, Serialize)]
+pub struct Rows {
+    /// Rows behind the reference profile.
+    pub reference: u64,
+    /// Rows of the current dataset.
+    pub current: u64,
 }
 
-/// Runs an assessment.
-pub fn run(_args: &AssessArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("assess is being written")
+/// One objective judged on the current dataset.
+#[derive(Debug, Serialize)]
+pub struct JudgedObjective {
+    /// Objective id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// The metric.
+    pub metric: String,
+    /// Feature / attribute / group.
+    #[serde(flatten)]
+    pub selector: metrics::Selector,
+    /// Measured value.
+    pub value: Measured,
+    /// Samples behind it.
+    pub samples: u64,
+    /// Samples required.
+    pub min_samples: u64,
+    /// The target, as written.
+    pub target: String,
+    /// The warning condition, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// The whole assessment, as `--format json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Assessment {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub model_version: String,
+    /// Hash of the reference profile used.
+    pub profile_hash: String,
+    /// Row counts.
+    pub rows: Rows,
+    /// Every metric of the catalogue.
+    #[serde(flatten)]
+    pub report: Report,
+    /// Objectives judged, when an objectives file was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<Vec<JudgedObjective>>,
+}
+
+fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
+    Ok(AgentConfig::load(path)?)
+}
+
+/// Streams a dataset into a reference profile.
+pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result<ReferenceProfile> {
+    let mut builder = ProfileBuilder::new(&config.model);
+    dataset::read(data, &config.model, &config.columns, |e| builder.add(e))?;
+    Ok(builder.finish())
+}
+
+/// Reads a profile JSON and checks it belongs to `schema`.
+pub fn read_profile(path: &Path, schema: &ModelSchema) -> anyhow::Result<ReferenceProfile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let profile: ReferenceProfile =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a reference profile", path.display()))?;
+    if !profile.hash_is_valid() {
+        bail!("{}: hash: the profile's content does not match its hash", path.display());
+    }
+    profile
+        .check_against(schema)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(profile)
+}
+
+/// `aims-agent reference build`.
+pub fn build_reference(config: &Path, data: &Path, output: &Path) -> anyhow::Result<()> {
+    let config = load_config(config)?;
+    let profile = profile_from_dataset(&config, data)?;
+    let json = serde_json::to_string_pretty(&profile)?;
+    std::fs::write(output, json + "\n").with_context(|| format!("{}: cannot write", output.display()))?;
+    tracing::info!(rows = profile.rows, hash = %profile.hash, output = %output.display(), "reference profile written");
+    Ok(())
+}
+
+/// Computes the assessment (no printing).
+pub fn assess(args: &AssessArgs) -> anyhow::Result<Assessment> {
+    let config = load_config(&args.config)?;
+    let schema = &config.model;
+    let profile = if Format::of(&args.reference) == Format::Ndjson
+        && args.reference.extension().is_some_and(|e| e == "json")
+    {
+        read_profile(&args.reference, schema)?
+    } else {
+        profile_from_dataset(&config, &args.reference)?
+    };
+    let mut summary = WindowSummary::new(schema, &profile);
+    let current = dataset::read(&args.current, schema, &config.columns, |e| summary.record(schema, &profile, e))?;
+    let report = metrics::report(schema, &profile, &summary, None);
+
+    let objectives = match &args.objectives {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let file = objective::parse(&text, std::slice::from_ref(schema)).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| format!("{}:{e}", path.display())).collect();
+                anyhow::anyhow!("{}", lines.join("\n"))
+            })?;
+            let judged = file
+                .objectives
+                .iter()
+                .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
+                .map(|o| {
+                    let m = metrics::measure(&o.metric, &o.selector, &report)
+                        .map_err(|e| anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id))?;
+                    Ok(JudgedObjective {
+                        id: o.id.clone(),
+                        title: o.title.clone(),
+                        metric: o.metric.clone(),
+                        selector: o.selector.clone(),
+                        verdict: o.judge(&m.value, m.samples),
+                        value: m.value,
+                        samples: m.samples,
+                        min_samples: o.min_samples,
+                        target: o.target.to_string(),
+                        warning: o.warning.map(|w| w.to_string()),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Some(judged)
+        }
+    };
+    Ok(Assessment {
+        model: schema.name.clone(),
+        model_version: schema.version.clone(),
+        profile_hash: profile.hash.clone(),
+        rows: Rows {
+            reference: profile.rows,
+            current,
+        },
+        report,
+        objectives,
+    })
+}
+
+/// `aims-agent assess`: prints the assessment; exit 1 when an objective is breached.
+pub fn run(args: &AssessArgs) -> anyhow::Result<ExitCode> {
+    let a = assess(args)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &a)?;
+        writeln!(out)?;
+    } else {
+        write_text(&mut out, &a)?;
+    }
+    let breached = a
+        .objectives
+        .iter()
+        .flatten()
+        .any(|o| o.verdict == Verdict::Breached);
+    Ok(if breached { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn show(m: &Measured) -> String {
+    match m {
+        Measured::Value(v) => format!("{v:.4}"),
+        Measured::Undefined(reason) => format!("n/a ({reason})"),
+    }
+}
+
+fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
+    let r = &a.report;
+    writeln!(out, "Model {} {}: reference {} rows (profile {}), current {} rows", a.model, a.model_version, a.rows.reference, &a.profile_hash[..12.min(a.profile_hash.len())], a.rows.current)?;
+    writeln!(out, "\nDrift (Evidently's default method per feature)")?;
+    for (name, d) in &r.drift {
+        let verdict = match d.drifted {
+            Some(true) => "DRIFT",
+            Some(false) => "ok",
+            None => "n/a",
+        };
+        writeln!(out, "  {name:<24} {verdict:<6} {:?} {}  psi {}  js {}", d.default_method, show(&d.score), show(&d.psi), show(&d.jensen_shannon))?;
+    }
+    let dd = &r.dataset_drift;
+    writeln!(out, "  dataset drift: {} of {} features drifted (share {}) -> {}", dd.drifted_features, dd.features, show(&dd.share), if dd.drifted == Some(true) { "DRIFT" } else { "no dataset drift" })?;
+    let p = &r.performance;
+    writeln!(out, "\nPerformance: {} events, {} labelled (coverage {}), error rate {}", p.events, p.labelled, show(&p.label_coverage), show(&p.error_rate))?;
+    if let Some(c) = &p.classification {
+        writeln!(out, "  accuracy {}  precision {}  recall {}  f1 {}  roc_auc {}  log_loss {}  brier {}", show(&c.accuracy), show(&c.precision), show(&c.recall), show(&c.f1), show(&c.roc_auc), show(&c.log_loss), show(&c.brier))?;
+    }
+    if let Some(g) = &p.regression {
+        writeln!(out, "  mae {}  rmse {}  mape {}  r2 {}", show(&g.mae), show(&g.rmse), show(&g.mape), show(&g.r2))?;
+    }
+    writeln!(out, "\nFairness")?;
+    for (attr, f) in &r.fairness {
+        writeln!(out, "  {attr}: demographic parity ratio {}  difference {}  equalized odds difference {}  equal opportunity difference {}  disparate impact {}", show(&f.demographic_parity_ratio), show(&f.demographic_parity_difference), show(&f.equalized_odds_difference), show(&f.equal_opportunity_difference), show(&f.disparate_impact))?;
+        for (group, g) in &f.groups {
+            writeln!(out, "    {group:<10} n {:<8} selection rate {}  tpr {}  fpr {}", g.n, show(&g.selection_rate), show(&g.tpr), show(&g.fpr))?;
+        }
+    }
+    writeln!(out, "\nData quality: rejected rate {}", show(&r.data_quality.rejected_rate))?;
+    for (name, q) in &r.data_quality.features {
+        let extra = q
+            .out_of_range_rate
+            .as_ref()
+            .map(|m| format!("out of range {}", show(m)))
+            .or_else(|| q.unseen_category_rate.as_ref().map(|m| format!("unseen categories {}", show(m))))
+            .unwrap_or_default();
+        writeln!(out, "  {name:<24} missing {}  {extra}", show(&q.missing_rate))?;
+    }
+    writeln!(out, "\nLatency (ms): p50 {}  p90 {}  p99 {}", show(&r.latency.p50), show(&r.latency.p90), show(&r.latency.p99))?;
+    if let Some(objectives) = &a.objectives {
+        writeln!(out, "\nObjectives")?;
+        for o in objectives {
+            let on = [&o.selector.feature, &o.selector.attribute, &o.selector.group]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/");
+            let on = if on.is_empty() { String::new() } else { format!("[{on}]") };
+            let verdict = serde_json::to_value(o.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_uppercase))
+                .unwrap_or_default();
+            writeln!(out, "  {verdict:<18} {:<32} {}{on} = {} (target {}, {} samples)", o.id, o.metric, show(&o.value), o.target, o.samples)?;
+        }
+    }
+    Ok(())
 }

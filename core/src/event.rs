@@ -71,6 +71,8 @@ pub struct Event {
 pub enum RejectReason {
     /// The body or line is not valid JSON, or not an object.
     InvalidJson,
+    /// A CSV row that does not parse (wrong number of cells, bad quoting).
+    Malformed,
     /// A required field is absent.
     MissingField,
     /// A field has the wrong JSON type.
@@ -92,6 +94,7 @@ impl RejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidJson => "invalid_json",
+            Self::Malformed => "malformed",
             Self::MissingField => "missing_field",
             Self::WrongType => "wrong_type",
             Self::UnknownFeature => "unknown_feature",
@@ -103,8 +106,9 @@ impl RejectReason {
     }
 
     /// Every reason, so counters can be pre-registered at zero.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         Self::InvalidJson,
+        Self::Malformed,
         Self::MissingField,
         Self::WrongType,
         Self::UnknownFeature,
