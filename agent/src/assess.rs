@@ -97,18 +97,38 @@ fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
 
 /// Streams a dataset into a reference profile.
 pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result<ReferenceProfile> {
-    let mut builder = ProfileBuilder::new(&config.model);
-    dataset::read(data, &config.model, &config.columns, |e| builder.add(e))?;
+    let schema = &config.model;
+    let (mut parts, _) = dataset::fold(
+        data,
+        schema,
+        &config.columns,
+        || ProfileBuilder::new(schema),
+        |b, e| b.add(e),
+    )?;
+    // Sorting dominates the profile's cost: sort each part on its own core, then merge runs.
+    std::thread::scope(|scope| {
+        for part in &mut parts {
+            scope.spawn(|| part.presort());
+        }
+    });
+    let mut builder = ProfileBuilder::new(schema);
+    for part in parts {
+        builder.merge(part);
+    }
     Ok(builder.finish())
 }
 
 /// Reads a profile JSON and checks it belongs to `schema`.
 pub fn read_profile(path: &Path, schema: &ModelSchema) -> anyhow::Result<ReferenceProfile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let profile: ReferenceProfile =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a reference profile", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let profile: ReferenceProfile = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a reference profile", path.display()))?;
     if !profile.hash_is_valid() {
-        bail!("{}: hash: the profile's content does not match its hash", path.display());
+        bail!(
+            "{}: hash: the profile's content does not match its hash",
+            path.display()
+        );
     }
     profile
         .check_against(schema)
@@ -121,7 +141,8 @@ pub fn build_reference(config: &Path, data: &Path, output: &Path) -> anyhow::Res
     let config = load_config(config)?;
     let profile = profile_from_dataset(&config, data)?;
     let json = serde_json::to_string_pretty(&profile)?;
-    std::fs::write(output, json + "\n").with_context(|| format!("{}: cannot write", output.display()))?;
+    std::fs::write(output, json + "\n")
+        .with_context(|| format!("{}: cannot write", output.display()))?;
     tracing::info!(rows = profile.rows, hash = %profile.hash, output = %output.display(), "reference profile written");
     Ok(())
 }
@@ -137,16 +158,29 @@ pub fn assess(args: &AssessArgs) -> anyhow::Result<Assessment> {
     } else {
         profile_from_dataset(&config, &args.reference)?
     };
+    let (parts, current) = dataset::fold(
+        &args.current,
+        schema,
+        &config.columns,
+        || WindowSummary::new(schema, &profile),
+        |s, e| s.record(schema, &profile, e),
+    )?;
     let mut summary = WindowSummary::new(schema, &profile);
-    let current = dataset::read(&args.current, schema, &config.columns, |e| summary.record(schema, &profile, e))?;
+    for part in &parts {
+        summary.merge(part)?;
+    }
     let report = metrics::report(schema, &profile, &summary, None);
 
     let objectives = match &args.objectives {
         None => None,
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
             let file = objective::parse(&text, std::slice::from_ref(schema)).map_err(|errors| {
-                let lines: Vec<String> = errors.iter().map(|e| format!("{}:{e}", path.display())).collect();
+                let lines: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}:{e}", path.display()))
+                    .collect();
                 anyhow::anyhow!("{}", lines.join("\n"))
             })?;
             let judged = file
@@ -154,8 +188,9 @@ pub fn assess(args: &AssessArgs) -> anyhow::Result<Assessment> {
                 .iter()
                 .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
                 .map(|o| {
-                    let m = metrics::measure(&o.metric, &o.selector, &report)
-                        .map_err(|e| anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id))?;
+                    let m = metrics::measure(&o.metric, &o.selector, &report).map_err(|e| {
+                        anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id)
+                    })?;
                     Ok(JudgedObjective {
                         id: o.id.clone(),
                         title: o.title.clone(),
@@ -201,7 +236,11 @@ pub fn run(args: &AssessArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flatten()
         .any(|o| o.verdict == Verdict::Breached);
-    Ok(if breached { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if breached {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn show(m: &Measured) -> String {
@@ -213,7 +252,15 @@ fn show(m: &Measured) -> String {
 
 fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
     let r = &a.report;
-    writeln!(out, "Model {} {}: reference {} rows (profile {}), current {} rows", a.model, a.model_version, a.rows.reference, &a.profile_hash[..12.min(a.profile_hash.len())], a.rows.current)?;
+    writeln!(
+        out,
+        "Model {} {}: reference {} rows (profile {}), current {} rows",
+        a.model,
+        a.model_version,
+        a.rows.reference,
+        &a.profile_hash[..12.min(a.profile_hash.len())],
+        a.rows.current
+    )?;
     writeln!(out, "\nDrift (Evidently's default method per feature)")?;
     for (name, d) in &r.drift {
         let verdict = match d.drifted {
@@ -221,51 +268,134 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
             Some(false) => "ok",
             None => "n/a",
         };
-        writeln!(out, "  {name:<24} {verdict:<6} {:?} {}  psi {}  js {}", d.default_method, show(&d.score), show(&d.psi), show(&d.jensen_shannon))?;
+        writeln!(
+            out,
+            "  {name:<24} {verdict:<6} {:?} {}  psi {}  js {}",
+            d.default_method,
+            show(&d.score),
+            show(&d.psi),
+            show(&d.jensen_shannon)
+        )?;
     }
     let dd = &r.dataset_drift;
-    writeln!(out, "  dataset drift: {} of {} features drifted (share {}) -> {}", dd.drifted_features, dd.features, show(&dd.share), if dd.drifted == Some(true) { "DRIFT" } else { "no dataset drift" })?;
+    writeln!(
+        out,
+        "  dataset drift: {} of {} features drifted (share {}) -> {}",
+        dd.drifted_features,
+        dd.features,
+        show(&dd.share),
+        if dd.drifted == Some(true) {
+            "DRIFT"
+        } else {
+            "no dataset drift"
+        }
+    )?;
     let p = &r.performance;
-    writeln!(out, "\nPerformance: {} events, {} labelled (coverage {}), error rate {}", p.events, p.labelled, show(&p.label_coverage), show(&p.error_rate))?;
+    writeln!(
+        out,
+        "\nPerformance: {} events, {} labelled (coverage {}), error rate {}",
+        p.events,
+        p.labelled,
+        show(&p.label_coverage),
+        show(&p.error_rate)
+    )?;
     if let Some(c) = &p.classification {
-        writeln!(out, "  accuracy {}  precision {}  recall {}  f1 {}  roc_auc {}  log_loss {}  brier {}", show(&c.accuracy), show(&c.precision), show(&c.recall), show(&c.f1), show(&c.roc_auc), show(&c.log_loss), show(&c.brier))?;
+        writeln!(
+            out,
+            "  accuracy {}  precision {}  recall {}  f1 {}  roc_auc {}  log_loss {}  brier {}",
+            show(&c.accuracy),
+            show(&c.precision),
+            show(&c.recall),
+            show(&c.f1),
+            show(&c.roc_auc),
+            show(&c.log_loss),
+            show(&c.brier)
+        )?;
     }
     if let Some(g) = &p.regression {
-        writeln!(out, "  mae {}  rmse {}  mape {}  r2 {}", show(&g.mae), show(&g.rmse), show(&g.mape), show(&g.r2))?;
+        writeln!(
+            out,
+            "  mae {}  rmse {}  mape {}  r2 {}",
+            show(&g.mae),
+            show(&g.rmse),
+            show(&g.mape),
+            show(&g.r2)
+        )?;
     }
     writeln!(out, "\nFairness")?;
     for (attr, f) in &r.fairness {
         writeln!(out, "  {attr}: demographic parity ratio {}  difference {}  equalized odds difference {}  equal opportunity difference {}  disparate impact {}", show(&f.demographic_parity_ratio), show(&f.demographic_parity_difference), show(&f.equalized_odds_difference), show(&f.equal_opportunity_difference), show(&f.disparate_impact))?;
         for (group, g) in &f.groups {
-            writeln!(out, "    {group:<10} n {:<8} selection rate {}  tpr {}  fpr {}", g.n, show(&g.selection_rate), show(&g.tpr), show(&g.fpr))?;
+            writeln!(
+                out,
+                "    {group:<10} n {:<8} selection rate {}  tpr {}  fpr {}",
+                g.n,
+                show(&g.selection_rate),
+                show(&g.tpr),
+                show(&g.fpr)
+            )?;
         }
     }
-    writeln!(out, "\nData quality: rejected rate {}", show(&r.data_quality.rejected_rate))?;
+    writeln!(
+        out,
+        "\nData quality: rejected rate {}",
+        show(&r.data_quality.rejected_rate)
+    )?;
     for (name, q) in &r.data_quality.features {
         let extra = q
             .out_of_range_rate
             .as_ref()
             .map(|m| format!("out of range {}", show(m)))
-            .or_else(|| q.unseen_category_rate.as_ref().map(|m| format!("unseen categories {}", show(m))))
+            .or_else(|| {
+                q.unseen_category_rate
+                    .as_ref()
+                    .map(|m| format!("unseen categories {}", show(m)))
+            })
             .unwrap_or_default();
-        writeln!(out, "  {name:<24} missing {}  {extra}", show(&q.missing_rate))?;
+        writeln!(
+            out,
+            "  {name:<24} missing {}  {extra}",
+            show(&q.missing_rate)
+        )?;
     }
-    writeln!(out, "\nLatency (ms): p50 {}  p90 {}  p99 {}", show(&r.latency.p50), show(&r.latency.p90), show(&r.latency.p99))?;
+    writeln!(
+        out,
+        "\nLatency (ms): p50 {}  p90 {}  p99 {}",
+        show(&r.latency.p50),
+        show(&r.latency.p90),
+        show(&r.latency.p99)
+    )?;
     if let Some(objectives) = &a.objectives {
         writeln!(out, "\nObjectives")?;
         for o in objectives {
-            let on = [&o.selector.feature, &o.selector.attribute, &o.selector.group]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("/");
-            let on = if on.is_empty() { String::new() } else { format!("[{on}]") };
+            let on = [
+                &o.selector.feature,
+                &o.selector.attribute,
+                &o.selector.group,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("/");
+            let on = if on.is_empty() {
+                String::new()
+            } else {
+                format!("[{on}]")
+            };
             let verdict = serde_json::to_value(o.verdict)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_uppercase))
                 .unwrap_or_default();
-            writeln!(out, "  {verdict:<18} {:<32} {}{on} = {} (target {}, {} samples)", o.id, o.metric, show(&o.value), o.target, o.samples)?;
+            writeln!(
+                out,
+                "  {verdict:<18} {:<32} {}{on} = {} (target {}, {} samples)",
+                o.id,
+                o.metric,
+                show(&o.value),
+                o.target,
+                o.samples
+            )?;
         }
     }
     Ok(())

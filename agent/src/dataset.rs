@@ -1,13 +1,15 @@
 //! Reading datasets (CSV or NDJSON) into validated events, one row at a time.
 //!
-//! Rows stream through a callback so memory does not grow with the file; the first bad row
-//! stops the read with an error naming the file, the line and the field. CSV is read through a
-//! column plan computed once from the header, so a row costs a few parses and no allocation
-//! beyond its categorical values.
+//! One thread splits the file into records and hands them in bounded batches to worker threads
+//! (one per core), each folding its rows into its own state: a profile builder or a window
+//! summary, which merge afterwards. Memory therefore does not grow with the file, and both cores
+//! work on a large dataset. A bad row stops the read with an error naming the file, the line and
+//! the field. CSV is read through a column plan computed once from the header.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 
 use aims_core::event::{parse_number, parse_timestamp, EventError, RawEvent, RejectReason};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
@@ -72,20 +74,40 @@ impl Format {
 fn progress(len: u64) -> ProgressBar {
     // indicatif draws only when stderr is a terminal, so pipes and CI logs stay clean.
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})")
+    {
         bar.set_style(style);
     }
     bar
 }
 
-/// Reads `path`, validating each row against `schema`, and hands every event to `visit`.
-/// Returns the number of rows read.
-pub fn read(
+/// NDJSON lines handed to a worker at a time.
+const BATCH: usize = 4096;
+
+/// Batches in flight per worker: bounds memory whatever the file's size.
+const IN_FLIGHT: usize = 2;
+
+/// Bytes of CSV handed to a worker at a time (whole records only).
+const CHUNK: usize = 1 << 20;
+
+/// Work for a worker: whole CSV records as bytes, or NDJSON lines, with the 1-based line
+/// number they start at.
+enum Batch {
+    Csv { first_line: u64, bytes: Vec<u8> },
+    Json(Vec<(u64, String)>),
+}
+
+/// Reads `path`, validating each row against `schema`, and folds every event into per-worker
+/// states made by `init` with `step`. Returns the states (to be merged by the caller) and the
+/// number of rows read.
+pub fn fold<S: Send>(
     path: &Path,
     schema: &ModelSchema,
     columns: &ColumnsConfig,
-    mut visit: impl FnMut(&Event),
-) -> Result<u64, DatasetError> {
+    init: impl Fn() -> S + Sync,
+    step: impl Fn(&mut S, &Event) + Sync,
+) -> Result<(Vec<S>, u64), DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_owned(),
         source,
@@ -95,22 +117,258 @@ pub fn read(
     let bar = progress(len);
     bar.set_message(path.display().to_string());
     let reader = bar.wrap_read(file);
-    let rows = match Format::of(path) {
-        Format::Csv => read_csv(path, reader, schema, columns, &mut visit),
-        Format::Ndjson => read_ndjson(path, reader, schema, &mut visit),
+    let format = Format::of(path);
+    let mut reader = BufReader::with_capacity(CHUNK, reader);
+    let plan = match format {
+        Format::Csv => {
+            let (header, lines) = read_header(path, &mut reader)?;
+            Some((Plan::new(path, &header, schema, columns)?, lines))
+        }
+        Format::Ndjson => None,
     };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let result = std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
+            senders.push(tx);
+            let (plan, init, step) = (plan.as_ref().map(|(p, _)| p), &init, &step);
+            handles.push(scope.spawn(move || -> Result<(S, u64), DatasetError> {
+                let mut state = init();
+                let mut rows = 0u64;
+                let mut record = csv::StringRecord::new();
+                let mut event = Event {
+                    id: None,
+                    ts_ms: 0,
+                    features: Vec::new(),
+                    groups: Vec::new(),
+                    prediction: Prediction::Failed,
+                    label: None,
+                    latency_ms: None,
+                };
+                for batch in rx {
+                    match (batch, plan) {
+                        (Batch::Csv { first_line, bytes }, Some(plan)) => {
+                            let mut csv = csv::ReaderBuilder::new()
+                                .has_headers(false)
+                                .flexible(true)
+                                .from_reader(bytes.as_slice());
+                            loop {
+                                let line = first_line + csv.position().line() - 1;
+                                match csv.read_record(&mut record) {
+                                    Ok(false) => break,
+                                    Ok(true) => {}
+                                    Err(e) => {
+                                        return Err(row_error(
+                                            path,
+                                            line,
+                                            EventError::new(
+                                                "row",
+                                                RejectReason::Malformed,
+                                                e.to_string(),
+                                            ),
+                                        ))
+                                    }
+                                }
+                                plan.fill(&record, schema, &mut event)
+                                    .map_err(|e| row_error(path, line, e))?;
+                                step(&mut state, &event);
+                                rows += 1;
+                            }
+                        }
+                        (Batch::Json(lines), _) => {
+                            for (line, text) in lines {
+                                let event = parse_json(&text, schema)
+                                    .map_err(|e| row_error(path, line, e))?;
+                                step(&mut state, &event);
+                                rows += 1;
+                            }
+                        }
+                        (Batch::Csv { .. }, None) => unreachable!("CSV batches come with a plan"),
+                    }
+                }
+                Ok((state, rows))
+            }));
+        }
+        let split = match &plan {
+            Some((_, header_lines)) => split_csv(path, reader, *header_lines, &senders),
+            None => split_ndjson(path, reader, &senders),
+        };
+        drop(senders);
+        let mut states = Vec::with_capacity(workers);
+        let mut rows = 0;
+        let mut first_error: Option<DatasetError> = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok((state, n))) => {
+                    states.push(state);
+                    rows += n;
+                }
+                Ok(Err(e)) => {
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|f| line_of(&e) < line_of(f))
+                    {
+                        first_error = Some(e);
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match (first_error, split) {
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok((states, rows)),
+        }
+    });
     bar.finish_and_clear();
-    rows
+    result
 }
 
-fn read_ndjson(
+fn line_of(e: &DatasetError) -> u64 {
+    match e {
+        DatasetError::Row { line, .. } => *line,
+        _ => 0,
+    }
+}
+
+fn row_error(path: &Path, line: u64, source: EventError) -> DatasetError {
+    DatasetError::Row {
+        path: path.to_owned(),
+        line,
+        source,
+    }
+}
+
+fn parse_json(text: &str, schema: &ModelSchema) -> Result<Event, EventError> {
+    let raw: RawEvent = serde_json::from_str(text)
+        .map_err(|e| EventError::new("line", RejectReason::InvalidJson, e.to_string()))?;
+    schema.validate(raw, 0)
+}
+
+/// Sends batches round-robin; a closed worker (it met a bad row) stops the read.
+fn dispatch(senders: &[SyncSender<Batch>], turn: &mut usize, batch: Batch) -> bool {
+    let ok = senders[*turn % senders.len()].send(batch).is_ok();
+    *turn += 1;
+    ok
+}
+
+/// End of the last whole record in `bytes`: the last newline outside quotes. RFC 4180 escapes a
+/// quote by doubling it, so quote parity alone tells whether a newline is inside a field.
+fn last_record_end(bytes: &[u8]) -> Option<usize> {
+    if memchr::memchr(b'"', bytes).is_none() {
+        return memchr::memrchr(b'\n', bytes);
+    }
+    let mut in_quotes = false;
+    let mut end = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => end = Some(i),
+            _ => {}
+        }
+    }
+    end
+}
+
+/// Reads the header record; returns it and the number of lines it spans.
+fn read_header(
     path: &Path,
-    reader: impl Read,
-    schema: &ModelSchema,
-    visit: &mut impl FnMut(&Event),
-) -> Result<u64, DatasetError> {
-    let mut rows = 0;
-    for (i, line) in BufReader::new(reader).lines().enumerate() {
+    reader: &mut impl BufRead,
+) -> Result<(csv::StringRecord, u64), DatasetError> {
+    let mut bytes = Vec::new();
+    let mut lines = 0;
+    loop {
+        let n = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|source| DatasetError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        lines += 1;
+        let quotes = bytes.iter().filter(|&&b| b == b'"').count();
+        if n == 0 || quotes % 2 == 0 {
+            break;
+        }
+    }
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice());
+    let mut header = csv::StringRecord::new();
+    match csv.read_record(&mut header) {
+        Ok(true) => Ok((header, lines)),
+        Ok(false) => Err(row_error(
+            path,
+            1,
+            EventError::new("header", RejectReason::Malformed, "the file is empty"),
+        )),
+        Err(e) => Err(row_error(
+            path,
+            1,
+            EventError::new("header", RejectReason::Malformed, e.to_string()),
+        )),
+    }
+}
+
+/// Cuts the CSV body into chunks of whole records and hands them out; counts the rows.
+fn split_csv(
+    path: &Path,
+    mut reader: impl Read,
+    header_lines: u64,
+    senders: &[SyncSender<Batch>],
+) -> Result<(), DatasetError> {
+    let io = |source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let (mut turn, mut line) = (0usize, header_lines + 1);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    loop {
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let n = reader.read(&mut buf[start..]).map_err(io)?;
+        buf.truncate(start + n);
+        let at_end = n == 0;
+        let cut = if at_end {
+            (!buf.is_empty()).then(|| buf.len() - 1)
+        } else {
+            last_record_end(&buf)
+        };
+        let Some(cut) = cut else {
+            if at_end {
+                return Ok(());
+            }
+            continue;
+        };
+        let rest = buf.split_off(cut + 1);
+        let chunk = std::mem::replace(&mut buf, rest);
+        let newlines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
+        let first_line = line;
+        line += newlines;
+        if !dispatch(
+            senders,
+            &mut turn,
+            Batch::Csv {
+                first_line,
+                bytes: chunk,
+            },
+        ) || at_end
+        {
+            return Ok(());
+        }
+    }
+}
+
+fn split_ndjson(
+    path: &Path,
+    reader: impl BufRead,
+    senders: &[SyncSender<Batch>],
+) -> Result<(), DatasetError> {
+    let mut turn = 0usize;
+    let mut batch = Vec::with_capacity(BATCH);
+    for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|source| DatasetError::Io {
             path: path.to_owned(),
             source,
@@ -118,23 +376,28 @@ fn read_ndjson(
         if line.trim().is_empty() {
             continue;
         }
-        let row_error = |source| DatasetError::Row {
-            path: path.to_owned(),
-            line: i as u64 + 1,
-            source,
-        };
-        let raw: RawEvent = serde_json::from_str(&line).map_err(|e| {
-            row_error(EventError::new("line", RejectReason::InvalidJson, e.to_string()))
-        })?;
-        let event = schema.validate(raw, 0).map_err(row_error)?;
-        visit(&event);
-        rows += 1;
+        batch.push((i as u64 + 1, line));
+        if batch.len() == BATCH
+            && !dispatch(
+                senders,
+                &mut turn,
+                Batch::Json(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))),
+            )
+        {
+            return Ok(());
+        }
     }
-    Ok(rows)
+    if !batch.is_empty() {
+        dispatch(senders, &mut turn, Batch::Json(batch));
+    }
+    Ok(())
 }
 
 /// Where each event field comes from in a CSV row.
 struct Plan {
+    /// Cells per row, from the header.
+    width: usize,
+    /// Column, kind and error field name (`features.NAME`) per feature.
     features: Vec<(usize, FeatureKind, String)>,
     attributes: Vec<usize>,
     id: Option<usize>,
@@ -163,7 +426,13 @@ impl Plan {
         let features = schema
             .features
             .iter()
-            .map(|f| Ok((need(&f.name, format!("feature {}", f.name))?, f.kind, f.name.clone())))
+            .map(|f| {
+                Ok((
+                    need(&f.name, format!("feature {}", f.name))?,
+                    f.kind,
+                    format!("features.{}", f.name),
+                ))
+            })
             .collect::<Result<_, DatasetError>>()?;
         let attributes = schema
             .attributes
@@ -171,6 +440,7 @@ impl Plan {
             .map(|a| need(&a.name, format!("attribute {}", a.name)))
             .collect::<Result<_, _>>()?;
         Ok(Plan {
+            width: header.len(),
             features,
             attributes,
             id: find(&columns.id),
@@ -182,102 +452,192 @@ impl Plan {
         })
     }
 
-    fn event(&self, row: &csv::StringRecord, schema: &ModelSchema) -> Result<Event, EventError> {
+    /// Fills `event` from a row, reusing its buffers: a dataset of millions of rows then costs
+    /// no allocation per row.
+    fn fill(
+        &self,
+        row: &csv::StringRecord,
+        schema: &ModelSchema,
+        event: &mut Event,
+    ) -> Result<(), EventError> {
+        if row.len() != self.width {
+            return Err(EventError::new(
+                "row",
+                RejectReason::Malformed,
+                format!("{} cells where the header has {}", row.len(), self.width),
+            ));
+        }
         let cell = |i: usize| row.get(i).map(str::trim).filter(|s| !s.is_empty());
         let opt = |i: Option<usize>| i.and_then(cell);
-        let mut features = Vec::with_capacity(self.features.len());
-        for (i, kind, name) in &self.features {
-            features.push(match (cell(*i), kind) {
-                (None, _) => FeatureValue::Missing,
+        event
+            .features
+            .resize(self.features.len(), FeatureValue::Missing);
+        for ((i, kind, field), slot) in self.features.iter().zip(event.features.iter_mut()) {
+            match (cell(*i), kind) {
+                (None, _) => *slot = FeatureValue::Missing,
                 (Some(s), FeatureKind::Numeric) => {
-                    FeatureValue::Numeric(parse_number(&format!("features.{name}"), s)?)
+                    *slot = FeatureValue::Numeric(parse_number(field, s)?)
                 }
-                (Some(s), FeatureKind::Categorical) => FeatureValue::Categorical(s.to_owned()),
-            });
+                (Some(s), FeatureKind::Categorical) => match slot {
+                    FeatureValue::Categorical(buf) => {
+                        buf.clear();
+                        buf.push_str(s);
+                    }
+                    other => *other = FeatureValue::Categorical(s.to_owned()),
+                },
+            }
         }
-        let groups = self
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| match cell(i) {
-                Some(v) => schema.group_of(a, v),
-                None => schema.attributes[a].groups.len() as u16,
-            })
-            .collect();
+        event.groups.clear();
+        event.groups.extend(
+            self.attributes
+                .iter()
+                .enumerate()
+                .map(|(a, &i)| match cell(i) {
+                    Some(v) => schema.group_of(a, v),
+                    None => schema.attributes[a].groups.len() as u16,
+                }),
+        );
         let prediction_text = cell(self.prediction).ok_or_else(|| {
-            EventError::new("prediction", RejectReason::MissingField, "the prediction cell is empty")
+            EventError::new(
+                "prediction",
+                RejectReason::MissingField,
+                "the prediction cell is empty",
+            )
         })?;
-        let prediction = if schema.task == Task::Regression {
+        event.prediction = if schema.task == Task::Regression {
             Prediction::Value(parse_number("prediction.value", prediction_text)?)
         } else {
             let class = schema.parse_class("prediction.label", prediction_text)?;
             let score = match opt(self.score) {
-                Some(s) => Some(schema.check_score("prediction.score", parse_number("prediction.score", s)?)?),
+                Some(s) => Some(
+                    schema.check_score("prediction.score", parse_number("prediction.score", s)?)?,
+                ),
                 None => None,
             };
             Prediction::Class { class, score }
         };
-        let label = match opt(self.label) {
+        event.label = match opt(self.label) {
             Some(s) => Some(schema.parse_target_text("label", s)?),
             None => None,
         };
-        let latency_ms = match opt(self.latency) {
+        event.latency_ms = match opt(self.latency) {
             Some(s) => {
                 let x = parse_number("latency_ms", s)?;
                 if x < 0.0 {
-                    return Err(EventError::new("latency_ms", RejectReason::InvalidNumber, "a latency cannot be negative"));
+                    return Err(EventError::new(
+                        "latency_ms",
+                        RejectReason::InvalidNumber,
+                        "a latency cannot be negative",
+                    ));
                 }
                 Some(x)
             }
             None => None,
         };
-        Ok(Event {
-            id: opt(self.id).map(str::to_owned),
-            ts_ms: match opt(self.ts) {
-                Some(s) => parse_timestamp("ts", s)?,
-                None => 0,
-            },
-            features,
-            groups,
-            prediction,
-            label,
-            latency_ms,
-        })
+        match opt(self.id) {
+            Some(id) => {
+                let buf = event.id.get_or_insert_with(String::new);
+                buf.clear();
+                buf.push_str(id);
+            }
+            None => event.id = None,
+        }
+        event.ts_ms = match opt(self.ts) {
+            Some(s) => parse_timestamp("ts", s)?,
+            None => 0,
+        };
+        Ok(())
     }
 }
 
-fn read_csv(
-    path: &Path,
-    reader: impl Read,
-    schema: &ModelSchema,
-    columns: &ColumnsConfig,
-    visit: &mut impl FnMut(&Event),
-) -> Result<u64, DatasetError> {
-    let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
-    let row_error = |line: u64, source| DatasetError::Row {
-        path: path.to_owned(),
-        line,
-        source,
-    };
-    let header = csv
-        .headers()
-        .map_err(|e| row_error(1, EventError::new("header", RejectReason::Malformed, e.to_string())))?
-        .clone();
-    let plan = Plan::new(path, &header, schema, columns)?;
-    let mut row = csv::StringRecord::new();
-    let mut rows = 0;
-    loop {
-        let line = csv.position().line();
-        match csv.read_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                return Err(row_error(line, EventError::new("row", RejectReason::Malformed, e.to_string())))
-            }
-        }
-        let event = plan.event(&row, schema).map_err(|e| row_error(line, e))?;
-        visit(&event);
-        rows += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ends_skip_newlines_inside_quotes() {
+        assert_eq!(last_record_end(b"a,b\nc,d\ne"), Some(7));
+        assert_eq!(last_record_end(b"a,\"x\ny\"\nc"), Some(7));
+        assert_eq!(last_record_end(b"a,\"x\ny"), None);
+        assert_eq!(last_record_end(b"a,\"say \"\"hi\"\"\"\nb"), Some(14));
     }
-    Ok(rows)
+
+    fn schema() -> ModelSchema {
+        toml_schema(
+            r#"name = "m"
+task = "binary"
+features = [{ name = "x", kind = "numeric" }, { name = "c", kind = "categorical" }]
+attributes = [{ name = "g", groups = ["a", "b"] }]"#,
+        )
+    }
+
+    fn toml_schema(text: &str) -> ModelSchema {
+        let schema: ModelSchema = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("schema parses");
+        schema.validated().expect("valid schema")
+    }
+
+    fn fold_rows(text: &str) -> Result<(Vec<Event>, u64), DatasetError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, text).expect("write");
+        let (parts, rows) = fold(
+            &path,
+            &schema(),
+            &ColumnsConfig::default(),
+            Vec::new,
+            |v: &mut Vec<Event>, e| v.push(e.clone()),
+        )?;
+        Ok((parts.into_iter().flatten().collect(), rows))
+    }
+
+    #[test]
+    fn quoted_newlines_and_blank_cells_read_right() {
+        let (events, rows) =
+            fold_rows("x,c,g,prediction,score\n1.5,\"multi\nline\",a,1,0.9\n,plain,zz,0,\n")
+                .expect("valid CSV");
+        assert_eq!(rows, 2);
+        let multi = events
+            .iter()
+            .find(|e| e.features[0] == FeatureValue::Numeric(1.5))
+            .expect("first row");
+        assert_eq!(
+            multi.features[1],
+            FeatureValue::Categorical("multi\nline".into())
+        );
+        let plain = events
+            .iter()
+            .find(|e| e.features[0] == FeatureValue::Missing)
+            .expect("second row");
+        assert_eq!(plain.groups, vec![2], "undeclared group counts as other");
+        assert_eq!(
+            plain.prediction,
+            Prediction::Class {
+                class: 0,
+                score: None
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_physical_line() {
+        let err = fold_rows("x,c,g,prediction\n1,\"a\nb\",a,1\n2,c,a,1\nbad,c,a,1\n")
+            .expect_err("bad number");
+        let text = err.to_string();
+        assert!(text.contains("line 5: features.x"), "{text}");
+        let err = fold_rows("x,c,g,prediction\n1,c,a\n").expect_err("short row");
+        assert!(
+            err.to_string()
+                .contains("line 2: row: 3 cells where the header has 4"),
+            "{err}"
+        );
+        let err = fold_rows("x,g,prediction\n1,a,1\n").expect_err("missing column");
+        assert!(
+            err.to_string().contains("column \"c\" (feature c)"),
+            "{err}"
+        );
+    }
 }

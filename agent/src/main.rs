@@ -73,8 +73,15 @@ fn main() -> ExitCode {
     aims_agent::logging::init(false);
     let result = match cli.command {
         Command::Reference {
-            command: ReferenceCommand::Build { config, data, output },
-        } => aims_agent::assess::build_reference(&config, &data, &output).map(|()| ExitCode::SUCCESS),
+            command:
+                ReferenceCommand::Build {
+                    config,
+                    data,
+                    output,
+                },
+        } => {
+            aims_agent::assess::build_reference(&config, &data, &output).map(|()| ExitCode::SUCCESS)
+        }
         Command::Assess {
             config,
             reference,

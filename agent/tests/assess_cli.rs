@@ -47,8 +47,22 @@ fn assess_prints_every_section_and_fails_on_a_breached_objective() {
         "--objectives",
         "config/examples/objectives.yaml",
     ]);
-    assert_eq!(out.status.code(), Some(1), "the example data breaches parity: {}", stderr(&out));
-    for key in ["rows", "drift", "dataset_drift", "performance", "fairness", "data_quality", "latency", "objectives"] {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the example data breaches parity: {}",
+        stderr(&out)
+    );
+    for key in [
+        "rows",
+        "drift",
+        "dataset_drift",
+        "performance",
+        "fairness",
+        "data_quality",
+        "latency",
+        "objectives",
+    ] {
         assert!(doc.get(key).is_some(), "missing top-level key {key}");
     }
     assert_eq!(doc["rows"]["current"], 20_000);
@@ -61,9 +75,15 @@ fn assess_prints_every_section_and_fails_on_a_breached_objective() {
         .find(|o| o["id"] == "credit-approval-parity")
         .expect("parity objective judged");
     assert_eq!(parity["verdict"], "breached");
-    assert_eq!(parity["value"], doc["fairness"]["gender"]["demographic_parity_ratio"]);
+    assert_eq!(
+        parity["value"],
+        doc["fairness"]["gender"]["demographic_parity_ratio"]
+    );
     let dpr = parity["value"].as_f64().expect("a value");
-    assert!((0.55..0.75).contains(&dpr), "example bias makes F's rate about 0.65 of M's: {dpr}");
+    assert!(
+        (0.55..0.75).contains(&dpr),
+        "example bias makes F's rate about 0.65 of M's: {dpr}"
+    );
 }
 
 #[test]
@@ -83,7 +103,12 @@ fn a_built_profile_gives_the_same_assessment_as_the_raw_reference() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (_, from_csv) = assess_json(&["--reference", "config/examples/reference.csv"]);
     let (out, from_profile) = assess_json(&["--reference", profile.to_str().expect("utf-8 path")]);
-    assert_eq!(out.status.code(), Some(0), "no objectives, no breach: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no objectives, no breach: {}",
+        stderr(&out)
+    );
     assert_eq!(from_csv, from_profile);
     assert!(from_csv.get("objectives").is_none());
 }
@@ -95,10 +120,14 @@ fn write(path: &Path, text: &str) {
 #[test]
 fn bad_rows_name_file_line_and_field_with_exit_2() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let good = std::fs::read_to_string(root().join("config/examples/current.csv")).expect("example");
+    let good =
+        std::fs::read_to_string(root().join("config/examples/current.csv")).expect("example");
     let mut lines: Vec<String> = good.lines().take(50).map(str::to_owned).collect();
     let header: Vec<&str> = lines[0].split(',').collect();
-    let income = header.iter().position(|h| *h == "income").expect("income column");
+    let income = header
+        .iter()
+        .position(|h| *h == "income")
+        .expect("income column");
     let mut cells: Vec<String> = lines[7].split(',').map(str::to_owned).collect();
     cells[income] = "lots".to_owned();
     lines[7] = cells.join(",");
@@ -119,7 +148,10 @@ fn bad_rows_name_file_line_and_field_with_exit_2() {
 
     let cfg = dir.path().join("agent.toml");
     let text = std::fs::read_to_string(root().join("config/agent.toml")).expect("config");
-    write(&cfg, &text.replace("[columns]", "[columns]\nscroe = \"score\""));
+    write(
+        &cfg,
+        &text.replace("[columns]", "[columns]\nscroe = \"score\""),
+    );
     let out = agent(&[
         "assess",
         "--config",
@@ -130,11 +162,19 @@ fn bad_rows_name_file_line_and_field_with_exit_2() {
         "config/examples/current.csv",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("scroe"), "unknown key named: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scroe"),
+        "unknown key named: {}",
+        stderr(&out)
+    );
 
     let objectives = dir.path().join("objectives.yaml");
-    let text = std::fs::read_to_string(root().join("config/examples/objectives.yaml")).expect("objectives");
-    write(&objectives, &text.replacen("target: \">= 0.8\"", "target: \"at least 0.8\"", 1));
+    let text = std::fs::read_to_string(root().join("config/examples/objectives.yaml"))
+        .expect("objectives");
+    write(
+        &objectives,
+        &text.replacen("target: \">= 0.8\"", "target: \"at least 0.8\"", 1),
+    );
     let out = agent(&[
         "assess",
         "--config",
@@ -148,13 +188,17 @@ fn bad_rows_name_file_line_and_field_with_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("objectives.yaml:line ") && err.contains(".target"), "{err}");
+    assert!(
+        err.contains("objectives.yaml:line ") && err.contains(".target"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ndjson_datasets_give_the_golden_values() {
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("core/tests/fixtures/golden/small_samples.json")).expect("fixture"),
+        &std::fs::read_to_string(root().join("core/tests/fixtures/golden/small_samples.json"))
+            .expect("fixture"),
     )
     .expect("JSON");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -165,7 +209,10 @@ fn ndjson_datasets_give_the_golden_values() {
             .iter()
             .map(|e| e.to_string())
             .collect();
-        write(&dir.path().join(format!("{key}.ndjson")), &(lines.join("\n") + "\n"));
+        write(
+            &dir.path().join(format!("{key}.ndjson")),
+            &(lines.join("\n") + "\n"),
+        );
     }
     let schema = &fixture["schema"];
     let features: Vec<String> = schema["features"]
@@ -181,7 +228,13 @@ fn ndjson_datasets_give_the_golden_values() {
     );
     let cfg = dir.path().join("agent.toml");
     write(&cfg, &config);
-    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8 path").to_owned();
+    let path = |name: &str| {
+        dir.path()
+            .join(name)
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned()
+    };
     let out = agent(&[
         "assess",
         "--config",
@@ -197,7 +250,10 @@ fn ndjson_datasets_give_the_golden_values() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let want = &fixture["expected"];
     for feature in ["income", "region", "channel"] {
-        let (got, expected) = (doc["drift"][feature]["psi"].as_f64(), want["drift"][feature]["psi"].as_f64());
+        let (got, expected) = (
+            doc["drift"][feature]["psi"].as_f64(),
+            want["drift"][feature]["psi"].as_f64(),
+        );
         assert!(
             matches!((got, expected), (Some(g), Some(w)) if (g - w).abs() < 1e-9),
             "{feature}: psi {got:?} vs {expected:?}"

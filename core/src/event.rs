@@ -225,7 +225,8 @@ fn label_text(field: &str, v: &Value) -> Result<String, EventError> {
 }
 
 fn object<'a>(field: &str, v: &'a Value) -> Result<&'a Map<String, Value>, EventError> {
-    v.as_object().ok_or_else(|| wrong_type(field, "an object", v))
+    v.as_object()
+        .ok_or_else(|| wrong_type(field, "an object", v))
 }
 
 /// Parses an RFC 3339 timestamp into milliseconds since the Unix epoch.
@@ -237,9 +238,9 @@ pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
             format!("{text:?} is not an RFC 3339 timestamp: {e}"),
         )
     })?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| {
-        EventError::new(field, RejectReason::InvalidTimestamp, "before 1970")
-    })?;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| EventError::new(field, RejectReason::InvalidTimestamp, "before 1970"))?;
     i64::try_from(d.as_millis())
         .map_err(|_| EventError::new(field, RejectReason::InvalidTimestamp, "too far ahead"))
 }
@@ -247,15 +248,13 @@ pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
 impl ModelSchema {
     /// A class label in string form to its index.
     pub fn parse_class(&self, field: &str, text: &str) -> Result<u32, EventError> {
-        self.class_index(text)
-            .map(|i| i as u32)
-            .ok_or_else(|| {
-                EventError::new(
-                    field,
-                    RejectReason::UnknownClass,
-                    format!("{text:?} is not one of the classes {:?}", self.classes),
-                )
-            })
+        self.class_index(text).map(|i| i as u32).ok_or_else(|| {
+            EventError::new(
+                field,
+                RejectReason::UnknownClass,
+                format!("{text:?} is not one of the classes {:?}", self.classes),
+            )
+        })
     }
 
     /// A ground-truth label from JSON.
@@ -421,7 +420,8 @@ impl ModelSchema {
                 "a classification prediction needs a label",
             )
         })?;
-        let class = self.parse_class("prediction.label", &label_text("prediction.label", label)?)?;
+        let class =
+            self.parse_class("prediction.label", &label_text("prediction.label", label)?)?;
         let score = match p.get("score") {
             None | Some(Value::Null) => None,
             Some(v) => Some(self.check_score("prediction.score", finite("prediction.score", v)?)?),
@@ -537,13 +537,37 @@ mod tests {
     fn rejections_name_field_and_reason() {
         let s = schema();
         let cases = [
-            (r#"{"features": {"zip": 1}, "prediction": {"label": 1}}"#, "features.zip", RejectReason::UnknownFeature),
-            (r#"{"features": {"income": "x"}, "prediction": {"label": 1}}"#, "features.income", RejectReason::WrongType),
-            (r#"{"prediction": {"label": 7}}"#, "prediction.label", RejectReason::UnknownClass),
-            (r#"{"prediction": {"label": 1, "score": 1.5}}"#, "prediction.score", RejectReason::InvalidNumber),
-            (r#"{"ts": "yesterday", "prediction": {"label": 1}}"#, "ts", RejectReason::InvalidTimestamp),
+            (
+                r#"{"features": {"zip": 1}, "prediction": {"label": 1}}"#,
+                "features.zip",
+                RejectReason::UnknownFeature,
+            ),
+            (
+                r#"{"features": {"income": "x"}, "prediction": {"label": 1}}"#,
+                "features.income",
+                RejectReason::WrongType,
+            ),
+            (
+                r#"{"prediction": {"label": 7}}"#,
+                "prediction.label",
+                RejectReason::UnknownClass,
+            ),
+            (
+                r#"{"prediction": {"label": 1, "score": 1.5}}"#,
+                "prediction.score",
+                RejectReason::InvalidNumber,
+            ),
+            (
+                r#"{"ts": "yesterday", "prediction": {"label": 1}}"#,
+                "ts",
+                RejectReason::InvalidTimestamp,
+            ),
             (r#"{}"#, "prediction", RejectReason::MissingField),
-            (r#"{"prediction": {"label": 1}, "latency_ms": -3}"#, "latency_ms", RejectReason::InvalidNumber),
+            (
+                r#"{"prediction": {"label": 1}, "latency_ms": -3}"#,
+                "latency_ms",
+                RejectReason::InvalidNumber,
+            ),
         ];
         for (json, field, reason) in cases {
             let e = s.validate(raw(json), 0).unwrap_err();
@@ -560,7 +584,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(e.groups, vec![2]);
-        assert_eq!(e.features, vec![FeatureValue::Missing, FeatureValue::Missing]);
+        assert_eq!(
+            e.features,
+            vec![FeatureValue::Missing, FeatureValue::Missing]
+        );
         assert_eq!(e.ts_ms, 5);
     }
 }

@@ -356,7 +356,13 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             required(&o.metric),
             required(&o.owner),
         ) else {
-            for (key, v) in [("id", &o.id), ("title", &o.title), ("model", &o.model), ("metric", &o.metric), ("owner", &o.owner)] {
+            for (key, v) in [
+                ("id", &o.id),
+                ("title", &o.title),
+                ("model", &o.model),
+                ("metric", &o.metric),
+                ("owner", &o.owner),
+            ] {
                 if required(v).is_none() {
                     fail(key, "is required".to_owned());
                 }
@@ -490,14 +496,23 @@ objectives:
         let f = parse(GOOD, &[]).unwrap();
         assert_eq!(f.objectives.len(), 2);
         let o = &f.objectives[0];
-        assert_eq!(o.target, Condition { op: Op::Ge, threshold: 0.8 });
+        assert_eq!(
+            o.target,
+            Condition {
+                op: Op::Ge,
+                threshold: 0.8
+            }
+        );
         assert_eq!(o.window, Duration::from_secs(86_400));
         assert_eq!(o.for_, Duration::from_secs(1_800));
         assert_eq!(o.plan.due, "2027-03-31");
         assert_eq!(o.judge(&Measured::Value(0.82), 2000), Verdict::AtRisk);
         assert_eq!(o.judge(&Measured::Value(0.7), 2000), Verdict::Breached);
         assert_eq!(o.judge(&Measured::Value(0.9), 2000), Verdict::Met);
-        assert_eq!(o.judge(&Measured::Value(0.9), 10), Verdict::InsufficientData);
+        assert_eq!(
+            o.judge(&Measured::Value(0.9), 10),
+            Verdict::InsufficientData
+        );
     }
 
     #[test]
@@ -516,7 +531,10 @@ objectives:
 
     #[test]
     fn unknown_keys_are_errors_with_a_line() {
-        let bad = GOOD.replace("    owner: ml-platform", "    ownr: x\n    owner: ml-platform");
+        let bad = GOOD.replace(
+            "    owner: ml-platform",
+            "    ownr: x\n    owner: ml-platform",
+        );
         let errs = parse(&bad, &[]).unwrap_err();
         assert!(errs[0].message.contains("ownr"), "{:?}", errs);
         assert_eq!(errs[0].line, 29);

@@ -138,7 +138,10 @@ impl ModelSchema {
                     self.classes = vec!["0".to_owned(), "1".to_owned()];
                 }
                 if self.classes.len() != 2 {
-                    return Err(schema_error("classes", "a binary model has exactly two classes"));
+                    return Err(schema_error(
+                        "classes",
+                        "a binary model has exactly two classes",
+                    ));
                 }
             }
             Task::Multiclass => {
@@ -175,7 +178,10 @@ impl ModelSchema {
         let mut seen = std::collections::HashSet::new();
         for (i, f) in self.features.iter().enumerate() {
             if f.name.is_empty() {
-                return Err(schema_error(format!("features[{i}].name"), "must not be empty"));
+                return Err(schema_error(
+                    format!("features[{i}].name"),
+                    "must not be empty",
+                ));
             }
             if !seen.insert(f.name.as_str()) {
                 return Err(schema_error(

@@ -139,7 +139,11 @@ mod tests {
         let mut all = QuantileSketch::default();
         for i in 0..500 {
             let x = (i as f64).powf(1.3) / 7.0;
-            if i % 3 == 0 { a.add(x) } else { b.add(x) }
+            if i % 3 == 0 {
+                a.add(x)
+            } else {
+                b.add(x)
+            }
             all.add(x);
         }
         a.merge(&b);

@@ -413,9 +413,10 @@ impl WindowSummary {
                 }
             }
             Prediction::Value(v) => {
-                if let (Some(stats), Some(r)) =
-                    (self.prediction.value.as_mut(), profile.prediction.value.as_ref())
-                {
+                if let (Some(stats), Some(r)) = (
+                    self.prediction.value.as_mut(),
+                    profile.prediction.value.as_ref(),
+                ) {
                     stats.record(v, &r.edges);
                 }
             }
@@ -545,8 +546,14 @@ impl WindowSummary {
                 _ => unreachable!("check_shape compared feature kinds"),
             }
         }
-        add_counts(&mut self.prediction.class_counts, &other.prediction.class_counts);
-        add_counts(&mut self.prediction.score_bins, &other.prediction.score_bins);
+        add_counts(
+            &mut self.prediction.class_counts,
+            &other.prediction.class_counts,
+        );
+        add_counts(
+            &mut self.prediction.score_bins,
+            &other.prediction.score_bins,
+        );
         if let (Some(a), Some(b)) = (self.prediction.value.as_mut(), &other.prediction.value) {
             a.merge(b);
         }
@@ -568,11 +575,17 @@ impl WindowSummary {
 
     fn check_shape(&self, other: &WindowSummary) -> Result<(), MergeError> {
         let same_features = self.features.len() == other.features.len()
-            && self.features.iter().zip(&other.features).all(|(a, b)| match (a, b) {
-                (FeatureStats::Numeric(a), FeatureStats::Numeric(b)) => a.bins.len() == b.bins.len(),
-                (FeatureStats::Categorical(_), FeatureStats::Categorical(_)) => true,
-                _ => false,
-            });
+            && self
+                .features
+                .iter()
+                .zip(&other.features)
+                .all(|(a, b)| match (a, b) {
+                    (FeatureStats::Numeric(a), FeatureStats::Numeric(b)) => {
+                        a.bins.len() == b.bins.len()
+                    }
+                    (FeatureStats::Categorical(_), FeatureStats::Categorical(_)) => true,
+                    _ => false,
+                });
         if !same_features {
             return Err(MergeError::ShapeMismatch("features"));
         }
@@ -600,7 +613,11 @@ impl WindowSummary {
 
     /// Checks that a summary received from elsewhere fits `schema`, so that metrics computed
     /// from it index safely.
-    pub fn check_against(&self, schema: &ModelSchema, profile: &ReferenceProfile) -> Result<(), MergeError> {
+    pub fn check_against(
+        &self,
+        schema: &ModelSchema,
+        profile: &ReferenceProfile,
+    ) -> Result<(), MergeError> {
         let mut empty = WindowSummary::new(schema, profile);
         empty.profile_hash = self.profile_hash.clone();
         empty.check_shape(self)

@@ -73,7 +73,12 @@ impl SummaryEnvelope {
     pub fn compute_id(&self) -> String {
         let key = format!(
             "{}\n{}\n{}\n{}\n{}\n{}",
-            self.agent, self.model, self.model_version, self.window_start_ms, self.window_ms, self.seq
+            self.agent,
+            self.model,
+            self.model_version,
+            self.window_start_ms,
+            self.window_ms,
+            self.seq
         );
         sha256_hex(key.as_bytes())
     }

@@ -42,13 +42,17 @@ fn fixtures() -> Vec<Case> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 7, "expected the seven golden cases in {dir:?}");
+    assert!(
+        paths.len() >= 7,
+        "expected the seven golden cases in {dir:?}"
+    );
     paths
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("fixture readable");
             let doc: Value = serde_json::from_str(&text).expect("fixture is JSON");
-            let schema: ModelSchema = serde_json::from_value(doc["schema"].clone()).expect("schema");
+            let schema: ModelSchema =
+                serde_json::from_value(doc["schema"].clone()).expect("schema");
             let schema = schema.validated().expect("valid schema");
             let events = |key: &str| {
                 doc[key]
@@ -100,7 +104,9 @@ impl Check {
                     self.failures.push(format!("{what}: got {g}, want {w}"));
                 }
             }
-            (g, _) => self.failures.push(format!("{what}: got {g:?}, want {want}")),
+            (g, _) => self
+                .failures
+                .push(format!("{what}: got {g:?}, want {want}")),
         }
     }
 
@@ -111,7 +117,8 @@ impl Check {
     fn equal<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
         self.compared += 1;
         if got != want {
-            self.failures.push(format!("{what}: got {got:?}, want {want:?}"));
+            self.failures
+                .push(format!("{what}: got {got:?}, want {want:?}"));
         }
     }
 
@@ -146,11 +153,23 @@ fn reference_edges_match_numpy_quantiles() {
     let mut check = Check::default();
     for case in fixtures() {
         for (i, spec) in case.schema.features.iter().enumerate() {
-            let Some(numeric) = case.profile.numeric(i) else { continue };
-            let want = case.expected["drift"][&spec.name]["edges"].as_array().expect("edges");
-            check.equal(&format!("{}/{} edge count", case.name, spec.name), numeric.edges.len(), want.len());
+            let Some(numeric) = case.profile.numeric(i) else {
+                continue;
+            };
+            let want = case.expected["drift"][&spec.name]["edges"]
+                .as_array()
+                .expect("edges");
+            check.equal(
+                &format!("{}/{} edge count", case.name, spec.name),
+                numeric.edges.len(),
+                want.len(),
+            );
             for (k, (g, w)) in numeric.edges.iter().zip(want).enumerate() {
-                check.exact(&format!("{}/{} edge {k}", case.name, spec.name), &Measured::Value(*g), w);
+                check.exact(
+                    &format!("{}/{} edge {k}", case.name, spec.name),
+                    &Measured::Value(*g),
+                    w,
+                );
             }
         }
     }
@@ -165,11 +184,21 @@ fn drift_matches_scipy() {
             let want = &case.expected["drift"][name];
             let at = |m: &str| format!("{}/{name}/{m}", case.name);
             check.exact(&at("psi"), &got.psi, &want["psi"]);
-            check.exact(&at("jensen_shannon"), &got.jensen_shannon, &want["jensen_shannon"]);
+            check.exact(
+                &at("jensen_shannon"),
+                &got.jensen_shannon,
+                &want["jensen_shannon"],
+            );
             check.exact(&at("hellinger"), &got.hellinger, &want["hellinger"]);
             check.exact(&at("kl"), &got.kl, &want["kl"]);
             if let Some(ks) = &got.ks {
-                check.close(&at("ks"), &ks.statistic, &want["ks"]["statistic"], KS_TOLERANCE, 0.0);
+                check.close(
+                    &at("ks"),
+                    &ks.statistic,
+                    &want["ks"]["statistic"],
+                    KS_TOLERANCE,
+                    0.0,
+                );
             }
             if let Some(w) = &got.wasserstein {
                 let w_want = want["wasserstein"].as_f64().unwrap_or(0.0);
@@ -177,23 +206,47 @@ fn drift_matches_scipy() {
                 check.close(&at("wasserstein"), w, &want["wasserstein"], tolerance, 0.0);
             }
             if let (Some(chi2), Some(want_chi2)) = (&got.chi2, want.get("chi2")) {
-                check.exact(&at("chi2.statistic"), &chi2.statistic, &want_chi2["statistic"]);
+                check.exact(
+                    &at("chi2.statistic"),
+                    &chi2.statistic,
+                    &want_chi2["statistic"],
+                );
                 check.exact(&at("chi2.p_value"), &chi2.p_value, &want_chi2["p_value"]);
             }
             if let Some(want_z) = want.get("z") {
                 let got_z = got.z.clone().unwrap_or(Measured::undefined("no z test"));
                 check.exact(&at("z"), &got_z, &want_z["p_value"]);
             }
-            check.equal(&at("default_method"), method_name(got.default_method), want["default_method"].as_str().unwrap_or("?"));
+            check.equal(
+                &at("default_method"),
+                method_name(got.default_method),
+                want["default_method"].as_str().unwrap_or("?"),
+            );
             check.equal(&at("drifted"), got.drifted, want["drifted"].as_bool());
             if let Some(evidently) = case.expected.get("evidently").and_then(|e| e.get(name)) {
-                check.equal(&at("evidently method"), method_name(got.default_method), evidently["method"].as_str().unwrap_or("?"));
-                check.equal(&at("evidently drifted"), got.drifted, evidently["drifted"].as_bool());
+                check.equal(
+                    &at("evidently method"),
+                    method_name(got.default_method),
+                    evidently["method"].as_str().unwrap_or("?"),
+                );
+                check.equal(
+                    &at("evidently drifted"),
+                    got.drifted,
+                    evidently["drifted"].as_bool(),
+                );
             }
         }
         let want = &case.expected["dataset_drift"];
-        check.exact(&format!("{}/dataset_drift.share", case.name), &case.report.dataset_drift.share, &want["share"]);
-        check.equal(&format!("{}/dataset_drift.drifted", case.name), case.report.dataset_drift.drifted, want["drifted"].as_bool());
+        check.exact(
+            &format!("{}/dataset_drift.share", case.name),
+            &case.report.dataset_drift.share,
+            &want["share"],
+        );
+        check.equal(
+            &format!("{}/dataset_drift.drifted", case.name),
+            case.report.dataset_drift.drifted,
+            want["drifted"].as_bool(),
+        );
     }
     check.finish(300);
 }
@@ -205,13 +258,23 @@ fn performance_matches_scikit_learn() {
         let want = &case.expected["performance"];
         let perf = &case.report.performance;
         let at = |m: &str| format!("{}/{m}", case.name);
-        check.exact(&at("label_coverage"), &perf.label_coverage, &want["label_coverage"]);
+        check.exact(
+            &at("label_coverage"),
+            &perf.label_coverage,
+            &want["label_coverage"],
+        );
         if let Some(c) = &perf.classification {
             check.exact(&at("accuracy"), &c.accuracy, &want["accuracy"]);
             check.exact(&at("precision"), &c.precision, &want["precision"]);
             check.exact(&at("recall"), &c.recall, &want["recall"]);
             check.exact(&at("f1"), &c.f1, &want["f1"]);
-            check.close(&at("roc_auc"), &c.roc_auc, &want["roc_auc"], AUC_TOLERANCE, 0.0);
+            check.close(
+                &at("roc_auc"),
+                &c.roc_auc,
+                &want["roc_auc"],
+                AUC_TOLERANCE,
+                0.0,
+            );
             check.close(&at("log_loss"), &c.log_loss, &want["log_loss"], 1e-9, 1e-9);
             check.exact(&at("brier"), &c.brier, &want["brier"]);
         }
@@ -221,15 +284,28 @@ fn performance_matches_scikit_learn() {
             check.exact(&at("mape"), &r.mape, &want["mape"]);
             check.close(&at("r2"), &r.r2, &want["r2"], 1e-7, 1e-7);
         }
-        for (q, got) in [("p50", &case.report.latency.p50), ("p90", &case.report.latency.p90), ("p99", &case.report.latency.p99)] {
+        for (q, got) in [
+            ("p50", &case.report.latency.p50),
+            ("p90", &case.report.latency.p90),
+            ("p99", &case.report.latency.p99),
+        ] {
             check.compared += 1;
             let (lo, hi) = (
-                case.expected["latency"][q]["lower"].as_f64().unwrap_or(f64::NAN),
-                case.expected["latency"][q]["higher"].as_f64().unwrap_or(f64::NAN),
+                case.expected["latency"][q]["lower"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                case.expected["latency"][q]["higher"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
             );
             match got.value() {
-                Some(v) if v >= lo * (1.0 - RELATIVE_ACCURACY) && v <= hi * (1.0 + RELATIVE_ACCURACY) => {}
-                other => check.failures.push(format!("{}/latency {q}: got {other:?}, want within 1 % of [{lo}, {hi}]", case.name)),
+                Some(v)
+                    if v >= lo * (1.0 - RELATIVE_ACCURACY)
+                        && v <= hi * (1.0 + RELATIVE_ACCURACY) => {}
+                other => check.failures.push(format!(
+                    "{}/latency {q}: got {other:?}, want within 1 % of [{lo}, {hi}]",
+                    case.name
+                )),
             }
         }
     }
@@ -244,12 +320,20 @@ fn fairness_matches_fairlearn() {
             let want = &case.expected["fairness"][attribute];
             let at = |m: &str| format!("{}/{attribute}/{m}", case.name);
             let want_groups = want["groups"].as_object().expect("groups");
-            check.equal(&at("groups"), got.groups.keys().cloned().collect::<Vec<_>>(), want_groups.keys().cloned().collect::<Vec<_>>());
+            check.equal(
+                &at("groups"),
+                got.groups.keys().cloned().collect::<Vec<_>>(),
+                want_groups.keys().cloned().collect::<Vec<_>>(),
+            );
             for (group, g) in &got.groups {
                 let w = &want_groups[group];
                 check.equal(&at(&format!("{group}.n")), Some(g.n), w["n"].as_u64());
                 if case.schema.is_classification() {
-                    check.exact(&at(&format!("{group}.selection_rate")), &g.selection_rate, &w["selection_rate"]);
+                    check.exact(
+                        &at(&format!("{group}.selection_rate")),
+                        &g.selection_rate,
+                        &w["selection_rate"],
+                    );
                     check.exact(&at(&format!("{group}.tpr")), &g.tpr, &w["tpr"]);
                     check.exact(&at(&format!("{group}.fpr")), &g.fpr, &w["fpr"]);
                     if let Some(spd) = &g.statistical_parity_difference {
@@ -265,13 +349,41 @@ fn fairness_matches_fairlearn() {
             if !case.schema.is_classification() {
                 continue;
             }
-            check.exact(&at("dp_difference"), &got.demographic_parity_difference, &want["demographic_parity_difference"]);
-            check.exact(&at("dp_ratio"), &got.demographic_parity_ratio, &want["demographic_parity_ratio"]);
-            check.exact(&at("eo_difference"), &got.equalized_odds_difference, &want["equalized_odds_difference"]);
-            check.exact(&at("eo_ratio"), &got.equalized_odds_ratio, &want["equalized_odds_ratio"]);
-            check.exact(&at("eopp_difference"), &got.equal_opportunity_difference, &want["equal_opportunity_difference"]);
-            check.exact(&at("eopp_ratio"), &got.equal_opportunity_ratio, &want["equal_opportunity_ratio"]);
-            check.exact(&at("spd"), &got.statistical_parity_difference, &want["statistical_parity_difference"]);
+            check.exact(
+                &at("dp_difference"),
+                &got.demographic_parity_difference,
+                &want["demographic_parity_difference"],
+            );
+            check.exact(
+                &at("dp_ratio"),
+                &got.demographic_parity_ratio,
+                &want["demographic_parity_ratio"],
+            );
+            check.exact(
+                &at("eo_difference"),
+                &got.equalized_odds_difference,
+                &want["equalized_odds_difference"],
+            );
+            check.exact(
+                &at("eo_ratio"),
+                &got.equalized_odds_ratio,
+                &want["equalized_odds_ratio"],
+            );
+            check.exact(
+                &at("eopp_difference"),
+                &got.equal_opportunity_difference,
+                &want["equal_opportunity_difference"],
+            );
+            check.exact(
+                &at("eopp_ratio"),
+                &got.equal_opportunity_ratio,
+                &want["equal_opportunity_ratio"],
+            );
+            check.exact(
+                &at("spd"),
+                &got.statistical_parity_difference,
+                &want["statistical_parity_difference"],
+            );
             check.exact(&at("di"), &got.disparate_impact, &want["disparate_impact"]);
         }
     }
@@ -285,15 +397,27 @@ fn data_quality_matches_pandas() {
         for (feature, got) in &case.report.data_quality.features {
             let want = &case.expected["data_quality"][feature];
             let at = |m: &str| format!("{}/{feature}/{m}", case.name);
-            check.exact(&at("missing_rate"), &got.missing_rate, &want["missing_rate"]);
+            check.exact(
+                &at("missing_rate"),
+                &got.missing_rate,
+                &want["missing_rate"],
+            );
             if let Some(r) = &got.out_of_range_rate {
                 check.exact(&at("out_of_range_rate"), r, &want["out_of_range_rate"]);
             }
             if let Some(r) = &got.unseen_category_rate {
-                check.exact(&at("unseen_category_rate"), r, &want["unseen_category_rate"]);
+                check.exact(
+                    &at("unseen_category_rate"),
+                    r,
+                    &want["unseen_category_rate"],
+                );
             }
         }
-        check.equal(&format!("{} rows", case.name), case.summary.events, case.expected["rows"]["current"].as_u64().unwrap_or(0));
+        check.equal(
+            &format!("{} rows", case.name),
+            case.summary.events,
+            case.expected["rows"]["current"].as_u64().unwrap_or(0),
+        );
     }
     check.finish(40);
 }

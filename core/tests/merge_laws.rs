@@ -18,9 +18,18 @@ fn schema() -> ModelSchema {
         classes: vec![],
         positive_class: None,
         features: vec![
-            FeatureSpec { name: "x".into(), kind: FeatureKind::Numeric },
-            FeatureSpec { name: "y".into(), kind: FeatureKind::Numeric },
-            FeatureSpec { name: "c".into(), kind: FeatureKind::Categorical },
+            FeatureSpec {
+                name: "x".into(),
+                kind: FeatureKind::Numeric,
+            },
+            FeatureSpec {
+                name: "y".into(),
+                kind: FeatureKind::Numeric,
+            },
+            FeatureSpec {
+                name: "c".into(),
+                kind: FeatureKind::Categorical,
+            },
         ],
         attributes: vec![AttributeSpec {
             name: "g".into(),
@@ -43,23 +52,29 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         prop::option::of(0.0f64..500.0),
         (0i64..3_600_000, any::<bool>()),
     )
-        .prop_map(|(x, y, c, g, (class, score), label, latency, (ts, failed))| Event {
-            id: None,
-            ts_ms: ts,
-            features: vec![
-                x.map_or(FeatureValue::Missing, FeatureValue::Numeric),
-                y.map_or(FeatureValue::Missing, |v| FeatureValue::Numeric(f64::from(v))),
-                c.map_or(FeatureValue::Missing, |s| FeatureValue::Categorical(s.to_owned())),
-            ],
-            groups: vec![g],
-            prediction: if failed && ts % 17 == 0 {
-                Prediction::Failed
-            } else {
-                Prediction::Class { class, score }
+        .prop_map(
+            |(x, y, c, g, (class, score), label, latency, (ts, failed))| Event {
+                id: None,
+                ts_ms: ts,
+                features: vec![
+                    x.map_or(FeatureValue::Missing, FeatureValue::Numeric),
+                    y.map_or(FeatureValue::Missing, |v| {
+                        FeatureValue::Numeric(f64::from(v))
+                    }),
+                    c.map_or(FeatureValue::Missing, |s| {
+                        FeatureValue::Categorical(s.to_owned())
+                    }),
+                ],
+                groups: vec![g],
+                prediction: if failed && ts % 17 == 0 {
+                    Prediction::Failed
+                } else {
+                    Prediction::Class { class, score }
+                },
+                label: label.map(Target::Class),
+                latency_ms: latency,
             },
-            label: label.map(Target::Class),
-            latency_ms: latency,
-        })
+        )
 }
 
 fn reference(schema: &ModelSchema) -> ReferenceProfile {
@@ -75,7 +90,10 @@ fn reference(schema: &ModelSchema) -> ReferenceProfile {
                 FeatureValue::Categorical(["p", "q", "r"][(i % 3) as usize].to_owned()),
             ],
             groups: vec![(i % 3) as u16],
-            prediction: Prediction::Class { class: i % 2, score: Some((f / 400.0).min(1.0)) },
+            prediction: Prediction::Class {
+                class: i % 2,
+                score: Some((f / 400.0).min(1.0)),
+            },
             label: Some(Target::Class((i / 2) % 2)),
             latency_ms: Some(f / 10.0),
         });
@@ -95,7 +113,10 @@ fn summarise(schema: &ModelSchema, profile: &ReferenceProfile, events: &[Event])
 fn approx_eq(a: &Value, b: &Value, path: &str) -> Result<(), String> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             if (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())) {
                 Ok(())
             } else {
@@ -107,11 +128,13 @@ fn approx_eq(a: &Value, b: &Value, path: &str) -> Result<(), String> {
             .zip(y)
             .enumerate()
             .try_for_each(|(i, (x, y))| approx_eq(x, y, &format!("{path}[{i}]"))),
-        (Value::Object(x), Value::Object(y)) if x.len() == y.len() => x.iter().try_for_each(|(k, v)| {
-            y.get(k)
-                .ok_or_else(|| format!("{path}.{k} missing"))
-                .and_then(|w| approx_eq(v, w, &format!("{path}.{k}")))
-        }),
+        (Value::Object(x), Value::Object(y)) if x.len() == y.len() => {
+            x.iter().try_for_each(|(k, v)| {
+                y.get(k)
+                    .ok_or_else(|| format!("{path}.{k} missing"))
+                    .and_then(|w| approx_eq(v, w, &format!("{path}.{k}")))
+            })
+        }
         _ if a == b => Ok(()),
         _ => Err(format!("{path}: {a} != {b}")),
     }
@@ -121,7 +144,11 @@ fn json<T: serde::Serialize>(t: &T) -> Value {
     serde_json::to_value(t).expect("serialisable")
 }
 
-fn merged(parts: &[&WindowSummary], schema: &ModelSchema, profile: &ReferenceProfile) -> WindowSummary {
+fn merged(
+    parts: &[&WindowSummary],
+    schema: &ModelSchema,
+    profile: &ReferenceProfile,
+) -> WindowSummary {
     let mut acc = WindowSummary::new(schema, profile);
     for p in parts {
         acc.merge(p).expect("same profile");

@@ -15,8 +15,14 @@ fn schema() -> ModelSchema {
         classes: vec![],
         positive_class: None,
         features: vec![
-            FeatureSpec { name: "x".into(), kind: FeatureKind::Numeric },
-            FeatureSpec { name: "c".into(), kind: FeatureKind::Categorical },
+            FeatureSpec {
+                name: "x".into(),
+                kind: FeatureKind::Numeric,
+            },
+            FeatureSpec {
+                name: "c".into(),
+                kind: FeatureKind::Categorical,
+            },
         ],
         attributes: vec![AttributeSpec {
             name: "g".into(),
@@ -32,9 +38,15 @@ fn event(x: f64, group: u16, label: u32) -> Event {
     Event {
         id: None,
         ts_ms: 0,
-        features: vec![FeatureValue::Numeric(x), FeatureValue::Categorical("k".into())],
+        features: vec![
+            FeatureValue::Numeric(x),
+            FeatureValue::Categorical("k".into()),
+        ],
         groups: vec![group],
-        prediction: Prediction::Class { class: 1, score: Some(0.7) },
+        prediction: Prediction::Class {
+            class: 1,
+            score: Some(0.7),
+        },
         label: Some(Target::Class(label)),
         latency_ms: None,
     }
@@ -65,14 +77,25 @@ fn degenerate_windows_report_reasons_not_nan() {
     assert!(undefined(&r.fairness["g"].groups["b"].tpr));
     assert!(undefined(&r.fairness["g"].equal_opportunity_difference));
     assert_eq!(r.fairness["g"].groups["b"].fpr, Measured::Value(1.0));
-    assert!(undefined(r.drift["x"].wasserstein.as_ref().expect("numeric")), "constant reference");
+    assert!(
+        undefined(r.drift["x"].wasserstein.as_ref().expect("numeric")),
+        "constant reference"
+    );
     assert!(undefined(&r.latency.p50));
 
     let text = serde_json::to_string(&r).expect("serialises");
     assert!(!text.contains("NaN") && !text.contains("null"), "{text}");
 
-    let m = measure("tpr", &Selector { attribute: Some("g".into()), group: Some("b".into()), ..Selector::default() }, &r)
-        .expect("known metric");
+    let m = measure(
+        "tpr",
+        &Selector {
+            attribute: Some("g".into()),
+            group: Some("b".into()),
+            ..Selector::default()
+        },
+        &r,
+    )
+    .expect("known metric");
     assert!(undefined(&m.value));
 }
 

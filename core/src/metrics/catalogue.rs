@@ -56,25 +56,110 @@ macro_rules! spec {
 
 /// Every metric an objective can name (the collector adds `no_data`).
 pub const CATALOGUE: &[MetricSpec] = &[
-    spec!("psi", Feature, Events, "population stability index on ten reference-quantile bins"),
-    spec!("ks", Feature, Events, "two-sample Kolmogorov-Smirnov statistic"),
-    spec!("ks_p_value", Feature, Events, "asymptotic p-value of the KS statistic"),
-    spec!("wasserstein", Feature, Events, "Wasserstein-1 distance divided by the reference std"),
-    spec!("jensen_shannon", Feature, Events, "Jensen-Shannon distance (natural log)"),
-    spec!("chi2", Feature, Events, "chi-square goodness-of-fit statistic"),
-    spec!("chi2_p_value", Feature, Events, "p-value of the chi-square test"),
+    spec!(
+        "psi",
+        Feature,
+        Events,
+        "population stability index on ten reference-quantile bins"
+    ),
+    spec!(
+        "ks",
+        Feature,
+        Events,
+        "two-sample Kolmogorov-Smirnov statistic"
+    ),
+    spec!(
+        "ks_p_value",
+        Feature,
+        Events,
+        "asymptotic p-value of the KS statistic"
+    ),
+    spec!(
+        "wasserstein",
+        Feature,
+        Events,
+        "Wasserstein-1 distance divided by the reference std"
+    ),
+    spec!(
+        "jensen_shannon",
+        Feature,
+        Events,
+        "Jensen-Shannon distance (natural log)"
+    ),
+    spec!(
+        "chi2",
+        Feature,
+        Events,
+        "chi-square goodness-of-fit statistic"
+    ),
+    spec!(
+        "chi2_p_value",
+        Feature,
+        Events,
+        "p-value of the chi-square test"
+    ),
     spec!("hellinger", Feature, Events, "Hellinger distance"),
-    spec!("kl", Feature, Events, "Kullback-Leibler divergence of current from reference"),
-    spec!("drift_score", Feature, Events, "value of the default drift method for the feature"),
-    spec!("missing_rate", Feature, Events, "share of events missing the feature"),
-    spec!("out_of_range_rate", Feature, Events, "share of values outside the reference range"),
-    spec!("unseen_category_rate", Feature, Events, "share of categories unseen in the reference"),
-    spec!("dataset_drift_share", Model, Events, "share of features whose default test reports drift"),
-    spec!("rejected_rate", Model, Events, "share of received events rejected by validation"),
+    spec!(
+        "kl",
+        Feature,
+        Events,
+        "Kullback-Leibler divergence of current from reference"
+    ),
+    spec!(
+        "drift_score",
+        Feature,
+        Events,
+        "value of the default drift method for the feature"
+    ),
+    spec!(
+        "missing_rate",
+        Feature,
+        Events,
+        "share of events missing the feature"
+    ),
+    spec!(
+        "out_of_range_rate",
+        Feature,
+        Events,
+        "share of values outside the reference range"
+    ),
+    spec!(
+        "unseen_category_rate",
+        Feature,
+        Events,
+        "share of categories unseen in the reference"
+    ),
+    spec!(
+        "dataset_drift_share",
+        Model,
+        Events,
+        "share of features whose default test reports drift"
+    ),
+    spec!(
+        "rejected_rate",
+        Model,
+        Events,
+        "share of received events rejected by validation"
+    ),
     spec!("accuracy", Model, Labelled, "share of correct predictions"),
-    spec!("precision", Model, Labelled, "precision of the positive class (macro for multiclass)"),
-    spec!("recall", Model, Labelled, "recall of the positive class (macro for multiclass)"),
-    spec!("f1", Model, Labelled, "F1 of the positive class (macro for multiclass)"),
+    spec!(
+        "precision",
+        Model,
+        Labelled,
+        "precision of the positive class (macro for multiclass)"
+    ),
+    spec!(
+        "recall",
+        Model,
+        Labelled,
+        "recall of the positive class (macro for multiclass)"
+    ),
+    spec!(
+        "f1",
+        Model,
+        Labelled,
+        "F1 of the positive class (macro for multiclass)"
+    ),
     spec!("roc_auc", Model, Labelled, "area under the ROC curve"),
     spec!("log_loss", Model, Labelled, "mean log loss"),
     spec!("brier", Model, Labelled, "Brier score"),
@@ -82,23 +167,93 @@ pub const CATALOGUE: &[MetricSpec] = &[
     spec!("rmse", Model, Labelled, "root mean squared error"),
     spec!("mape", Model, Labelled, "mean absolute percentage error"),
     spec!("r2", Model, Labelled, "coefficient of determination"),
-    spec!("label_coverage", Model, Events, "share of predictions with ground truth"),
-    spec!("error_rate", Model, Events, "share of events reporting a serving error"),
-    spec!("latency_p50", Model, Events, "median serving latency, milliseconds"),
-    spec!("latency_p90", Model, Events, "90th percentile serving latency, milliseconds"),
-    spec!("latency_p99", Model, Events, "99th percentile serving latency, milliseconds"),
+    spec!(
+        "label_coverage",
+        Model,
+        Events,
+        "share of predictions with ground truth"
+    ),
+    spec!(
+        "error_rate",
+        Model,
+        Events,
+        "share of events reporting a serving error"
+    ),
+    spec!(
+        "latency_p50",
+        Model,
+        Events,
+        "median serving latency, milliseconds"
+    ),
+    spec!(
+        "latency_p90",
+        Model,
+        Events,
+        "90th percentile serving latency, milliseconds"
+    ),
+    spec!(
+        "latency_p99",
+        Model,
+        Events,
+        "99th percentile serving latency, milliseconds"
+    ),
     spec!("throughput", Model, Events, "predictions per second"),
-    spec!("selection_rate", Group, Events, "share of the group predicted positive"),
+    spec!(
+        "selection_rate",
+        Group,
+        Events,
+        "share of the group predicted positive"
+    ),
     spec!("tpr", Group, Labelled, "true positive rate of the group"),
     spec!("fpr", Group, Labelled, "false positive rate of the group"),
-    spec!("demographic_parity_difference", Attribute, Events, "max - min selection rate across groups"),
-    spec!("demographic_parity_ratio", Attribute, Events, "min / max selection rate across groups"),
-    spec!("equalized_odds_difference", Attribute, Labelled, "worst of TPR and FPR differences"),
-    spec!("equalized_odds_ratio", Attribute, Labelled, "worst of TPR and FPR ratios"),
-    spec!("equal_opportunity_difference", Attribute, Labelled, "max - min TPR across groups"),
-    spec!("equal_opportunity_ratio", Attribute, Labelled, "min / max TPR across groups"),
-    spec!("statistical_parity_difference", Attribute, Events, "lowest selection-rate difference to the reference group"),
-    spec!("disparate_impact", Attribute, Events, "lowest selection-rate ratio to the reference group"),
+    spec!(
+        "demographic_parity_difference",
+        Attribute,
+        Events,
+        "max - min selection rate across groups"
+    ),
+    spec!(
+        "demographic_parity_ratio",
+        Attribute,
+        Events,
+        "min / max selection rate across groups"
+    ),
+    spec!(
+        "equalized_odds_difference",
+        Attribute,
+        Labelled,
+        "worst of TPR and FPR differences"
+    ),
+    spec!(
+        "equalized_odds_ratio",
+        Attribute,
+        Labelled,
+        "worst of TPR and FPR ratios"
+    ),
+    spec!(
+        "equal_opportunity_difference",
+        Attribute,
+        Labelled,
+        "max - min TPR across groups"
+    ),
+    spec!(
+        "equal_opportunity_ratio",
+        Attribute,
+        Labelled,
+        "min / max TPR across groups"
+    ),
+    spec!(
+        "statistical_parity_difference",
+        Attribute,
+        Events,
+        "lowest selection-rate difference to the reference group"
+    ),
+    spec!(
+        "disparate_impact",
+        Attribute,
+        Events,
+        "lowest selection-rate ratio to the reference group"
+    ),
 ];
 
 impl MetricSpec {
@@ -152,13 +307,18 @@ pub fn check(
     let needs_attribute = matches!(spec.scope, Scope::Attribute | Scope::Group);
     match (&selector.feature, needs_feature) {
         (None, true) => return Err(err("feature", format!("{metric} needs a feature"))),
-        (Some(_), false) => return Err(err("feature", format!("{metric} is not a feature metric"))),
+        (Some(_), false) => {
+            return Err(err("feature", format!("{metric} is not a feature metric")))
+        }
         _ => {}
     }
     match (&selector.attribute, needs_attribute) {
         (None, true) => return Err(err("attribute", format!("{metric} needs an attribute"))),
         (Some(_), false) => {
-            return Err(err("attribute", format!("{metric} is not a fairness metric")))
+            return Err(err(
+                "attribute",
+                format!("{metric} is not a fairness metric"),
+            ))
         }
         _ => {}
     }
@@ -172,12 +332,18 @@ pub fn check(
     if let Some(schema) = schema {
         if let Some(f) = &selector.feature {
             if schema.feature_index(f).is_none() {
-                return Err(err("feature", format!("model {} has no feature {f:?}", schema.name)));
+                return Err(err(
+                    "feature",
+                    format!("model {} has no feature {f:?}", schema.name),
+                ));
             }
         }
         if let Some(a) = &selector.attribute {
             let Some(i) = schema.attribute_index(a) else {
-                return Err(err("attribute", format!("model {} has no attribute {a:?}", schema.name)));
+                return Err(err(
+                    "attribute",
+                    format!("model {} has no attribute {a:?}", schema.name),
+                ));
             };
             if let Some(g) = &selector.group {
                 let spec = &schema.attributes[i];
@@ -200,7 +366,11 @@ pub struct Measurement {
 }
 
 /// Reads one metric out of a computed [`Report`].
-pub fn measure(metric: &str, selector: &Selector, report: &Report) -> Result<Measurement, CatalogueError> {
+pub fn measure(
+    metric: &str,
+    selector: &Selector,
+    report: &Report,
+) -> Result<Measurement, CatalogueError> {
     let spec = check(metric, selector, None)?;
     let perf = &report.performance;
     let mut samples = match spec.basis {
@@ -218,16 +388,33 @@ pub fn measure(metric: &str, selector: &Selector, report: &Report) -> Result<Mea
             let quality = report.data_quality.features.get(name);
             match metric {
                 "psi" => drift.psi.clone(),
-                "ks" => drift.ks.as_ref().map_or_else(|| missing("ks"), |t| t.statistic.clone()),
-                "ks_p_value" => drift.ks.as_ref().map_or_else(|| missing("ks"), |t| t.p_value.clone()),
-                "wasserstein" => drift.wasserstein.clone().unwrap_or_else(|| missing("wasserstein")),
+                "ks" => drift
+                    .ks
+                    .as_ref()
+                    .map_or_else(|| missing("ks"), |t| t.statistic.clone()),
+                "ks_p_value" => drift
+                    .ks
+                    .as_ref()
+                    .map_or_else(|| missing("ks"), |t| t.p_value.clone()),
+                "wasserstein" => drift
+                    .wasserstein
+                    .clone()
+                    .unwrap_or_else(|| missing("wasserstein")),
                 "jensen_shannon" => drift.jensen_shannon.clone(),
-                "chi2" => drift.chi2.as_ref().map_or_else(|| missing("chi2"), |t| t.statistic.clone()),
-                "chi2_p_value" => drift.chi2.as_ref().map_or_else(|| missing("chi2"), |t| t.p_value.clone()),
+                "chi2" => drift
+                    .chi2
+                    .as_ref()
+                    .map_or_else(|| missing("chi2"), |t| t.statistic.clone()),
+                "chi2_p_value" => drift
+                    .chi2
+                    .as_ref()
+                    .map_or_else(|| missing("chi2"), |t| t.p_value.clone()),
                 "hellinger" => drift.hellinger.clone(),
                 "kl" => drift.kl.clone(),
                 "drift_score" => drift.score.clone(),
-                "missing_rate" => quality.map_or_else(|| missing(metric), |q| q.missing_rate.clone()),
+                "missing_rate" => {
+                    quality.map_or_else(|| missing(metric), |q| q.missing_rate.clone())
+                }
                 "out_of_range_rate" => quality
                     .and_then(|q| q.out_of_range_rate.clone())
                     .unwrap_or_else(|| missing(metric)),
@@ -279,7 +466,9 @@ pub fn measure(metric: &str, selector: &Selector, report: &Report) -> Result<Mea
                 match f.groups.get(group) {
                     None => {
                         samples = 0;
-                        Measured::undefined(format!("group {group:?} has no predictions in the window"))
+                        Measured::undefined(format!(
+                            "group {group:?} has no predictions in the window"
+                        ))
                     }
                     Some(g) => {
                         samples = match spec.basis {
@@ -328,7 +517,10 @@ mod tests {
         };
         assert!(check("demographic_parity_ratio", &attr, None).is_ok());
         assert_eq!(check("tpr", &attr, None).unwrap_err().field, "group");
-        assert_eq!(check("accuracy", &attr, None).unwrap_err().field, "attribute");
+        assert_eq!(
+            check("accuracy", &attr, None).unwrap_err().field,
+            "attribute"
+        );
     }
 
     #[test]

@@ -141,7 +141,11 @@ pub fn features(
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let d = match (summary.features.get(i), profile.numeric(i), profile.categorical(i)) {
+            let d = match (
+                summary.features.get(i),
+                profile.numeric(i),
+                profile.categorical(i),
+            ) {
                 (Some(FeatureStats::Numeric(cur)), Some(reference), _) => numeric(reference, cur),
                 (Some(FeatureStats::Categorical(cur)), _, Some(reference)) => {
                     categorical(reference, cur)
@@ -220,7 +224,10 @@ pub fn hellinger(reference: &[f64], current: &[f64]) -> f64 {
 /// KL divergence of current from reference, empty bins floored, then renormalised
 /// (`scipy.stats.entropy(current, reference)`).
 pub fn kl(reference: &[f64], current: &[f64]) -> f64 {
-    let (r, c) = (proportions(&floored(reference)), proportions(&floored(current)));
+    let (r, c) = (
+        proportions(&floored(reference)),
+        proportions(&floored(current)),
+    );
     c.iter().zip(&r).map(|(c, r)| c * (c / r).ln()).sum()
 }
 
@@ -357,7 +364,9 @@ pub fn chi_square(reference: &[f64], observed: &[f64]) -> Test {
         if e == 0.0 {
             if *o > 0.0 {
                 return Test {
-                    statistic: Measured::undefined("a current category never occurs in the reference"),
+                    statistic: Measured::undefined(
+                        "a current category never occurs in the reference",
+                    ),
                     p_value: Measured::Value(0.0),
                 };
             }
@@ -365,7 +374,11 @@ pub fn chi_square(reference: &[f64], observed: &[f64]) -> Test {
         }
         stat += (o - e) * (o - e) / e;
     }
-    let categories = reference.iter().zip(observed).filter(|(r, o)| **r > 0.0 || **o > 0.0).count();
+    let categories = reference
+        .iter()
+        .zip(observed)
+        .filter(|(r, o)| **r > 0.0 || **o > 0.0)
+        .count();
     if categories < 2 {
         return Test {
             statistic: Measured::Value(stat),
@@ -398,10 +411,10 @@ pub fn z_test(reference: &[f64], current: &[f64]) -> Measured {
     if same_constant {
         return Measured::Value(1.0);
     }
-    let top = reference
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, r)| if *r > reference[best] { i } else { best });
+    let top = reference.iter().enumerate().fold(
+        0,
+        |best, (i, r)| if *r > reference[best] { i } else { best },
+    );
     let p1 = reference[top] / n1;
     let p2 = current[top] / n2;
     let pooled = (p1 * n1 + p2 * n2) / (n1 + n2);
@@ -411,7 +424,10 @@ pub fn z_test(reference: &[f64], current: &[f64]) -> Measured {
     }
     let z = (p1 - p2) / se;
     let normal = Normal::new(0.0, 1.0).expect("the standard normal exists");
-    Measured::finite(2.0 * (1.0 - normal.cdf(z.abs())), "z-test p-value not computable")
+    Measured::finite(
+        2.0 * (1.0 - normal.cdf(z.abs())),
+        "z-test p-value not computable",
+    )
 }
 
 fn choose(kind: FeatureKind, reference_rows: u64, n_unique: u64) -> Method {
@@ -460,7 +476,12 @@ pub fn numeric(reference: &NumericProfile, current: &NumericStats) -> FeatureDri
     let n_unique = u64::from(reference.distinct);
     let method = choose(FeatureKind::Numeric, reference.count, n_unique);
     // Few-valued numeric features are tested as categories: their values sit in distinct bins.
-    let (rf, cf): (Vec<f64>, Vec<f64>) = r_fine.iter().zip(&c_fine).filter(|(r, c)| **r > 0 || **c > 0).map(|(r, c)| (*r as f64, *c as f64)).unzip();
+    let (rf, cf): (Vec<f64>, Vec<f64>) = r_fine
+        .iter()
+        .zip(&c_fine)
+        .filter(|(r, c)| **r > 0 || **c > 0)
+        .map(|(r, c)| (*r as f64, *c as f64))
+        .unzip();
     let chi2 = (method == Method::ChiSquare).then(|| chi_square(&rf, &cf));
     let z = (method == Method::Z).then(|| z_test(&rf, &cf));
     let js = Measured::finite(jensen_shannon(&r10, &c10), "not computable");
@@ -468,7 +489,10 @@ pub fn numeric(reference: &NumericProfile, current: &NumericStats) -> FeatureDri
         Method::Ks => ks.p_value.clone(),
         Method::Wasserstein => wasserstein.clone(),
         Method::JensenShannon => js.clone(),
-        Method::ChiSquare => chi2.as_ref().map(|t| t.p_value.clone()).unwrap_or_else(|| Measured::undefined("no test")),
+        Method::ChiSquare => chi2
+            .as_ref()
+            .map(|t| t.p_value.clone())
+            .unwrap_or_else(|| Measured::undefined("no test")),
         Method::Z => z.clone().unwrap_or_else(|| Measured::undefined("no test")),
     };
     FeatureDrift {
@@ -497,7 +521,12 @@ pub fn categorical(reference: &CategoricalProfile, current: &CategoricalStats) -
         return FeatureDrift::undefined(FeatureKind::Categorical, "no current values");
     }
     let mut keys: Vec<&String> = reference.frequencies.keys().collect();
-    keys.extend(current.counts.keys().filter(|k| !reference.frequencies.contains_key(*k)));
+    keys.extend(
+        current
+            .counts
+            .keys()
+            .filter(|k| !reference.frequencies.contains_key(*k)),
+    );
     keys.sort();
     let mut r: Vec<f64> = keys
         .iter()
@@ -562,7 +591,11 @@ mod tests {
             (2.0, 0.000_670_925_255_779_695_3),
         ];
         for (x, p) in want {
-            assert!((kolmogorov_sf(x) - p).abs() < 1e-9, "x={x}: {}", kolmogorov_sf(x));
+            assert!(
+                (kolmogorov_sf(x) - p).abs() < 1e-9,
+                "x={x}: {}",
+                kolmogorov_sf(x)
+            );
         }
     }
 

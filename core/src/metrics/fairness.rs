@@ -125,7 +125,10 @@ fn group_rates(g: &GroupStats, task: Task) -> GroupFairness {
 }
 
 /// Fairness of every attribute, keyed by attribute name.
-pub fn fairness(schema: &ModelSchema, summary: &WindowSummary) -> BTreeMap<String, AttributeFairness> {
+pub fn fairness(
+    schema: &ModelSchema,
+    summary: &WindowSummary,
+) -> BTreeMap<String, AttributeFairness> {
     schema
         .attributes
         .iter()
@@ -170,7 +173,9 @@ pub fn fairness(schema: &ModelSchema, summary: &WindowSummary) -> BTreeMap<Strin
                             _ => Measured::undefined("selection rate undefined"),
                         };
                         let di = match (s, r) {
-                            (Some(s), Some(r)) => Measured::ratio(s, r, "the reference group selects no one"),
+                            (Some(s), Some(r)) => {
+                                Measured::ratio(s, r, "the reference group selects no one")
+                            }
                             _ => Measured::undefined("selection rate undefined"),
                         };
                         if let Some(v) = spd.value() {
@@ -183,8 +188,14 @@ pub fn fairness(schema: &ModelSchema, summary: &WindowSummary) -> BTreeMap<Strin
                         g.disparate_impact = Some(di);
                     }
                     (
-                        worst_spd.map_or_else(|| Measured::undefined("no other group to compare"), Measured::Value),
-                        worst_di.map_or_else(|| Measured::undefined("no other group to compare"), Measured::Value),
+                        worst_spd.map_or_else(
+                            || Measured::undefined("no other group to compare"),
+                            Measured::Value,
+                        ),
+                        worst_di.map_or_else(
+                            || Measured::undefined("no other group to compare"),
+                            Measured::Value,
+                        ),
                     )
                 }
             };

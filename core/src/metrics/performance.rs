@@ -76,10 +76,10 @@ pub struct Latency {
 /// Latency quantiles from the summary's sketch.
 pub fn latency(summary: &WindowSummary) -> Latency {
     let q = |p: f64| {
-        summary
-            .latency
-            .quantile(p)
-            .map_or_else(|| Measured::undefined("no latencies recorded"), Measured::Value)
+        summary.latency.quantile(p).map_or_else(
+            || Measured::undefined("no latencies recorded"),
+            Measured::Value,
+        )
     };
     Latency {
         count: summary.latency.count(),
@@ -128,7 +128,9 @@ fn classification(schema: &ModelSchema, p: &PerformanceStats) -> Classification 
         let precision = Measured::ratio(tp, predicted, "nothing was predicted positive");
         let recall = Measured::ratio(tp, actual, "no labelled positives");
         let f1 = match (precision.value(), recall.value()) {
-            (Some(p), Some(r)) => Measured::ratio(2.0 * p * r, p + r, "precision and recall are zero"),
+            (Some(p), Some(r)) => {
+                Measured::ratio(2.0 * p * r, p + r, "precision and recall are zero")
+            }
             _ => Measured::undefined("precision or recall undefined"),
         };
         (precision, recall, f1)
@@ -138,7 +140,11 @@ fn classification(schema: &ModelSchema, p: &PerformanceStats) -> Classification 
         _ => {
             let macro_avg = |pick: fn(&(Measured, Measured, Measured)) -> &Measured| {
                 let vals: Vec<f64> = (0..k).filter_map(|c| pick(&per_class(c)).value()).collect();
-                Measured::ratio(vals.iter().sum(), vals.len() as f64, "undefined for every class")
+                Measured::ratio(
+                    vals.iter().sum(),
+                    vals.len() as f64,
+                    "undefined for every class",
+                )
             };
             (
                 macro_avg(|t| &t.0),
@@ -154,7 +160,11 @@ fn classification(schema: &ModelSchema, p: &PerformanceStats) -> Classification 
         precision,
         recall,
         f1,
-        roc_auc: if binary { roc_auc(&p.positive_scores, &p.negative_scores) } else { not_binary() },
+        roc_auc: if binary {
+            roc_auc(&p.positive_scores, &p.negative_scores)
+        } else {
+            not_binary()
+        },
         log_loss: if binary {
             Measured::ratio(p.log_loss_sum, p.scored as f64, "no labelled scores")
         } else {

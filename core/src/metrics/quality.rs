@@ -45,7 +45,11 @@ pub fn data_quality(
         .filter_map(|(i, spec)| {
             let q = match summary.features.get(i)? {
                 FeatureStats::Numeric(s) => FeatureQuality {
-                    missing_rate: Measured::ratio(s.missing as f64, (s.missing + s.count) as f64, "no events"),
+                    missing_rate: Measured::ratio(
+                        s.missing as f64,
+                        (s.missing + s.count) as f64,
+                        "no events",
+                    ),
                     out_of_range_rate: Some(if s.bins.is_empty() {
                         Measured::undefined("the reference has no values")
                     } else {
@@ -60,7 +64,11 @@ pub fn data_quality(
                 FeatureStats::Categorical(s) => {
                     let known = profile.categorical(i).map(|c| &c.frequencies);
                     FeatureQuality {
-                        missing_rate: Measured::ratio(s.missing as f64, (s.missing + s.count) as f64, "no events"),
+                        missing_rate: Measured::ratio(
+                            s.missing as f64,
+                            (s.missing + s.count) as f64,
+                            "no events",
+                        ),
                         out_of_range_rate: None,
                         unseen_category_rate: Some(match known {
                             None => Measured::undefined("no reference categories"),

@@ -1,0 +1,174 @@
+//! Summary update throughput, merge cost and summary size for a 20-feature model.
+//!
+//! `cargo bench -p aims-core --bench summary` prints the median of several runs of each
+//! measurement; BENCHMARKS.md records the figures.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use aims_core::event::{Event, FeatureValue, Prediction, Target};
+use aims_core::metrics::report;
+use aims_core::profile::{ProfileBuilder, ReferenceProfile};
+use aims_core::schema::{AttributeSpec, FeatureKind, FeatureSpec, ModelSchema, Task};
+use aims_core::summary::WindowSummary;
+
+const NUMERIC: usize = 15;
+const CATEGORICAL: usize = 5;
+const EVENTS: usize = 1_000_000;
+const RUNS: usize = 7;
+
+fn schema() -> ModelSchema {
+    let mut features: Vec<FeatureSpec> = (0..NUMERIC)
+        .map(|i| FeatureSpec {
+            name: format!("n{i}"),
+            kind: FeatureKind::Numeric,
+        })
+        .collect();
+    features.extend((0..CATEGORICAL).map(|i| FeatureSpec {
+        name: format!("c{i}"),
+        kind: FeatureKind::Categorical,
+    }));
+    ModelSchema {
+        name: "bench".into(),
+        version: "1".into(),
+        task: Task::Binary,
+        classes: vec![],
+        positive_class: None,
+        features,
+        attributes: vec![
+            AttributeSpec {
+                name: "gender".into(),
+                groups: vec!["F".into(), "M".into()],
+                reference_group: Some("M".into()),
+            },
+            AttributeSpec {
+                name: "band".into(),
+                groups: (0..5).map(|i| format!("b{i}")).collect(),
+                reference_group: None,
+            },
+        ],
+    }
+    .validated()
+    .expect("valid schema")
+}
+
+/// A small deterministic generator (xorshift), so the bench needs no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn events(n: usize, shift: f64, seed: u64) -> Vec<Event> {
+    let mut rng = Rng(seed);
+    let categories = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+    (0..n)
+        .map(|i| {
+            let mut features: Vec<FeatureValue> = (0..NUMERIC)
+                .map(|k| {
+                    FeatureValue::Numeric(
+                        (rng.unit() + rng.unit() + rng.unit()) * (k as f64 + 1.0) + shift,
+                    )
+                })
+                .collect();
+            features.extend((0..CATEGORICAL).map(|_| {
+                FeatureValue::Categorical(categories[(rng.next() % 6) as usize].to_owned())
+            }));
+            let score = rng.unit();
+            Event {
+                id: None,
+                ts_ms: i as i64,
+                features,
+                groups: vec![(rng.next() % 3) as u16, (rng.next() % 6) as u16],
+                prediction: Prediction::Class {
+                    class: u32::from(score >= 0.5),
+                    score: Some(score),
+                },
+                label: (i % 2 == 0).then(|| Target::Class((rng.next() % 2) as u32)),
+                latency_ms: Some(rng.unit() * 40.0),
+            }
+        })
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let schema = schema();
+    let mut builder = ProfileBuilder::new(&schema);
+    for e in events(100_000, 0.0, 7) {
+        builder.add(&e);
+    }
+    let profile: ReferenceProfile = builder.finish();
+    let current = events(EVENTS, 0.3, 11);
+
+    let rates: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let mut s = WindowSummary::new(&schema, &profile);
+            let t = Instant::now();
+            for e in &current {
+                s.record(&schema, &profile, black_box(e));
+            }
+            black_box(&s);
+            EVENTS as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!(
+        "record: median {:.0} events/s over {RUNS} runs of {EVENTS} events (20 features, one core)",
+        median(rates)
+    );
+
+    // A one-minute window at 100 events/s, as an agent ships it.
+    let minute: Vec<WindowSummary> = current
+        .chunks(6_000)
+        .take(100)
+        .map(|chunk| {
+            let mut s = WindowSummary::new(&schema, &profile);
+            for e in chunk {
+                s.record(&schema, &profile, e);
+            }
+            s
+        })
+        .collect();
+    let merges: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let mut acc = WindowSummary::new(&schema, &profile);
+            let t = Instant::now();
+            for s in &minute {
+                acc.merge(black_box(s)).expect("same profile");
+            }
+            black_box(&acc);
+            t.elapsed().as_secs_f64() / minute.len() as f64 * 1e6
+        })
+        .collect();
+    println!(
+        "merge: median {:.2} µs per merge of a 20-feature summary",
+        median(merges)
+    );
+
+    let reports: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(report(&schema, &profile, &minute[0], Some(60.0)));
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    println!(
+        "report: median {:.1} µs for the whole catalogue of one summary",
+        median(reports)
+    );
+
+    let bytes = serde_json::to_vec(&minute[0]).expect("serialises").len();
+    println!("size: {bytes} bytes of JSON for a one-minute 20-feature summary of 6000 events");
+}
