@@ -32,11 +32,28 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<bool, String>>,
 }
 
-/// Commits queued summaries in batches until the queue closes.
-pub async fn writer(app: Arc<App>, mut rx: mpsc::Receiver<Job>) {
+/// Commits queued summaries in batches until `drain` fires (after the HTTP server stopped),
+/// then commits whatever is still queued and returns.
+pub async fn writer(app: Arc<App>, mut rx: mpsc::Receiver<Job>, mut drain: oneshot::Receiver<()>) {
     let max = app.config.server.ingest_batch;
     let mut jobs = Vec::with_capacity(max);
-    while rx.recv_many(&mut jobs, max).await > 0 {
+    let mut draining = false;
+    loop {
+        let received = if draining {
+            rx.recv_many(&mut jobs, max).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, max) => n,
+                _ = &mut drain => {
+                    rx.close();
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            return;
+        }
         let now = crate::now_ms();
         let refs: Vec<&SummaryEnvelope> = jobs.iter().map(|j| &j.envelope).collect();
         match app.store.insert_summaries(&refs, now).await {

@@ -239,7 +239,8 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         started_ms: now,
         config,
     });
-    let writer = tokio::spawn(ingest::writer(app.clone(), rx));
+    let (drain, drained) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(ingest::writer(app.clone(), rx, drained));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(stop_tx));
     let evaluator = tokio::spawn(evaluate::run(app.clone(), stop_rx.clone()));
@@ -258,11 +259,9 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     .await
     .context("serving HTTP")?;
     evaluator.await.ok();
-    // Dropping the last sender lets the writer drain what is queued, then stop.
-    let store = app.store.clone();
-    drop(app);
+    drain.send(()).ok();
     writer.await.ok();
-    store.close().await;
+    app.store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -216,7 +216,7 @@ impl Metrics {
             ),
             model_last_summary: gauge(
                 &r,
-                "aims_model_last_summary_timestamp_seconds",
+                "aims_model_last_received_timestamp_seconds",
                 "When the model last delivered a summary, Unix seconds",
                 &["model"],
             ),
