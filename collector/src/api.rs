@@ -20,23 +20,54 @@ use crate::app::App;
 use crate::config::AgentToken;
 use crate::ingest;
 
-/// A JSON error response naming the field at fault.
-pub fn problem(status: StatusCode, field: &str, message: &str) -> Response {
-    let body = if field.is_empty() {
-        json!({"error": message})
-    } else {
-        json!({"error": message, "field": field})
-    };
-    (status, Json(body)).into_response()
+/// A request the API refuses, naming the field at fault; rendered as a JSON body.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {field}: {message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The field, header or parameter at fault (empty when none).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut r = problem(StatusCode::UNAUTHORIZED, "Authorization", message);
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
-    r
+impl ApiError {
+    /// An error with `status` about `field`.
+    pub fn new(status: StatusCode, field: &str, message: &str) -> Self {
+        Self {
+            status,
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = if self.field.is_empty() {
+            json!({"error": self.message})
+        } else {
+            json!({"error": self.message, "field": self.field})
+        };
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+/// A JSON error response naming the field at fault.
+pub fn problem(status: StatusCode, field: &str, message: &str) -> Response {
+    ApiError::new(status, field, message).into_response()
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "Authorization", message)
 }
 
 /// Who is sending.
@@ -67,7 +98,7 @@ fn bearer_hash(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Authenticates an agent: 401 without or with an unknown token, when tokens are configured.
-pub fn agent_auth<'a>(app: &'a App, headers: &HeaderMap) -> Result<Caller<'a>, Response> {
+pub fn agent_auth<'a>(app: &'a App, headers: &HeaderMap) -> Result<Caller<'a>, ApiError> {
     let agents = &app.config.auth.agents;
     if agents.is_empty() {
         return Ok(Caller::Open);
@@ -82,7 +113,7 @@ pub fn agent_auth<'a>(app: &'a App, headers: &HeaderMap) -> Result<Caller<'a>, R
 
 /// Authorises a reader: 401 without or with an unknown read token, when read tokens are
 /// configured.
-pub fn read_auth(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+pub fn read_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let tokens = &app.config.auth.read_token_sha256;
     if tokens.is_empty() {
         return Ok(());
@@ -133,7 +164,7 @@ async fn get_reference(
     let open = app.config.auth.agents.is_empty() && app.config.auth.read_token_sha256.is_empty();
     if !agent_ok && !open {
         if let Err(r) = read_auth(&app, &headers) {
-            return r;
+            return r.into_response();
         }
     }
     let profiles = app.profiles.read().expect("profiles lock");
@@ -162,7 +193,7 @@ fn rfc3339(ms: i64) -> Value {
 
 async fn objectives(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(r) = read_auth(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let file = app.objectives();
     let status = app.status.read().expect("status lock");
@@ -201,7 +232,7 @@ async fn objectives(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 
 async fn alerts(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(r) = read_auth(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let file = app.objectives();
     let status = app.status.read().expect("status lock");
@@ -235,7 +266,7 @@ struct Page {
     limit: Option<u32>,
 }
 
-fn parse_time(field: &str, text: &str) -> Result<i64, Response> {
+fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
@@ -244,7 +275,7 @@ fn parse_time(field: &str, text: &str) -> Result<i64, Response> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64)
         .ok_or_else(|| {
-            problem(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 field,
                 "expected milliseconds since the epoch or an RFC 3339 time",
@@ -280,7 +311,7 @@ async fn evaluations(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = read_auth(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     if !app.objectives().objectives.iter().any(|o| o.id == id)
         && !app.status.read().expect("status lock").contains_key(&id)
@@ -289,11 +320,11 @@ async fn evaluations(
     }
     let from = match q.from.as_deref().map(|t| parse_time("from", t)).transpose() {
         Ok(v) => v.unwrap_or(i64::MIN),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let to = match q.to.as_deref().map(|t| parse_time("to", t)).transpose() {
         Ok(v) => v.unwrap_or(i64::MAX),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     match app
@@ -316,7 +347,7 @@ async fn evidence(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = read_auth(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (head_seq, head_hash) = app.evidence.head().await;
@@ -336,7 +367,7 @@ async fn evidence(
 
 async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(r) = read_auth(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     match crate::reload::reload(&app, "http").await {
         Ok((version, changed)) => Json(json!({"status": "reloaded", "file_version": version, "changed": changed})).into_response(),

@@ -20,7 +20,7 @@ use axum::Json;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{agent_auth, problem, Caller};
+use crate::api::{agent_auth, problem, ApiError, Caller};
 use crate::app::App;
 
 /// A validated summary waiting to be committed, and where to send the outcome.
@@ -89,7 +89,7 @@ pub async fn writer(app: Arc<App>, mut rx: mpsc::Receiver<Job>, mut drain: onesh
 }
 
 /// Decodes a body that may be gzip-compressed, bounding the decompressed size.
-fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, Response> {
+fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -104,12 +104,12 @@ fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, Res
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out);
             match read {
-                Err(e) => Err(problem(
+                Err(e) => Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "body",
                     &format!("gzip: {e}"),
                 )),
-                Ok(_) if out.len() > limit => Err(problem(
+                Ok(_) if out.len() > limit => Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body",
                     &format!("decompressed body exceeds {limit} bytes"),
@@ -117,7 +117,7 @@ fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, Res
                 Ok(_) => Ok(out),
             }
         }
-        other => Err(problem(
+        other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Encoding",
             &format!("unsupported encoding {other:?}; use gzip or none"),
@@ -139,11 +139,11 @@ pub async fn post_summary(
 async fn summary(app: &App, headers: &HeaderMap, body: &[u8]) -> (&'static str, Response) {
     let caller = match agent_auth(app, headers) {
         Ok(c) => c,
-        Err(r) => return ("unauthorized", r),
+        Err(r) => return ("unauthorized", r.into_response()),
     };
     let bytes = match decode(headers, body, app.config.server.max_decompressed_bytes) {
         Ok(b) => b,
-        Err(r) => return ("invalid", r),
+        Err(r) => return ("invalid", r.into_response()),
     };
     let envelope: SummaryEnvelope = match serde_json::from_slice(&bytes) {
         Ok(e) => e,
@@ -295,7 +295,7 @@ async fn reference(
 ) -> (&'static str, Response) {
     let caller = match agent_auth(app, headers) {
         Ok(c) => c,
-        Err(r) => return ("unauthorized", r),
+        Err(r) => return ("unauthorized", r.into_response()),
     };
     if !caller.may_send(model) {
         return (
@@ -309,7 +309,7 @@ async fn reference(
     }
     let bytes = match decode(headers, body, app.config.server.max_decompressed_bytes) {
         Ok(b) => b,
-        Err(r) => return ("invalid", r),
+        Err(r) => return ("invalid", r.into_response()),
     };
     let profile: ReferenceProfile = match serde_json::from_slice(&bytes) {
         Ok(p) => p,
