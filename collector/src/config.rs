@@ -281,6 +281,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/collector.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.storage.retention, d.storage.retention);
+        assert_eq!(c.evaluation.interval, d.evaluation.interval);
+        assert_eq!(c.evaluation.objectives, d.evaluation.objectives);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
