@@ -470,3 +470,96 @@ fn stored_summary(r: &sqlx::sqlite::SqliteRow) -> Result<StoredSummary, StoreErr
         summary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aims_core::profile::ProfileBuilder;
+    use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
+    use aims_core::{Event, FeatureValue, Prediction};
+
+    fn fixture() -> (ModelSchema, ReferenceProfile) {
+        let schema = ModelSchema {
+            name: "m".into(),
+            version: "1".into(),
+            task: Task::Binary,
+            classes: vec![],
+            positive_class: None,
+            features: vec![FeatureSpec {
+                name: "x".into(),
+                kind: FeatureKind::Numeric,
+            }],
+            attributes: vec![],
+        }
+        .validated()
+        .unwrap();
+        let mut b = ProfileBuilder::new(&schema);
+        for i in 0..100 {
+            b.add(&event(i as f64));
+        }
+        (schema, b.finish())
+    }
+
+    fn event(x: f64) -> Event {
+        Event {
+            id: None,
+            ts_ms: 0,
+            features: vec![FeatureValue::Numeric(x)],
+            groups: vec![],
+            prediction: Prediction::Class {
+                class: 1,
+                score: None,
+            },
+            label: None,
+            latency_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn roll_up_is_lossless_and_ids_stay_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let (schema, profile) = fixture();
+        assert!(store.put_profile(&profile, 1).await.unwrap());
+        assert!(!store.put_profile(&profile, 2).await.unwrap());
+        let envelopes: Vec<SummaryEnvelope> = (0..150)
+            .map(|minute| {
+                let mut s = WindowSummary::new(&schema, &profile);
+                s.record(&schema, &profile, &event(minute as f64));
+                SummaryEnvelope::new("a", "m", "1", minute * 60_000, 60_000, 0, s)
+            })
+            .collect();
+        let refs: Vec<&SummaryEnvelope> = envelopes.iter().collect();
+        assert!(store
+            .insert_summaries(&refs, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| *n));
+        let merged = |rows: Vec<StoredSummary>| {
+            let mut acc = WindowSummary::new(&schema, &profile);
+            for r in rows {
+                acc.merge(&r.summary).unwrap();
+            }
+            acc
+        };
+        let before = merged(store.summaries_since(i64::MIN).await.unwrap());
+        // Everything ending by 2 h is rolled into two hourly rows; the last 30 minutes stay.
+        assert_eq!(store.roll_up(2 * HOUR_MS).await.unwrap(), 120);
+        let rows = store.summaries_since(i64::MIN).await.unwrap();
+        assert_eq!(rows.len(), 2 + 30);
+        assert_eq!(merged(rows), before);
+        // A retry of a rolled-up summary is still a duplicate.
+        assert_eq!(
+            store.insert_summaries(&refs[..1], 20).await.unwrap(),
+            vec![false]
+        );
+        assert_eq!(store.summary_count().await.unwrap(), 150);
+        // Expiry drops whole windows that ended before the cutoff, and old ids.
+        store.expire(HOUR_MS + 1).await.unwrap();
+        assert_eq!(store.summaries_since(i64::MIN).await.unwrap().len(), 1 + 30);
+        assert_eq!(store.last_received().await.unwrap().get("m"), Some(&10));
+    }
+}

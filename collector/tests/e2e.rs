@@ -83,6 +83,8 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
     let parity = c.objective("parity");
     assert!(parity["last_value"].as_f64().unwrap() < 0.8, "{parity}");
     assert_eq!(c.state("accuracy"), "insufficient_data");
+    let heartbeat = c.state("heartbeat");
+    assert!(heartbeat == "ok" || heartbeat == "resolved", "{heartbeat}");
 
     let alerts = get_json(&c.url("/v1/alerts"), None);
     let firing: Vec<&str> = alerts["alerts"]
@@ -179,6 +181,8 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
     // is evidence.
     c.wait_state("parity", "no_data", LONG);
     c.wait_state("income-drift", "no_data", LONG);
+    // The no_data objective measures the gap itself, and fires on it.
+    c.wait_state("heartbeat", "firing", LONG);
     let evidence = c.evidence(None);
     let gaps: Vec<&str> = evidence
         .iter()
@@ -316,7 +320,7 @@ fn restarts_keep_states_summaries_and_the_chain() {
         .filter(|r| r["kind"] == "objective_version")
         .count();
     assert_eq!(
-        versions, 3,
+        versions, 4,
         "an unchanged file is not a new objective version"
     );
     let out = c.command(&["evidence", "verify"]);
@@ -558,7 +562,13 @@ fn reload_keeps_old_objectives_on_error_and_versions_changes() {
         .collect();
     assert_eq!(
         versions,
-        ["parity", "income-drift", "accuracy", "income-drift"]
+        [
+            "parity",
+            "income-drift",
+            "accuracy",
+            "heartbeat",
+            "income-drift"
+        ]
     );
     let metrics = c.metrics();
     assert_eq!(
@@ -590,7 +600,7 @@ fn check_validates_like_promtool() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 3 objectives"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 4 objectives"));
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(

@@ -202,6 +202,12 @@ objectives:
     window: 1h
     min_samples: 1000000
     owner: ml-platform@example.com
+  - id: heartbeat
+    title: Summaries keep arriving
+    model: credit-scoring
+    metric: no_data
+    target: "< 2"
+    owner: ml-platform@example.com
 "#;
 
 /// A running collector; killed when dropped.
