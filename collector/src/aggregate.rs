@@ -158,7 +158,7 @@ impl Aggregates {
             }
             series
                 .buckets
-                .retain(|(start, len), _| start + *len as i64 > drop_before_ms);
+                .retain(|(start, len), _| start.saturating_add(*len as i64) > drop_before_ms);
         }
         self.series.retain(|_, s| !s.buckets.is_empty());
     }

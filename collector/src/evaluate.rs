@@ -270,7 +270,7 @@ pub async fn cycle(
     }
     let rows: Vec<_> = next_status.iter().map(|(id, s)| s.row(id)).collect();
     let records = entries.len();
-    app.evidence.append(entries, &rows, now_ms).await?;
+    let (head_seq, head_hash) = app.evidence.append(entries, &rows, now_ms).await?;
 
     {
         let mut status = app.status.write().expect("status lock");
@@ -297,10 +297,12 @@ pub async fn cycle(
     }
     let seconds = started.elapsed().as_secs_f64();
     app.metrics.evaluation_duration.observe(seconds);
-    tracing::debug!(
+    tracing::info!(
         objectives = next_status.len(),
         records,
         seconds,
+        head_seq,
+        head_hash = %head_hash,
         "evaluation cycle"
     );
     Ok(())

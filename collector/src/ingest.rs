@@ -23,6 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{agent_auth, problem, ApiError, Caller};
 use crate::app::App;
 
+/// The longest window an agent may summarise; longer ones are refused rather than trusted.
+const MAX_WINDOW_MS: u64 = 86_400_000;
+
 /// A validated summary waiting to be committed, and where to send the outcome.
 #[derive(Debug)]
 pub struct Job {
@@ -162,6 +165,16 @@ async fn summary(app: &App, headers: &HeaderMap, body: &[u8]) -> (&'static str, 
         return (
             "invalid",
             problem(StatusCode::BAD_REQUEST, e.field, &e.message),
+        );
+    }
+    if envelope.window_ms > MAX_WINDOW_MS {
+        return (
+            "invalid",
+            problem(
+                StatusCode::BAD_REQUEST,
+                "window_ms",
+                "must be at most one day (86400000)",
+            ),
         );
     }
     if let Caller::Agent(agent) = &caller {

@@ -38,6 +38,21 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
             .map(|o| serde_json::from_value(Value::Object(o.clone())).unwrap())
             .unwrap();
     assert_eq!(fetched.hash, profile.hash);
+    for version in [profile.hash.as_str(), "1.0"] {
+        let p = get_json(
+            &c.url(&format!(
+                "/v1/models/credit-scoring/reference?version={version}"
+            )),
+            None,
+        );
+        assert_eq!(p["hash"], profile.hash.as_str());
+    }
+    let missing = client()
+        .get(c.url("/v1/models/credit-scoring/reference?version=9.9"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(client().get(c.url("/readyz")).send().unwrap().status(), 200);
 
     // Before any summary the objectives are in no_data: silence is not health.
     c.wait_state("parity", "no_data", LONG);
@@ -696,5 +711,53 @@ fn tls_listener_serves_https() {
     assert!(
         plain.map_or(true, |r| !r.status().is_success()),
         "plain HTTP is not served"
+    );
+}
+
+#[test]
+fn a_full_ingest_queue_answers_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Collector::prepare(dir.path(), "[server]\ningest_queue = 1\ningest_batch = 1\n");
+    c.start();
+    let schema = schema(19);
+    let profile = profile(&schema);
+    assert_eq!(c.put_profile(&profile, None).status(), 201);
+    let base = summary(&schema, &profile, Traffic::Normal, 50, 1);
+    let url = c.url("/v1/summaries");
+    let mut next = 0i64;
+    let throttled = wait_until(LONG, "a 429 under load", || {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                next += 1;
+                let e = envelope(
+                    &format!("agent-{i}"),
+                    minute() - next * 60_000,
+                    0,
+                    base.clone(),
+                );
+                let url = url.clone();
+                std::thread::spawn(move || client().post(url).json(&e).send().unwrap())
+            })
+            .collect();
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for a in &answers {
+            assert!(a.status() == 202 || a.status() == 429, "{}", a.status());
+        }
+        answers.into_iter().find(|a| a.status() == 429).map(|a| {
+            a.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+    });
+    assert_eq!(throttled.as_deref(), Some("1"));
+    let metrics = c.metrics();
+    assert!(
+        sample(
+            &metrics,
+            "aims_ingest_summaries_total",
+            &[("outcome", "overloaded")]
+        )
+        .unwrap()
+            >= 1.0
     );
 }
