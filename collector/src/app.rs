@@ -168,14 +168,24 @@ impl App {
         horizon_ms: i64,
     ) -> Result<Aggregates, StoreError> {
         let mut agg = Aggregates::default();
-        for s in store.summaries_since(now_ms - horizon_ms).await? {
-            agg.add(
-                &s.model,
-                &s.model_version,
-                s.window_start_ms,
-                s.window_ms,
-                &s.summary,
-            );
+        let mut after = 0;
+        loop {
+            let (page, next) = store
+                .summaries_since(now_ms - horizon_ms, after, 1_000)
+                .await?;
+            for s in page {
+                agg.add(
+                    &s.model,
+                    &s.model_version,
+                    s.window_start_ms,
+                    s.window_ms,
+                    &s.summary,
+                );
+            }
+            match next {
+                Some(n) => after = n,
+                None => break,
+            }
         }
         for (model, at) in store.last_received().await? {
             agg.received(&model, at);

@@ -213,16 +213,49 @@ impl Store {
         Ok(fresh)
     }
 
-    /// Summaries whose window ends after `since_ms`, for rebuilding the aggregates.
-    pub async fn summaries_since(&self, since_ms: i64) -> Result<Vec<StoredSummary>, StoreError> {
+    /// Summaries whose window ends after `since_ms`, for rebuilding the aggregates, a page at
+    /// a time (at most `limit` rows with a rowid above `after`), so a long horizon never has
+    /// to fit in memory as rows. Returns the page and the cursor for the next one.
+    pub async fn summaries_since(
+        &self,
+        since_ms: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<StoredSummary>, Option<i64>), StoreError> {
         let rows = sqlx::query(
-            "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
-             WHERE window_start_ms + window_ms > ? ORDER BY window_start_ms",
+            "SELECT rowid, id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
+             WHERE window_start_ms + window_ms > ? AND rowid > ? ORDER BY rowid LIMIT ?",
         )
         .bind(since_ms)
+        .bind(after)
+        .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(stored_summary).collect()
+        let next = (rows.len() as u32 == limit)
+            .then(|| rows.last().map(|r| r.get::<i64, _>("rowid")))
+            .flatten();
+        Ok((
+            rows.iter().map(stored_summary).collect::<Result<_, _>>()?,
+            next,
+        ))
+    }
+
+    /// Every summary whose window ends after `since_ms` (tests and small stores).
+    #[cfg(test)]
+    pub async fn all_summaries_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<StoredSummary>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (page, next) = self.summaries_since(since_ms, after, 7).await?;
+            out.extend(page);
+            match next {
+                Some(n) => after = n,
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Number of summaries accepted (ids remembered), for tests and the status.
@@ -545,10 +578,10 @@ mod tests {
             }
             acc
         };
-        let before = merged(store.summaries_since(i64::MIN).await.unwrap());
+        let before = merged(store.all_summaries_since(i64::MIN).await.unwrap());
         // Everything ending by 2 h is rolled into two hourly rows; the last 30 minutes stay.
         assert_eq!(store.roll_up(2 * HOUR_MS).await.unwrap(), 120);
-        let rows = store.summaries_since(i64::MIN).await.unwrap();
+        let rows = store.all_summaries_since(i64::MIN).await.unwrap();
         assert_eq!(rows.len(), 2 + 30);
         assert_eq!(merged(rows), before);
         // A retry of a rolled-up summary is still a duplicate.
@@ -559,7 +592,10 @@ mod tests {
         assert_eq!(store.summary_count().await.unwrap(), 150);
         // Expiry drops whole windows that ended before the cutoff, and old ids.
         store.expire(HOUR_MS + 1).await.unwrap();
-        assert_eq!(store.summaries_since(i64::MIN).await.unwrap().len(), 1 + 30);
+        assert_eq!(
+            store.all_summaries_since(i64::MIN).await.unwrap().len(),
+            1 + 30
+        );
         assert_eq!(store.last_received().await.unwrap().get("m"), Some(&10));
     }
 }
