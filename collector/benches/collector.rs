@@ -144,16 +144,16 @@ fn ingest(synchronous: &str) {
     );
 }
 
-fn evaluation() {
-    const MODELS: usize = 10;
-    const OBJECTIVES_PER_MODEL: usize = 100;
+/// 1,000 objectives spread over `models` models (and 100 agents over the same models).
+fn evaluation(models: usize) {
+    let per_model = 1_000 / models;
     const MINUTES: i64 = 60;
     let dir = tempfile::tempdir().unwrap();
     let mut c = Collector::prepare(dir.path(), "");
     let metrics = ["psi", "ks", "wasserstein", "jensen_shannon", "missing_rate"];
     let mut yaml = String::from("policy: \"benchmark\"\nobjectives:\n");
-    for m in 0..MODELS {
-        for o in 0..OBJECTIVES_PER_MODEL {
+    for m in 0..models {
+        for o in 0..per_model {
             let (metric, selector) = match o % 4 {
                 0 => (
                     "demographic_parity_ratio",
@@ -192,7 +192,7 @@ fn evaluation() {
     ));
     c.start();
     let mut bodies = Vec::new();
-    for m in 0..MODELS {
+    for m in 0..models {
         let schema = model(&format!("model-{m}"));
         let profile = profile(&schema);
         let r = common::client()
@@ -202,7 +202,7 @@ fn evaluation() {
             .unwrap();
         assert!(r.status().is_success());
         let s = summary(&schema, &profile, Traffic::Biased, 100, m as u64);
-        for agent in 0..100 / MODELS {
+        for agent in 0..100 / models {
             for k in 0..MINUTES {
                 let e = SummaryEnvelope::new(
                     &format!("agent-{m}-{agent}"),
@@ -219,7 +219,7 @@ fn evaluation() {
     }
     let n = bodies.len();
     let (seconds, _) = post_all(&c.url("/v1/summaries"), bodies);
-    println!("evaluation: fed {n} one-minute summaries (100 agents x 60 min, {MODELS} models) in {seconds:.1} s");
+    println!("evaluation: fed {n} one-minute summaries (100 agents x 60 min, {models} models) in {seconds:.1} s");
     let pid = c.child.as_ref().unwrap().id();
     let cycles = |c: &Collector| -> Vec<f64> {
         c.log()
@@ -227,7 +227,7 @@ fn evaluation() {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| {
                 v["fields"]["message"] == "evaluation cycle"
-                    && v["fields"]["objectives"] == MODELS * OBJECTIVES_PER_MODEL
+                    && v["fields"]["objectives"] == models * per_model
             })
             .filter_map(|v| v["fields"]["seconds"].as_f64())
             .collect()
@@ -240,7 +240,7 @@ fn evaluation() {
     let max = measured.iter().copied().fold(0.0, f64::max);
     println!(
         "evaluation: {} objectives, median {:.3} s per cycle (max {:.3} s over {} cycles); collector RSS {} MiB, peak {} MiB",
-        MODELS * OBJECTIVES_PER_MODEL,
+        models * per_model,
         median(measured.clone()),
         max,
         measured.len(),
@@ -257,6 +257,7 @@ fn main() {
         ingest("normal");
     }
     if run("evaluation") {
-        evaluation();
+        evaluation(10);
+        evaluation(100);
     }
 }
