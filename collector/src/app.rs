@@ -100,7 +100,7 @@ impl ObjectiveStatus {
     pub fn row(&self, objective: &str) -> ObjectiveRow {
         ObjectiveRow {
             objective: objective.to_owned(),
-            version: self.version.clone(),
+            version: Some(self.version.clone()),
             lifecycle: serde_json::to_string(&self.lifecycle).unwrap_or_default(),
             last_value: self
                 .last_value
@@ -115,7 +115,7 @@ impl ObjectiveStatus {
     /// Restores a persisted row; `None` when it does not parse.
     pub fn from_row(row: &ObjectiveRow) -> Option<Self> {
         Some(Self {
-            version: row.version.clone(),
+            version: row.version.clone().filter(|v| !v.is_empty())?,
             lifecycle: serde_json::from_str(&row.lifecycle).ok()?,
             last_value: row
                 .last_value

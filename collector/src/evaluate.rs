@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::app::{App, ObjectiveStatus};
 use crate::evidence::Entry;
-use crate::store::StoreError;
+use crate::store::{ObjectiveRow, StoreError};
 
 /// Performance metrics exported per model on `/metrics`.
 const PERFORMANCE: &[&str] = &[
@@ -268,7 +268,13 @@ pub async fn cycle(
             },
         );
     }
-    let rows: Vec<_> = next_status.iter().map(|(id, s)| s.row(id)).collect();
+    let rows: Vec<_> = next_status
+        .iter()
+        .map(|(id, s)| ObjectiveRow {
+            version: None,
+            ..s.row(id)
+        })
+        .collect();
     let records = entries.len();
     let (head_seq, head_hash) = app.evidence.append(entries, &rows, now_ms).await?;
 

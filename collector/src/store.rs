@@ -66,8 +66,9 @@ pub struct StoredSummary {
 pub struct ObjectiveRow {
     /// Objective id.
     pub objective: String,
-    /// Objective version (content hash).
-    pub version: String,
+    /// Objective version (content hash); `None` keeps the stored one, so an evaluation
+    /// committed after a concurrent reload never reverts the version the reload recorded.
+    pub version: Option<String>,
     /// Lifecycle as JSON.
     pub lifecycle: String,
     /// Last value as JSON (a number or `{"undefined": reason}`).
@@ -398,8 +399,12 @@ impl Store {
         }
         for s in states {
             sqlx::query(
-                "INSERT OR REPLACE INTO objective_state (objective, version, lifecycle, last_value, last_verdict, \
-                 samples, evaluated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO objective_state (objective, version, lifecycle, last_value, last_verdict, \
+                 samples, evaluated_ms) VALUES (?, COALESCE(?, ''), ?, ?, ?, ?, ?) \
+                 ON CONFLICT (objective) DO UPDATE SET version = COALESCE(?, objective_state.version), \
+                 lifecycle = excluded.lifecycle, last_value = excluded.last_value, \
+                 last_verdict = excluded.last_verdict, samples = excluded.samples, \
+                 evaluated_ms = excluded.evaluated_ms",
             )
             .bind(&s.objective)
             .bind(&s.version)
@@ -408,6 +413,7 @@ impl Store {
             .bind(&s.last_verdict)
             .bind(s.samples)
             .bind(s.evaluated_ms)
+            .bind(&s.version)
             .execute(&mut *tx)
             .await?;
         }
