@@ -138,6 +138,28 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
     let evaluations = get_json(&c.url("/v1/objectives/parity/evaluations?limit=2"), None);
     assert_eq!(evaluations["items"].as_array().unwrap().len(), 2);
     assert!(evaluations["next_after"].is_u64());
+    let future = now_ms() + 3_600_000;
+    let none = get_json(
+        &c.url(&format!("/v1/objectives/parity/evaluations?from={future}")),
+        None,
+    );
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let none = get_json(
+        &c.url("/v1/objectives/parity/evaluations?to=2000-01-01T00:00:00Z"),
+        None,
+    );
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let bad = client()
+        .get(c.url("/v1/objectives/parity/evaluations?from=yesterday"))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().unwrap()["field"], "from");
+    let unknown = client()
+        .get(c.url("/v1/objectives/nope/evaluations"))
+        .send()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 
     let metrics = c.metrics();
     assert_eq!(
