@@ -11,11 +11,15 @@
 //! - [`metrics`]: the metrics catalogue, computed from (summary, profile);
 //! - [`objective`]: AI objectives (ISO/IEC 42001 Clause 6.2) and their targets.
 //! - [`wire`]: the envelope a summary travels in, with its deterministic id.
+//! - [`lifecycle`]: the evaluation state machine (ok, pending, firing, resolved, ...).
+//! - [`evidence`]: the hash chain of the evidence log.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod evidence;
 pub mod hash;
+pub mod lifecycle;
 pub mod metrics;
 pub mod objective;
 pub mod profile;

@@ -1,0 +1,242 @@
+//! In-memory rolling aggregates: per model and reference profile, one merged summary per
+//! window start, across every agent and replica.
+//!
+//! Summaries are merged as they are committed (replica fan-in and late summaries both reduce
+//! to merge), so an evaluation only merges the buckets inside its window instead of every
+//! agent's summaries. The aggregates are rebuilt from the store at start; old buckets are
+//! rolled up into hourly ones and dropped beyond the evaluation horizon, bounding memory.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aims_core::WindowSummary;
+
+use crate::store::HOUR_MS;
+
+/// One bucket: every summary with the same window start and length.
+#[derive(Debug, Clone)]
+struct Bucket {
+    summary: WindowSummary,
+    versions: BTreeSet<String>,
+}
+
+/// Buckets of one (model, profile), keyed by (window start, window length).
+#[derive(Debug, Default)]
+struct Series {
+    buckets: BTreeMap<(i64, u64), Bucket>,
+    longest_ms: u64,
+}
+
+/// A window's merged summary and where it came from.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The merge of every bucket overlapping the window.
+    pub summary: WindowSummary,
+    /// Model versions seen in the window.
+    pub versions: BTreeSet<String>,
+    /// Buckets merged.
+    pub buckets: usize,
+}
+
+/// Every model's series.
+#[derive(Debug, Default)]
+pub struct Aggregates {
+    series: HashMap<(String, String), Series>,
+    last_received: HashMap<String, i64>,
+}
+
+impl Aggregates {
+    /// Merges a committed summary into its bucket. A summary that does not merge (another
+    /// shape under the same profile hash cannot happen for validated input) is skipped.
+    pub fn add(
+        &mut self,
+        model: &str,
+        model_version: &str,
+        window_start_ms: i64,
+        window_ms: u64,
+        summary: &WindowSummary,
+    ) {
+        let series = self
+            .series
+            .entry((model.to_owned(), summary.profile_hash.clone()))
+            .or_default();
+        series.longest_ms = series.longest_ms.max(window_ms);
+        match series.buckets.get_mut(&(window_start_ms, window_ms)) {
+            Some(b) => {
+                if b.summary.merge(summary).is_ok() {
+                    b.versions.insert(model_version.to_owned());
+                }
+            }
+            None => {
+                series.buckets.insert(
+                    (window_start_ms, window_ms),
+                    Bucket {
+                        summary: summary.clone(),
+                        versions: BTreeSet::from([model_version.to_owned()]),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Notes that `model` delivered a summary at `at_ms` (collector clock).
+    pub fn received(&mut self, model: &str, at_ms: i64) {
+        let at = self.last_received.entry(model.to_owned()).or_insert(at_ms);
+        *at = (*at).max(at_ms);
+    }
+
+    /// When `model` last delivered a summary.
+    pub fn last_received(&self, model: &str) -> Option<i64> {
+        self.last_received.get(model).copied()
+    }
+
+    /// Merges the buckets of (model, profile) that overlap `[from_ms, to_ms)`; `None` when
+    /// there are none.
+    pub fn window(
+        &self,
+        model: &str,
+        profile_hash: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Option<Merged> {
+        let series = self
+            .series
+            .get(&(model.to_owned(), profile_hash.to_owned()))?;
+        let lowest = from_ms.saturating_sub(series.longest_ms as i64);
+        let mut merged: Option<Merged> = None;
+        for (&(start, len), b) in series.buckets.range((lowest, 0)..(to_ms, 0)) {
+            if start.saturating_add(len as i64) <= from_ms {
+                continue;
+            }
+            match &mut merged {
+                None => {
+                    merged = Some(Merged {
+                        summary: b.summary.clone(),
+                        versions: b.versions.clone(),
+                        buckets: 1,
+                    })
+                }
+                Some(m) => {
+                    if m.summary.merge(&b.summary).is_ok() {
+                        m.versions.extend(b.versions.iter().cloned());
+                        m.buckets += 1;
+                    }
+                }
+            }
+        }
+        merged
+    }
+
+    /// Rolls buckets ending before `rollup_before_ms` into hourly ones, and drops buckets
+    /// ending before `drop_before_ms`. Lossless for any window aligned to hours, because merge
+    /// is associative.
+    pub fn compact(&mut self, rollup_before_ms: i64, drop_before_ms: i64) {
+        for series in self.series.values_mut() {
+            let old: Vec<(i64, u64)> = series
+                .buckets
+                .keys()
+                .filter(|(start, len)| {
+                    start + *len as i64 <= rollup_before_ms && (*len as i64) < HOUR_MS
+                })
+                .copied()
+                .collect();
+            for key in old {
+                let Some(bucket) = series.buckets.remove(&key) else {
+                    continue;
+                };
+                let hour = key.0.div_euclid(HOUR_MS) * HOUR_MS;
+                match series.buckets.get_mut(&(hour, HOUR_MS as u64)) {
+                    Some(h) => {
+                        if h.summary.merge(&bucket.summary).is_ok() {
+                            h.versions.extend(bucket.versions);
+                        }
+                    }
+                    None => {
+                        series.buckets.insert((hour, HOUR_MS as u64), bucket);
+                    }
+                }
+                series.longest_ms = series.longest_ms.max(HOUR_MS as u64);
+            }
+            series
+                .buckets
+                .retain(|(start, len), _| start.saturating_add(*len as i64) > drop_before_ms);
+        }
+        self.series.retain(|_, s| !s.buckets.is_empty());
+    }
+
+    /// Number of buckets held, for the memory report.
+    pub fn bucket_count(&self) -> usize {
+        self.series.values().map(|s| s.buckets.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aims_core::profile::ProfileBuilder;
+    use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
+    use aims_core::{Event, FeatureValue, Prediction};
+
+    fn fixture() -> (ModelSchema, aims_core::ReferenceProfile) {
+        let schema = ModelSchema {
+            name: "m".into(),
+            version: "1".into(),
+            task: Task::Binary,
+            classes: vec![],
+            positive_class: None,
+            features: vec![FeatureSpec {
+                name: "x".into(),
+                kind: FeatureKind::Numeric,
+            }],
+            attributes: vec![],
+        }
+        .validated()
+        .unwrap();
+        let mut b = ProfileBuilder::new(&schema);
+        for i in 0..100 {
+            b.add(&event(i as f64));
+        }
+        (schema, b.finish())
+    }
+
+    fn event(x: f64) -> Event {
+        Event {
+            id: None,
+            ts_ms: 0,
+            features: vec![FeatureValue::Numeric(x)],
+            groups: vec![],
+            prediction: Prediction::Class {
+                class: 1,
+                score: None,
+            },
+            label: None,
+            latency_ms: None,
+        }
+    }
+
+    #[test]
+    fn windows_merge_buckets_and_roll_up_losslessly() {
+        let (schema, profile) = fixture();
+        let mut agg = Aggregates::default();
+        for minute in 0..120 {
+            let mut s = WindowSummary::new(&schema, &profile);
+            s.record(&schema, &profile, &event(minute as f64));
+            agg.add("m", "1", minute * 60_000, 60_000, &s);
+        }
+        let before = agg.window("m", &profile.hash, 0, 2 * HOUR_MS).unwrap();
+        assert_eq!(before.summary.events, 120);
+        assert_eq!(
+            agg.window("m", &profile.hash, HOUR_MS, 2 * HOUR_MS)
+                .unwrap()
+                .summary
+                .events,
+            60
+        );
+        agg.compact(2 * HOUR_MS, 0);
+        assert_eq!(agg.bucket_count(), 2);
+        let after = agg.window("m", &profile.hash, 0, 2 * HOUR_MS).unwrap();
+        assert_eq!(after.summary, before.summary);
+        agg.compact(2 * HOUR_MS, HOUR_MS + 1);
+        assert_eq!(agg.bucket_count(), 1);
+        assert!(agg.window("m", "other", 0, HOUR_MS).is_none());
+    }
+}

@@ -1,0 +1,153 @@
+//! The evidence log's writer and verifier over the store.
+//!
+//! The writer holds the chain head under a lock while it seals and commits a batch, so the
+//! chain is never forked by concurrent writers; the head only advances once the batch is
+//! committed, so a failed write leaves the chain as it was.
+
+use aims_core::evidence::{self, Broken, Checkpoint, Kind, Record, GENESIS};
+use serde_json::Value;
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use crate::metrics::Metrics;
+use crate::store::{EvidenceRow, ObjectiveRow, Store, StoreError};
+
+/// An entry to be recorded.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What it records.
+    pub kind: Kind,
+    /// The objective it concerns (indexed for the read API).
+    pub objective: Option<String>,
+    /// The facts.
+    pub data: Value,
+}
+
+impl Entry {
+    /// An entry about an objective.
+    pub fn objective(kind: Kind, objective: &str, data: Value) -> Self {
+        Self {
+            kind,
+            objective: Some(objective.to_owned()),
+            data,
+        }
+    }
+
+    /// An entry about the collector as a whole.
+    pub fn global(kind: Kind, data: Value) -> Self {
+        Self {
+            kind,
+            objective: None,
+            data,
+        }
+    }
+}
+
+/// Why verification could not complete or failed.
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    /// The records could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain is broken.
+    #[error(transparent)]
+    Broken(#[from] Broken),
+}
+
+/// The append-only writer.
+#[derive(Debug)]
+pub struct EvidenceLog {
+    store: Store,
+    head: Mutex<(u64, String)>,
+    metrics: Metrics,
+}
+
+impl EvidenceLog {
+    /// Opens the log at its stored head.
+    pub async fn open(store: Store, metrics: Metrics) -> Result<Self, StoreError> {
+        let head = store
+            .evidence_head()
+            .await?
+            .unwrap_or((0, GENESIS.to_owned()));
+        metrics.set_evidence_head(head.0, &head.1);
+        Ok(Self {
+            store,
+            head: Mutex::new(head),
+            metrics,
+        })
+    }
+
+    /// Seals and commits `entries` together with the objective rows, in one transaction.
+    /// Returns the new head.
+    pub async fn append(
+        &self,
+        entries: Vec<Entry>,
+        states: &[ObjectiveRow],
+        now_ms: i64,
+    ) -> Result<(u64, String), StoreError> {
+        let mut head = self.head.lock().await;
+        let (mut seq, mut prev) = head.clone();
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            seq += 1;
+            let sealed = Record {
+                seq,
+                at_ms: now_ms,
+                kind: e.kind,
+                data: e.data,
+            }
+            .seal(&prev);
+            prev = sealed.hash.clone();
+            rows.push(EvidenceRow {
+                sealed,
+                at_ms: now_ms,
+                kind: e.kind.as_str().to_owned(),
+                objective: e.objective,
+            });
+        }
+        self.store.append(&rows, states).await?;
+        if !rows.is_empty() {
+            *head = (seq, prev);
+            self.metrics.set_evidence_head(head.0, &head.1);
+            tracing::debug!(head_seq = head.0, head_hash = %head.1, records = rows.len(), "evidence appended");
+        }
+        Ok(head.clone())
+    }
+
+    /// The current head.
+    pub async fn head(&self) -> (u64, String) {
+        self.head.lock().await.clone()
+    }
+}
+
+/// Recomputes the whole chain from the store, page by page.
+pub async fn verify(store: &Store) -> Result<Checkpoint, VerifyError> {
+    let mut checkpoint: Option<Checkpoint> = None;
+    loop {
+        let after = checkpoint.as_ref().map_or(0, |c| c.head_seq);
+        let page = store.evidence_page(after, 5_000, None).await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            let next = evidence::verify(std::iter::once(row.sealed.clone()), checkpoint.as_ref())?;
+            let record = row.sealed.record().map_err(|e| Broken {
+                seq: row.sealed.seq,
+                reason: format!("canonical JSON does not parse: {e}"),
+            })?;
+            if record.kind.as_str() != row.kind || record.at_ms != row.at_ms {
+                return Err(Broken {
+                    seq: row.sealed.seq,
+                    reason: "the kind or time columns disagree with the sealed record".into(),
+                }
+                .into());
+            }
+            checkpoint = Some(next);
+        }
+    }
+    Ok(checkpoint.unwrap_or(Checkpoint {
+        records: 0,
+        head_seq: 0,
+        head_hash: GENESIS.to_owned(),
+    }))
+}

@@ -1,0 +1,286 @@
+//! Prometheus metrics on the collector's own registry.
+//!
+//! Names follow the Prometheus naming guide (`aims_` prefix, base units, `_total` counters, no
+//! type words). Label values only ever come from configuration (objective ids, model names,
+//! the features, attributes and groups a schema declares) or fixed enumerations, never from
+//! event data, so the series count stays bounded.
+
+use aims_core::lifecycle::State;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the collector exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Last measured value per objective.
+    pub objective_value: GaugeVec,
+    /// Target threshold per objective.
+    pub objective_target: GaugeVec,
+    /// 1 for the objective's current state, 0 for the others.
+    pub objective_state: IntGaugeVec,
+    /// Samples behind the last value.
+    pub objective_samples: GaugeVec,
+    /// Times an objective started firing.
+    pub objective_breaches: IntCounterVec,
+    /// Evaluations by verdict.
+    pub objective_evaluations: IntCounterVec,
+    /// Summaries received by outcome.
+    pub ingest: IntCounterVec,
+    /// Reference profiles received by outcome.
+    pub profiles: IntCounterVec,
+    /// Wall time of one evaluation cycle.
+    pub evaluation_duration: Histogram,
+    /// Sequence of the last evidence record.
+    pub evidence_head_sequence: IntGauge,
+    /// Hash of the last evidence record, as a label of a constant 1.
+    pub evidence_head: IntGaugeVec,
+    /// Reloads by outcome.
+    pub config_reloads: IntCounterVec,
+    /// 1 when the last reload succeeded.
+    pub config_last_reload_successful: IntGauge,
+    /// Per feature drift score (the default method's statistic) per model.
+    pub model_drift_score: GaugeVec,
+    /// Share of drifted features per model.
+    pub model_dataset_drift_share: GaugeVec,
+    /// Fairness metrics per model and attribute.
+    pub model_fairness: GaugeVec,
+    /// Selection rate per model, attribute and group.
+    pub model_selection_rate: GaugeVec,
+    /// Performance metrics per model.
+    pub model_performance: GaugeVec,
+    /// Events in the metrics window per model.
+    pub model_events: GaugeVec,
+    /// When each model last delivered a summary.
+    pub model_last_summary: GaugeVec,
+    /// Summaries rolled up and expired by maintenance.
+    pub maintenance: IntCounterVec,
+    /// Start time of the process.
+    pub start_time: Gauge,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone())).expect("unique metric name");
+    g
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("unique metric name");
+    c
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric definition");
+            r.register(Box::new(g.clone())).expect("unique metric name");
+            g
+        };
+        let objective_state = IntGaugeVec::new(
+            Opts::new(
+                "aims_objective_state",
+                "1 for the objective's current lifecycle state, 0 otherwise",
+            ),
+            &["objective", "state"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(objective_state.clone()))
+            .expect("unique metric name");
+        let evidence_head = IntGaugeVec::new(
+            Opts::new(
+                "aims_evidence_head_info",
+                "Hash of the last evidence record (value is always 1)",
+            ),
+            &["hash"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(evidence_head.clone()))
+            .expect("unique metric name");
+        let evaluation_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "aims_evaluation_duration_seconds",
+                "Wall time of one evaluation cycle",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(evaluation_duration.clone()))
+            .expect("unique metric name");
+        let start_time = Gauge::new(
+            "aims_collector_start_time_seconds",
+            "Start time of the collector, Unix seconds",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(start_time.clone()))
+            .expect("unique metric name");
+        Self {
+            objective_value: gauge(
+                &r,
+                "aims_objective_value",
+                "Last measured value of the objective's metric",
+                &["objective", "model"],
+            ),
+            objective_target: gauge(
+                &r,
+                "aims_objective_target",
+                "Threshold of the objective's target",
+                &["objective", "model"],
+            ),
+            objective_samples: gauge(
+                &r,
+                "aims_objective_samples",
+                "Samples behind the objective's last value",
+                &["objective"],
+            ),
+            objective_breaches: counter(
+                &r,
+                "aims_objective_breaches_total",
+                "Times the objective started firing",
+                &["objective"],
+            ),
+            objective_evaluations: counter(
+                &r,
+                "aims_objective_evaluations_total",
+                "Evaluations of the objective by verdict",
+                &["objective", "verdict"],
+            ),
+            ingest: counter(
+                &r,
+                "aims_ingest_summaries_total",
+                "Window summaries received, by outcome",
+                &["outcome"],
+            ),
+            profiles: counter(
+                &r,
+                "aims_ingest_profiles_total",
+                "Reference profiles received, by outcome",
+                &["outcome"],
+            ),
+            evidence_head_sequence: int_gauge(
+                "aims_evidence_head_sequence",
+                "Sequence number of the last evidence record",
+            ),
+            config_reloads: counter(
+                &r,
+                "aims_config_reloads_total",
+                "Objective file reloads, by outcome",
+                &["outcome"],
+            ),
+            config_last_reload_successful: int_gauge(
+                "aims_config_last_reload_successful",
+                "1 when the last objectives reload succeeded",
+            ),
+            model_drift_score: gauge(
+                &r,
+                "aims_model_drift_score",
+                "Default drift statistic of a feature over the metrics window",
+                &["model", "feature"],
+            ),
+            model_dataset_drift_share: gauge(
+                &r,
+                "aims_model_dataset_drift_ratio",
+                "Share of drifted features over the metrics window",
+                &["model"],
+            ),
+            model_fairness: gauge(
+                &r,
+                "aims_model_fairness",
+                "Fairness metric of an attribute over the metrics window",
+                &["model", "attribute", "metric"],
+            ),
+            model_selection_rate: gauge(
+                &r,
+                "aims_model_selection_rate_ratio",
+                "Share of a group predicted positive over the metrics window",
+                &["model", "attribute", "group"],
+            ),
+            model_performance: gauge(
+                &r,
+                "aims_model_performance",
+                "Performance metric over the metrics window",
+                &["model", "metric"],
+            ),
+            model_events: gauge(
+                &r,
+                "aims_model_events",
+                "Prediction events in the metrics window",
+                &["model"],
+            ),
+            model_last_summary: gauge(
+                &r,
+                "aims_model_last_received_timestamp_seconds",
+                "When the model last delivered a summary, Unix seconds",
+                &["model"],
+            ),
+            maintenance: counter(
+                &r,
+                "aims_store_maintained_summaries_total",
+                "Stored summaries rolled up or expired",
+                &["action"],
+            ),
+            objective_state,
+            evaluation_duration,
+            evidence_head,
+            start_time,
+            registry: r,
+        }
+    }
+
+    /// Sets the state gauges of `objective` so exactly `state` reads 1.
+    pub fn set_state(&self, objective: &str, state: State) {
+        for s in State::ALL {
+            self.objective_state
+                .with_label_values(&[objective, s.as_str()])
+                .set(i64::from(s == state));
+        }
+    }
+
+    /// Publishes the evidence head.
+    pub fn set_evidence_head(&self, seq: u64, hash: &str) {
+        self.evidence_head_sequence.set(seq as i64);
+        self.evidence_head.reset();
+        self.evidence_head.with_label_values(&[hash]).set(1);
+    }
+
+    /// Drops the series of objectives no longer configured.
+    pub fn forget_objective(&self, objective: &str, model: &str) {
+        self.objective_value
+            .remove_label_values(&[objective, model])
+            .ok();
+        self.objective_target
+            .remove_label_values(&[objective, model])
+            .ok();
+        self.objective_samples
+            .remove_label_values(&[objective])
+            .ok();
+        for s in State::ALL {
+            self.objective_state
+                .remove_label_values(&[objective, s.as_str()])
+                .ok();
+        }
+    }
+
+    /// The text exposition and its content type, both from the encoder.
+    pub fn render(&self) -> (String, Vec<u8>) {
+        let encoder = TextEncoder::new();
+        let mut out = Vec::new();
+        encoder
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to memory does not fail");
+        (encoder.format_type().to_owned(), out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
