@@ -90,7 +90,7 @@ fn refuse(app: &App, e: &BodyError) -> Response {
     (status, Json(IngestReply::refused(e))).into_response()
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

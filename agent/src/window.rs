@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn windows_close_after_grace_and_late_labels_ship_as_next_seq() {
         let (mut w, spool, metrics, dir) = setup("late");
-        let t0 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000;
+        let t0 = 1_800_000_000_000; // a multiple of 60 s
         w.tick(t0);
         w.handle(
             Input::Events(vec![event(&w, "p1", t0 + 10), event(&w, "p2", t0 + 20)]),
@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn late_and_future_events_are_counted_and_restart_keeps_seqs() {
         let (mut w, spool, metrics, dir) = setup("drop");
-        let t0 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000;
+        let t0 = 1_800_000_000_000; // a multiple of 60 s
         w.handle(Input::Event(event(&w, "old", t0 - 3_600_000)), t0);
         w.handle(Input::Event(event(&w, "ahead", t0 + 180_000)), t0);
         assert_eq!(metrics.events_dropped.with_label_values(&["late"]).get(), 1);
