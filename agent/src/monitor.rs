@@ -34,9 +34,6 @@ use crate::ship::{self, ShipError, Shipper};
 use crate::spool::{Spool, SpoolError};
 use crate::window::{Input, WindowSettings, Windower};
 
-/// Messages (not events) the queue holds; the event bound is `window.queue_events`.
-const QUEUE_MESSAGES: usize = 65_536;
-
 /// Why the monitor cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -243,7 +240,9 @@ impl Monitor {
             metrics.clone(),
         )?);
         let queued = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
+        // One message carries one event (embedded) or a request's events, so the channel never
+        // needs more slots than the event bound; tokio allocates its slots lazily.
+        let (tx, rx) = mpsc::channel(cfg.window.queue_events.max(1));
         let settings = WindowSettings {
             agent_id: cfg.agent_id.clone(),
             length: cfg.window.length,

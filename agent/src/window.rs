@@ -225,12 +225,13 @@ impl Windower {
 
     /// The summary an item of window `start` goes to: the open one, or the window's late one.
     fn summary_for(&mut self, start: i64, now: i64) -> &mut WindowSummary {
-        let empty = self.empty();
-        if self.due(start, now) {
-            self.late.entry(start).or_insert(empty)
+        let map = if self.due(start, now) {
+            &mut self.late
         } else {
-            self.open.entry(start).or_insert(empty)
-        }
+            &mut self.open
+        };
+        map.entry(start)
+            .or_insert_with(|| WindowSummary::new(&self.schema, &self.profile))
     }
 
     fn record(&mut self, event: Event, now: i64) {
