@@ -320,3 +320,49 @@ impl Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aims_core::event::Prediction;
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let (tx, _rx) = mpsc::channel(100);
+        let metrics = AgentMetrics::new();
+        let schema: ModelSchema = serde_json::from_str(r#"{"name": "m", "task": "binary"}"#)
+            .map(|s: ModelSchema| s.validated().unwrap())
+            .unwrap();
+        let recorder = Recorder {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            capacity: 3,
+            schema: Arc::new(schema),
+            metrics: metrics.clone(),
+        };
+        let event = Event {
+            id: None,
+            ts_ms: 0,
+            features: vec![],
+            groups: vec![],
+            prediction: Prediction::Class {
+                class: 1,
+                score: None,
+            },
+            label: None,
+            latency_ms: None,
+        };
+        assert!((0..3).all(|_| recorder.record(event.clone())));
+        assert!(!recorder.record(event.clone()));
+        assert!(!recorder.submit(Input::Events(vec![event.clone(); 2])));
+        assert!(!recorder.label("x".into(), Target::Class(1)));
+        let dropped = |c: &prometheus::IntCounterVec| c.with_label_values(&["overload"]).get();
+        assert_eq!(dropped(&metrics.events_dropped), 3);
+        assert_eq!(dropped(&metrics.labels_dropped), 1);
+        assert_eq!(
+            recorder.queued.load(Ordering::Acquire),
+            3,
+            "drops do not leak queue slots"
+        );
+    }
+}

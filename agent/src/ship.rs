@@ -95,6 +95,9 @@ pub enum Verdict {
     Retry(Option<Duration>, String),
     /// Never going to work.
     Refused(String),
+    /// The collector does not know the summary's reference profile (422 naming the field
+    /// `summary.profile_hash`, e.g. after its store was reset): upload it again, then retry.
+    UnknownProfile(String),
 }
 
 /// `Retry-After` as delta-seconds (HTTP-dates fall back to the backoff).
@@ -122,6 +125,8 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Verdict 
         || status.is_server_error()
     {
         Verdict::Retry(retry_after(headers), why())
+    } else if status == StatusCode::UNPROCESSABLE_ENTITY && body.contains("summary.profile_hash") {
+        Verdict::UnknownProfile(why())
     } else {
         Verdict::Refused(why())
     }
@@ -300,6 +305,16 @@ impl Shipper {
                         return;
                     }
                 }
+                Verdict::UnknownProfile(why) => match &self.reference {
+                    Some(profile) => {
+                        self.metrics.summaries_retried.inc();
+                        tracing::warn!(file = %name, reason = %why, "collector lacks the reference profile; uploading it again");
+                        if !self.put_reference(profile, &mut backoff, &mut stop).await {
+                            return;
+                        }
+                    }
+                    None => self.spool.dead_letter(&name, &why),
+                },
                 Verdict::Refused(why) => self.spool.dead_letter(&name, &why),
             }
         }
@@ -342,7 +357,7 @@ impl Shipper {
                     return true;
                 }
                 Verdict::Retry(after, why) => (after, why),
-                Verdict::Refused(why) => (None, why),
+                Verdict::Refused(why) | Verdict::UnknownProfile(why) => (None, why),
             };
             let delay = after.unwrap_or_else(|| backoff.next_delay(&mut rand::thread_rng()));
             tracing::warn!(reason = %why, retry_in = ?delay, "reference upload failed; summaries wait until it succeeds");
@@ -411,6 +426,15 @@ mod tests {
         );
         assert!(matches!(
             classify(StatusCode::UNAUTHORIZED, &none, ""),
+            Verdict::Refused(_)
+        ));
+        let unknown = r#"{"error": "unknown reference profile", "field": "summary.profile_hash"}"#;
+        assert!(matches!(
+            classify(StatusCode::UNPROCESSABLE_ENTITY, &none, unknown),
+            Verdict::UnknownProfile(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::UNPROCESSABLE_ENTITY, &none, "{}"),
             Verdict::Refused(_)
         ));
     }

@@ -64,7 +64,7 @@ async fn collector_outages_lose_and_double_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let sender = traffic(agent.url("/v1/events"), Arc::clone(&stop));
 
-    eventually(Duration::from_secs(10), "two windows delivered", || {
+    eventually(Duration::from_secs(30), "two windows delivered", || {
         collector.unique().len() >= 2
     })
     .await;
@@ -76,7 +76,7 @@ async fn collector_outages_lose_and_double_nothing() {
     for mode in [Mode::Error500, Mode::TooMany429, Mode::Stall] {
         collector.set_mode(mode);
         let before = collector.seen.lock().unwrap().attempts;
-        eventually(Duration::from_secs(15), "the agent retries", || {
+        eventually(Duration::from_secs(30), "the agent retries", || {
             collector.seen.lock().unwrap().attempts > before + 1
         })
         .await;
@@ -152,7 +152,7 @@ async fn kill_9_with_a_full_spool_then_everything_is_delivered_after_restart() {
             .filter(|n| n.ends_with(".json") && n != "window-sequences.json" && !n.starts_with('.'))
             .collect()
     };
-    eventually(Duration::from_secs(15), "four summaries spooled", || {
+    eventually(Duration::from_secs(30), "four summaries spooled", || {
         spooled().len() >= 4
     })
     .await;
@@ -208,7 +208,7 @@ async fn refused_summaries_go_to_dead_letters_and_bearer_token_is_sent() {
         .replace("[ship]\n", "[ship]\ntoken = \"s3cret\"\n");
     std::fs::write(&config, text).unwrap();
     let agent = Agent::start(&config);
-    eventually(Duration::from_secs(10), "a window delivered", || {
+    eventually(Duration::from_secs(30), "a window delivered", || {
         !collector.unique().is_empty()
     })
     .await;

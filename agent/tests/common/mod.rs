@@ -167,7 +167,7 @@ impl Agent {
                 sink.lock().unwrap().push(line);
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let found = log.lock().unwrap().iter().find_map(|l| {
                 l.split("listening on http://")
@@ -201,7 +201,7 @@ impl Agent {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 assert!(
