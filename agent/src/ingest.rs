@@ -6,9 +6,14 @@
 //! limit instead of filling memory. Every rejected item names its line (NDJSON, 1-based) or index
 //! (JSON array, 0-based), the field and the reason.
 
+mod fast;
+
 use std::io::Read;
 
-use aims_core::event::{EventError, RawEvent, RawLabel, RejectReason};
+use aims_core::event::{Event, EventError, RawEvent, RawLabel, RejectReason};
+use aims_core::schema::ModelSchema;
+
+pub use fast::FastDecoder;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -259,6 +264,50 @@ fn item_from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, Event
 /// Parses an events body.
 pub fn parse_events(format: BodyFormat, body: &[u8]) -> Result<Vec<Parsed<RawEvent>>, BodyError> {
     parse_items(format, body)
+}
+
+/// A decoded and validated event, or why not, with its position.
+pub type Decoded = (Position, Result<Event, EventError>);
+
+/// Parses and validates an events body. NDJSON lines take the schema-aware fast path where it
+/// applies; everything else (and every line it declines) goes through `RawEvent` and
+/// `ModelSchema::validate`, which alone decide rejections.
+pub fn decode_events(
+    format: BodyFormat,
+    body: &[u8],
+    schema: &ModelSchema,
+    fast: &FastDecoder,
+    now_ms: i64,
+) -> Result<Vec<Decoded>, BodyError> {
+    let general = |raw: Result<RawEvent, EventError>| raw.and_then(|r| schema.validate(r, now_ms));
+    let items: Vec<Decoded> = match format {
+        BodyFormat::Json => parse_events(format, body)?
+            .into_iter()
+            .map(|(p, raw)| (p, general(raw)))
+            .collect(),
+        BodyFormat::Ndjson => body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, line)| {
+                let position = Position::Line(i + 1);
+                if let Some(e) = fast.decode(line, now_ms) {
+                    return (position, Ok(e));
+                }
+                let is_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                let raw = if is_object {
+                    serde_json::from_slice::<RawEvent>(line).map_err(json_error)
+                } else {
+                    Err(not_an_object())
+                };
+                (position, general(raw))
+            })
+            .collect(),
+    };
+    if items.is_empty() {
+        return Err(BodyError::Empty);
+    }
+    Ok(items)
 }
 
 /// Parses a labels body.

@@ -7,8 +7,9 @@
 //! full they are dropped, counted, and reported as `dropped` in the reply.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use aims_core::event::{RawEvent, RawLabel};
+use aims_core::event::RawLabel;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -29,6 +30,7 @@ use crate::window::{now_ms, Input};
 #[derive(Clone)]
 struct App {
     recorder: Recorder,
+    fast: Arc<ingest::FastDecoder>,
     max_body_bytes: usize,
 }
 
@@ -55,6 +57,7 @@ pub fn router(recorder: Recorder, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::disable())
         .with_state(App {
+            fast: Arc::new(ingest::FastDecoder::new(recorder.schema())),
             recorder,
             max_body_bytes,
         })
@@ -130,19 +133,18 @@ async fn events(State(app): State<App>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
     };
-    let items: Vec<Parsed<RawEvent>> = match ingest::parse_events(format, &body) {
+    let schema = app.recorder.schema();
+    let items = match ingest::decode_events(format, &body, schema, &app.fast, now_ms()) {
         Ok(items) => items,
         Err(e) => return refuse(&app, &e),
     };
     drop(body);
     let metrics = app.recorder.metrics();
     metrics.events_received.inc_by(items.len() as u64);
-    let now = now_ms();
-    let schema = app.recorder.schema();
     let mut reply = IngestReply::default();
     let mut valid = Vec::with_capacity(items.len());
-    for (position, raw) in items {
-        match raw.and_then(|raw| schema.validate(raw, now)) {
+    for (position, item) in items {
+        match item {
             Ok(e) => valid.push(e),
             Err(e) => {
                 metrics
