@@ -270,14 +270,21 @@ pub async fn shutdown_signal() {
 
 /// `aims-agent run`: the monitor behind the HTTP server, until Ctrl-C or SIGTERM; then the open
 /// windows are closed into the spool and the spool is shipped for up to `ship.shutdown_timeout`.
+///
+/// The port is bound only once the reference profile is loaded, so a model's requests are
+/// refused (not left hanging) while the agent waits for its collector.
 pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
-    let listener = TcpListener::bind(&cfg.server.listen)
-        .await
-        .map_err(|source| RunError::Bind {
-            addr: cfg.server.listen.clone(),
-            source,
-        })?;
     let monitor = Monitor::start(&cfg, AgentMetrics::new()).await?;
+    let listener = match TcpListener::bind(&cfg.server.listen).await {
+        Ok(l) => l,
+        Err(source) => {
+            monitor.shutdown().await;
+            return Err(RunError::Bind {
+                addr: cfg.server.listen.clone(),
+                source,
+            });
+        }
+    };
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
