@@ -490,3 +490,50 @@ async fn simulator_drives_an_agent_with_delayed_labels() {
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_config_runs_with_environment_overrides() {
+    let dir = temp_dir("shipped");
+    let (profile, _) = write_profile(&dir);
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.toml");
+    let spool = dir.join("spool");
+    let agent = Agent::start_with_env(
+        &shipped,
+        &[
+            ("AIMS_AGENT__SERVER__LISTEN", "127.0.0.1:0"),
+            ("AIMS_AGENT__REFERENCE__PATH", profile.to_str().unwrap()),
+            ("AIMS_AGENT__SPOOL__DIR", spool.to_str().unwrap()),
+            ("AIMS_AGENT__SHIP__COLLECTOR_URL", ""),
+            ("AIMS_AGENT__WINDOW__LENGTH", "1s"),
+        ],
+    );
+    assert!(
+        agent.log_text().contains("window=1s"),
+        "{}",
+        agent.log_text()
+    );
+    let (status, body) = post(
+        &reqwest::Client::new(),
+        &agent.url("/v1/events"),
+        "application/x-ndjson",
+        None,
+        events("cfg", 3),
+    )
+    .await;
+    assert_eq!((status, body["accepted"].as_u64()), (202, Some(3)));
+    eventually(
+        Duration::from_secs(30),
+        "a window spooled under the overridden dir",
+        || {
+            std::fs::read_dir(&spool)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .any(|e| e.file_name().to_string_lossy().starts_with('0'))
+                })
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    agent.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}

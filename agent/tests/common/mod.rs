@@ -151,9 +151,15 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent and waits for its "listening on" line.
     pub fn start(config: &Path) -> Agent {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Starts the agent with extra environment variables (configuration overrides).
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aims-agent"))
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
