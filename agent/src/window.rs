@@ -510,27 +510,25 @@ mod tests {
         );
         w.handle(Input::Event(event(&w, "e", t0 + 1)), t0 + 2);
         w.flush_all(t0 + 3);
-        drop(w);
-        let (mut w2, _, _, _) = {
-            let settings = WindowSettings {
-                agent_id: "a".into(),
-                length: Duration::from_secs(60),
-                grace: Duration::from_secs(5),
-                max_lateness: Duration::from_secs(600),
-                join_capacity: 100,
-                join_ttl: Duration::from_secs(3600),
-            };
-            let (w0, _, _, _) = setup("unused");
-            let w2 = Windower::new(
-                &settings,
-                Arc::clone(&w0.schema),
-                Arc::clone(&w0.profile),
-                Arc::clone(&spool),
-                metrics.clone(),
-                Arc::new(AtomicUsize::new(0)),
-            );
-            (w2, (), (), ())
+        let settings = WindowSettings {
+            agent_id: "a".into(),
+            length: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            max_lateness: Duration::from_secs(600),
+            join_capacity: 100,
+            join_ttl: Duration::from_secs(3600),
         };
+        let (schema, profile) = (Arc::clone(&w.schema), Arc::clone(&w.profile));
+        drop(w);
+        // A restarted agent on the same spool continues the window's sequence.
+        let mut w2 = Windower::new(
+            &settings,
+            schema,
+            profile,
+            Arc::clone(&spool),
+            metrics.clone(),
+            Arc::new(AtomicUsize::new(0)),
+        );
         w2.handle(Input::Event(event(&w2, "e2", t0 + 4)), t0 + 5);
         w2.flush_all(t0 + 6);
         let seqs: Vec<(i64, u64)> = spooled(&spool)
