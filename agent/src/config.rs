@@ -101,6 +101,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest accepted request body, after decompression.
     pub max_body_bytes: usize,
+    /// Ingest requests processed at once; more get 503 with Retry-After at once, so memory
+    /// stays bounded (about this many bodies of `max_body_bytes`) and no caller waits.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +111,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 16 * 1024 * 1024,
+            max_concurrent_requests: 64,
         }
     }
 }

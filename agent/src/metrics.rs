@@ -15,7 +15,8 @@ use prometheus::{
 pub const DROP_REASONS: [&str; 3] = ["overload", "late", "future"];
 
 /// Why a whole request was refused before any event was looked at.
-pub const REQUEST_REJECT_REASONS: [&str; 5] = [
+pub const REQUEST_REJECT_REASONS: [&str; 6] = [
+    "overloaded",
     "payload_too_large",
     "unsupported_media_type",
     "invalid_encoding",

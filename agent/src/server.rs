@@ -3,8 +3,9 @@
 //! Statuses: 202 when at least one item was accepted (the reply lists the rejected ones), 400
 //! when none was (or the JSON body does not parse, or the gzip stream is corrupt), 413 past the
 //! body limit (raw or decompressed), 415 for a Content-Type or Content-Encoding the agent does
-//! not read. Valid events are handed to the windowing task without waiting; when its queue is
-//! full they are dropped, counted, and reported as `dropped` in the reply.
+//! not read, 503 with `Retry-After` when `server.max_concurrent_requests` ingest requests are
+//! already in progress. Valid events are handed to the windowing task without waiting; when its
+//! queue is full they are dropped, counted, and reported as `dropped` in the reply.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ServerConfig};
 use crate::ingest::{self, BodyError, IngestReply, ItemError, Parsed};
 use crate::metrics::AgentMetrics;
 use crate::monitor::{Monitor, MonitorError, Recorder};
@@ -32,6 +34,7 @@ struct App {
     recorder: Recorder,
     fast: Arc<ingest::FastDecoder>,
     max_body_bytes: usize,
+    permits: Arc<Semaphore>,
 }
 
 /// The reply body of an ingest request.
@@ -48,8 +51,8 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// The agent's routes.
-pub fn router(recorder: Recorder, max_body_bytes: usize) -> Router {
+/// The agent's routes; `max_concurrent` ingest requests at once.
+pub fn router(recorder: Recorder, max_body_bytes: usize, max_concurrent: usize) -> Router {
     Router::new()
         .route("/v1/events", post(events))
         .route("/v1/labels", post(labels))
@@ -60,6 +63,7 @@ pub fn router(recorder: Recorder, max_body_bytes: usize) -> Router {
             fast: Arc::new(ingest::FastDecoder::new(recorder.schema())),
             recorder,
             max_body_bytes,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
         })
 }
 
@@ -67,10 +71,15 @@ pub fn router(recorder: Recorder, max_body_bytes: usize) -> Router {
 pub async fn serve(
     listener: TcpListener,
     recorder: Recorder,
-    max_body_bytes: usize,
+    server: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(recorder, max_body_bytes))
+    let routes = router(
+        recorder,
+        server.max_body_bytes,
+        server.max_concurrent_requests,
+    );
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -128,7 +137,34 @@ fn finish(reply: IngestReply, dropped: usize) -> Response {
     (status, Json(Reply { reply, dropped })).into_response()
 }
 
+/// The reply when every ingest slot is busy: 503 at once, never a wait.
+fn overloaded(app: &App) -> Response {
+    app.recorder
+        .metrics()
+        .requests_rejected
+        .with_label_values(&["overloaded"])
+        .inc();
+    let reply = IngestReply {
+        errors: vec![ItemError {
+            position: ingest::Position::Index(0),
+            field: "body".to_owned(),
+            reason: "overloaded",
+            message: "too many ingest requests at once; retry shortly".to_owned(),
+        }],
+        ..IngestReply::default()
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        Json(reply),
+    )
+        .into_response()
+}
+
 async fn events(State(app): State<App>, req: Request) -> Response {
+    let Ok(_permit) = app.permits.try_acquire() else {
+        return overloaded(&app);
+    };
     let (format, body) = match read_body(&app, req).await {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
@@ -171,6 +207,9 @@ async fn events(State(app): State<App>, req: Request) -> Response {
 }
 
 async fn labels(State(app): State<App>, req: Request) -> Response {
+    let Ok(_permit) = app.permits.try_acquire() else {
+        return overloaded(&app);
+    };
     let (format, body) = match read_body(&app, req).await {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
@@ -296,13 +335,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         window = ?cfg.window.length,
         "aims-agent listening on http://{addr}"
     );
-    let served = serve(
-        listener,
-        monitor.recorder(),
-        cfg.server.max_body_bytes,
-        shutdown_signal(),
-    )
-    .await;
+    let served = serve(listener, monitor.recorder(), &cfg.server, shutdown_signal()).await;
     monitor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

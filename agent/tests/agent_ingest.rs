@@ -537,3 +537,90 @@ async fn shipped_config_runs_with_environment_overrides() {
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_ingest_slots_answer_503_at_once() {
+    use std::io::Write as _;
+    let dir = temp_dir("busy");
+    let (profile, _) = write_profile(&dir);
+    let config = write_config(
+        &dir,
+        &Setup {
+            reference_path: Some(profile),
+            window: "60s",
+            extra: String::new(),
+            ..Setup::default()
+        },
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[server]\n", "[server]\nmax_concurrent_requests = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let agent = Agent::start(&config);
+    // A slow client holds the only slot: headers sent, body still coming.
+    let mut slow = std::net::TcpStream::connect(agent.addr).unwrap();
+    write!(
+        slow,
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000\r\n\r\n{{"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    let client = reqwest::Client::new();
+    let mut answered = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while answered.is_none() {
+        let resp = client
+            .post(agent.url("/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(events("busy", 1))
+            .send()
+            .await
+            .unwrap();
+        if resp.status().as_u16() == 503 {
+            answered = Some(resp);
+        } else {
+            assert!(std::time::Instant::now() < deadline, "never saw 503");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let resp = answered.unwrap();
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["reason"], "overloaded");
+    drop(slow);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = post(
+            &client,
+            &agent.url("/v1/events"),
+            "application/x-ndjson",
+            None,
+            events("after", 1),
+        )
+        .await;
+        if status == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = client
+        .get(agent.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(
+            &metrics,
+            "aims_agent_requests_rejected_total{reason=\"overloaded\"}"
+        ) >= 1.0
+    );
+    agent.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}
