@@ -50,6 +50,18 @@ pub struct Spool {
     pub added: Notify,
 }
 
+/// Whether a file in the spool directory is a summary (the directory also holds the agent's
+/// window sequence state and, by default, the cached reference profile).
+pub fn is_summary_file(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 32
+        && b[..20].iter().all(u8::is_ascii_digit)
+        && b[20] == b'-'
+        && b[21..31].iter().all(u8::is_ascii_digit)
+        && b[31] == b'-'
+        && name.ends_with(".json")
+}
+
 /// The spool file name of an envelope: window start, sequence, then part of the id.
 pub fn file_name(envelope: &SummaryEnvelope) -> String {
     let id: String = envelope.id.chars().take(16).collect();
@@ -73,7 +85,7 @@ impl Spool {
             let path = entry.path();
             if name.starts_with(".tmp-") {
                 fs::remove_file(&path).map_err(io_error(&path))?;
-            } else if name.ends_with(".json") && path.is_file() {
+            } else if is_summary_file(&name) && path.is_file() {
                 let size = entry.metadata().map_err(io_error(&path))?.len();
                 inner.bytes += size;
                 inner.files.insert(name, size);
@@ -261,6 +273,8 @@ mod tests {
         s.write(&envelope(1000, 1)).unwrap();
         s.write(&envelope(1000, 0)).unwrap();
         fs::write(dir.join(".tmp-leftover"), b"x").unwrap();
+        fs::write(dir.join("window-sequences.json"), b"[]").unwrap();
+        fs::write(dir.join("reference.json"), b"{}").unwrap();
         drop(s);
         let s = Spool::open(&dir, 1 << 20, AgentMetrics::new()).unwrap();
         let names = s.names();

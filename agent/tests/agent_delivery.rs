@@ -186,6 +186,26 @@ async fn kill_9_with_a_full_spool_then_everything_is_delivered_after_restart() {
         1,
         "profile uploaded after restart"
     );
+    eventually(
+        Duration::from_secs(30),
+        "the spool drained after restart",
+        || spooled().is_empty(),
+    )
+    .await;
+    let metrics = reqwest::get(agent.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&metrics, "aims_agent_summaries_dead_lettered_total"),
+        0.0
+    );
+    assert!(
+        spool.join("window-sequences.json").exists(),
+        "state is never shipped"
+    );
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }

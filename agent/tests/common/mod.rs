@@ -332,8 +332,13 @@ async fn summaries(State(s): State<CollectorState>, headers: HeaderMap, body: By
         4 => return (StatusCode::BAD_REQUEST, "schema mismatch").into_response(),
         _ => {}
     }
-    let envelope: SummaryEnvelope = serde_json::from_slice(&gunzip(&headers, &body)).unwrap();
-    envelope.validate().unwrap();
+    let envelope: SummaryEnvelope = match serde_json::from_slice(&gunzip(&headers, &body)) {
+        Ok(e) => e,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    if let Err(e) = envelope.validate() {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
     s.seen.lock().unwrap().acknowledged.push(envelope);
     StatusCode::ACCEPTED.into_response()
 }
