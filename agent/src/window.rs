@@ -194,6 +194,22 @@ impl Windower {
     /// Applies one input at wall-clock `now`.
     pub fn handle(&mut self, input: Input, now: i64) {
         let weight = input.weight();
+        self.apply(input, now);
+        self.release(weight);
+    }
+
+    /// Gives `weight` queue slots back to the request path.
+    fn release(&self, weight: usize) {
+        if weight > 0 {
+            let left = self
+                .queued
+                .fetch_sub(weight, Ordering::AcqRel)
+                .saturating_sub(weight);
+            self.metrics.queue_events.set(left as i64);
+        }
+    }
+
+    fn apply(&mut self, input: Input, now: i64) {
         match input {
             Input::Event(e) => self.record(e, now),
             Input::Events(events) => {
@@ -213,13 +229,6 @@ impl Windower {
                     summary.record_rejected();
                 }
             }
-        }
-        if weight > 0 {
-            let left = self
-                .queued
-                .fetch_sub(weight, Ordering::AcqRel)
-                .saturating_sub(weight);
-            self.metrics.queue_events.set(left as i64);
         }
     }
 
@@ -372,9 +381,12 @@ impl Windower {
                         break;
                     }
                     let now = now_ms();
+                    let mut weight = 0;
                     for input in batch.drain(..) {
-                        self.handle(input, now);
+                        weight += input.weight();
+                        self.apply(input, now);
                     }
+                    self.release(weight);
                 }
                 _ = ticker.tick() => self.tick(now_ms()),
                 _ = stop.wait_for(|s| *s) => break,
