@@ -56,7 +56,8 @@ pub struct ReferenceConfig {
     /// A profile JSON written by `aims-agent reference build`.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Where a profile fetched from the collector is cached.
+    /// Where a profile fetched from the collector is cached (default: `reference.json` in the
+    /// spool directory), so the agent restarts while the collector is down.
     #[serde(default)]
     pub cache: Option<PathBuf>,
 }
@@ -100,6 +101,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest accepted request body, after decompression.
     pub max_body_bytes: usize,
+    /// Ingest requests processed at once; more get 503 with Retry-After at once, so memory
+    /// stays bounded (about this many bodies of `max_body_bytes`) and no caller waits.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +111,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 16 * 1024 * 1024,
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -118,12 +123,26 @@ pub struct WindowConfig {
     /// Window length, aligned to wall-clock boundaries.
     #[serde(with = "humantime_serde")]
     pub length: Duration,
+    /// How long after its end a window stays open, so events delayed in transit still count in
+    /// the summary shipped at close.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// How long after a window closed its late events are still shipped (as a late summary of
+    /// that window); older events are dropped and counted as `late`.
+    #[serde(with = "humantime_serde")]
+    pub max_lateness: Duration,
+    /// Events (and labels) that may wait between the request path and the windowing task; past
+    /// it, new ones are dropped and counted as `overload`. This bounds the agent's memory.
+    pub queue_events: usize,
 }
 
 impl Default for WindowConfig {
     fn default() -> Self {
         Self {
             length: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            max_lateness: Duration::from_secs(600),
+            queue_events: 100_000,
         }
     }
 }
@@ -167,6 +186,10 @@ pub struct ShipConfig {
     /// Longest retry delay.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// At shutdown, how long the agent keeps trying to deliver the spool before exiting (what
+    /// is left stays spooled for the next start).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ShipConfig {
@@ -178,6 +201,7 @@ impl Default for ShipConfig {
             timeout: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -2,9 +2,12 @@
 //! or simulate model traffic.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aims_agent::config::AgentConfig;
+use aims_agent::simulate::SimulateArgs;
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// AIMS Monitor agent.
@@ -17,6 +20,42 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sidecar: HTTP ingest, windows, spool and shipping, until Ctrl-C or SIGTERM.
+    Run {
+        /// Agent configuration (TOML; `AIMS_AGENT__SECTION__KEY` overrides).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Send simulated credit-scoring traffic to an agent.
+    Simulate {
+        /// Agent base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        target: String,
+        /// Events per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Traffic pattern(s), comma-separated: steady, drift, bias, degrade, label-delay.
+        #[arg(long, value_delimiter = ',', default_value = "steady")]
+        scenario: Vec<aims_agent::simulate::Scenario>,
+        /// Stop after this long (e.g. `90s`, `5m`); runs until Ctrl-C when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Send steady traffic for this long before the scenario starts.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        switch_after: Option<std::time::Duration>,
+        /// How much later labels follow their predictions under `label-delay`.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+        label_delay: std::time::Duration,
+        /// Random seed; the same seed sends the same events.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Events per request (default: a tenth of a second's worth, at most 1000).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// An agent configuration whose model schema the events are checked against first.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Build or inspect reference profiles.
     Reference {
         #[command(subcommand)]
@@ -68,10 +107,74 @@ enum Format {
     Text,
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = AgentConfig::load(config)?;
+    aims_agent::logging::init(cfg.log.json);
+    runtime()?.block_on(aims_agent::server::run(cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(args: SimulateArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if let Some(path) = config {
+        let cfg = AgentConfig::load(path)?;
+        let mut generator = aims_agent::simulate::Generator::new(args.seed);
+        let sample = generator.event(&args.scenarios, std::time::SystemTime::now());
+        let raw: aims_core::RawEvent = serde_json::from_value(sample.event)?;
+        cfg.model.validate(raw, 0).with_context(|| {
+            format!(
+                "{}: the simulated events do not fit this model schema",
+                path.display()
+            )
+        })?;
+    }
+    let report = runtime()?.block_on(aims_agent::simulate::run(
+        &args,
+        aims_agent::server::shutdown_signal(),
+    ))?;
+    println!(
+        "sent {} events and {} labels; {} requests failed",
+        report.events_sent, report.labels_sent, report.failed_requests
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    aims_agent::logging::init(false);
+    if !matches!(cli.command, Command::Run { .. }) {
+        aims_agent::logging::init(false);
+    }
     let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Simulate {
+            target,
+            rate,
+            scenario,
+            duration,
+            switch_after,
+            label_delay,
+            seed,
+            batch,
+            config,
+        } => simulate(
+            SimulateArgs {
+                target,
+                rate,
+                scenarios: scenario,
+                duration,
+                switch_after,
+                label_delay,
+                seed,
+                batch,
+            },
+            config.as_deref(),
+        ),
         Command::Reference {
             command:
                 ReferenceCommand::Build {

@@ -1,0 +1,406 @@
+//! Agent benchmarks (`cargo bench -p aims-agent --bench agent`), reported in BENCHMARKS.md:
+//!
+//! 1. embedded `Recorder::record` throughput, and the windowing task's end-to-end rate;
+//! 2. HTTP ingest of NDJSON batches of 1,000 events with 20 features into the real
+//!    `aims-agent run` binary, from a load generator in this process, with the agent's CPU time
+//!    and peak RSS read from /proc;
+//! 3. the idle agent's RSS with the same 20-feature schema.
+//!
+//! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
+//! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aims_agent::config::AgentConfig;
+use aims_agent::metrics::AgentMetrics;
+use aims_agent::Monitor;
+use aims_core::profile::ProfileBuilder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const NUMERIC: usize = 15;
+const CATEGORICAL: usize = 5;
+const BATCH: usize = 1000;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn config_text(dir: &Path, profile: Option<&Path>) -> String {
+    let mut features = String::new();
+    for i in 0..NUMERIC {
+        features.push_str(&format!("  {{ name = \"n{i}\", kind = \"numeric\" }},\n"));
+    }
+    for i in 0..CATEGORICAL {
+        features.push_str(&format!(
+            "  {{ name = \"c{i}\", kind = \"categorical\" }},\n"
+        ));
+    }
+    let reference = profile.map(|p| format!("path = {p:?}")).unwrap_or_default();
+    format!(
+        r#"agent_id = "bench"
+[model]
+name = "bench-20"
+task = "binary"
+features = [
+{features}]
+attributes = [
+  {{ name = "gender", groups = ["F", "M"], reference_group = "M" }},
+  {{ name = "age_band", groups = ["18-29", "30-39", "40-49", "50-64", "65+"] }},
+]
+[reference]
+{reference}
+[server]
+listen = "127.0.0.1:0"
+[window]
+length = "60s"
+queue_events = 1000000
+[ship]
+collector_url = ""
+[spool]
+dir = {spool:?}
+"#,
+        spool = dir.join("spool")
+    )
+}
+
+fn event_json(rng: &mut StdRng, id: u64) -> serde_json::Value {
+    let mut features = serde_json::Map::new();
+    for i in 0..NUMERIC {
+        // Three decimals, like real feature data (the credit example has 2 to 4).
+        let x = (rng.gen::<f64>() * 100_000.0).round() / 1000.0;
+        features.insert(format!("n{i}"), x.into());
+    }
+    for i in 0..CATEGORICAL {
+        features.insert(
+            format!("c{i}"),
+            format!("cat{}", rng.gen_range(0..8)).into(),
+        );
+    }
+    let score = (rng.gen::<f64>() * 10_000.0).round() / 10_000.0;
+    serde_json::json!({
+        "id": format!("e{id}"),
+        "features": features,
+        "attributes": {"gender": if rng.gen_bool(0.5) { "F" } else { "M" }, "age_band": "30-39"},
+        "prediction": {"label": u8::from(score >= 0.5), "score": score},
+        "label": u8::from(rng.gen_bool(0.6)),
+        "latency_ms": (rng.gen::<f64>() * 300.0).round() / 10.0,
+    })
+}
+
+/// Writes config + profile into a temp dir; returns (dir, config path).
+fn setup() -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("aims-agent-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bare = dir.join("bare.toml");
+    std::fs::write(&bare, config_text(&dir, None)).unwrap();
+    let cfg = AgentConfig::load(&bare).unwrap();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut builder = ProfileBuilder::new(&cfg.model);
+    for i in 0..20_000 {
+        let raw = serde_json::from_value(event_json(&mut rng, i)).unwrap();
+        builder.add(&cfg.model.validate(raw, 0).unwrap());
+    }
+    let profile = dir.join("profile.json");
+    std::fs::write(&profile, serde_json::to_vec(&builder.finish()).unwrap()).unwrap();
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, config_text(&dir, Some(&profile))).unwrap();
+    (dir, config)
+}
+
+fn embedded(config: &Path, rounds: u64) {
+    let cfg = AgentConfig::load(config).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let monitor = rt
+        .block_on(Monitor::start(&cfg, AgentMetrics::new()))
+        .unwrap();
+    let recorder = monitor.recorder();
+    let mut rng = StdRng::seed_from_u64(2);
+    let now = aims_agent::window::now_ms();
+    let n = 200_000;
+    let (mut call_rates, mut end_to_end) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                let raw = serde_json::from_value(event_json(&mut rng, i)).unwrap();
+                recorder.schema().validate(raw, now).unwrap()
+            })
+            .collect();
+        let started = Instant::now();
+        let mut dropped = 0;
+        for e in events {
+            if !recorder.record(e) {
+                dropped += 1;
+            }
+        }
+        let calls = started.elapsed();
+        while recorder.metrics().queue_events.get() > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let total = started.elapsed();
+        assert_eq!(dropped, 0, "queue big enough for the round");
+        call_rates.push(n as f64 / calls.as_secs_f64());
+        end_to_end.push(n as f64 / total.as_secs_f64());
+    }
+    rt.block_on(monitor.shutdown());
+
+    // The summary update alone, on this thread: the windowing task's per-event work.
+    let profile: aims_core::ReferenceProfile =
+        serde_json::from_slice(&std::fs::read(cfg.reference.path.as_ref().unwrap()).unwrap())
+            .unwrap();
+    let events: Vec<_> = (0..n)
+        .map(|i| {
+            let raw = serde_json::from_value(event_json(&mut rng, i)).unwrap();
+            cfg.model.validate(raw, now).unwrap()
+        })
+        .collect();
+    let mut summary = aims_core::WindowSummary::new(&cfg.model, &profile);
+    let started = Instant::now();
+    for e in &events {
+        summary.record(&cfg.model, &profile, e);
+    }
+    let record_only = n as f64 / started.elapsed().as_secs_f64();
+    // The HTTP path's per-event work on one thread: parse an NDJSON batch, then validate.
+    let mut body = Vec::new();
+    for i in 0..BATCH as u64 {
+        serde_json::to_writer(&mut body, &event_json(&mut rng, i)).unwrap();
+        body.push(b'\n');
+    }
+    let reps = 50;
+    let started = Instant::now();
+    let mut parsed = Vec::new();
+    for _ in 0..reps {
+        parsed = aims_agent::ingest::parse_events(aims_agent::ingest::BodyFormat::Ndjson, &body)
+            .unwrap();
+    }
+    let parse_ns = started.elapsed().as_nanos() as f64 / (reps * BATCH) as f64;
+    let started = Instant::now();
+    let mut valid = 0;
+    for _ in 0..reps {
+        for (_, raw) in parsed.clone() {
+            valid += usize::from(cfg.model.validate(raw.unwrap(), now).is_ok());
+        }
+    }
+    let validate_ns = started.elapsed().as_nanos() as f64 / (reps * BATCH) as f64;
+    assert_eq!(valid, reps * BATCH);
+    let fast = aims_agent::ingest::FastDecoder::new(&cfg.model);
+    let started = Instant::now();
+    for _ in 0..reps {
+        let items = aims_agent::ingest::decode_events(
+            aims_agent::ingest::BodyFormat::Ndjson,
+            &body,
+            &cfg.model,
+            &fast,
+            now,
+        )
+        .unwrap();
+        assert!(items.iter().all(|(_, e)| e.is_ok()));
+    }
+    let fast_ns = started.elapsed().as_nanos() as f64 / (reps * BATCH) as f64;
+    println!("per event on one thread: NDJSON decode + validate on the agent's fast path {fast_ns:.0} ns");
+    println!("per event on one thread, general path: NDJSON parse {parse_ns:.0} ns, validate {validate_ns:.0} ns (incl. clone); summary record {:.0} ns", 1e9 / record_only);
+    println!(
+        "embedded record() calls:              median {:>12.0} events/s",
+        median(call_rates)
+    );
+    println!(
+        "embedded record() end to end (summarised): median {:>12.0} events/s",
+        median(end_to_end)
+    );
+    println!(
+        "WindowSummary::record alone, one thread:   {:>12.0} events/s",
+        record_only
+    );
+}
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+fn start_agent(config: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aims-agent"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("agent started");
+    Proc { child, addr }
+}
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime in seconds (clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = text.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
+    let mut rng = StdRng::seed_from_u64(3);
+    let bodies: Vec<Arc<Vec<u8>>> = (0..8)
+        .map(|b| {
+            let mut body = Vec::new();
+            for i in 0..BATCH {
+                serde_json::to_writer(&mut body, &event_json(&mut rng, (b * BATCH + i) as u64))
+                    .unwrap();
+                body.push(b'\n');
+            }
+            Arc::new(body)
+        })
+        .collect();
+    println!(
+        "HTTP body: {BATCH} events, {} KiB per request, {clients} concurrent clients, {seconds} s per round",
+        bodies[0].len() / 1024
+    );
+    let (mut rates, mut cpus, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..rounds {
+        let mut agent = start_agent(config);
+        let pid = agent.child.id();
+        let url = format!("http://{}/v1/events", agent.addr);
+        let accepted = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpu_before = cpu_seconds(pid);
+        let started = Instant::now();
+        rt.block_on(async {
+            let client = reqwest::Client::new();
+            let tasks: Vec<_> = (0..clients)
+                .map(|c| {
+                    let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+                    let (accepted, dropped, stop) =
+                        (accepted.clone(), dropped.clone(), stop.clone());
+                    tokio::spawn(async move {
+                        let mut k = c as usize;
+                        while !stop.load(Ordering::Relaxed) {
+                            let body = bodies[k % bodies.len()].as_ref().clone();
+                            k += 1;
+                            let resp = client
+                                .post(&url)
+                                .header("content-type", "application/x-ndjson")
+                                .body(body)
+                                .send()
+                                .await
+                                .unwrap();
+                            let reply: serde_json::Value = resp.json().await.unwrap();
+                            accepted.fetch_add(
+                                reply["accepted"].as_u64().unwrap_or(0),
+                                Ordering::Relaxed,
+                            );
+                            dropped.fetch_add(
+                                reply["dropped"].as_u64().unwrap_or(0),
+                                Ordering::Relaxed,
+                            );
+                        }
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let kept = accepted.load(Ordering::Relaxed) - dropped.load(Ordering::Relaxed);
+        rates.push(kept as f64 / elapsed);
+        cpus.push(cpu / elapsed);
+        rss.push(proc_status(pid, "VmHWM:") as f64 / 1024.0);
+        println!(
+            "  round: {:.0} events/s recorded ({} dropped), agent CPU {:.2} cores, peak RSS {:.1} MiB",
+            kept as f64 / elapsed,
+            dropped.load(Ordering::Relaxed),
+            cpu / elapsed,
+            proc_status(pid, "VmHWM:") as f64 / 1024.0
+        );
+        let _ = agent.child.kill();
+        let _ = agent.child.wait();
+    }
+    println!("HTTP ingest: median {:>10.0} events/s", median(rates));
+    println!("agent CPU:   median {:>10.2} cores", median(cpus));
+    println!("agent peak RSS: median {:>7.1} MiB", median(rss));
+}
+
+fn idle(config: &Path, rounds: u64) {
+    let mut rss = Vec::new();
+    for _ in 0..rounds {
+        let mut agent = start_agent(config);
+        std::thread::sleep(Duration::from_secs(2));
+        rss.push(proc_status(agent.child.id(), "VmRSS:") as f64 / 1024.0);
+        let _ = agent.child.kill();
+        let _ = agent.child.wait();
+    }
+    println!(
+        "idle agent RSS (20 features): median {:.1} MiB",
+        median(rss)
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds = env_or("BENCH_ROUNDS", 3);
+    let (dir, config) = setup();
+    embedded(&config, rounds);
+    idle(&config, rounds);
+    http(
+        &config,
+        rounds,
+        env_or("BENCH_SECONDS", 8),
+        env_or("BENCH_CLIENTS", 4),
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

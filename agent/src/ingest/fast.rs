@@ -1,0 +1,553 @@
+//! A schema-aware decoder for the common case: a well-formed event decoded straight into an
+//! [`Event`], without building `serde_json::Value` trees first.
+//!
+//! It accepts only what it can decode exactly as `ModelSchema::validate` would (strings for
+//! ids, categories and groups; integers or strings for classes; finite numbers elsewhere). On
+//! anything else, valid or not, it gives up and the caller decodes the item again through the
+//! general path, so every rejection and every unusual-but-valid event is still judged by
+//! aims-core alone. A differential test checks both paths agree.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target};
+use aims_core::schema::{FeatureKind, ModelSchema, Task};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// FNV-1a: a much cheaper hash than SipHash for short names. The maps are built from the
+/// schema and never grow from input (input keys are only looked up), so hash flooding cannot
+/// degrade them.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type NameMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// Lookups derived once from a schema.
+#[derive(Debug)]
+pub struct FastDecoder {
+    features: NameMap<(usize, FeatureKind)>,
+    attributes: NameMap<usize>,
+    schema: ModelSchema,
+}
+
+/// A JSON scalar as the fast path sees it; containers are skipped and reported as `Other`.
+enum Scalar<'de> {
+    Null,
+    Bool(bool),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl Scalar<'_> {
+    fn number(&self) -> Option<f64> {
+        match *self {
+            Self::Unsigned(u) => Some(u as f64),
+            Self::Signed(i) => Some(i as f64),
+            Self::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The text of a class label: strings, and integers as JSON writes them.
+    fn class_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Self::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            Self::Unsigned(u) => Some(Cow::Owned(u.to_string())),
+            Self::Signed(i) => Some(Cow::Owned(i.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(b))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Unsigned(u))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Signed(i))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(f))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(s)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The next key of an object, borrowed from the input when it has no escapes (serde's own
+/// `Cow<str>` always copies).
+fn next_key<'de, A: MapAccess<'de>>(m: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    match m.next_key::<Scalar<'de>>()? {
+        None => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s)),
+        Some(_) => give_up(),
+    }
+}
+
+fn give_up<T, E: serde::de::Error>() -> Result<T, E> {
+    Err(E::custom("not on the fast path"))
+}
+
+impl FastDecoder {
+    /// Prepares the lookups of `schema`.
+    pub fn new(schema: &ModelSchema) -> Self {
+        Self {
+            features: schema
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), (i, f.kind)))
+                .collect(),
+            attributes: schema
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.name.clone(), i))
+                .collect(),
+            schema: schema.clone(),
+        }
+    }
+
+    /// Decodes one JSON object; `None` when the general path must decide.
+    pub fn decode(&self, json: &[u8], now_ms: i64) -> Option<Event> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let event = EventSeed { d: self, now_ms }.deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        event
+    }
+
+    fn class<E: serde::de::Error>(&self, v: &Scalar<'_>) -> Result<u32, E> {
+        match v.class_text().and_then(|t| self.schema.class_index(&t)) {
+            Some(c) => Ok(c as u32),
+            None => give_up(),
+        }
+    }
+
+    fn finite<E: serde::de::Error>(v: &Scalar<'_>) -> Result<f64, E> {
+        match v.number() {
+            Some(x) if x.is_finite() => Ok(x),
+            _ => give_up(),
+        }
+    }
+}
+
+/// The fields of `RawEvent`.
+const KNOWN_KEYS: [&str; 8] = [
+    "id",
+    "ts",
+    "features",
+    "attributes",
+    "prediction",
+    "label",
+    "latency_ms",
+    "error",
+];
+
+struct EventSeed<'a> {
+    d: &'a FastDecoder,
+    now_ms: i64,
+}
+
+impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
+    type Value = Option<Event>;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+struct FeaturesSeed<'a>(&'a FastDecoder);
+struct AttributesSeed<'a>(&'a FastDecoder);
+struct PredictionSeed<'a>(&'a FastDecoder);
+
+impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_> {
+    type Value = Vec<FeatureValue>;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FeaturesSeed<'_> {
+    type Value = Vec<FeatureValue>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of features")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut out = vec![FeatureValue::Missing; self.0.schema.features.len()];
+        while let Some(key) = next_key(&mut m)? {
+            let Some(&(i, kind)) = self.0.features.get(key.as_ref()) else {
+                return give_up();
+            };
+            let v: Scalar<'de> = m.next_value()?;
+            out[i] = match (kind, v) {
+                (_, Scalar::Null) => FeatureValue::Missing,
+                (FeatureKind::Numeric, v) => FeatureValue::Numeric(FastDecoder::finite(&v)?),
+                (FeatureKind::Categorical, Scalar::Str(s)) => {
+                    FeatureValue::Categorical(s.into_owned())
+                }
+                _ => return give_up(),
+            };
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AttributesSeed<'_> {
+    type Value = Vec<u16>;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AttributesSeed<'_> {
+    type Value = Vec<u16>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of attributes")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let schema = &self.0.schema;
+        let mut out: Vec<u16> = schema
+            .attributes
+            .iter()
+            .map(|a| a.groups.len() as u16)
+            .collect();
+        while let Some(key) = next_key(&mut m)? {
+            let Some(&i) = self.0.attributes.get(key.as_ref()) else {
+                return give_up();
+            };
+            match m.next_value::<Scalar<'de>>()? {
+                Scalar::Null => {}
+                Scalar::Str(s) => out[i] = schema.group_of(i, &s),
+                _ => return give_up(),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for PredictionSeed<'_> {
+    type Value = Prediction;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PredictionSeed<'_> {
+    type Value = Prediction;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a prediction object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let d = self.0;
+        let (mut label, mut score, mut value) = (None, None, None);
+        while let Some(key) = next_key(&mut m)? {
+            match key.as_ref() {
+                "label" => label = Some(m.next_value::<Scalar<'de>>()?),
+                "score" => score = Some(m.next_value::<Scalar<'de>>()?),
+                "value" => value = Some(m.next_value::<Scalar<'de>>()?),
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if d.schema.task == Task::Regression {
+            return match value {
+                Some(v) if !matches!(v, Scalar::Null) => {
+                    FastDecoder::finite(&v).map(Prediction::Value)
+                }
+                _ => give_up(),
+            };
+        }
+        let class = match label {
+            Some(l) if !matches!(l, Scalar::Null) => d.class(&l)?,
+            _ => return give_up(),
+        };
+        let score = match score {
+            None | Some(Scalar::Null) => None,
+            Some(s) => {
+                let x = FastDecoder::finite(&s)?;
+                if !(0.0..=1.0).contains(&x) {
+                    return give_up();
+                }
+                Some(x)
+            }
+        };
+        Ok(Prediction::Class { class, score })
+    }
+}
+
+impl<'de> Visitor<'de> for EventSeed<'_> {
+    type Value = Option<Event>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let d = self.d;
+        let schema = &d.schema;
+        let mut id = None;
+        let mut ts_ms = self.now_ms;
+        let mut features = None;
+        let mut groups = None;
+        let mut prediction = None;
+        let mut label = None;
+        let mut latency_ms = None;
+        let mut failed = false;
+        // The general path (a derived Deserialize) refuses a repeated known key; so must this.
+        let mut seen = [false; KNOWN_KEYS.len()];
+        while let Some(key) = next_key(&mut m)? {
+            if let Some(k) = KNOWN_KEYS.iter().position(|k| *k == key.as_ref()) {
+                if std::mem::replace(&mut seen[k], true) {
+                    return give_up();
+                }
+            }
+            match key.as_ref() {
+                "id" => match m.next_value::<Scalar<'de>>()? {
+                    Scalar::Null => id = None,
+                    Scalar::Str(s) => id = Some(s.into_owned()),
+                    _ => return give_up(),
+                },
+                "ts" => match m.next_value::<Scalar<'de>>()? {
+                    Scalar::Null => ts_ms = self.now_ms,
+                    Scalar::Str(s) => match parse_timestamp("ts", &s) {
+                        Ok(t) => ts_ms = t,
+                        Err(_) => return give_up(),
+                    },
+                    _ => return give_up(),
+                },
+                "features" => features = m.next_value_seed(OptionSeed(FeaturesSeed(d)))?,
+                "attributes" => groups = m.next_value_seed(OptionSeed(AttributesSeed(d)))?,
+                "prediction" => prediction = m.next_value_seed(OptionSeed(PredictionSeed(d)))?,
+                "label" => {
+                    label = match m.next_value::<Scalar<'de>>()? {
+                        Scalar::Null => None,
+                        v if schema.task == Task::Regression => {
+                            Some(Target::Value(FastDecoder::finite(&v)?))
+                        }
+                        v => Some(Target::Class(d.class(&v)?)),
+                    }
+                }
+                "latency_ms" => {
+                    latency_ms = match m.next_value::<Scalar<'de>>()? {
+                        Scalar::Null => None,
+                        v => {
+                            let x = FastDecoder::finite(&v)?;
+                            if x < 0.0 {
+                                return give_up();
+                            }
+                            Some(x)
+                        }
+                    }
+                }
+                "error" => {
+                    failed = match m.next_value::<Scalar<'de>>()? {
+                        Scalar::Null | Scalar::Bool(false) => false,
+                        Scalar::Str(_) | Scalar::Bool(true) => true,
+                        _ => return give_up(),
+                    }
+                }
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let prediction = match (prediction, failed) {
+            (Some(p), _) => p,
+            (None, true) => Prediction::Failed,
+            (None, false) => return give_up(),
+        };
+        Ok(Some(Event {
+            id,
+            ts_ms,
+            features: features
+                .unwrap_or_else(|| vec![FeatureValue::Missing; schema.features.len()]),
+            groups: groups.unwrap_or_else(|| {
+                schema
+                    .attributes
+                    .iter()
+                    .map(|a| a.groups.len() as u16)
+                    .collect()
+            }),
+            prediction,
+            label,
+            latency_ms,
+        }))
+    }
+}
+
+/// `null` or the inner seed's value.
+struct OptionSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for OptionSeed<S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_option(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for OptionSeed<S> {
+    type Value = Option<S::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("null or an object")
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(de).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{Generator, Scenario};
+    use aims_core::RawEvent;
+
+    fn schema() -> ModelSchema {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml"))
+                .unwrap();
+        let start = text.find("[model]").unwrap();
+        let end = text.find("[reference]").unwrap();
+        #[derive(Deserialize)]
+        struct Wrapper {
+            model: ModelSchema,
+        }
+        let w: Wrapper = toml_like(&text[start..end]);
+        w.model.validated().unwrap()
+    }
+
+    fn toml_like<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    fn general(schema: &ModelSchema, line: &str) -> Option<Event> {
+        serde_json::from_str::<RawEvent>(line)
+            .ok()
+            .and_then(|raw| schema.validate(raw, 7).ok())
+    }
+
+    #[test]
+    fn agrees_with_the_general_path_on_simulated_traffic() {
+        let schema = schema();
+        let fast = FastDecoder::new(&schema);
+        let mut g = Generator::new(11);
+        for scenarios in [
+            &[Scenario::Steady][..],
+            &[Scenario::LabelDelay, Scenario::Bias, Scenario::Drift],
+        ] {
+            for _ in 0..2000 {
+                let line =
+                    serde_json::to_string(&g.event(scenarios, std::time::SystemTime::now()).event)
+                        .unwrap();
+                let quick = fast.decode(line.as_bytes(), 7);
+                assert!(
+                    quick.is_some(),
+                    "simulated events take the fast path: {line}"
+                );
+                assert_eq!(quick, general(&schema, &line), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn never_accepts_what_the_general_path_rejects_and_agrees_when_it_accepts() {
+        let schema = schema();
+        let fast = FastDecoder::new(&schema);
+        let cases = [
+            r#"{"prediction": {"label": 1}}"#,
+            r#"{"prediction": {"label": "1", "score": null}, "label": "0", "ts": null, "id": null}"#,
+            r#"{"prediction": {"label": 1.0}}"#,
+            r#"{"prediction": {"label": 2}}"#,
+            r#"{"prediction": {"label": 1, "score": 1.5}}"#,
+            r#"{"prediction": {"label": 1, "extra": [1, {"a": 2}]}, "unknown_top": {"x": 1}}"#,
+            r#"{"error": "timeout"}"#,
+            r#"{"error": 5}"#,
+            r#"{}"#,
+            r#"{"features": {"income": "x"}, "prediction": {"label": 1}}"#,
+            r#"{"features": {"zip": 1}, "prediction": {"label": 1}}"#,
+            r#"{"features": {"income": 1e400}, "prediction": {"label": 1}}"#,
+            r#"{"features": {"region": 5}, "prediction": {"label": 1}}"#,
+            r#"{"features": null, "attributes": null, "prediction": {"label": 0}}"#,
+            r#"{"attributes": {"gender": "Z", "age_band": null}, "prediction": {"label": 0}}"#,
+            r#"{"attributes": {"gender": 1}, "prediction": {"label": 0}}"#,
+            r#"{"attributes": {"religion": "x"}, "prediction": {"label": 0}}"#,
+            r#"{"id": 17, "prediction": {"label": 0}}"#,
+            r#"{"id": "a\"b", "ts": "2026-11-29T10:15:02.120Z", "prediction": {"label": 0}, "latency_ms": 0}"#,
+            r#"{"ts": "yesterday", "prediction": {"label": 0}}"#,
+            r#"{"latency_ms": -1, "prediction": {"label": 0}}"#,
+            r#"{"prediction": {"label": 0}, "prediction": {"label": 1}}"#,
+            r#"[1, 2]"#,
+            r#"{"prediction": {"label": 0}} trailing"#,
+            r#"{"prediction": "yes"}"#,
+        ];
+        for line in cases {
+            let general = general(&schema, line);
+            if let Some(e) = fast.decode(line.as_bytes(), 7) {
+                assert_eq!(Some(e), general, "{line}");
+            }
+        }
+    }
+}
