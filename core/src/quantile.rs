@@ -117,7 +117,11 @@ mod tests {
         let edges: Vec<f64> = (0..99).map(|i| f64::from(i / 3)).collect();
         for k in -2..70 {
             let x = f64::from(k) / 2.0;
-            assert_eq!(count_at_most(&edges, x), edges.partition_point(|&e| e <= x), "x={x}");
+            assert_eq!(
+                count_at_most(&edges, x),
+                edges.partition_point(|&e| e <= x),
+                "x={x}"
+            );
         }
         assert_eq!(count_at_most(&[], 1.0), 0);
     }
