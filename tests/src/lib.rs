@@ -1,1 +1,406 @@
-//! End-to-end tests live in `tests/tests/`.
+//! Harness for end-to-end tests: run the real `aims-agent` and `aims-collector` binaries on
+//! 127.0.0.1 with ports chosen at run time, each in its own temporary directory, and wait on
+//! conditions with deadlines instead of sleeping.
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of a workspace binary. `cargo test --workspace` builds every binary before any test
+/// runs; when only this crate's tests were asked for and a binary is missing, it is built once.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_owned))
+        .expect("test binaries live in target/<profile>/deps");
+    let path = dir.join(name);
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "-p",
+                    "aims-agent",
+                    "-p",
+                    "aims-collector",
+                    "--bins",
+                ])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the binaries failed");
+        });
+    }
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `probe` until it returns `Some`, or panics with `what` after `within`.
+pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An outside tool a test needs: its path, or `None` with a message naming the Debian package
+/// on a developer's machine. Under `CI=true` a missing tool fails the test, so CI never passes
+/// by skipping.
+pub fn require_tool(tool: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "{tool} is required under CI=true (Debian package {package})"
+        );
+        eprintln!("skipping: {tool} not found; install the Debian package {package}");
+    }
+    found
+}
+
+/// A running process, stopped with SIGTERM (then killed) when dropped; its output goes to a
+/// log file so a failing test can show it.
+pub struct Process {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program` with `args` in `dir`, output to `dir/<name>.log`.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file handle");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Process {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The process's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`, `KILL`) to the running process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            send_signal(child.id(), signal);
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 20 s, then SIGKILL) for the exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` and waits for the exit status as [`stop`](Self::stop) does.
+    pub fn stop_with(&mut self, signal: &str) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        send_signal(child.id(), signal);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                eprintln!("{} ignored SIG{signal}; killing it", self.name);
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `kill -SIGNAL pid`; never pid 0, which would signal the test's own process group.
+fn send_signal(pid: u32, signal: &str) {
+    if pid != 0 {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// A blocking HTTP client with a short timeout.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// GETs `url` as JSON; `None` while the server is not answering or answers an error.
+pub fn get_json(url: &str) -> Option<Value> {
+    let resp = http().get(url).send().ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().ok()
+}
+
+/// GETs `url` as text; `None` while the server is not answering.
+pub fn get_text(url: &str) -> Option<String> {
+    let resp = http().get(url).send().ok()?;
+    resp.status()
+        .is_success()
+        .then(|| resp.text().ok())
+        .flatten()
+}
+
+/// A collector, an agent and the simulator wired together in one temporary directory, with
+/// the example credit-scoring model and profile.
+pub struct Stack {
+    /// The temporary directory (configs, data, logs).
+    pub dir: tempfile::TempDir,
+    /// Collector base URL.
+    pub collector_url: String,
+    /// Agent base URL.
+    pub agent_url: String,
+    /// The collector process.
+    pub collector: Process,
+    /// The agent process.
+    pub agent: Option<Process>,
+}
+
+/// Settings of a [`Stack`].
+pub struct StackConfig<'a> {
+    /// Objectives YAML text.
+    pub objectives: &'a str,
+    /// Extra TOML appended to the collector config (sections not set by the stack).
+    pub collector_extra: &'a str,
+    /// Agent window length, e.g. `"1s"`.
+    pub window: &'a str,
+    /// Collector evaluation interval, e.g. `"1s"`.
+    pub evaluation_interval: &'a str,
+    /// Collector `stale_after`.
+    pub stale_after: &'a str,
+}
+
+impl Default for StackConfig<'_> {
+    fn default() -> Self {
+        StackConfig {
+            objectives: "",
+            collector_extra: "",
+            window: "1s",
+            evaluation_interval: "1s",
+            stale_after: "5s",
+        }
+    }
+}
+
+impl Stack {
+    /// Starts the collector and then the agent, and waits until both answer.
+    pub fn start(cfg: &StackConfig) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = repo_root();
+        let (cport, aport) = (free_port(), free_port());
+        std::fs::write(dir.path().join("objectives.yaml"), cfg.objectives).expect("objectives");
+        std::fs::write(
+            dir.path().join("collector.toml"),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{cport}\"\n\n[storage]\ndata_dir = \"data/collector\"\n\n[evaluation]\nobjectives = \"objectives.yaml\"\ninterval = \"{}\"\nstale_after = \"{}\"\n{}\n",
+                cfg.evaluation_interval, cfg.stale_after, cfg.collector_extra
+            ),
+        )
+        .expect("collector config");
+        let agent_toml =
+            std::fs::read_to_string(root.join("config/agent.toml")).expect("example agent config");
+        std::fs::write(dir.path().join("agent.toml"), agent_toml).expect("agent config");
+        let profile = root.join("config/examples/profile.json");
+        let collector = Process::start(
+            "collector",
+            &binary("aims-collector"),
+            &["run", "--config", "collector.toml"],
+            dir.path(),
+            &[],
+        );
+        let collector_url = format!("http://127.0.0.1:{cport}");
+        wait_until(
+            Duration::from_secs(60),
+            "the collector to answer /healthz",
+            || get_text(&format!("{collector_url}/healthz")),
+        );
+        let mut stack = Stack {
+            collector_url,
+            agent_url: format!("http://127.0.0.1:{aport}"),
+            collector,
+            agent: None,
+            dir,
+        };
+        let env = [
+            ("AIMS_AGENT__SERVER__LISTEN", format!("127.0.0.1:{aport}")),
+            (
+                "AIMS_AGENT__SHIP__COLLECTOR_URL",
+                stack.collector_url.clone(),
+            ),
+            ("AIMS_AGENT__REFERENCE__PATH", profile.display().to_string()),
+            ("AIMS_AGENT__WINDOW__LENGTH", cfg.window.to_owned()),
+            ("AIMS_AGENT__WINDOW__GRACE", "200ms".to_owned()),
+            ("AIMS_AGENT__SPOOL__DIR", "data/agent/spool".to_owned()),
+        ];
+        stack.start_agent(
+            &env.iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        stack
+    }
+
+    fn start_agent(&mut self, env: &[(&str, &str)]) {
+        let agent = Process::start(
+            "agent",
+            &binary("aims-agent"),
+            &["run", "--config", "agent.toml"],
+            self.dir.path(),
+            env,
+        );
+        let url = self.agent_url.clone();
+        wait_until(
+            Duration::from_secs(60),
+            "the agent to answer /healthz",
+            || get_text(&format!("{url}/healthz")),
+        );
+        self.agent = Some(agent);
+    }
+
+    /// Runs the simulator against the agent until it exits; `args` add to `--target`.
+    pub fn simulate(&self, args: &[&str]) -> Process {
+        let mut all = vec!["simulate", "--target", &self.agent_url];
+        all.extend_from_slice(args);
+        Process::start(
+            "simulate",
+            &binary("aims-agent"),
+            &all,
+            self.dir.path(),
+            &[],
+        )
+    }
+
+    /// `GET /v1/objectives` as a list.
+    pub fn objectives(&self) -> Vec<Value> {
+        get_json(&format!("{}/v1/objectives", self.collector_url))
+            .and_then(|v| match v {
+                Value::Array(a) => Some(a),
+                Value::Object(mut o) => o.remove("objectives").and_then(|a| a.as_array().cloned()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The current state of objective `id`.
+    pub fn state(&self, id: &str) -> Option<String> {
+        self.objectives()
+            .into_iter()
+            .find(|o| o["id"] == id)
+            .and_then(|o| o["state"].as_str().map(str::to_owned))
+    }
+
+    /// Waits until objective `id` reaches `state`, showing the logs on timeout.
+    pub fn wait_state(&self, id: &str, state: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.state(id).as_deref() == Some(state) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "objective {id} did not reach {state} within {within:?} (now {:?})\n--- collector ---\n{}\n--- agent ---\n{}",
+                    self.state(id),
+                    tail(&self.collector.log()),
+                    self.agent.as_ref().map(|a| tail(&a.log())).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the agent (SIGTERM), so summaries stop arriving.
+    pub fn stop_agent(&mut self) -> Option<ExitStatus> {
+        self.agent.as_mut().and_then(Process::stop)
+    }
+}
+
+/// The last 60 lines of a log.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
