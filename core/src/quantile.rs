@@ -71,8 +71,8 @@ fn count_at_most(edges: &[f64], x: f64) -> usize {
     let mut size = edges.len();
     while size > 1 {
         let half = size / 2;
-        let mid = base + half;
-        base = if edges[mid] <= x { mid } else { base };
+        // A conditional move, not a branch: the comparison is a coin flip for the predictor.
+        base = std::hint::select_unpredictable(edges[base + half] <= x, base + half, base);
         size -= half;
     }
     base + usize::from(edges[base] <= x)
