@@ -139,6 +139,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/objectives/{id}/evaluations", get(evaluations))
         .route("/v1/alerts", get(alerts))
         .route("/v1/evidence", get(evidence))
+        .route("/v1/reports", get(crate::report::serve))
         .route("/-/reload", post(reload))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
