@@ -100,9 +100,9 @@ pub fn render(r: &Report) -> String {
         escape(&s.rule)
     );
     if !s.open_alerts.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<p>Open alerts: {}</p>\n",
+            "<p>Open alerts: {}</p>",
             escape(&s.open_alerts.join(", "))
         );
     }
@@ -295,7 +295,7 @@ pub fn render(r: &Report) -> String {
 
 fn list(h: &mut String, items: &[String], empty: &str) {
     if items.is_empty() {
-        let _ = write!(h, "<p>{}</p>\n", escape(empty));
+        let _ = writeln!(h, "<p>{}</p>", escape(empty));
         return;
     }
     h.push_str("<ul>");
@@ -431,8 +431,10 @@ fn intervals(h: &mut String, title: &str, items: &[Interval]) {
     h.push_str("</table>\n");
 }
 
-/// An inline SVG line chart of `series` against the target line over [from, to], with each
-/// breach interval shaded; the y range covers the values and the target.
+/// An inline SVG line chart of `series` against the target over [from, to], with each breach
+/// interval shaded. The target is drawn as a step line through the target each evaluation
+/// recorded (falling back to `target`), so a changed objective shows where it changed; the
+/// y range covers the values and the targets.
 pub fn chart(
     series: &[Point],
     target: f64,
@@ -441,8 +443,11 @@ pub fn chart(
     to_ms: i64,
 ) -> String {
     let values: Vec<f64> = series.iter().filter_map(|p| p.value).collect();
-    let mut lo = values.iter().copied().fold(target, f64::min);
-    let mut hi = values.iter().copied().fold(target, f64::max);
+    let targets: Vec<f64> = series.iter().filter_map(|p| p.target).collect();
+    let (mut lo, mut hi) = values
+        .iter()
+        .chain(&targets)
+        .fold((target, target), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
     if hi - lo < 1e-9 {
         lo -= 0.5;
         hi += 0.5;
@@ -476,15 +481,26 @@ pub fn chart(
             escape(if b.end.is_empty() { "open" } else { &b.end })
         );
     }
-    let ty = y(target);
+    let mut step = Vec::new();
+    let mut current = series.iter().find_map(|p| p.target).unwrap_or(target);
+    step.push((x(from_ms), y(current)));
+    for p in series {
+        let t = p.target.unwrap_or(current);
+        if t != current {
+            step.push((x(p.at_ms), y(current)));
+            step.push((x(p.at_ms), y(t)));
+            current = t;
+        }
+    }
+    step.push((x(to_ms), y(current)));
     let _ = write!(
         s,
-        "<line class=\"target\" x1=\"{PAD_LEFT}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"#a11\" stroke-dasharray=\"6 4\"/>\
+        "<polyline class=\"target\" points=\"{}\" fill=\"none\" stroke=\"#a11\" stroke-dasharray=\"6 4\"/>\
          <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#a11\" text-anchor=\"end\">target {}</text>",
-        WIDTH - PAD_RIGHT,
+        points(&step),
         WIDTH - PAD_RIGHT - 2.0,
-        ty - 3.0,
-        num(Some(target))
+        y(current) - 3.0,
+        num(Some(current))
     );
     for v in [lo + margin, hi - margin] {
         let _ = write!(
@@ -516,15 +532,21 @@ pub fn chart(
         }
     }
     for run in runs.iter().filter(|r| !r.is_empty()) {
-        let pts: Vec<String> = run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
         let _ = write!(
             s,
             "<polyline class=\"value\" points=\"{}\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"1.6\"/>",
-            pts.join(" ")
+            points(run)
         );
     }
     s.push_str("</svg>\n");
     s
+}
+
+fn points(xy: &[(f64, f64)]) -> String {
+    xy.iter()
+        .map(|(a, b)| format!("{a:.1},{b:.1}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -549,6 +571,7 @@ mod tests {
             .map(|(i, v)| Point {
                 at_ms: 1_000 * (i as i64 + 1),
                 value: Some(if *v == "breached" { 0.6 } else { 0.95 }),
+                target: Some(0.8),
                 verdict: (*v).to_owned(),
             })
             .collect();
@@ -561,25 +584,29 @@ mod tests {
         finish_intervals(&mut breaches, 0, 7_000);
         let svg = chart(&series, 0.8, &breaches, 0, 7_000);
         assert_eq!(svg.matches("class=\"breach\"").count(), 2);
-        assert_eq!(svg.matches("<polyline").count(), 1);
-        let points: Vec<(f64, f64)> = svg
-            .split("points=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .expect("points")
-            .split(' ')
-            .map(|p| {
-                let (a, b) = p.split_once(',').expect("x,y");
-                (a.parse().unwrap(), b.parse().unwrap())
-            })
-            .collect();
+        assert_eq!(svg.matches("<polyline class=\"value\"").count(), 1);
+        let polyline = |class: &str| -> Vec<(f64, f64)> {
+            svg.split(&format!("class=\"{class}\" points=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("points")
+                .split(' ')
+                .map(|p| {
+                    let (a, b) = p.split_once(',').expect("x,y");
+                    (a.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect()
+        };
+        let points = polyline("value");
         assert_eq!(points.len(), 6);
         for (px, py) in &points {
             assert!((PAD_LEFT..=WIDTH - PAD_RIGHT).contains(px), "x {px}");
             assert!((PAD_TOP..=HEIGHT - PAD_BOTTOM).contains(py), "y {py}");
         }
         // Breached values sit below the target line (greater y), met ones above.
-        let target_y = coords(&svg, "y1")[0];
+        let target = polyline("target");
+        assert_eq!(target.len(), 2, "a constant target is one segment");
+        let target_y = target[0].1;
         assert!(points[1].1 > target_y && points[0].1 < target_y);
         // Each shaded rectangle spans its breach: from its first breached evaluation.
         let xs = coords(&svg, "x");
@@ -593,21 +620,49 @@ mod tests {
             Point {
                 at_ms: 1,
                 value: Some(1.0),
+                target: None,
                 verdict: "met".into(),
             },
             Point {
                 at_ms: 2,
                 value: None,
+                target: None,
                 verdict: "no_data".into(),
             },
             Point {
                 at_ms: 3,
                 value: Some(2.0),
+                target: None,
                 verdict: "met".into(),
             },
         ];
         let svg = chart(&series, 1.5, &[], 0, 4);
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<polyline class=\"value\"").count(), 2);
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn a_changed_target_steps_where_it_changed() {
+        let series: Vec<Point> = [(1_000, 0.8), (2_000, 0.8), (3_000, 0.7)]
+            .iter()
+            .map(|&(at_ms, t)| Point {
+                at_ms,
+                value: Some(0.9),
+                target: Some(t),
+                verdict: "met".into(),
+            })
+            .collect();
+        let svg = chart(&series, 0.7, &[], 0, 4_000);
+        let target = svg
+            .split("class=\"target\" points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("target line");
+        assert_eq!(
+            target.split(' ').count(),
+            4,
+            "start, step down, step, end: {target}"
+        );
+        assert!(svg.contains("target 0.7"));
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aims_core::evidence::{Record, GENESIS};
 use aims_core::hash::{canonical_json, sha256_hex};
 use aims_core::metrics::{self, Measured};
-use aims_core::objective::{Objective, Plan};
+use aims_core::objective::{Condition, Objective, Plan};
 use aims_core::WindowSummary;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -365,6 +365,8 @@ pub struct Point {
     pub at_ms: i64,
     /// The value, if there was one.
     pub value: Option<f64>,
+    /// The target threshold the evaluation was judged against.
+    pub target: Option<f64>,
     /// The verdict.
     pub verdict: String,
 }
@@ -993,6 +995,10 @@ fn apply<F: Fn(&str) -> bool>(record: &Record, row: &EvidenceRow, before: bool, 
             t.series.push(Point {
                 at_ms: at,
                 value,
+                target: d["target"]
+                    .as_str()
+                    .and_then(|c| c.parse::<Condition>().ok())
+                    .map(|c| c.threshold),
                 verdict,
             });
             t.records = Some(t.records.map_or((seq, seq), |(a, _)| (a, seq)));
