@@ -485,6 +485,19 @@ fn the_report_matches_the_evidence_and_a_pack_verifies_until_altered() {
     .expect("the Markdown report");
     assert!(md.contains("## 9. How to verify") && md.contains("| parity |"));
 
+    // The verification command the report prints works against the live database.
+    let command = report["verification"]["database"]
+        .as_str()
+        .expect("a command");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(command.split_whitespace().next(), Some("aims-collector"));
+    let out = collector(&stack, &args);
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // An evidence pack verifies offline; with one record altered it fails, naming it.
     let pack = stack.dir.path().join("pack.tar");
     let pack_s = pack.display().to_string();
@@ -656,7 +669,14 @@ fn render_in_chromium(html: &Path) {
         "one chart per objective"
     );
     assert!(dom.contains("class=\"breach\""), "breaches are shaded");
-    assert!(dom.contains("<polyline"), "values are drawn");
+    assert!(
+        dom.contains("<polyline class=\"value\""),
+        "values are drawn"
+    );
+    assert!(
+        dom.contains("<polyline class=\"target\""),
+        "the target is drawn"
+    );
     assert!(dom.contains("id=\"content-hash\""));
 
     let artifacts = repo_root().join("tests/artifacts");
