@@ -177,12 +177,17 @@ pub fn verify(path: &Path) -> Result<Verified, PackError> {
         let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
         let mut body = String::new();
         entry.read_to_string(&mut body).map_err(io)?;
-        match name.as_str() {
-            REPORT_JSON => report = Some(body),
-            REPORT_HTML => html = Some(body),
-            EVIDENCE => evidence_text = Some(body),
-            CHECKPOINTS => checkpoints = Some(body),
-            _ => {}
+        let slot = match name.as_str() {
+            REPORT_JSON => &mut report,
+            REPORT_HTML => &mut html,
+            EVIDENCE => &mut evidence_text,
+            CHECKPOINTS => &mut checkpoints,
+            _ => continue,
+        };
+        if slot.replace(body).is_some() {
+            return Err(PackError::Mismatch(format!(
+                "the pack holds {name} twice; a reader could be shown either"
+            )));
         }
     }
     let parse = |member: &'static str, text: Option<String>| -> Result<String, PackError> {

@@ -427,7 +427,7 @@ pub struct ObjectiveSection {
     pub compliance_share: Option<f64>,
     /// Measured values.
     pub values: Stats,
-    /// Lifecycle state at the period's end.
+    /// Lifecycle state at the period's end (`unknown` before any evaluation).
     pub state_at_end: String,
     /// met, at_risk, not_met or not_measurable.
     pub judgement: String,
@@ -824,7 +824,11 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
             compliance_share: t.counts.compliance_share(),
             evaluations: t.counts,
             values: Stats::of(&t.values),
-            state_at_end: t.state,
+            state_at_end: if t.state.is_empty() {
+                "unknown".to_owned()
+            } else {
+                t.state
+            },
             judgement: judgement.to_owned(),
             breaches: t.breaches,
             alerts: t.alerts,
@@ -1344,6 +1348,157 @@ pub fn num(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Synchronous;
+    use crate::evidence::{Entry, EvidenceLog};
+    use aims_core::evidence::Kind;
+    use serde_json::json;
+
+    fn definition(target: &str) -> Value {
+        json!({"id": "parity", "title": "Parity", "model": "m", "metric": "demographic_parity_ratio",
+               "attribute": "gender", "target": {"op": ">=", "threshold": target.parse::<f64>().unwrap()},
+               "window": 60, "min_samples": 10, "for": 0, "severity": "critical", "owner": "owner@example.com",
+               "rationale": "", "plan": {"actions": "a", "resources": "r", "due": "2027", "evaluation": "e"},
+               "controls": ["A.6.2.6"], "notify": []})
+    }
+
+    fn evaluation(verdict: &str, value: f64, target: &str, version: &str) -> Entry {
+        Entry::objective(
+            Kind::Evaluation,
+            "parity",
+            json!({"objective": "parity", "version": version, "model": "m", "verdict": verdict,
+                   "value": value, "target": format!(">= {target}"), "state": "ok", "model_versions": ["1"]}),
+        )
+    }
+
+    /// A log with a version, evaluations met / breached / met, a firing alert that resolves,
+    /// a gap and a changed version; the report over the part after the first record.
+    #[tokio::test]
+    async fn the_report_model_follows_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
+            .await
+            .unwrap();
+        let version = |v: &str, prev: Option<&str>, target: &str| {
+            Entry::objective(
+                Kind::ObjectiveVersion,
+                "parity",
+                json!({"objective": "parity", "version": v, "previous_version": prev,
+                       "policy": "P", "definition": definition(target)}),
+            )
+        };
+        let transition = |from: &str, to: &str, at: i64| {
+            Entry::objective(
+                Kind::Transition,
+                "parity",
+                json!({"objective": "parity", "from": from, "to": to, "at_ms": at}),
+            )
+        };
+        let gap =
+            |state: &str| Entry::global(Kind::IngestionGap, json!({"model": "m", "gap": state}));
+        let steps: Vec<(i64, Vec<Entry>)> = vec![
+            (1_000, vec![version("v1", None, "0.8")]),
+            (2_000, vec![evaluation("met", 0.9, "0.8", "v1")]),
+            (
+                3_000,
+                vec![
+                    evaluation("breached", 0.5, "0.8", "v1"),
+                    transition("ok", "firing", 3_000),
+                ],
+            ),
+            (
+                4_000,
+                vec![evaluation("breached", 0.4, "0.8", "v1"), gap("started")],
+            ),
+            (
+                5_000,
+                vec![
+                    evaluation("met", 0.85, "0.8", "v1"),
+                    transition("firing", "resolved", 5_000),
+                ],
+            ),
+            (6_000, vec![gap("ended"), version("v2", Some("v1"), "0.7")]),
+            (
+                7_000,
+                vec![evaluation("insufficient_data", 0.75, "0.7", "v2")],
+            ),
+            (9_000, vec![evaluation("met", 0.95, "0.7", "v2")]),
+        ];
+        for (at, entries) in steps {
+            log.append(entries, &[], at).await.unwrap();
+        }
+        let req = Request {
+            from_ms: 1_500,
+            to_ms: 8_000,
+            model: None,
+            now_ms: 10_000,
+            interval: Duration::from_secs(1),
+            config_path: None,
+        };
+        let r = build(&store, &req).await.unwrap();
+        assert_eq!(
+            r.document.chain_start.seq, 1,
+            "the version record anchors the period"
+        );
+        assert_eq!(
+            r.document.chain_end.seq, 11,
+            "the record at 9 s is after the period"
+        );
+        assert_eq!(r.document.records, 10);
+        let o = &r.objectives[0];
+        assert_eq!(
+            (
+                o.evaluations.total,
+                o.evaluations.met,
+                o.evaluations.breached,
+                o.evaluations.insufficient_data
+            ),
+            (5, 2, 2, 1)
+        );
+        assert_eq!(o.compliance_share, Some(0.5));
+        assert_eq!(
+            (o.values.min, o.values.max, o.values.last),
+            (Some(0.4), Some(0.9), Some(0.75))
+        );
+        assert_eq!(o.breaches.len(), 1);
+        assert_eq!(
+            (o.breaches[0].start_ms, o.breaches[0].end_ms),
+            (3_000, Some(5_000))
+        );
+        assert_eq!(o.breaches[0].duration_seconds, 2.0);
+        assert_eq!(
+            (o.alerts[0].start_ms, o.alerts[0].end_ms),
+            (3_000, Some(5_000))
+        );
+        assert_eq!(o.judgement, "not_met");
+        assert_eq!(o.target, ">= 0.7", "the version in force at the end");
+        assert_eq!(o.versions, ["v1", "v2"]);
+        assert_eq!(
+            o.series.iter().map(|p| p.target).collect::<Vec<_>>()[3..],
+            [Some(0.8), Some(0.7)]
+        );
+        assert_eq!(r.version_changes.len(), 1);
+        assert_eq!(r.version_changes[0].previous_version.as_deref(), Some("v1"));
+        assert_eq!(r.coverage.gaps.len(), 1);
+        assert_eq!(r.coverage.gaps[0].duration_seconds, 2.0);
+        assert_eq!(r.completeness.completed, 5);
+        assert_eq!(
+            r.completeness.scheduled, 6,
+            "1.5 s to 8 s at one per second"
+        );
+        assert_eq!(r.summary.not_met, 1);
+        assert_eq!(r.controls[0].evaluations, 5);
+        // The content hash survives a round trip through the JSON an auditor receives.
+        let back: Report = serde_json::from_str(&Format::Json.render(&r)).unwrap();
+        assert_eq!(back.compute_hash(), r.document.content_hash);
+        let mut edited = back.clone();
+        edited.objectives[0].evaluations.breached = 0;
+        assert_ne!(edited.compute_hash(), r.document.content_hash);
+        assert!(html::render(&r).contains(&r.document.content_hash));
+        assert!(markdown::render(&r).contains(&r.document.content_hash));
+    }
 
     #[test]
     fn compliance_share_counts_only_judged_evaluations() {
