@@ -484,6 +484,25 @@ fn the_report_matches_the_evidence_and_a_pack_verifies_until_altered() {
     ))
     .expect("the Markdown report");
     assert!(md.contains("## 9. How to verify") && md.contains("| parity |"));
+    let other = get_json(&format!(
+        "{}/v1/reports?from={from_ms}&to={to_ms}&format=json&model=another-model",
+        stack.collector_url
+    ))
+    .expect("a report scoped to another model");
+    assert_eq!(other["objectives"], Value::Array(Vec::new()));
+    assert_eq!(other["document"]["chain_end"], doc["chain_end"]);
+    let refused = http()
+        .get(format!(
+            "{}/v1/reports?from={to_ms}&to={from_ms}",
+            stack.collector_url
+        ))
+        .send()
+        .expect("GET /v1/reports");
+    assert_eq!(
+        refused.status().as_u16(),
+        400,
+        "a reversed period is refused"
+    );
 
     // The verification command the report prints works against the live database.
     let command = report["verification"]["database"]
