@@ -139,6 +139,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/objectives/{id}/evaluations", get(evaluations))
         .route("/v1/alerts", get(alerts))
         .route("/v1/evidence", get(evidence))
+        .route("/v1/reports", get(crate::report::serve))
         .route("/-/reload", post(reload))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -446,6 +447,13 @@ pub fn openapi() -> Value {
             "/v1/alerts": {"get": {"summary": "Objectives currently pending or firing", "security": read, "responses": {"200": ok("alerts"), "401": err}}},
             "/v1/evidence": {"get": {"summary": "Evidence records in sequence order, paged, with the chain head", "security": read,
                                      "parameters": paged, "responses": {"200": ok("items, next_after and head"), "401": err}}},
+            "/v1/reports": {"get": {"summary": "The Clause 9 performance-evaluation report for a period (html, md or json)", "security": read,
+                                    "parameters": [{"name": "from", "in": "query", "required": true, "schema": {"type": "string"}, "description": "YYYY-MM-DD, RFC 3339 or ms since epoch"},
+                                                   {"name": "to", "in": "query", "required": true, "schema": {"type": "string"}, "description": "a bare date includes that whole day"},
+                                                   {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["html", "md", "json"], "default": "html"}},
+                                                   {"name": "model", "in": "query", "schema": {"type": "string"}}],
+                                    "responses": {"200": {"description": "the report", "content": {"text/html": {}, "text/markdown": {}, "application/json": {"schema": {"type": "object"}}}},
+                                                  "400": err, "401": err}}},
             "/-/reload": {"post": {"summary": "Reload the objectives file; an invalid file keeps the old objectives", "security": read,
                                    "responses": {"200": ok("reloaded"), "400": err}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},

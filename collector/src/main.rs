@@ -10,7 +10,9 @@ mod evaluate;
 mod evidence;
 mod ingest;
 mod metrics;
+mod pack;
 mod reload;
+mod report;
 mod store;
 mod tls;
 
@@ -58,6 +60,23 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write the Clause 9 performance-evaluation report for a period.
+    Report {
+        #[command(flatten)]
+        period: Period,
+        /// Only this model's objectives.
+        #[arg(long)]
+        model: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "html")]
+        format: report::Format,
+        /// Output file (standard output without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Configuration file locating the data directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Evidence log commands.
     Evidence {
         #[command(subcommand)]
@@ -65,10 +84,36 @@ enum Command {
     },
 }
 
+/// A reporting period.
+#[derive(Debug, clap::Args)]
+struct Period {
+    /// Period start: YYYY-MM-DD (UTC), an RFC 3339 time or milliseconds since the epoch.
+    #[arg(long)]
+    from: String,
+    /// Period end (a bare date includes that whole day).
+    #[arg(long)]
+    to: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum EvidenceCommand {
-    /// Recompute the hash chain; names the first broken record (exit status 1).
+    /// Recompute the hash chain; names the first broken record (exit status 1). With
+    /// `--pack`, checks an exported pack offline instead of the database.
     Verify {
+        /// Configuration file locating the data directory.
+        #[arg(long, conflicts_with = "pack")]
+        config: Option<PathBuf>,
+        /// An evidence pack written by `evidence export`.
+        #[arg(long)]
+        pack: Option<PathBuf>,
+    },
+    /// Write a period's report and evidence records, with its checkpoints, to a tar file.
+    Export {
+        #[command(flatten)]
+        period: Period,
+        /// The tar file to write.
+        #[arg(short, long)]
+        output: PathBuf,
         /// Configuration file locating the data directory.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -92,8 +137,38 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Evidence {
-            command: EvidenceCommand::Verify { config },
+            command: EvidenceCommand::Verify {
+                pack: Some(pack), ..
+            },
+        } => report(Ok(verify_pack(&pack))),
+        Command::Evidence {
+            command: EvidenceCommand::Verify { config, pack: None },
         } => report(runtime().and_then(|rt| rt.block_on(verify(config.as_deref())))),
+        Command::Evidence {
+            command:
+                EvidenceCommand::Export {
+                    period,
+                    output,
+                    config,
+                },
+        } => report(
+            runtime().and_then(|rt| rt.block_on(export(&period, &output, config.as_deref()))),
+        ),
+        Command::Report {
+            period,
+            model,
+            format,
+            output,
+            config,
+        } => report(runtime().and_then(|rt| {
+            rt.block_on(write_report(
+                &period,
+                model,
+                format,
+                output.as_deref(),
+                config.as_deref(),
+            ))
+        })),
         Command::Run { config } => {
             report(runtime().and_then(|rt| rt.block_on(run(config.as_deref()))))
         }
@@ -158,6 +233,101 @@ async fn verify(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the store named by the configuration for reading, and the report request it implies.
+async fn report_request(
+    period: &Period,
+    model: Option<String>,
+    config_path: Option<&Path>,
+) -> anyhow::Result<(Store, report::Request)> {
+    let config = Config::load(config_path)?;
+    let path = config.database_path();
+    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    let store = Store::open(&path, config.storage.synchronous).await?;
+    let request = report::Request {
+        from_ms: report::parse_time("--from", &period.from, false)?,
+        to_ms: report::parse_time("--to", &period.to, true)?,
+        model,
+        now_ms: now_ms(),
+        interval: config.evaluation.interval,
+        config_path: config_path.map(|p| p.display().to_string()),
+    };
+    Ok((store, request))
+}
+
+async fn write_report(
+    period: &Period,
+    model: Option<String>,
+    format: report::Format,
+    output: Option<&Path>,
+    config_path: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let (store, request) = report_request(period, model, config_path).await?;
+    let built = report::build(&store, &request).await;
+    store.close().await;
+    let text = format.render(&built?);
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export(
+    period: &Period,
+    output: &Path,
+    config_path: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let (store, request) = report_request(period, None, config_path).await?;
+    let built = report::build(&store, &request).await;
+    let records = report::period_records(&store, request.from_ms, request.to_ms).await;
+    store.close().await;
+    let built = built?;
+    let (anchor, rows) = records?;
+    pack::write(
+        output,
+        &built,
+        &report::html::render(&built),
+        &anchor,
+        &rows,
+    )?;
+    println!(
+        "evidence pack {}: {} records, sequence {} to {}, report content hash {}",
+        output.display(),
+        rows.len(),
+        anchor.seq,
+        built.document.chain_end.seq,
+        built.document.content_hash
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_pack(path: &Path) -> ExitCode {
+    match pack::verify(path) {
+        Ok(v) => {
+            println!(
+                "evidence pack OK: {} records from anchor sequence {} ({}) to head sequence {} ({}); report content hash {}",
+                v.checkpoint.records,
+                v.anchor.seq,
+                v.anchor.hash,
+                v.checkpoint.head_seq,
+                v.checkpoint.head_hash,
+                v.content_hash
+            );
+            ExitCode::SUCCESS
+        }
+        Err(pack::PackError::Broken(b)) => {
+            eprintln!("evidence pack BROKEN at record {}: {}", b.seq, b.reason);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("evidence pack INVALID: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -94,6 +94,21 @@ pub struct EvidenceRow {
     pub objective: Option<String>,
 }
 
+/// One agent's summaries for one model over a period (report coverage).
+#[derive(Debug, Clone)]
+pub struct AgentSpan {
+    /// Model name.
+    pub model: String,
+    /// Agent name (`*` for hourly roll-ups).
+    pub agent: String,
+    /// Summaries stored.
+    pub summaries: u64,
+    /// First window start, ms.
+    pub first_ms: i64,
+    /// Last window end, ms.
+    pub last_ms: i64,
+}
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -275,6 +290,35 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| (r.get::<String, _>("model"), r.get::<i64, _>("at")))
+            .collect())
+    }
+
+    /// Per model and agent, the summaries whose window lies within [from, to], for the
+    /// report's coverage section.
+    pub async fn agents_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<AgentSpan>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, agent, count(*) AS n, min(window_start_ms) AS first, \
+             max(window_start_ms + window_ms) AS last FROM summaries \
+             WHERE window_start_ms >= ? AND window_start_ms + window_ms <= ? \
+             GROUP BY model, agent ORDER BY model, agent",
+        )
+        .bind(from_ms)
+        .bind(to_ms.saturating_add(1))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AgentSpan {
+                model: r.get("model"),
+                agent: r.get("agent"),
+                summaries: r.get::<i64, _>("n") as u64,
+                first_ms: r.get("first"),
+                last_ms: r.get("last"),
+            })
             .collect())
     }
 

@@ -239,6 +239,8 @@ pub struct Stack {
     pub collector: Process,
     /// The agent process.
     pub agent: Option<Process>,
+    /// The agent's environment, so it can be started again after a stop.
+    agent_env: Vec<(String, String)>,
 }
 
 /// Settings of a [`Stack`].
@@ -304,6 +306,7 @@ impl Stack {
             agent_url: format!("http://127.0.0.1:{aport}"),
             collector,
             agent: None,
+            agent_env: Vec::new(),
             dir,
         };
         let env = [
@@ -317,12 +320,23 @@ impl Stack {
             ("AIMS_AGENT__WINDOW__GRACE", "200ms".to_owned()),
             ("AIMS_AGENT__SPOOL__DIR", "data/agent/spool".to_owned()),
         ];
-        stack.start_agent(
+        stack.agent_env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        stack.restart_agent();
+        stack
+    }
+
+    /// Starts the agent (again, after [`stop_agent`](Self::stop_agent)) with the stack's
+    /// settings, and waits until it answers.
+    pub fn restart_agent(&mut self) {
+        let env = self.agent_env.clone();
+        self.start_agent(
             &env.iter()
-                .map(|(k, v)| (*k, v.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect::<Vec<_>>(),
         );
-        stack
     }
 
     fn start_agent(&mut self, env: &[(&str, &str)]) {
