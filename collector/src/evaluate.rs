@@ -66,11 +66,12 @@ const DRIFT: &[&str] = &[
 /// Per feature data-quality rates exported on `/metrics`.
 const QUALITY: &[&str] = &["missing_rate", "out_of_range_rate", "unseen_category_rate"];
 
-/// Latency quantiles exported on `/metrics`: catalogue metric and `quantile` label value.
+/// Latency quantiles exported on `/metrics`: catalogue metric and `percentile` label value
+/// (`quantile` is reserved for summary-typed metrics).
 const LATENCY: &[(&str, &str)] = &[
-    ("latency_p50", "0.5"),
-    ("latency_p90", "0.9"),
-    ("latency_p99", "0.99"),
+    ("latency_p50", "p50"),
+    ("latency_p90", "p90"),
+    ("latency_p99", "p99"),
 ];
 
 /// A window's merged summary and its catalogue, shared by the objectives that need it.
@@ -429,13 +430,13 @@ fn model_gauges(app: &App, model: &str, report: &Report) {
     if let Ok(x) = metrics::measure("rejected_rate", &Selector::default(), report) {
         set(&m.model_rejected, &[model], &x.value);
     }
-    for (name, quantile) in LATENCY {
+    for (name, percentile) in LATENCY {
         if let Ok(x) = metrics::measure(name, &Selector::default(), report) {
             let seconds = match x.value {
                 Measured::Value(ms) => Measured::Value(ms / 1000.0),
                 undefined => undefined,
             };
-            set(&m.model_latency, &[model, quantile], &seconds);
+            set(&m.model_latency, &[model, percentile], &seconds);
         }
     }
     m.model_events

@@ -165,6 +165,26 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(start_time.clone()))
             .expect("unique metric name");
+        let config_reloads = counter(
+            &r,
+            "aims_config_reloads_total",
+            "Objective file reloads, by outcome",
+            &["outcome"],
+        );
+        let maintenance = counter(
+            &r,
+            "aims_store_maintained_summaries_total",
+            "Stored summaries rolled up or expired",
+            &["action"],
+        );
+        // Fixed label sets start at zero, so dashboards and `increase()` see a series before
+        // the first reload or maintenance run.
+        for outcome in ["success", "failure"] {
+            config_reloads.with_label_values(&[outcome]);
+        }
+        for action in ["rolled_up", "expired"] {
+            maintenance.with_label_values(&[action]);
+        }
         Self {
             objective_value: gauge(
                 &r,
@@ -218,12 +238,7 @@ impl Metrics {
                 "aims_evidence_head_sequence",
                 "Sequence number of the last evidence record",
             ),
-            config_reloads: counter(
-                &r,
-                "aims_config_reloads_total",
-                "Objective file reloads, by outcome",
-                &["outcome"],
-            ),
+            config_reloads,
             config_last_reload_successful: int_gauge(
                 "aims_config_last_reload_successful",
                 "1 when the last objectives reload succeeded",
@@ -286,7 +301,7 @@ impl Metrics {
                 &r,
                 "aims_model_latency_seconds",
                 "Serving latency quantile over the metrics window",
-                &["model", "quantile"],
+                &["model", "percentile"],
             ),
             agent_last_summary: gauge(
                 &r,
@@ -312,12 +327,7 @@ impl Metrics {
                 "When the model last delivered a summary, Unix seconds",
                 &["model"],
             ),
-            maintenance: counter(
-                &r,
-                "aims_store_maintained_summaries_total",
-                "Stored summaries rolled up or expired",
-                &["action"],
-            ),
+            maintenance,
             objective_state,
             objective_info,
             objective_info_labels: Arc::default(),
@@ -457,6 +467,15 @@ mod tests {
         assert!(
             !t.contains(r#"attribute="gender""#),
             "a changed objective leaves no stale series: {t}"
+        );
+
+        assert!(
+            t.contains(r#"aims_config_reloads_total{outcome="failure"} 0"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"aims_store_maintained_summaries_total{action="expired"} 0"#),
+            "{t}"
         );
 
         m.forget_objective("parity", "credit");
