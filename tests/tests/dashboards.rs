@@ -435,6 +435,25 @@ fn prometheus_scrapes_the_collector_and_the_agent() {
         )
     });
     assert_eq!(target, 0.8);
+    // Joins can fail only at evaluation time (many-to-many matching): every dashboard
+    // expression runs without error against the live series.
+    for (name, board) in dashboards() {
+        for expr in expressions(&board) {
+            let promql = concrete(&expr);
+            let url = reqwest::Url::parse_with_params(
+                &format!("{base}/api/v1/query"),
+                &[("query", promql.as_str())],
+            )
+            .expect("query URL");
+            let resp = aims_e2e::http()
+                .get(url)
+                .send()
+                .expect("Prometheus answers");
+            let status = resp.status();
+            let body = resp.text().unwrap_or_default();
+            assert!(status.is_success(), "{name}: {promql}: {status} {body}");
+        }
+    }
     let rules = get_json(&format!("{base}/api/v1/rules")).expect("rules API");
     let loaded = rules["data"]["groups"][0]["rules"]
         .as_array()
