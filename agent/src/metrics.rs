@@ -7,8 +7,8 @@
 
 use aims_core::event::RejectReason;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Why an accepted-by-validation event was still not recorded.
@@ -75,6 +75,9 @@ pub struct AgentMetrics {
     pub ship_duration: Histogram,
     /// Events waiting between the request path and the windowing task.
     pub queue_events: IntGauge,
+    /// The agent's configured identity and model as labels of a constant 1, so dashboards can
+    /// name a scrape target and join it to the collector's per-agent series.
+    pub info: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -121,6 +124,16 @@ impl AgentMetrics {
         )
         .expect("static metric definition");
         r.register(Box::new(ship_duration.clone()))
+            .expect("unique metric name");
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "aims_agent_info",
+                "The agent's configured name and model (value is always 1).",
+            ),
+            &["agent", "model", "version"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(info.clone()))
             .expect("unique metric name");
         Self {
             events_received: counter(
@@ -239,8 +252,15 @@ impl AgentMetrics {
                 "Events queued between ingest and the windowing task.",
             ),
             ship_duration,
+            info,
             registry: r,
         }
+    }
+
+    /// Publishes the agent's identity on `aims_agent_info`, replacing an earlier one.
+    pub fn describe(&self, agent: &str, model: &str, version: &str) {
+        self.info.reset();
+        self.info.with_label_values(&[agent, model, version]).set(1);
     }
 
     /// The text exposition and its Content-Type, both from the encoder.
@@ -271,5 +291,15 @@ mod tests {
         assert!(ct.starts_with("text/plain"));
         assert!(text.contains("aims_agent_events_dropped_total{reason=\"overload\"} 0"));
         assert!(text.contains("aims_agent_events_rejected_total{reason=\"invalid_json\"} 0"));
+    }
+
+    #[test]
+    fn info_names_the_agent_once() {
+        let m = AgentMetrics::new();
+        m.describe("a-1", "credit", "1.0.0");
+        m.describe("a-1", "credit", "1.0.1");
+        let text = String::from_utf8(m.encode().1).unwrap();
+        assert!(text.contains(r#"aims_agent_info{agent="a-1",model="credit",version="1.0.1"} 1"#));
+        assert!(!text.contains(r#"version="1.0.0""#), "{text}");
     }
 }

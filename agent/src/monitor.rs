@@ -232,6 +232,7 @@ impl Monitor {
                 "its hash does not match its content".to_owned(),
             ));
         }
+        metrics.describe(&cfg.agent_id, &cfg.model.name, &cfg.model.version);
         let profile = Arc::new(profile);
         let schema = Arc::new(cfg.model.clone());
         let spool = Arc::new(Spool::open(

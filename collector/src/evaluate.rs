@@ -52,6 +52,28 @@ const FAIRNESS: &[&str] = &[
     "disparate_impact",
 ];
 
+/// Drift statistics exported per model, feature and method on `/metrics`.
+const DRIFT: &[&str] = &[
+    "psi",
+    "jensen_shannon",
+    "hellinger",
+    "kl",
+    "ks",
+    "wasserstein",
+    "chi2",
+];
+
+/// Per feature data-quality rates exported on `/metrics`.
+const QUALITY: &[&str] = &["missing_rate", "out_of_range_rate", "unseen_category_rate"];
+
+/// Latency quantiles exported on `/metrics`: catalogue metric and `percentile` label value
+/// (`quantile` is reserved for summary-typed metrics).
+const LATENCY: &[(&str, &str)] = &[
+    ("latency_p50", "p50"),
+    ("latency_p90", "p90"),
+    ("latency_p99", "p99"),
+];
+
 /// A window's merged summary and its catalogue, shared by the objectives that need it.
 struct Computed {
     report: Report,
@@ -325,6 +347,7 @@ fn publish(
     let m = &app.metrics;
     for (o, verdict, value, samples) in verdicts {
         let labels = [o.id.as_str(), o.model.as_str()];
+        m.describe_objective(o);
         match value.as_ref().and_then(Measured::value) {
             Some(v) => m.objective_value.with_label_values(&labels).set(v),
             None => {
@@ -362,6 +385,20 @@ fn model_gauges(app: &App, model: &str, report: &Report) {
     };
     for (feature, d) in &report.drift {
         set(&m.model_drift_score, &[model, feature], &d.score);
+        let selector = Selector {
+            feature: Some(feature.clone()),
+            ..Selector::default()
+        };
+        for name in DRIFT {
+            if let Ok(x) = metrics::measure(name, &selector, report) {
+                set(&m.model_drift_statistic, &[model, feature, name], &x.value);
+            }
+        }
+        for name in QUALITY {
+            if let Ok(x) = metrics::measure(name, &selector, report) {
+                set(&m.model_data_quality, &[model, feature, name], &x.value);
+            }
+        }
     }
     set(
         &m.model_dataset_drift_share,
@@ -379,16 +416,27 @@ fn model_gauges(app: &App, model: &str, report: &Report) {
             }
         }
         for (group, g) in &f.groups {
-            set(
-                &m.model_selection_rate,
-                &[model, attribute, group],
-                &g.selection_rate,
-            );
+            let labels = [model, attribute.as_str(), group.as_str()];
+            set(&m.model_selection_rate, &labels, &g.selection_rate);
+            set(&m.model_true_positive_rate, &labels, &g.tpr);
+            set(&m.model_false_positive_rate, &labels, &g.fpr);
         }
     }
     for name in PERFORMANCE {
         if let Ok(x) = metrics::measure(name, &Selector::default(), report) {
             set(&m.model_performance, &[model, name], &x.value);
+        }
+    }
+    if let Ok(x) = metrics::measure("rejected_rate", &Selector::default(), report) {
+        set(&m.model_rejected, &[model], &x.value);
+    }
+    for (name, percentile) in LATENCY {
+        if let Ok(x) = metrics::measure(name, &Selector::default(), report) {
+            let seconds = match x.value {
+                Measured::Value(ms) => Measured::Value(ms / 1000.0),
+                undefined => undefined,
+            };
+            set(&m.model_latency, &[model, percentile], &seconds);
         }
     }
     m.model_events

@@ -75,6 +75,10 @@ pub async fn writer(app: Arc<App>, mut rx: mpsc::Receiver<Job>, mut drain: onesh
                             );
                         }
                         agg.received(&e.model, now);
+                        app.metrics
+                            .agent_last_summary
+                            .with_label_values(&[&e.agent, &e.model])
+                            .set(now as f64 / 1000.0);
                     }
                 }
                 for (job, new) in jobs.drain(..).zip(fresh) {

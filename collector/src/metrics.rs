@@ -5,7 +5,11 @@
 //! the features, attributes and groups a schema declares) or fixed enumerations, never from
 //! event data, so the series count stays bounded.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aims_core::lifecycle::State;
+use aims_core::objective::Objective;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -19,6 +23,14 @@ pub struct Metrics {
     pub objective_value: GaugeVec,
     /// Target threshold per objective.
     pub objective_target: GaugeVec,
+    /// Warning threshold per objective that declares one, so dashboards can draw it.
+    pub objective_warning: GaugeVec,
+    /// What each objective measures (metric, attribute, feature, severity) as labels of a
+    /// constant 1, so dashboards and rules can join thresholds to the model gauges.
+    pub objective_info: IntGaugeVec,
+    /// The label values last published on `objective_info`, per objective, so a changed or
+    /// removed objective leaves no stale series.
+    objective_info_labels: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// 1 for the objective's current state, 0 for the others.
     pub objective_state: IntGaugeVec,
     /// Samples behind the last value.
@@ -49,6 +61,21 @@ pub struct Metrics {
     pub model_fairness: GaugeVec,
     /// Selection rate per model, attribute and group.
     pub model_selection_rate: GaugeVec,
+    /// True positive rate per model, attribute and group (the fairness dashboard's per-group view).
+    pub model_true_positive_rate: GaugeVec,
+    /// False positive rate per model, attribute and group.
+    pub model_false_positive_rate: GaugeVec,
+    /// Every drift statistic per model, feature and method, beside the default score.
+    pub model_drift_statistic: GaugeVec,
+    /// Data-quality rates per model, feature and metric.
+    pub model_data_quality: GaugeVec,
+    /// Share of received events rejected by validation, per model.
+    pub model_rejected: GaugeVec,
+    /// Serving latency quantiles per model, in seconds.
+    pub model_latency: GaugeVec,
+    /// When each agent last delivered a summary per model, so a silent replica shows even while
+    /// its model's other replicas keep the model fresh.
+    pub agent_last_summary: GaugeVec,
     /// Performance metrics per model.
     pub model_performance: GaugeVec,
     /// Events in the metrics window per model.
@@ -92,6 +119,23 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(objective_state.clone()))
             .expect("unique metric name");
+        let objective_info = IntGaugeVec::new(
+            Opts::new(
+                "aims_objective_info",
+                "What the objective measures (value is always 1)",
+            ),
+            &[
+                "objective",
+                "model",
+                "metric",
+                "attribute",
+                "feature",
+                "severity",
+            ],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(objective_info.clone()))
+            .expect("unique metric name");
         let evidence_head = IntGaugeVec::new(
             Opts::new(
                 "aims_evidence_head_info",
@@ -121,6 +165,26 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(start_time.clone()))
             .expect("unique metric name");
+        let config_reloads = counter(
+            &r,
+            "aims_config_reloads_total",
+            "Objective file reloads, by outcome",
+            &["outcome"],
+        );
+        let maintenance = counter(
+            &r,
+            "aims_store_maintained_summaries_total",
+            "Stored summaries rolled up or expired",
+            &["action"],
+        );
+        // Fixed label sets start at zero, so dashboards and `increase()` see a series before
+        // the first reload or maintenance run.
+        for outcome in ["success", "failure"] {
+            config_reloads.with_label_values(&[outcome]);
+        }
+        for action in ["rolled_up", "expired"] {
+            maintenance.with_label_values(&[action]);
+        }
         Self {
             objective_value: gauge(
                 &r,
@@ -132,6 +196,12 @@ impl Metrics {
                 &r,
                 "aims_objective_target",
                 "Threshold of the objective's target",
+                &["objective", "model"],
+            ),
+            objective_warning: gauge(
+                &r,
+                "aims_objective_warning",
+                "Threshold of the objective's warning condition",
                 &["objective", "model"],
             ),
             objective_samples: gauge(
@@ -168,12 +238,7 @@ impl Metrics {
                 "aims_evidence_head_sequence",
                 "Sequence number of the last evidence record",
             ),
-            config_reloads: counter(
-                &r,
-                "aims_config_reloads_total",
-                "Objective file reloads, by outcome",
-                &["outcome"],
-            ),
+            config_reloads,
             config_last_reload_successful: int_gauge(
                 "aims_config_last_reload_successful",
                 "1 when the last objectives reload succeeded",
@@ -202,6 +267,48 @@ impl Metrics {
                 "Share of a group predicted positive over the metrics window",
                 &["model", "attribute", "group"],
             ),
+            model_true_positive_rate: gauge(
+                &r,
+                "aims_model_true_positive_rate_ratio",
+                "True positive rate of a group over the metrics window",
+                &["model", "attribute", "group"],
+            ),
+            model_false_positive_rate: gauge(
+                &r,
+                "aims_model_false_positive_rate_ratio",
+                "False positive rate of a group over the metrics window",
+                &["model", "attribute", "group"],
+            ),
+            model_drift_statistic: gauge(
+                &r,
+                "aims_model_drift_statistic",
+                "Drift statistic of a feature by method over the metrics window",
+                &["model", "feature", "method"],
+            ),
+            model_data_quality: gauge(
+                &r,
+                "aims_model_data_quality_ratio",
+                "Data-quality rate of a feature over the metrics window",
+                &["model", "feature", "metric"],
+            ),
+            model_rejected: gauge(
+                &r,
+                "aims_model_rejected_ratio",
+                "Share of received events rejected by validation over the metrics window",
+                &["model"],
+            ),
+            model_latency: gauge(
+                &r,
+                "aims_model_latency_seconds",
+                "Serving latency quantile over the metrics window",
+                &["model", "percentile"],
+            ),
+            agent_last_summary: gauge(
+                &r,
+                "aims_ingest_agent_last_received_timestamp_seconds",
+                "When the agent last delivered a summary for the model, Unix seconds",
+                &["agent", "model"],
+            ),
             model_performance: gauge(
                 &r,
                 "aims_model_performance",
@@ -220,13 +327,10 @@ impl Metrics {
                 "When the model last delivered a summary, Unix seconds",
                 &["model"],
             ),
-            maintenance: counter(
-                &r,
-                "aims_store_maintained_summaries_total",
-                "Stored summaries rolled up or expired",
-                &["action"],
-            ),
+            maintenance,
             objective_state,
+            objective_info,
+            objective_info_labels: Arc::default(),
             evaluation_duration,
             evidence_head,
             start_time,
@@ -250,8 +354,52 @@ impl Metrics {
         self.evidence_head.with_label_values(&[hash]).set(1);
     }
 
+    /// Publishes what `o` measures and its warning threshold, replacing an earlier version's
+    /// series when its labels changed.
+    pub fn describe_objective(&self, o: &Objective) {
+        let labels = vec![
+            o.id.clone(),
+            o.model.clone(),
+            o.metric.clone(),
+            o.selector.attribute.clone().unwrap_or_default(),
+            o.selector.feature.clone().unwrap_or_default(),
+            o.severity.as_str().to_owned(),
+        ];
+        let mut published = self.objective_info_labels.lock().expect("info lock");
+        if let Some(old) = published.insert(o.id.clone(), labels.clone()) {
+            if old != labels {
+                let old: Vec<&str> = old.iter().map(String::as_str).collect();
+                self.objective_info.remove_label_values(&old).ok();
+            }
+        }
+        let now: Vec<&str> = labels.iter().map(String::as_str).collect();
+        self.objective_info.with_label_values(&now).set(1);
+        let pair = [o.id.as_str(), o.model.as_str()];
+        match o.warning {
+            Some(w) => self
+                .objective_warning
+                .with_label_values(&pair)
+                .set(w.threshold),
+            None => {
+                self.objective_warning.remove_label_values(&pair).ok();
+            }
+        }
+    }
+
     /// Drops the series of objectives no longer configured.
     pub fn forget_objective(&self, objective: &str, model: &str) {
+        if let Some(old) = self
+            .objective_info_labels
+            .lock()
+            .expect("info lock")
+            .remove(objective)
+        {
+            let old: Vec<&str> = old.iter().map(String::as_str).collect();
+            self.objective_info.remove_label_values(&old).ok();
+        }
+        self.objective_warning
+            .remove_label_values(&[objective, model])
+            .ok();
         self.objective_value
             .remove_label_values(&[objective, model])
             .ok();
@@ -282,5 +430,57 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objectives(attribute: &str) -> Vec<Objective> {
+        let text = format!(
+            "policy: P\nobjectives:\n  - id: parity\n    title: T\n    model: credit\n    metric: demographic_parity_ratio\n    attribute: {attribute}\n    target: \">= 0.8\"\n    warning: \">= 0.85\"\n    window: 1h\n    owner: a@example.com\n"
+        );
+        aims_core::objective::parse(&text, &[])
+            .expect("valid objectives")
+            .objectives
+    }
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render().1).expect("UTF-8 exposition")
+    }
+
+    #[test]
+    fn objective_info_follows_changes_and_removal() {
+        let m = Metrics::new();
+        m.describe_objective(&objectives("gender")[0]);
+        let t = text(&m);
+        assert!(t.contains(r#"aims_objective_info{attribute="gender",feature="",metric="demographic_parity_ratio",model="credit",objective="parity",severity="warning"} 1"#), "{t}");
+        assert!(
+            t.contains(r#"aims_objective_warning{model="credit",objective="parity"} 0.85"#),
+            "{t}"
+        );
+
+        m.describe_objective(&objectives("age_band")[0]);
+        let t = text(&m);
+        assert!(t.contains(r#"attribute="age_band""#), "{t}");
+        assert!(
+            !t.contains(r#"attribute="gender""#),
+            "a changed objective leaves no stale series: {t}"
+        );
+
+        assert!(
+            t.contains(r#"aims_config_reloads_total{outcome="failure"} 0"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"aims_store_maintained_summaries_total{action="expired"} 0"#),
+            "{t}"
+        );
+
+        m.forget_objective("parity", "credit");
+        let t = text(&m);
+        assert!(!t.contains("aims_objective_info{"), "{t}");
+        assert!(!t.contains("aims_objective_warning{"), "{t}");
     }
 }
