@@ -59,6 +59,8 @@ pub struct Metrics {
     pub maintenance: IntCounterVec,
     /// Start time of the process.
     pub start_time: Gauge,
+    /// Alert notification attempts by receiver and outcome.
+    pub notifications: IntCounterVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -122,6 +124,12 @@ impl Metrics {
         r.register(Box::new(start_time.clone()))
             .expect("unique metric name");
         Self {
+            notifications: counter(
+                &r,
+                "aims_notifications_total",
+                "Alert notification attempts by receiver and outcome (delivered, failed, abandoned, rejected, dropped)",
+                &["receiver", "outcome"],
+            ),
             objective_value: gauge(
                 &r,
                 "aims_objective_value",
