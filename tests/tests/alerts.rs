@@ -413,3 +413,36 @@ fn a_firing_alert_reaches_an_alertmanager_started_late_at_the_next_resend() {
         tail(&stack.collector.log())
     );
 }
+
+#[test]
+fn check_with_the_collector_config_names_unknown_receivers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("objectives.yaml"),
+        objectives("am, missing"),
+    )
+    .expect("objectives");
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        notify_config(9093, None, "1m").replace("resolved_hold = \"30s\"\n", ""),
+    )
+    .expect("config");
+    let check = |args: &[&str]| {
+        Command::new(aims_e2e::binary("aims-collector"))
+            .arg("check")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("aims-collector check runs")
+    };
+    let syntax_only = check(&["objectives.yaml"]);
+    assert!(syntax_only.status.success(), "{syntax_only:?}");
+    let out = check(&["objectives.yaml", "--config", "collector.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("objectives.yaml:16: objectives[0] (parity).notify: receiver \"missing\" is not configured"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\"am\" is not"), "{stderr}");
+}

@@ -511,6 +511,204 @@ async fn record(
 mod tests {
     use super::*;
 
+    use aims_core::lifecycle::Lifecycle;
+
+    const OBJECTIVES: &str = "policy: P\nobjectives:\n  - id: parity\n    title: T\n    model: m\n    metric: accuracy\n    target: \">= 0.8\"\n    owner: o\n    notify: [am, hook, nowhere]\n  - id: quiet\n    title: T\n    model: m\n    metric: accuracy\n    target: \">= 0.8\"\n    owner: o\n";
+
+    fn notifier() -> (Notifier, Vec<Target>, ObjectivesFile) {
+        let mut config = crate::config::Config::default();
+        config.evaluation.interval = Duration::from_secs(30);
+        config.evaluation.resolved_hold = Duration::from_secs(300);
+        config.notify.resend_interval = Duration::from_secs(60);
+        config.notify.queue = 4;
+        config.notify.receivers = vec![
+            Receiver {
+                name: "am".into(),
+                kind: ReceiverKind::Alertmanager,
+                urls: vec!["http://a:9093".into(), "http://b:9093/".into()],
+                url: None,
+                token: None,
+                token_file: None,
+            },
+            Receiver {
+                name: "hook".into(),
+                kind: ReceiverKind::Webhook,
+                urls: vec![],
+                url: Some("http://h/x".into()),
+                token: Some("t".into()),
+                token_file: None,
+            },
+        ];
+        config.notify.check().unwrap();
+        let (n, targets) = Notifier::new(&config, Metrics::new()).unwrap();
+        let file = aims_core::objective::parse(OBJECTIVES, &[]).unwrap();
+        (n, targets, file)
+    }
+
+    fn status(state: State, since_ms: i64) -> HashMap<String, ObjectiveStatus> {
+        let s = ObjectiveStatus {
+            version: "v".into(),
+            lifecycle: Lifecycle {
+                state,
+                since_ms,
+                active_since_ms: None,
+            },
+            last_value: Some(aims_core::Measured::Value(0.5)),
+            last_verdict: None,
+            samples: None,
+            evaluated_ms: None,
+        };
+        ["parity", "quiet"]
+            .map(|id| (id.to_owned(), s.clone()))
+            .into()
+    }
+
+    fn drain(targets: &mut [Target]) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for t in targets.iter_mut() {
+            while let Ok(job) = t.queue.try_recv() {
+                out.push((t.url.clone(), job.body));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn firing_is_resent_with_a_lease_and_resolution_is_held() {
+        let (n, mut targets, file) = notifier();
+        assert_eq!(
+            targets.iter().map(|t| t.url.as_str()).collect::<Vec<_>>(),
+            [
+                "http://a:9093/api/v2/alerts",
+                "http://b:9093/api/v2/alerts",
+                "http://h/x"
+            ]
+        );
+        let t0 = 1_000_000_000;
+        n.observe(&file, &status(State::Pending, t0 - 5_000), t0 - 5_000);
+        assert!(drain(&mut targets).is_empty(), "pending is not an alert");
+
+        n.observe(&file, &status(State::Firing, t0), t0);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "each Alertmanager and the webhook: {sent:?}");
+        let am = &sent[0].1[0];
+        assert_eq!(am["startsAt"], payload::rfc3339(t0));
+        assert_eq!(
+            am["endsAt"],
+            payload::rfc3339(t0 + 240_000),
+            "4 x max(1m, 30s)"
+        );
+        assert_eq!(sent[2].1["status"], "firing");
+
+        n.observe(&file, &status(State::Firing, t0), t0 + 30_000);
+        assert!(
+            drain(&mut targets).is_empty(),
+            "not due before resend_interval"
+        );
+        n.observe(&file, &status(State::Firing, t0), t0 + 60_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            sent[0].1[0]["startsAt"],
+            payload::rfc3339(t0),
+            "startsAt stays"
+        );
+        assert_eq!(sent[0].1[0]["endsAt"], payload::rfc3339(t0 + 300_000));
+
+        let t1 = t0 + 90_000;
+        n.observe(&file, &status(State::Resolved, t1), t1);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "resolution is sent at once");
+        assert_eq!(sent[0].1[0]["endsAt"], payload::rfc3339(t1));
+        assert_eq!(sent[2].1["status"], "resolved");
+        n.observe(&file, &status(State::Resolved, t1), t1 + 30_000);
+        assert!(drain(&mut targets).is_empty());
+        n.observe(&file, &status(State::Resolved, t1), t1 + 60_000);
+        assert_eq!(drain(&mut targets).len(), 3, "resolution is re-sent");
+        n.observe(&file, &status(State::Ok, t1 + 301_000), t1 + 301_000);
+        assert!(drain(&mut targets).is_empty(), "not after resolved_hold");
+
+        n.observe(&file, &status(State::Firing, t1 + 400_000), t1 + 400_000);
+        let sent = drain(&mut targets);
+        assert_eq!(
+            sent[0].1[0]["startsAt"],
+            payload::rfc3339(t1 + 400_000),
+            "a new alert"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        let (n, mut targets, file) = notifier();
+        let t0 = 1_000_000_000;
+        for i in 0..10 {
+            n.observe(&file, &status(State::Firing, t0), t0 + i * 60_000);
+        }
+        assert_eq!(drain(&mut targets).len(), 3 * 4, "queues hold 4 each");
+        let dropped = n
+            .metrics
+            .notifications
+            .with_label_values(&["am", "dropped"])
+            .get();
+        assert_eq!(dropped, 2 * 6);
+    }
+
+    #[test]
+    fn unknown_receivers_are_named() {
+        let (_, _, file) = notifier();
+        let unknown = Notifier::unknown_receivers(&file, &crate::config::Config::default().notify);
+        assert_eq!(unknown.len(), 3);
+        let mut notify = crate::config::Config::default().notify;
+        notify.receivers = notifier_receivers();
+        assert_eq!(
+            Notifier::unknown_receivers(&file, &notify),
+            [(0, "parity".to_owned(), "nowhere".to_owned())]
+        );
+    }
+
+    fn notifier_receivers() -> Vec<Receiver> {
+        ["am", "hook"]
+            .map(|name| Receiver {
+                name: name.into(),
+                kind: ReceiverKind::Webhook,
+                urls: vec![],
+                url: Some("http://h".into()),
+                token: None,
+                token_file: None,
+            })
+            .into()
+    }
+
+    #[test]
+    fn receivers_are_checked() {
+        let mut notify = crate::config::Config::default().notify;
+        notify.receivers = notifier_receivers();
+        assert!(notify.check().is_ok());
+        notify.receivers[1].name = "am".into();
+        assert!(notify.check().unwrap_err().1.contains("duplicate"));
+        notify.receivers = notifier_receivers();
+        notify.receivers[0].kind = ReceiverKind::Alertmanager;
+        assert!(notify.check().unwrap_err().1.contains("urls"));
+        notify.receivers = notifier_receivers();
+        notify.receivers[0].url = Some("ftp://x".into());
+        assert!(notify.check().unwrap_err().1.contains("http"));
+    }
+
+    #[test]
+    fn the_example_config_documents_the_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/collector.toml");
+        let c = crate::config::Config::load(Some(&path)).unwrap();
+        let d = Notify::default();
+        assert_eq!(c.notify.resend_interval, d.resend_interval);
+        assert_eq!(c.notify.queue, d.queue);
+        assert_eq!(c.notify.max_attempts, d.max_attempts);
+        assert_eq!(c.notify.backoff_initial, d.backoff_initial);
+        assert_eq!(c.notify.backoff_max, d.backoff_max);
+        assert_eq!(c.notify.timeout, d.timeout);
+        assert!(c.notify.receivers.is_empty());
+    }
+
     #[test]
     fn notify_line_finds_the_objectives_notify_key() {
         let text = "policy: p\nobjectives:\n  - id: a\n    notify: [x]\n  - id: b\n    title: t\n    notify:\n      - y\n  - id: c\n";
