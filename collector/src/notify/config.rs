@@ -51,7 +51,7 @@ impl Default for Notify {
 }
 
 /// One named destination.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receiver {
     /// The name objectives use in `notify:`.
@@ -71,6 +71,20 @@ pub struct Receiver {
     /// File holding the bearer token, so the configuration file holds no secret.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+}
+
+/// Shows everything but the token, so a logged configuration leaks no secret.
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("urls", &self.urls)
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 /// The protocol of a receiver.

@@ -62,8 +62,7 @@ pub struct Job {
     alerts: Vec<(String, &'static str)>,
 }
 
-/// One receiver URL and its queue's consuming end.
-#[derive(Debug)]
+/// One receiver URL and its queue's consuming end (no `Debug`: it holds the token).
 pub struct Target {
     receiver: String,
     kind: ReceiverKind,
@@ -203,9 +202,14 @@ impl Notifier {
                     }
                 }
             }
+            // An objective removed by a reload, or no longer naming receivers, resolves its
+            // alert at the receivers that had it, rather than leaving it to fire on.
             for (id, t) in tracked.iter_mut() {
-                if t.resolved_at_ms.is_none() && !objectives.objectives.iter().any(|o| &o.id == id)
-                {
+                let still = objectives
+                    .objectives
+                    .iter()
+                    .any(|o| &o.id == id && !o.notify.is_empty() && status.contains_key(id));
+                if t.resolved_at_ms.is_none() && !still {
                     t.resolve(now_ms);
                 }
             }
@@ -300,13 +304,20 @@ pub fn check_receivers(
             line: notify_line(&text, &id),
             location: format!("objectives[{i}] ({id}).notify"),
             message: format!(
-                "receiver {receiver:?} is not configured in [[notify.receivers]] (configured: {})",
-                notify
-                    .receivers
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "receiver {receiver:?} is not configured in [[notify.receivers]] ({})",
+                if notify.receivers.is_empty() {
+                    "none is".to_owned()
+                } else {
+                    format!(
+                        "configured: {}",
+                        notify
+                            .receivers
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             ),
         })
         .collect();
@@ -635,6 +646,21 @@ mod tests {
             payload::rfc3339(t1 + 400_000),
             "a new alert"
         );
+    }
+
+    #[test]
+    fn an_objective_removed_by_a_reload_resolves_its_alert() {
+        let (n, mut targets, file) = notifier();
+        let t0 = 1_000_000_000;
+        n.observe(&file, &status(State::Firing, t0), t0);
+        assert_eq!(drain(&mut targets).len(), 3);
+        let mut reloaded = file.clone();
+        reloaded.objectives.retain(|o| o.id != "parity");
+        n.observe(&reloaded, &status(State::Firing, t0), t0 + 1_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[2].1["status"], "resolved");
+        assert_eq!(sent[0].1[0]["endsAt"], payload::rfc3339(t0 + 1_000));
     }
 
     #[test]
