@@ -236,7 +236,9 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
     let _am = start_alertmanager(&tools, am_dir.path(), am_port);
     let hook = Webhook::start();
     let objectives = objectives("am, hook");
-    let extra = notify_config(am_port, Some(&hook), "1s");
+    // A 10 s resend makes a 40 s lease: the alert leaving Alertmanager well before its lease
+    // ends shows the resolution was delivered, not that the lease ran out.
+    let extra = notify_config(am_port, Some(&hook), "10s");
     let stack = Stack::start(&StackConfig {
         objectives: &objectives,
         collector_extra: &extra,
@@ -324,10 +326,27 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
         "8",
     ]);
     stack.wait_state("parity", "resolved", Duration::from_secs(40));
+    let mut lease_end = alert["endsAt"]
+        .as_str()
+        .and_then(humantime_ms)
+        .expect("endsAt");
     wait_until(
         Duration::from_secs(10),
         "Alertmanager to show the parity alert resolved",
-        || active_parity_alert(&am_url).is_none().then_some(()),
+        || match active_parity_alert(&am_url) {
+            Some(a) => {
+                lease_end = a["endsAt"]
+                    .as_str()
+                    .and_then(humantime_ms)
+                    .unwrap_or(i64::MAX);
+                None
+            }
+            None => Some(()),
+        },
+    );
+    assert!(
+        now_ms() + 10_000 < lease_end,
+        "resolved by the notification, well before the lease would have ended"
     );
     let (_, resolved) = wait_until(Duration::from_secs(10), "a resolved webhook", || {
         hook.first("resolved")
