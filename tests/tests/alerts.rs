@@ -375,16 +375,35 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
     );
 }
 
+/// A webhook that accepts connections and never answers; returns its URL.
+fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("black hole listener");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    url
+}
+
 #[test]
-fn a_firing_alert_reaches_an_alertmanager_started_late_at_the_next_resend() {
+fn alertmanager_down_while_the_breach_starts_gets_the_alert_at_the_next_resend() {
     let Some(tools) = alertmanager_tools() else {
         return;
     };
     let am_dir = tempfile::tempdir().expect("temp dir");
     let am_port = free_port();
     let am_url = format!("http://127.0.0.1:{am_port}");
-    let objectives = objectives("am");
-    let extra = notify_config(am_port, None, "2s");
+    let mut am = start_alertmanager(&tools, am_dir.path(), am_port);
+    assert!(am.stop().is_some(), "Alertmanager stops");
+    // A receiver that never answers sits beside it: it must stall neither evaluation nor
+    // delivery to Alertmanager.
+    let objectives = objectives("am, stuck");
+    let extra = format!(
+        "{}\n[[notify.receivers]]\nname = \"stuck\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        notify_config(am_port, None, "2s"),
+        black_hole()
+    );
     let stack = Stack::start(&StackConfig {
         objectives: &objectives,
         collector_extra: &extra,
@@ -394,14 +413,24 @@ fn a_firing_alert_reaches_an_alertmanager_started_late_at_the_next_resend() {
     stack.wait_state("parity", "firing", Duration::from_secs(60));
     let firing_seen = now_ms();
     let metrics_url = format!("{}/metrics", stack.collector_url);
-    wait_until(Duration::from_secs(15), "a failed notification", || {
-        let page = get_text(&metrics_url)?;
-        (counter(
-            &page,
-            "aims_notifications_total{outcome=\"abandoned\",receiver=\"am\"}",
-        ) >= 1.0)
-            .then_some(())
-    });
+    let cycles = |page: &str| counter(page, "aims_evaluation_duration_seconds_count");
+    let before = cycles(&get_text(&metrics_url).expect("metrics"));
+    wait_until(
+        Duration::from_secs(15),
+        "failed notifications while evaluation goes on",
+        || {
+            let page = get_text(&metrics_url)?;
+            let am_failed = counter(
+                &page,
+                "aims_notifications_total{outcome=\"abandoned\",receiver=\"am\"}",
+            );
+            let stuck_failed = counter(
+                &page,
+                "aims_notifications_total{outcome=\"failed\",receiver=\"stuck\"}",
+            );
+            (am_failed >= 1.0 && stuck_failed >= 1.0 && cycles(&page) >= before + 3.0).then_some(())
+        },
+    );
     let evidence =
         get_json(&format!("{}/v1/evidence?limit=1000", stack.collector_url)).expect("evidence");
     let failed = evidence["items"]
@@ -419,7 +448,7 @@ fn a_firing_alert_reaches_an_alertmanager_started_late_at_the_next_resend() {
         || active_parity_alert(&am_url),
     );
     eprintln!(
-        "alert in Alertmanager {:?} after it started",
+        "alert in Alertmanager {:?} after it started again",
         started.elapsed()
     );
     let starts = alert["startsAt"]
