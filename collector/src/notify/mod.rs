@@ -53,6 +53,9 @@ pub enum NotifyError {
     Client(#[from] reqwest::Error),
 }
 
+/// Every outcome an attempt (or a full queue) can have: the `outcome` label's values.
+pub const OUTCOMES: [&str; 5] = ["delivered", "failed", "abandoned", "rejected", "dropped"];
+
 /// One POST to one receiver URL.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -126,6 +129,13 @@ impl Notifier {
                 });
             }
             queues.insert(r.name.clone(), (r.kind, senders));
+            // Every series exists from the start, so rates and absence alerts work at once.
+            for outcome in OUTCOMES {
+                metrics
+                    .notifications
+                    .with_label_values(&[r.name.as_str(), outcome])
+                    .inc_by(0);
+            }
         }
         let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
         let lease = settings.resend_interval.max(config.evaluation.interval) * 4;
@@ -677,6 +687,12 @@ mod tests {
             .with_label_values(&["am", "dropped"])
             .get();
         assert_eq!(dropped, 2 * 6);
+        let page = String::from_utf8(n.metrics.render().1).unwrap();
+        for outcome in OUTCOMES {
+            let series =
+                format!("aims_notifications_total{{outcome=\"{outcome}\",receiver=\"hook\"}}");
+            assert!(page.contains(&series), "{series} exported from the start");
+        }
     }
 
     #[test]
