@@ -202,7 +202,7 @@ impl Notifier {
                     }
                 } else if let Some(t) = tracked.get_mut(&o.id) {
                     if t.resolved_at_ms.is_none() {
-                        t.annotations_from(o, s, &self.external_url);
+                        t.refresh(o, s, &self.external_url);
                         let at = if s.lifecycle.state == State::Resolved {
                             s.lifecycle.since_ms
                         } else {
@@ -364,7 +364,9 @@ fn notify_line(text: &str, id: &str) -> usize {
 }
 
 impl Tracked {
-    fn annotations_from(
+    /// Takes the objective's current labels, annotations and receivers (a reload may have
+    /// changed them), so the resolution carries the full, current set.
+    fn refresh(
         &mut self,
         o: &aims_core::objective::Objective,
         s: &ObjectiveStatus,
@@ -376,6 +378,7 @@ impl Tracked {
         self.receivers = o.notify.clone();
     }
 
+    /// Marks the alert resolved at `at_ms` and due at once.
     fn resolve(&mut self, at_ms: i64) {
         self.resolved_at_ms = Some(at_ms);
         self.alert.resolved = true;
