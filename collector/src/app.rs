@@ -153,6 +153,8 @@ pub struct App {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// Process start, ms.
     pub started_ms: i64,
+    /// Alert delivery.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl App {

@@ -27,6 +27,8 @@ pub struct Config {
     pub auth: Auth,
     /// Log format.
     pub logging: Logging,
+    /// Alert delivery to Alertmanager and webhooks.
+    pub notify: crate::notify::config::Notify,
 }
 
 /// HTTP listener settings.
@@ -254,7 +256,9 @@ impl Config {
         if !self.auth.read_token_sha256.iter().all(|h| is_sha256_hex(h)) {
             return invalid("auth.read_token_sha256", "must be 64 lower-case hex digits");
         }
-        Ok(())
+        self.notify
+            .check()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })
     }
 
     /// The SQLite database file.

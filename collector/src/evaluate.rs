@@ -314,6 +314,7 @@ pub async fn cycle(
         }
     }
     publish(app, &verdicts, &next_status, &newly_firing);
+    app.notifier.observe(&objectives, &next_status, now_ms);
     let metrics_window = app.config.evaluation.metrics_window.as_millis() as i64;
     for model in &models {
         if is_stale(model) {

@@ -10,6 +10,7 @@ mod evaluate;
 mod evidence;
 mod ingest;
 mod metrics;
+mod notify;
 mod pack;
 mod reload;
 mod report;
@@ -59,6 +60,9 @@ enum Command {
         /// Objectives files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Collector configuration: also check that every receiver named in `notify:` exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Write the Clause 9 performance-evaluation report for a period.
     Report {
@@ -135,7 +139,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { files } => check(&files),
+        Command::Check { files, config } => check(&files, config.as_deref()),
         Command::Evidence {
             command: EvidenceCommand::Verify {
                 pack: Some(pack), ..
@@ -189,10 +193,21 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     })
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
+    let notify = match config.map(|c| Config::load(Some(c))).transpose() {
+        Ok(c) => c.map(|c| c.notify),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ok = true;
     for path in files {
-        match reload::load(path, &[]) {
+        let loaded = reload::load(path, &[]).and_then(|file| match &notify {
+            Some(n) => notify::check_receivers(path, &file, n).map(|()| file),
+            None => Ok(file),
+        });
+        match loaded {
             Ok(file) => println!(
                 "{}: SUCCESS: {} objectives found (version {})",
                 path.display(),
@@ -395,6 +410,10 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
 
     let listener = std::net::TcpListener::bind(config.server.listen)
         .with_context(|| format!("binding {}", config.server.listen))?;
+    for (_, objective, receiver) in notify::Notifier::unknown_receivers(&file, &config.notify) {
+        tracing::warn!(objective, receiver, "notify: names a receiver not configured in [[notify.receivers]]; its alerts go nowhere");
+    }
+    let (notifier, targets) = notify::Notifier::new(&config, metrics.clone())?;
     let (tx, rx) = mpsc::channel(config.server.ingest_queue);
     let app = Arc::new(App {
         store: store.clone(),
@@ -407,12 +426,14 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         ingest: tx,
         reload_lock: tokio::sync::Mutex::new(()),
         started_ms: now,
+        notifier,
         config,
     });
     let (drain, drained) = tokio::sync::oneshot::channel();
     let writer = tokio::spawn(ingest::writer(app.clone(), rx, drained));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(stop_tx));
+    notify::spawn(app.clone(), targets, stop_rx.clone())?;
     let evaluator = tokio::spawn(evaluate::run(app.clone(), stop_rx.clone()));
     tokio::spawn(maintenance(app.clone(), stop_rx.clone()));
     tokio::spawn(hangups(app.clone()));

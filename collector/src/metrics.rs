@@ -86,6 +86,8 @@ pub struct Metrics {
     pub maintenance: IntCounterVec,
     /// Start time of the process.
     pub start_time: Gauge,
+    /// Alert notification attempts by receiver and outcome.
+    pub notifications: IntCounterVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -186,6 +188,12 @@ impl Metrics {
             maintenance.with_label_values(&[action]);
         }
         Self {
+            notifications: counter(
+                &r,
+                "aims_notifications_total",
+                "Alert notification attempts by receiver and outcome (delivered, failed, abandoned, rejected, dropped)",
+                &["receiver", "outcome"],
+            ),
             objective_value: gauge(
                 &r,
                 "aims_objective_value",

@@ -35,6 +35,8 @@ pub enum Kind {
     ConfigReload,
     /// The collector started.
     Startup,
+    /// One attempt to deliver an alert notification, and its outcome.
+    Notification,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::IngestionGap => "ingestion_gap",
             Kind::ConfigReload => "config_reload",
             Kind::Startup => "startup",
+            Kind::Notification => "notification",
         }
     }
 }
