@@ -11,6 +11,7 @@ mod evidence;
 mod ingest;
 mod metrics;
 mod reload;
+mod status;
 mod store;
 mod tls;
 
