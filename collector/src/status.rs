@@ -439,10 +439,10 @@ async fn snapshot(
             .latest_evaluations(&o.id, SPARK_POINTS)
             .await?
             .into_iter()
-            .map(|(_, canonical)| {
+            .map(|canonical| {
                 serde_json::from_str::<Value>(&canonical)
                     .ok()
-                    .and_then(|r| r["value"].as_f64())
+                    .and_then(|r| r["data"]["value"].as_f64())
             })
             .collect();
         history.reverse();

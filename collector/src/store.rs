@@ -468,25 +468,22 @@ impl Store {
             .collect())
     }
 
-    /// The canonical JSON of an objective's latest `limit` evaluation records, newest first,
-    /// with their time: the status page's sparklines read only the tail of the log.
+    /// The canonical JSON of an objective's latest `limit` evaluation records, newest first:
+    /// the status page's sparklines read only the tail of the log.
     pub async fn latest_evaluations(
         &self,
         objective: &str,
         limit: u32,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at_ms, canonical FROM evidence WHERE objective = ? AND kind = ? ORDER BY seq DESC LIMIT ?",
+            "SELECT canonical FROM evidence WHERE objective = ? AND kind = ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(objective)
         .bind(Kind::Evaluation.as_str())
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("at_ms"), r.get("canonical")))
-            .collect())
+        Ok(rows.iter().map(|r| r.get("canonical")).collect())
     }
 
     /// Per agent sending for `model`: when its last raw summary arrived (collector clock, ms)
