@@ -108,10 +108,12 @@ fn toml(value: &Value, top: bool) -> String {
     }
 }
 
-/// Runs `program args` and returns its stderr.
-fn stderr_of(program: &Path, args: &[&str]) -> String {
+/// Runs `program args` in `dir` (so a probe that happens to be valid touches nothing else)
+/// and returns its stderr.
+fn stderr_of(dir: &Path, program: &Path, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
+        .current_dir(dir)
         .env_remove("RUST_LOG")
         .output()
         .expect("the binary runs");
@@ -151,6 +153,7 @@ fn the_collector_reference_lists_every_accepted_key() {
     let probe = |doc: &Value| {
         std::fs::write(&file, toml(doc, true)).expect("probe file");
         stderr_of(
+            dir.path(),
             &collector,
             &[
                 "evidence",
@@ -176,6 +179,7 @@ fn the_agent_reference_lists_every_accepted_key() {
     let probe = |doc: &Value| {
         std::fs::write(&file, toml(doc, true)).expect("probe file");
         stderr_of(
+            dir.path(),
             &agent,
             &[
                 "reference",
@@ -200,11 +204,11 @@ fn the_objectives_reference_lists_every_accepted_field() {
     // JSON is YAML, so the probe documents are written as JSON.
     let probe = |doc: &Value| {
         std::fs::write(&file, doc.to_string()).expect("probe file");
-        let out = Command::new(&collector)
-            .args(["check", &file.display().to_string()])
-            .output()
-            .expect("aims-collector check runs");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        stderr_of(
+            dir.path(),
+            &collector,
+            &["check", &file.display().to_string()],
+        )
     };
     let accepted: BTreeSet<String> = accepted_keys(&probe)
         .into_iter()
