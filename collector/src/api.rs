@@ -130,6 +130,7 @@ pub fn read_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.server.max_body_bytes;
     Router::new()
+        .route("/", get(crate::status::page))
         .route("/v1/summaries", post(ingest::post_summary))
         .route(
             "/v1/models/{model}/reference",

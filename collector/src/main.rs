@@ -14,6 +14,7 @@ mod notify;
 mod pack;
 mod reload;
 mod report;
+mod status;
 mod store;
 mod tls;
 

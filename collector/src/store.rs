@@ -512,6 +512,40 @@ impl Store {
             .collect())
     }
 
+    /// The canonical JSON of an objective's latest `limit` evaluation records, newest first:
+    /// the status page's sparklines read only the tail of the log.
+    pub async fn latest_evaluations(
+        &self,
+        objective: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT canonical FROM evidence WHERE objective = ? AND kind = ? ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(objective)
+        .bind(Kind::Evaluation.as_str())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("canonical")).collect())
+    }
+
+    /// Per agent sending for `model`: when its last raw summary arrived (collector clock, ms)
+    /// and how many raw summaries it has sent; for the status page.
+    pub async fn agents_of(&self, model: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent, max(received_ms) AS at, count(*) AS n FROM summaries \
+             WHERE model = ? AND resolution = 'raw' GROUP BY agent ORDER BY agent",
+        )
+        .bind(model)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("agent"), r.get("at"), r.get("n")))
+            .collect())
+    }
+
     /// Every objective's persisted lifecycle.
     pub async fn objective_states(&self) -> Result<Vec<ObjectiveRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM objective_state")
