@@ -8,6 +8,7 @@ mod app;
 mod config;
 mod evaluate;
 mod evidence;
+mod html;
 mod ingest;
 mod metrics;
 mod notify;

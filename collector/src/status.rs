@@ -12,6 +12,7 @@
 //! page then carries the token only in its own refresh, and asks browsers not to send it on as
 //! a referrer nor to cache the page.
 
+use crate::html::escape;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -29,22 +30,6 @@ use crate::app::App;
 const REFRESH_SECONDS: u32 = 10;
 /// Evaluations drawn in each sparkline.
 const SPARK_POINTS: u32 = 60;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// An inline SVG line of `points` (oldest first; `None` is an evaluation without a value and
 /// breaks the line) with the target threshold as a dashed line, scaled to fit both.
@@ -525,15 +510,6 @@ async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_covers_the_five_html_specials() {
-        assert_eq!(
-            escape(r#"<a href="x" onclick='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
-        assert_eq!(escape("plain text · ü"), "plain text · ü");
-    }
 
     fn coordinates(svg: &str) -> Vec<(f64, f64)> {
         let start = svg.find("<polyline points=\"").expect("a polyline") + 18;

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{escape, num, rfc3339, Interval, ObjectiveSection, Point, Report};
+use super::{num, rfc3339, Interval, ObjectiveSection, Point, Report};
+use crate::html::escape;
 
 /// Chart width in SVG user units.
 pub const WIDTH: f64 = 720.0;

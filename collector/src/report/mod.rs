@@ -1317,22 +1317,6 @@ pub async fn serve(
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A number for readers: up to four significant decimals, or a dash.
 pub fn num(v: Option<f64>) -> String {
     match v {
@@ -1557,9 +1541,5 @@ mod tests {
         );
         assert_eq!(parse_time("from", "1000", false).unwrap(), 1000);
         assert!(parse_time("from", "yesterday", false).is_err());
-        assert_eq!(
-            escape("<a href=\"x\">&"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;"
-        );
     }
 }
