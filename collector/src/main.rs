@@ -17,6 +17,8 @@ mod reload;
 mod report;
 mod status;
 mod store;
+#[cfg(test)]
+mod test_support;
 mod tls;
 
 use std::collections::HashMap;

@@ -591,46 +591,7 @@ fn stored_summary(r: &sqlx::sqlite::SqliteRow) -> Result<StoredSummary, StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aims_core::profile::ProfileBuilder;
-    use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
-    use aims_core::{Event, FeatureValue, Prediction};
-
-    fn fixture() -> (ModelSchema, ReferenceProfile) {
-        let schema = ModelSchema {
-            name: "m".into(),
-            version: "1".into(),
-            task: Task::Binary,
-            classes: vec![],
-            positive_class: None,
-            features: vec![FeatureSpec {
-                name: "x".into(),
-                kind: FeatureKind::Numeric,
-            }],
-            attributes: vec![],
-        }
-        .validated()
-        .unwrap();
-        let mut b = ProfileBuilder::new(&schema);
-        for i in 0..100 {
-            b.add(&event(i as f64));
-        }
-        (schema, b.finish())
-    }
-
-    fn event(x: f64) -> Event {
-        Event {
-            id: None,
-            ts_ms: 0,
-            features: vec![FeatureValue::Numeric(x)],
-            groups: vec![],
-            prediction: Prediction::Class {
-                class: 1,
-                score: None,
-            },
-            label: None,
-            latency_ms: None,
-        }
-    }
+    use crate::test_support::{event, fixture};
 
     #[tokio::test]
     async fn roll_up_is_lossless_and_ids_stay_idempotent() {
