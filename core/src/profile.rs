@@ -49,6 +49,11 @@ pub struct NumericProfile {
     pub edges: Vec<f64>,
     /// Reference counts per fine bin (`FINE_BINS` of them).
     pub bins: Vec<u64>,
+    /// Sum of the reference values in each fine bin. With the counts it makes `∫F` over every
+    /// bin exact, which the Wasserstein distance needs where bins are wide (the tails). Empty
+    /// in profiles built before it existed; drift then assumes values sit mid-bin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_sums: Vec<f64>,
 }
 
 impl NumericProfile {
@@ -58,6 +63,7 @@ impl NumericProfile {
         let count = values.len() as u64;
         let edges = sorted_quantiles(&values, &fine_probabilities());
         let mut bins = vec![0u64; if edges.is_empty() { 0 } else { FINE_BINS }];
+        let mut bin_sums = vec![0.0f64; bins.len()];
         let mut distinct = 0usize;
         let mut previous: Option<f64> = None;
         let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
@@ -71,6 +77,7 @@ impl NumericProfile {
             }
             if let Some(b) = bins.get_mut(bin) {
                 *b += 1;
+                bin_sums[bin] += x;
             }
             if previous != Some(x) && distinct < DISTINCT_CAP {
                 distinct += 1;
@@ -94,6 +101,7 @@ impl NumericProfile {
             distinct: distinct as u32,
             edges,
             bins,
+            bin_sums,
         }
     }
 }
@@ -256,7 +264,11 @@ impl ReferenceProfile {
             }
             if let FeatureProfile::Numeric { stats, .. } = p {
                 let edges_ok = stats.edges.is_empty() || stats.edges.len() == FINE_BINS + 1;
-                if !edges_ok || stats.bins.len() != stats.edges.len().saturating_sub(1) {
+                let sums_ok = stats.bin_sums.is_empty() || stats.bin_sums.len() == stats.bins.len();
+                if !edges_ok
+                    || !sums_ok
+                    || stats.bins.len() != stats.edges.len().saturating_sub(1)
+                {
                     return Err(format!("profile feature {:?} has malformed edges", s.name));
                 }
             }

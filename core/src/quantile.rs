@@ -4,6 +4,41 @@
 /// Number of fine bins between the reference profile's quantile edges.
 pub const FINE_BINS: usize = 100;
 
+/// Fine bins at each end of the reference range whose current values are also summed, so that
+/// the Wasserstein distance is exact where bins are widest and drift in the tails shows.
+pub const TAIL_BINS: usize = 5;
+
+/// References with at most this many values get current sums in every fine bin: their bins
+/// hold ten values or fewer, too few to assume that current values spread within a bin as the
+/// reference's do.
+pub const SUM_EVERY_BIN_UP_TO: u64 = 1000;
+
+/// How many fine bins a summary sums current values in, for a reference of `reference_count`
+/// values: all of them for small references, else the [`TAIL_BINS`] at each end.
+pub fn summed_bins(reference_count: u64) -> usize {
+    if reference_count <= SUM_EVERY_BIN_UP_TO {
+        FINE_BINS
+    } else {
+        2 * TAIL_BINS
+    }
+}
+
+/// Position of fine bin `bin` among `summed` summed bins (see [`summed_bins`]): every bin, or
+/// the lowest [`TAIL_BINS`] then the highest. `None` for a bin that is not summed.
+pub fn sum_slot(bin: usize, summed: usize) -> Option<usize> {
+    if summed == FINE_BINS {
+        (bin < FINE_BINS).then_some(bin)
+    } else if summed != 2 * TAIL_BINS {
+        None
+    } else if bin < TAIL_BINS {
+        Some(bin)
+    } else if (FINE_BINS - TAIL_BINS..FINE_BINS).contains(&bin) {
+        Some(bin + 2 * TAIL_BINS - FINE_BINS)
+    } else {
+        None
+    }
+}
+
 /// Number of coarse (decile) bins used by PSI and the other binned divergences.
 pub const COARSE_BINS: usize = 10;
 
@@ -124,6 +159,27 @@ mod tests {
             );
         }
         assert_eq!(count_at_most(&[], 1.0), 0);
+    }
+
+    #[test]
+    fn sum_slots_cover_each_summed_bin_once() {
+        let tails = 2 * TAIL_BINS;
+        let slots: Vec<(usize, usize)> = (0..FINE_BINS)
+            .filter_map(|b| sum_slot(b, tails).map(|s| (b, s)))
+            .collect();
+        assert_eq!(slots.len(), 2 * TAIL_BINS);
+        assert_eq!(slots[0], (0, 0));
+        assert_eq!(slots[TAIL_BINS - 1], (TAIL_BINS - 1, TAIL_BINS - 1));
+        assert_eq!(slots[TAIL_BINS], (FINE_BINS - TAIL_BINS, TAIL_BINS));
+        assert_eq!(slots[2 * TAIL_BINS - 1], (FINE_BINS - 1, 2 * TAIL_BINS - 1));
+        assert_eq!(sum_slot(FINE_BINS / 2, tails), None);
+        let all: Vec<usize> = (0..FINE_BINS)
+            .filter_map(|b| sum_slot(b, FINE_BINS))
+            .collect();
+        assert_eq!(all, (0..FINE_BINS).collect::<Vec<_>>());
+        assert_eq!(sum_slot(0, 3), None, "a malformed length sums nothing");
+        assert_eq!(summed_bins(SUM_EVERY_BIN_UP_TO), FINE_BINS);
+        assert_eq!(summed_bins(SUM_EVERY_BIN_UP_TO + 1), tails);
     }
 
     #[test]

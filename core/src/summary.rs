@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
-use crate::quantile::{fine_bin, FinePosition, FINE_BINS};
+use crate::quantile::{fine_bin, sum_slot, summed_bins, FinePosition, FINE_BINS};
 use crate::schema::ModelSchema;
 use crate::sketch::QuantileSketch;
 
@@ -47,13 +47,25 @@ pub struct NumericStats {
     pub below_sum: f64,
     /// Sum of the values above the reference maximum.
     pub above_sum: f64,
+    /// Sum of the values in each summed fine bin: the [`TAIL_BINS`] lowest then the highest,
+    /// or every bin when the reference is small (see [`summed_bins`]). With the reference's
+    /// per-bin sums they make the Wasserstein distance exact in those bins. Empty in summaries
+    /// made before it existed, and after merging one of those: drift then assumes current
+    /// values spread within a bin as the reference's do.
+    ///
+    /// [`TAIL_BINS`]: crate::quantile::TAIL_BINS
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_sums: Vec<f64>,
 }
 
 impl NumericStats {
     fn new(reference: Option<&NumericProfile>) -> Self {
-        let has_edges = reference.is_some_and(|r| !r.edges.is_empty());
+        let summed = reference
+            .filter(|r| !r.edges.is_empty())
+            .map(|r| summed_bins(r.count));
         Self {
-            bins: vec![0; if has_edges { FINE_BINS + 2 } else { 0 }],
+            bins: vec![0; if summed.is_some() { FINE_BINS + 2 } else { 0 }],
+            bin_sums: vec![0.0; summed.unwrap_or(0)],
             ..Self::default()
         }
     }
@@ -70,7 +82,13 @@ impl NumericStats {
                     self.below_sum += x;
                     0
                 }
-                FinePosition::Bin(b) => b + 1,
+                FinePosition::Bin(b) => {
+                    let summed = self.bin_sums.len();
+                    if let Some(t) = sum_slot(b, summed).and_then(|t| self.bin_sums.get_mut(t)) {
+                        *t += x;
+                    }
+                    b + 1
+                }
                 FinePosition::Above => {
                     self.above_sum += x;
                     FINE_BINS + 1
@@ -90,6 +108,14 @@ impl NumericStats {
         add_counts(&mut self.bins, &other.bins);
         self.below_sum += other.below_sum;
         self.above_sum += other.above_sum;
+        if self.bin_sums.len() == other.bin_sums.len() {
+            for (a, b) in self.bin_sums.iter_mut().zip(&other.bin_sums) {
+                *a += b;
+            }
+        } else {
+            // One side predates the bin sums: a partial sum would not match the counts.
+            self.bin_sums.clear();
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 //!
 //! Tolerances are DESIGN.md's: binned divergences (PSI, Jensen-Shannon, Hellinger, KL),
 //! chi-square, Z, fairness, classification and regression metrics are exact up to float
-//! rounding; the KS statistic within 0.01; normed Wasserstein within 5 % or 0.01 absolute,
+//! rounding; the KS statistic within 0.005; normed Wasserstein within 1 % or 0.002 absolute,
 //! whichever is larger (binned CDFs cannot resolve the within-bin wiggles that make up a
-//! near-zero distance; 0.01 is a tenth of Evidently's drift threshold); ROC AUC within 0.005;
-//! latency quantiles within the sketch's 1 % relative accuracy.
+//! near-zero distance; 0.002 is a fiftieth of Evidently's drift threshold); ROC AUC within
+//! 0.005; latency quantiles within the sketch's 1 % relative accuracy.
 
 use std::path::PathBuf;
 
@@ -20,9 +20,9 @@ use aims_core::summary::WindowSummary;
 use serde_json::Value;
 
 const EXACT: f64 = 1e-9;
-const KS_TOLERANCE: f64 = 0.01;
-const WASSERSTEIN_RELATIVE: f64 = 0.05;
-const WASSERSTEIN_ABSOLUTE: f64 = 0.01;
+const KS_TOLERANCE: f64 = 0.005;
+const WASSERSTEIN_RELATIVE: f64 = 0.01;
+const WASSERSTEIN_ABSOLUTE: f64 = 0.002;
 const AUC_TOLERANCE: f64 = 0.005;
 
 struct Case {
