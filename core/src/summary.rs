@@ -14,7 +14,10 @@ use thiserror::Error;
 
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
-use crate::quantile::{fine_bin, sum_slot, summed_bins, FinePosition, FINE_BINS};
+use crate::quantile::{
+    fine_bin, position, sum_slot, summed_bins, tail_sub_bin, tail_sub_bounds, FinePosition,
+    FINE_BINS, TAIL_SUB_BINS,
+};
 use crate::schema::ModelSchema;
 use crate::sketch::QuantileSketch;
 
@@ -47,30 +50,53 @@ pub struct NumericStats {
     pub below_sum: f64,
     /// Sum of the values above the reference maximum.
     pub above_sum: f64,
-    /// Sum of the values in each summed fine bin: the [`TAIL_BINS`] lowest then the highest,
-    /// or every bin when the reference is small (see [`summed_bins`]). With the reference's
-    /// per-bin sums they make the Wasserstein distance exact in those bins. Empty in summaries
-    /// made before it existed, and after merging one of those: drift then assumes current
-    /// values spread within a bin as the reference's do.
+    /// Where current values lie within each position-recording fine bin: the sum of their
+    /// positions, in units of `1 / POSITION_SCALE` of the bin's width. These are the
+    /// [`TAIL_BINS`] lowest then highest bins, or every bin for a small reference (see
+    /// [`summed_bins`]). With the reference's offsets they make `∫F` exact in those bins, and so
+    /// the Wasserstein distance. Empty in summaries made before it existed, and after merging
+    /// one of those (so are the tail fields below): drift then assumes current values spread
+    /// within a bin as the reference's do.
     ///
     /// [`TAIL_BINS`]: crate::quantile::TAIL_BINS
+    /// [`POSITION_SCALE`]: crate::quantile::POSITION_SCALE
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bin_sums: Vec<f64>,
+    pub bin_positions: Vec<u64>,
+    /// Counts in the sub-bins the reference's tail edges cut the two outermost fine bins into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_bins: Vec<u64>,
+    /// Position sums in those sub-bins, as for `bin_positions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_positions: Vec<u64>,
 }
 
 impl NumericStats {
     fn new(reference: Option<&NumericProfile>) -> Self {
-        let summed = reference
-            .filter(|r| !r.edges.is_empty())
-            .map(|r| summed_bins(r.count));
+        let reference = reference.filter(|r| !r.edges.is_empty());
+        let summed = reference.map_or(0, |r| summed_bins(r.count));
+        let tails = if reference.is_some_and(|r| !r.tail_edges.is_empty()) {
+            TAIL_SUB_BINS
+        } else {
+            0
+        };
         Self {
-            bins: vec![0; if summed.is_some() { FINE_BINS + 2 } else { 0 }],
-            bin_sums: vec![0.0; summed.unwrap_or(0)],
+            bins: vec![
+                0;
+                if reference.is_some() {
+                    FINE_BINS + 2
+                } else {
+                    0
+                }
+            ],
+            bin_positions: vec![0; summed],
+            tail_bins: vec![0; tails],
+            tail_positions: vec![0; tails],
             ..Self::default()
         }
     }
 
-    fn record(&mut self, x: f64, edges: &[f64]) {
+    fn record(&mut self, x: f64, reference: &NumericProfile) {
+        let edges = &reference.edges;
         self.count += 1;
         self.sum += x;
         self.sum_sq += x * x;
@@ -83,10 +109,7 @@ impl NumericStats {
                     0
                 }
                 FinePosition::Bin(b) => {
-                    let summed = self.bin_sums.len();
-                    if let Some(t) = sum_slot(b, summed).and_then(|t| self.bin_sums.get_mut(t)) {
-                        *t += x;
-                    }
+                    self.record_position(x, b, reference);
                     b + 1
                 }
                 FinePosition::Above => {
@@ -95,6 +118,21 @@ impl NumericStats {
                 }
             };
             self.bins[slot] += 1;
+        }
+    }
+
+    /// Records where `x`, in fine bin `b`, lies within its bin and tail sub-bin.
+    fn record_position(&mut self, x: f64, b: usize, reference: &NumericProfile) {
+        let edges = &reference.edges;
+        if let Some(p) = sum_slot(b, self.bin_positions.len()) {
+            self.bin_positions[p] += position(x, edges[b], edges[b + 1]);
+        }
+        if self.tail_bins.len() == TAIL_SUB_BINS {
+            if let Some(t) = tail_sub_bin(&reference.tail_edges, b, x) {
+                let (lo, hi) = tail_sub_bounds(edges, &reference.tail_edges, t);
+                self.tail_bins[t] += 1;
+                self.tail_positions[t] += position(x, lo, hi);
+            }
         }
     }
 
@@ -108,13 +146,19 @@ impl NumericStats {
         add_counts(&mut self.bins, &other.bins);
         self.below_sum += other.below_sum;
         self.above_sum += other.above_sum;
-        if self.bin_sums.len() == other.bin_sums.len() {
-            for (a, b) in self.bin_sums.iter_mut().zip(&other.bin_sums) {
-                *a += b;
+        for (a, b) in [
+            (&mut self.bin_positions, &other.bin_positions),
+            (&mut self.tail_bins, &other.tail_bins),
+            (&mut self.tail_positions, &other.tail_positions),
+        ] {
+            if a.len() == b.len() {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = x.saturating_add(*y);
+                }
+            } else {
+                // One side predates these fields: a partial sum would not match the counts.
+                a.clear();
             }
-        } else {
-            // One side predates the bin sums: a partial sum would not match the counts.
-            self.bin_sums.clear();
         }
     }
 }
@@ -416,7 +460,7 @@ impl WindowSummary {
                     FeatureStats::Numeric(s),
                     FeatureValue::Numeric(x),
                     FeatureProfile::Numeric { stats: r, .. },
-                ) => s.record(*x, &r.edges),
+                ) => s.record(*x, r),
                 (
                     FeatureStats::Categorical(s),
                     FeatureValue::Categorical(c),
@@ -443,7 +487,7 @@ impl WindowSummary {
                     self.prediction.value.as_mut(),
                     profile.prediction.value.as_ref(),
                 ) {
-                    stats.record(v, &r.edges);
+                    stats.record(v, r);
                 }
             }
             Prediction::Failed => self.failed += 1,
