@@ -18,7 +18,7 @@ use crate::quantile::{
     fine_bin, position, sum_slot, summed_bins, tail_sub_bin, tail_sub_bounds, FinePosition,
     FINE_BINS, TAIL_SUB_BINS,
 };
-use crate::schema::ModelSchema;
+use crate::schema::{ModelSchema, Task};
 use crate::sketch::QuantileSketch;
 
 /// Version of the summary's serialised form.
@@ -287,6 +287,48 @@ impl RegressionStats {
     }
 }
 
+/// Per-class probabilities of labelled predictions, for multiclass log loss and one-vs-rest
+/// ROC AUC. Kept for multiclass models; only predictions that send every class's probability
+/// (`prediction.scores`) count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassScoreStats {
+    /// Labelled predictions with every class's probability.
+    pub scored: u64,
+    /// Sum of −ln p(true class), p clipped to [ε, 1 − ε] (scikit-learn's log loss terms).
+    pub log_loss_sum: f64,
+    /// Per class, its probability in [`SCORE_BINS`] bins over the labelled events of that class.
+    pub positive: Vec<Vec<u64>>,
+    /// Per class, its probability in [`SCORE_BINS`] bins over the labelled events of the
+    /// other classes.
+    pub negative: Vec<Vec<u64>>,
+}
+
+impl ClassScoreStats {
+    fn new(classes: usize) -> Self {
+        Self {
+            positive: vec![vec![0; SCORE_BINS]; classes],
+            negative: vec![vec![0; SCORE_BINS]; classes],
+            ..Self::default()
+        }
+    }
+
+    fn same_shape(&self, o: &Self) -> bool {
+        let shape = |v: &[Vec<u64>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+        shape(&self.positive) == shape(&o.positive) && shape(&self.negative) == shape(&o.negative)
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.scored += o.scored;
+        self.log_loss_sum += o.log_loss_sum;
+        for (a, b) in self.positive.iter_mut().zip(&o.positive) {
+            add_counts(a, b);
+        }
+        for (a, b) in self.negative.iter_mut().zip(&o.negative) {
+            add_counts(a, b);
+        }
+    }
+}
+
 /// Labelled outcomes: what performance metrics need.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceStats {
@@ -304,6 +346,9 @@ pub struct PerformanceStats {
     pub brier_sum: f64,
     /// Regression error sums.
     pub regression: RegressionStats,
+    /// Per-class probabilities (multiclass models); absent in summaries made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_scores: Option<ClassScoreStats>,
 }
 
 /// Selection and outcome counts of one group of an attribute.
@@ -328,10 +373,19 @@ pub struct GroupStats {
     pub abs_error: f64,
     /// Sum of (y - ŷ)² (regression).
     pub sq_error: f64,
+    /// Predictions per class (multiclass models): each class's selection rate in the group.
+    /// Empty for binary models, and in summaries made before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<u64>,
 }
 
 impl GroupStats {
     fn merge(&mut self, o: &Self) {
+        if self.predicted.len() == o.predicted.len() {
+            add_counts(&mut self.predicted, &o.predicted);
+        } else {
+            self.predicted.clear();
+        }
         self.count += o.count;
         self.selected += o.selected;
         self.labelled += o.labelled;
@@ -392,6 +446,7 @@ impl WindowSummary {
     /// [`merge`]: WindowSummary::merge
     pub fn new(schema: &ModelSchema, profile: &ReferenceProfile) -> Self {
         let classification = schema.is_classification();
+        let multiclass = schema.task == Task::Multiclass;
         let k = schema.classes.len();
         let features = profile
             .features
@@ -427,12 +482,19 @@ impl WindowSummary {
                 confusion: vec![0; k * k],
                 positive_scores: vec![0; score_len],
                 negative_scores: vec![0; score_len],
+                class_scores: multiclass.then(|| ClassScoreStats::new(k)),
                 ..PerformanceStats::default()
             },
             groups: schema
                 .attributes
                 .iter()
-                .map(|a| vec![GroupStats::default(); a.bucket_count()])
+                .map(|a| {
+                    let group = GroupStats {
+                        predicted: vec![0; if multiclass { k } else { 0 }],
+                        ..GroupStats::default()
+                    };
+                    vec![group; a.bucket_count()]
+                })
                 .collect(),
         }
     }
@@ -495,6 +557,11 @@ impl WindowSummary {
         for (groups, &g) in self.groups.iter_mut().zip(&event.groups) {
             if let Some(gs) = groups.get_mut(g as usize) {
                 gs.count += 1;
+                if let Prediction::Class { class, .. } = event.prediction {
+                    if let Some(n) = gs.predicted.get_mut(class as usize) {
+                        *n += 1;
+                    }
+                }
                 if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
                 {
                     gs.selected += 1;
@@ -577,6 +644,33 @@ impl WindowSummary {
         }
     }
 
+    /// Records the per-class probabilities of a labelled multiclass prediction (see
+    /// [`ModelSchema::class_scores`]), alongside [`record`](Self::record) or
+    /// [`record_label`](Self::record_label) of its label. Ignored for other models and for
+    /// probabilities that do not fit the schema's classes.
+    pub fn record_class_scores(&mut self, scores: &[f64], truth: u32) {
+        let Some(c) = self.performance.class_scores.as_mut() else {
+            return;
+        };
+        let truth = truth as usize;
+        if scores.len() != c.positive.len() || truth >= scores.len() {
+            return;
+        }
+        c.scored += 1;
+        let p = scores[truth].clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+        c.log_loss_sum -= p.ln();
+        for (class, &s) in scores.iter().enumerate() {
+            let bins = if class == truth {
+                &mut c.positive[class]
+            } else {
+                &mut c.negative[class]
+            };
+            if let Some(b) = bins.get_mut(score_bin(s)) {
+                *b += 1;
+            }
+        }
+    }
+
     /// Counts an event that failed validation.
     pub fn record_rejected(&mut self) {
         self.rejected += 1;
@@ -635,6 +729,11 @@ impl WindowSummary {
         p.log_loss_sum += o.log_loss_sum;
         p.brier_sum += o.brier_sum;
         p.regression.merge(&o.regression);
+        // Kept only when both sides have them in the same shape (one may predate them).
+        match (p.class_scores.as_mut(), o.class_scores.as_ref()) {
+            (Some(a), Some(b)) if a.same_shape(b) => a.merge(b),
+            _ => p.class_scores = None,
+        }
         for (a, b) in self.groups.iter_mut().zip(&other.groups) {
             for (x, y) in a.iter_mut().zip(b) {
                 x.merge(y);

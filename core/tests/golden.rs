@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use aims_core::event::RawEvent;
+use aims_core::event::{RawEvent, Target};
 use aims_core::metrics::drift::Method;
 use aims_core::metrics::{report, Measured, Report};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
@@ -43,8 +43,8 @@ fn fixtures() -> Vec<Case> {
         .collect();
     paths.sort();
     assert!(
-        paths.len() >= 7,
-        "expected the seven golden cases in {dir:?}"
+        paths.len() >= 9,
+        "expected the nine golden cases in {dir:?}"
     );
     paths
         .into_iter()
@@ -71,8 +71,15 @@ fn fixtures() -> Vec<Case> {
             }
             let profile = builder.finish();
             let mut summary = WindowSummary::new(&schema, &profile);
-            for e in events("current") {
-                summary.record(&schema, &profile, &e);
+            let raw_current = doc["current"].as_array().expect("event list");
+            for (e, raw) in events("current").iter().zip(raw_current) {
+                summary.record(&schema, &profile, e);
+                let scores = schema
+                    .class_scores(&raw["prediction"])
+                    .expect("fixture scores are valid");
+                if let (Some(scores), Some(Target::Class(truth))) = (scores, e.label) {
+                    summary.record_class_scores(&scores, truth);
+                }
             }
             let report = report(&schema, &profile, &summary, None);
             Case {
@@ -263,7 +270,68 @@ fn performance_matches_scikit_learn() {
             &perf.label_coverage,
             &want["label_coverage"],
         );
-        if let Some(c) = &perf.classification {
+        if let Some(m) = perf
+            .classification
+            .as_ref()
+            .and_then(|c| c.multiclass.as_ref())
+        {
+            let c = perf.classification.as_ref().expect("classification");
+            check.exact(&at("accuracy"), &c.accuracy, &want["accuracy"]);
+            for (avg, got) in [
+                ("macro", &m.macro_avg),
+                ("weighted", &m.weighted),
+                ("micro", &m.micro),
+            ] {
+                check.exact(
+                    &at(&format!("{avg}.precision")),
+                    &got.precision,
+                    &want[avg]["precision"],
+                );
+                check.exact(
+                    &at(&format!("{avg}.recall")),
+                    &got.recall,
+                    &want[avg]["recall"],
+                );
+                check.exact(&at(&format!("{avg}.f1")), &got.f1, &want[avg]["f1"]);
+            }
+            for (class, got) in &m.per_class {
+                let w = &want["per_class"][class];
+                let at = |x: &str| at(&format!("{class}.{x}"));
+                check.equal(&at("support"), Some(got.support), w["support"].as_u64());
+                check.exact(&at("precision"), &got.precision, &w["precision"]);
+                check.exact(&at("recall"), &got.recall, &w["recall"]);
+                check.exact(&at("f1"), &got.f1, &w["f1"]);
+                check.close(
+                    &at("roc_auc"),
+                    &got.roc_auc,
+                    &w["roc_auc"],
+                    AUC_TOLERANCE,
+                    0.0,
+                );
+            }
+            check.close(
+                &at("roc_auc_ovr"),
+                &m.roc_auc_ovr,
+                &want["roc_auc_ovr"],
+                AUC_TOLERANCE,
+                0.0,
+            );
+            check.close(
+                &at("roc_auc_ovr_weighted"),
+                &m.roc_auc_ovr_weighted,
+                &want["roc_auc_ovr_weighted"],
+                AUC_TOLERANCE,
+                0.0,
+            );
+            check.close(
+                &at("roc_auc"),
+                &c.roc_auc,
+                &want["roc_auc_ovr"],
+                AUC_TOLERANCE,
+                0.0,
+            );
+            check.close(&at("log_loss"), &c.log_loss, &want["log_loss"], 1e-9, 1e-9);
+        } else if let Some(c) = &perf.classification {
             check.exact(&at("accuracy"), &c.accuracy, &want["accuracy"]);
             check.exact(&at("precision"), &c.precision, &want["precision"]);
             check.exact(&at("recall"), &c.recall, &want["recall"]);
@@ -385,6 +453,39 @@ fn fairness_matches_fairlearn() {
                 &want["statistical_parity_difference"],
             );
             check.exact(&at("di"), &got.disparate_impact, &want["disparate_impact"]);
+            let Some(want_classes) = case
+                .expected
+                .get("fairness_per_class")
+                .map(|f| &f[attribute])
+            else {
+                continue;
+            };
+            check.equal(
+                &at("classes"),
+                got.per_class.len(),
+                want_classes.as_object().map_or(0, |o| o.len()),
+            );
+            for (class, parity) in &got.per_class {
+                let w = &want_classes[class];
+                let at = |x: &str| at(&format!("{class}.{x}"));
+                for (group, rate) in &parity.selection_rate {
+                    check.exact(
+                        &at(&format!("{group}.selection_rate")),
+                        rate,
+                        &w["selection_rate"][group],
+                    );
+                }
+                check.exact(
+                    &at("dp_difference"),
+                    &parity.demographic_parity_difference,
+                    &w["demographic_parity_difference"],
+                );
+                check.exact(
+                    &at("dp_ratio"),
+                    &parity.demographic_parity_ratio,
+                    &w["demographic_parity_ratio"],
+                );
+            }
         }
     }
     check.finish(100);
