@@ -8,6 +8,7 @@
 //! near-zero distance; 0.002 is a fiftieth of Evidently's drift threshold); ROC AUC within
 //! 0.005; latency quantiles within the sketch's 1 % relative accuracy.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use aims_core::event::{RawEvent, Target};
@@ -94,11 +95,20 @@ fn fixtures() -> Vec<Case> {
         .collect()
 }
 
-/// Collects every mismatch so one run shows them all.
+/// Collects every mismatch so one run shows them all, and the worst error per statistic
+/// (printed with `--nocapture`; the golden README records them).
 #[derive(Default)]
 struct Check {
     failures: Vec<String>,
     compared: usize,
+    worst: BTreeMap<String, Worst>,
+}
+
+/// The largest absolute and relative errors of one statistic, and where they occurred.
+#[derive(Default)]
+struct Worst {
+    absolute: (f64, String),
+    relative: (f64, String),
 }
 
 impl Check {
@@ -107,6 +117,20 @@ impl Check {
         match (got, want.as_f64()) {
             (Measured::Undefined(_), None) => {}
             (Measured::Value(g), Some(w)) => {
+                let last = what.rsplit('/').next().unwrap_or(what);
+                let statistic = if last.contains(" edge ") {
+                    "edge"
+                } else {
+                    last.rsplit('.').next().unwrap_or(last)
+                };
+                let worst = self.worst.entry(statistic.to_owned()).or_default();
+                let error = (g - w).abs();
+                if error >= worst.absolute.0 {
+                    worst.absolute = (error, what.to_owned());
+                }
+                if w.abs() > 0.0 && error / w.abs() >= worst.relative.0 {
+                    worst.relative = (error / w.abs(), what.to_owned());
+                }
                 if (g - w).abs() > abs + rel * w.abs() {
                     self.failures.push(format!("{what}: got {g}, want {w}"));
                 }
@@ -130,6 +154,12 @@ impl Check {
     }
 
     fn finish(self, minimum: usize) {
+        for (statistic, w) in &self.worst {
+            eprintln!(
+                "worst {statistic:<28} absolute {:.3e} ({})  relative {:.3e} ({})",
+                w.absolute.0, w.absolute.1, w.relative.0, w.relative.1
+            );
+        }
         assert!(
             self.compared >= minimum,
             "only {} comparisons made; fixtures not read?",
