@@ -125,14 +125,15 @@ impl NumericStats {
     fn record_position(&mut self, x: f64, b: usize, reference: &NumericProfile) {
         let edges = &reference.edges;
         if let Some(p) = sum_slot(b, self.bin_positions.len()) {
-            self.bin_positions[p] += position(x, edges[b], edges[b + 1]);
+            let at = position(x, edges[b], edges[b + 1]);
+            self.bin_positions[p] = self.bin_positions[p].saturating_add(at);
         }
-        if self.tail_bins.len() == TAIL_SUB_BINS {
-            if let Some(t) = tail_sub_bin(&reference.tail_edges, b, x) {
-                let (lo, hi) = tail_sub_bounds(edges, &reference.tail_edges, t);
-                self.tail_bins[t] += 1;
-                self.tail_positions[t] += position(x, lo, hi);
-            }
+        let tails =
+            self.tail_bins.len() == TAIL_SUB_BINS && self.tail_positions.len() == TAIL_SUB_BINS;
+        if let Some(t) = tail_sub_bin(&reference.tail_edges, b, x).filter(|_| tails) {
+            let (lo, hi) = tail_sub_bounds(edges, &reference.tail_edges, t);
+            self.tail_bins[t] += 1;
+            self.tail_positions[t] = self.tail_positions[t].saturating_add(position(x, lo, hi));
         }
     }
 
