@@ -169,3 +169,84 @@ fn a_summary_from_before_class_scores_still_merges_and_reports() {
     );
     assert!(r.fairness["g"].per_class.is_empty());
 }
+
+mod split {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn events() -> impl Strategy<Value = Vec<(u32, u32, u16, [f64; 3])>> {
+        prop::collection::vec(
+            (
+                0u32..3,
+                0u32..3,
+                0u16..3,
+                (0.0f64..1.0, 0.0f64..1.0, 0.0f64..1.0),
+            ),
+            1..120,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(class, truth, g, (a, b, c))| {
+                    let total = a + b + c + 1e-9;
+                    (class, truth, g, [a / total, b / total, c / total])
+                })
+                .collect()
+        })
+    }
+
+    fn record(
+        s: &mut WindowSummary,
+        schema: &ModelSchema,
+        profile: &ReferenceProfile,
+        e: &(u32, u32, u16, [f64; 3]),
+    ) {
+        let (class, truth, g, p) = *e;
+        let event = Event {
+            id: None,
+            ts_ms: 0,
+            features: vec![FeatureValue::Numeric(p[0] * 20.0)],
+            groups: vec![g],
+            prediction: Prediction::Class {
+                class,
+                score: Some(p[2]),
+            },
+            label: Some(Target::Class(truth)),
+            latency_ms: None,
+        };
+        s.record(schema, profile, &event);
+        s.record_class_scores(&p, truth);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any split, merged, has the counts and the multiclass metrics of the whole.
+        #[test]
+        fn any_split_merges_to_the_whole(events in events(), cut in 0usize..120) {
+            let schema = schema();
+            let profile = profile(&schema);
+            let cut = cut.min(events.len());
+            let mut whole = WindowSummary::new(&schema, &profile);
+            let (mut a, mut b) = (whole.clone(), whole.clone());
+            for (i, e) in events.iter().enumerate() {
+                record(&mut whole, &schema, &profile, e);
+                record(if i < cut { &mut a } else { &mut b }, &schema, &profile, e);
+            }
+            b.merge(&a).expect("same shape");
+            prop_assert_eq!(&b.groups, &whole.groups);
+            prop_assert_eq!(&b.performance.confusion, &whole.performance.confusion);
+            let m = |s: &WindowSummary| {
+                let r = report(&schema, &profile, s, None);
+                let c = r.performance.classification.expect("classification");
+                let mc = c.multiclass.expect("multiclass");
+                (c.log_loss.value(), mc.roc_auc_ovr.value(), mc.weighted.f1.value(), mc.micro.recall.value())
+            };
+            let (x, y) = (m(&b), m(&whole));
+            let close = |p: Option<f64>, q: Option<f64>| match (p, q) {
+                (Some(p), Some(q)) => (p - q).abs() <= 1e-9 * q.abs().max(1.0),
+                (p, q) => p.is_none() && q.is_none(),
+            };
+            prop_assert!(close(x.0, y.0) && close(x.1, y.1) && close(x.2, y.2) && close(x.3, y.3), "{:?} vs {:?}", x, y);
+        }
+    }
+}
