@@ -657,6 +657,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bin_without_a_crossing_is_its_exact_integral() {
+        // D from 0.1 to 0.3 over width 2 with ∫D = 0.5 (not the linear 0.4): exact, |∫D|.
+        assert_eq!(bin_abs_integral(2.0, 0.1, 0.3, 0.5), 0.5);
+        assert_eq!(bin_abs_integral(2.0, -0.1, -0.3, -0.5), 0.5);
+    }
+
+    #[test]
+    fn a_crossing_bin_runs_linearly_through_zero() {
+        // D linear from 1 to −1 over width 2: ∫D = 0, ∫|D| = 1.
+        assert!((bin_abs_integral(2.0, 1.0, -1.0, 0.0) - 1.0).abs() < 1e-15);
+        // ∫D = 0.5 puts the crossing at 1.5: D falls 1 → 0 on [0, 1.5], then 0 → −1 on
+        // [1.5, 2], so ∫D = 0.75 − 0.25 and ∫|D| = 0.75 + 0.25.
+        let got = bin_abs_integral(2.0, 1.0, -1.0, 0.5);
+        assert!((got - 1.0).abs() < 1e-12, "{got}");
+        // Never below |∫D|, whatever the endpoints claim.
+        assert!(bin_abs_integral(1.0, 0.1, -0.1, 0.9) >= 0.9);
+    }
+
+    #[test]
     fn kolmogorov_sf_matches_scipy() {
         // scipy.stats.kstwobign.sf(x) for x = 0.5, 1.0, 1.36, 2.0
         let want = [
