@@ -79,15 +79,13 @@ impl NumericStats {
         } else {
             0
         };
+        let slots = if reference.is_some() {
+            FINE_BINS + 2
+        } else {
+            0
+        };
         Self {
-            bins: vec![
-                0;
-                if reference.is_some() {
-                    FINE_BINS + 2
-                } else {
-                    0
-                }
-            ],
+            bins: vec![0; slots],
             bin_positions: vec![0; summed],
             tail_bins: vec![0; tails],
             tail_positions: vec![0; tails],
