@@ -289,6 +289,40 @@ impl ModelSchema {
         }
     }
 
+    /// The per-class probabilities of a classification prediction, `prediction.scores`: one
+    /// per class in schema order, each in [0, 1]. `None` when the prediction has none.
+    ///
+    /// They are what multiclass log loss and one-vs-rest ROC AUC need (see
+    /// [`WindowSummary::record_class_scores`](crate::summary::WindowSummary::record_class_scores)).
+    pub fn class_scores(&self, prediction: &Value) -> Result<Option<Vec<f64>>, EventError> {
+        const FIELD: &str = "prediction.scores";
+        let scores = match prediction.get("scores") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(a)) => a,
+            Some(v) => return Err(wrong_type(FIELD, "an array of probabilities", v)),
+        };
+        if scores.len() != self.classes.len() {
+            return Err(EventError::new(
+                FIELD,
+                RejectReason::InvalidNumber,
+                format!(
+                    "{} probabilities for {} classes",
+                    scores.len(),
+                    self.classes.len()
+                ),
+            ));
+        }
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let field = format!("{FIELD}[{i}]");
+                self.check_score(&field, finite(&field, v)?)
+            })
+            .collect::<Result<Vec<f64>, _>>()
+            .map(Some)
+    }
+
     /// The group index of an attribute value given as text.
     pub fn group_of(&self, attribute: usize, text: &str) -> u16 {
         self.attributes[attribute].group_index(text) as u16

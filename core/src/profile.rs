@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::hash::{canonical_json, sha256_hex};
-use crate::quantile::{fine_probabilities, sorted_quantiles, FINE_BINS};
+use crate::quantile::{
+    fine_probabilities, sorted_quantiles, tail_probabilities, tail_sub_bin, tail_sub_bounds,
+    FINE_BINS, TAIL_SPLITS, TAIL_SUB_BINS,
+};
 use crate::schema::{FeatureKind, ModelSchema};
 
 /// Version of the profile's serialised form.
@@ -49,6 +52,22 @@ pub struct NumericProfile {
     pub edges: Vec<f64>,
     /// Reference counts per fine bin (`FINE_BINS` of them).
     pub bins: Vec<u64>,
+    /// Per fine bin, the sum of its values' distances from the bin's lower edge. With the
+    /// counts it makes `∫F` over every bin exact, which the Wasserstein distance needs where
+    /// bins are wide. Empty in profiles built before it existed (and so are the tail fields
+    /// below); drift then assumes values sit mid-bin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_offsets: Vec<f64>,
+    /// Quantiles that split the two outermost fine bins ([`TAIL_SPLITS`] each, ascending; see
+    /// [`tail_probabilities`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_edges: Vec<f64>,
+    /// Reference counts in the [`TAIL_SUB_BINS`] sub-bins the tail edges make.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_bins: Vec<u64>,
+    /// Per tail sub-bin, the sum of its values' distances from its lower bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_offsets: Vec<f64>,
 }
 
 impl NumericProfile {
@@ -58,6 +77,10 @@ impl NumericProfile {
         let count = values.len() as u64;
         let edges = sorted_quantiles(&values, &fine_probabilities());
         let mut bins = vec![0u64; if edges.is_empty() { 0 } else { FINE_BINS }];
+        let mut bin_offsets = vec![0.0f64; bins.len()];
+        let tail_edges = sorted_quantiles(&values, &tail_probabilities());
+        let mut tail_bins = vec![0u64; if edges.is_empty() { 0 } else { TAIL_SUB_BINS }];
+        let mut tail_offsets = vec![0.0f64; tail_bins.len()];
         let mut distinct = 0usize;
         let mut previous: Option<f64> = None;
         let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
@@ -71,6 +94,11 @@ impl NumericProfile {
             }
             if let Some(b) = bins.get_mut(bin) {
                 *b += 1;
+                bin_offsets[bin] += x - edges[bin];
+                if let Some(t) = tail_sub_bin(&tail_edges, bin, x) {
+                    tail_bins[t] += 1;
+                    tail_offsets[t] += x - tail_sub_bounds(&edges, &tail_edges, t).0;
+                }
             }
             if previous != Some(x) && distinct < DISTINCT_CAP {
                 distinct += 1;
@@ -94,6 +122,10 @@ impl NumericProfile {
             distinct: distinct as u32,
             edges,
             bins,
+            bin_offsets,
+            tail_edges,
+            tail_bins,
+            tail_offsets,
         }
     }
 }
@@ -256,7 +288,13 @@ impl ReferenceProfile {
             }
             if let FeatureProfile::Numeric { stats, .. } = p {
                 let edges_ok = stats.edges.is_empty() || stats.edges.len() == FINE_BINS + 1;
-                if !edges_ok || stats.bins.len() != stats.edges.len().saturating_sub(1) {
+                let sums_ok = (stats.bin_offsets.is_empty()
+                    || stats.bin_offsets.len() == stats.bins.len())
+                    && (stats.tail_edges.is_empty() || stats.tail_edges.len() == 2 * TAIL_SPLITS)
+                    && stats.tail_bins.len() == stats.tail_offsets.len()
+                    && (stats.tail_bins.is_empty() || stats.tail_bins.len() == TAIL_SUB_BINS);
+                if !edges_ok || !sums_ok || stats.bins.len() != stats.edges.len().saturating_sub(1)
+                {
                     return Err(format!("profile feature {:?} has malformed edges", s.name));
                 }
             }

@@ -4,6 +4,106 @@
 /// Number of fine bins between the reference profile's quantile edges.
 pub const FINE_BINS: usize = 100;
 
+/// Fine bins at each end of the reference range in which a summary also records where current
+/// values lie within the bin, so that the Wasserstein distance is exact where bins are widest
+/// and drift in the tails shows.
+pub const TAIL_BINS: usize = 4;
+
+/// References with at most this many values get current positions in every fine bin: their
+/// bins hold ten values or fewer, too few to assume that current values spread within a bin as
+/// the reference's do.
+pub const SUM_EVERY_BIN_UP_TO: u64 = 1000;
+
+/// Extra reference quantiles that split each outermost fine bin: at probabilities `1 % / 2^k`
+/// (and `1 − 1 % / 2^k`) for k = 1..=4. In heavy tails the outermost bins span most of the
+/// range, and both CDFs cross inside them.
+pub const TAIL_SPLITS: usize = 4;
+
+/// Sub-bins of the two outermost fine bins: `TAIL_SPLITS + 1` at each end.
+pub const TAIL_SUB_BINS: usize = 2 * (TAIL_SPLITS + 1);
+
+/// A value's position within its bin is recorded in units of `1 / POSITION_SCALE` of the bin's
+/// width, so that position sums are integers: exact under merge in any order, and short.
+pub const POSITION_SCALE: f64 = (1u64 << 20) as f64;
+
+/// Position of `x` within `[lo, hi]` in units of [`POSITION_SCALE`] (0 for an empty width).
+pub fn position(x: f64, lo: f64, hi: f64) -> u64 {
+    let width = hi - lo;
+    if width > 0.0 {
+        (((x - lo) / width).clamp(0.0, 1.0) * POSITION_SCALE).round() as u64
+    } else {
+        0
+    }
+}
+
+/// How many fine bins a summary records positions in, for a reference of `reference_count`
+/// values: all of them for small references, else the [`TAIL_BINS`] at each end.
+pub fn summed_bins(reference_count: u64) -> usize {
+    if reference_count <= SUM_EVERY_BIN_UP_TO {
+        FINE_BINS
+    } else {
+        2 * TAIL_BINS
+    }
+}
+
+/// Position of fine bin `bin` among `summed` summed bins (see [`summed_bins`]): every bin, or
+/// the lowest [`TAIL_BINS`] then the highest. `None` for a bin that is not summed.
+pub fn sum_slot(bin: usize, summed: usize) -> Option<usize> {
+    if summed == FINE_BINS {
+        (bin < FINE_BINS).then_some(bin)
+    } else if summed != 2 * TAIL_BINS {
+        None
+    } else if bin < TAIL_BINS {
+        Some(bin)
+    } else if (FINE_BINS - TAIL_BINS..FINE_BINS).contains(&bin) {
+        Some(bin + 2 * TAIL_BINS - FINE_BINS)
+    } else {
+        None
+    }
+}
+
+/// The probabilities of the tail edges, ascending: `1 % / 2^4 .. 1 % / 2`, then
+/// `1 − 1 % / 2 .. 1 − 1 % / 2^4`.
+pub fn tail_probabilities() -> Vec<f64> {
+    let lower: Vec<f64> = (1..=TAIL_SPLITS)
+        .rev()
+        .map(|k| 0.01 / f64::from(1u32 << k))
+        .collect();
+    let upper = lower.iter().rev().map(|p| 1.0 - p);
+    lower.iter().copied().chain(upper).collect()
+}
+
+/// Sub-bin (in `0..TAIL_SUB_BINS`) of `x`, which lies in fine bin `bin`, when that bin is an
+/// outermost one and `tail_edges` is well formed; values equal to a tail edge go up.
+pub fn tail_sub_bin(tail_edges: &[f64], bin: usize, x: f64) -> Option<usize> {
+    if tail_edges.len() != 2 * TAIL_SPLITS {
+        return None;
+    }
+    let (lower, upper) = tail_edges.split_at(TAIL_SPLITS);
+    if bin == 0 {
+        Some(lower.partition_point(|&t| t <= x))
+    } else if bin == FINE_BINS - 1 {
+        Some(TAIL_SPLITS + 1 + upper.partition_point(|&t| t <= x))
+    } else {
+        None
+    }
+}
+
+/// Bounds `[lo, hi]` of tail sub-bin `slot`, given the fine edges and the tail edges.
+pub fn tail_sub_bounds(edges: &[f64], tail_edges: &[f64], slot: usize) -> (f64, f64) {
+    let (lower, upper) = tail_edges.split_at(TAIL_SPLITS);
+    let side = TAIL_SPLITS + 1;
+    let (inner, first, last) = if slot < side {
+        (lower, edges[0], edges[1])
+    } else {
+        (upper, edges[FINE_BINS - 1], edges[FINE_BINS])
+    };
+    let k = slot % side;
+    let lo = if k == 0 { first } else { inner[k - 1] };
+    let hi = if k == TAIL_SPLITS { last } else { inner[k] };
+    (lo, hi)
+}
+
 /// Number of coarse (decile) bins used by PSI and the other binned divergences.
 pub const COARSE_BINS: usize = 10;
 
@@ -124,6 +224,66 @@ mod tests {
             );
         }
         assert_eq!(count_at_most(&[], 1.0), 0);
+    }
+
+    #[test]
+    fn sum_slots_cover_each_summed_bin_once() {
+        let tails = 2 * TAIL_BINS;
+        let slots: Vec<(usize, usize)> = (0..FINE_BINS)
+            .filter_map(|b| sum_slot(b, tails).map(|s| (b, s)))
+            .collect();
+        assert_eq!(slots.len(), 2 * TAIL_BINS);
+        assert_eq!(slots[0], (0, 0));
+        assert_eq!(slots[TAIL_BINS - 1], (TAIL_BINS - 1, TAIL_BINS - 1));
+        assert_eq!(slots[TAIL_BINS], (FINE_BINS - TAIL_BINS, TAIL_BINS));
+        assert_eq!(slots[2 * TAIL_BINS - 1], (FINE_BINS - 1, 2 * TAIL_BINS - 1));
+        assert_eq!(sum_slot(FINE_BINS / 2, tails), None);
+        let all: Vec<usize> = (0..FINE_BINS)
+            .filter_map(|b| sum_slot(b, FINE_BINS))
+            .collect();
+        assert_eq!(all, (0..FINE_BINS).collect::<Vec<_>>());
+        assert_eq!(sum_slot(0, 3), None, "a malformed length sums nothing");
+        assert_eq!(summed_bins(SUM_EVERY_BIN_UP_TO), FINE_BINS);
+        assert_eq!(summed_bins(SUM_EVERY_BIN_UP_TO + 1), tails);
+    }
+
+    #[test]
+    fn tail_sub_bins_split_the_outermost_bins() {
+        let p = tail_probabilities();
+        assert_eq!(p.len(), 2 * TAIL_SPLITS);
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(p[TAIL_SPLITS - 1], 0.005);
+        let edges: Vec<f64> = (0..=FINE_BINS).map(|i| i as f64).collect();
+        let tails = [0.1, 0.2, 0.4, 0.8, 99.2, 99.6, 99.8, 99.9];
+        assert_eq!(tail_sub_bin(&tails, 0, 0.0), Some(0));
+        assert_eq!(tail_sub_bin(&tails, 0, 0.2), Some(2));
+        assert_eq!(tail_sub_bin(&tails, 0, 0.9), Some(TAIL_SPLITS));
+        assert_eq!(
+            tail_sub_bin(&tails, FINE_BINS - 1, 99.0),
+            Some(TAIL_SPLITS + 1)
+        );
+        assert_eq!(
+            tail_sub_bin(&tails, FINE_BINS - 1, 100.0),
+            Some(TAIL_SUB_BINS - 1)
+        );
+        assert_eq!(tail_sub_bin(&tails, 5, 5.5), None);
+        assert_eq!(
+            tail_sub_bin(&tails[1..], 0, 0.5),
+            None,
+            "malformed tail edges"
+        );
+        assert_eq!(tail_sub_bounds(&edges, &tails, 0), (0.0, 0.1));
+        assert_eq!(tail_sub_bounds(&edges, &tails, TAIL_SPLITS), (0.8, 1.0));
+        assert_eq!(
+            tail_sub_bounds(&edges, &tails, TAIL_SPLITS + 1),
+            (99.0, 99.2)
+        );
+        assert_eq!(
+            tail_sub_bounds(&edges, &tails, TAIL_SUB_BINS - 1),
+            (99.9, 100.0)
+        );
+        assert_eq!(position(0.5, 0.0, 2.0), (POSITION_SCALE / 4.0) as u64);
+        assert_eq!(position(3.0, 1.0, 1.0), 0);
     }
 
     #[test]

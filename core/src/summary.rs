@@ -14,8 +14,11 @@ use thiserror::Error;
 
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
-use crate::quantile::{fine_bin, FinePosition, FINE_BINS};
-use crate::schema::ModelSchema;
+use crate::quantile::{
+    fine_bin, position, sum_slot, summed_bins, tail_sub_bin, tail_sub_bounds, FinePosition,
+    FINE_BINS, TAIL_SUB_BINS,
+};
+use crate::schema::{ModelSchema, Task};
 use crate::sketch::QuantileSketch;
 
 /// Version of the summary's serialised form.
@@ -47,18 +50,51 @@ pub struct NumericStats {
     pub below_sum: f64,
     /// Sum of the values above the reference maximum.
     pub above_sum: f64,
+    /// Where current values lie within each position-recording fine bin: the sum of their
+    /// positions, in units of `1 / POSITION_SCALE` of the bin's width. These are the
+    /// [`TAIL_BINS`] lowest then highest bins, or every bin for a small reference (see
+    /// [`summed_bins`]). With the reference's offsets they make `∫F` exact in those bins, and so
+    /// the Wasserstein distance. Empty in summaries made before it existed, and after merging
+    /// one of those (so are the tail fields below): drift then assumes current values spread
+    /// within a bin as the reference's do.
+    ///
+    /// [`TAIL_BINS`]: crate::quantile::TAIL_BINS
+    /// [`POSITION_SCALE`]: crate::quantile::POSITION_SCALE
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_positions: Vec<u64>,
+    /// Counts in the sub-bins the reference's tail edges cut the two outermost fine bins into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_bins: Vec<u64>,
+    /// Position sums in those sub-bins, as for `bin_positions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_positions: Vec<u64>,
 }
 
 impl NumericStats {
     fn new(reference: Option<&NumericProfile>) -> Self {
-        let has_edges = reference.is_some_and(|r| !r.edges.is_empty());
+        let reference = reference.filter(|r| !r.edges.is_empty());
+        let summed = reference.map_or(0, |r| summed_bins(r.count));
+        let tails = if reference.is_some_and(|r| !r.tail_edges.is_empty()) {
+            TAIL_SUB_BINS
+        } else {
+            0
+        };
+        let slots = if reference.is_some() {
+            FINE_BINS + 2
+        } else {
+            0
+        };
         Self {
-            bins: vec![0; if has_edges { FINE_BINS + 2 } else { 0 }],
+            bins: vec![0; slots],
+            bin_positions: vec![0; summed],
+            tail_bins: vec![0; tails],
+            tail_positions: vec![0; tails],
             ..Self::default()
         }
     }
 
-    fn record(&mut self, x: f64, edges: &[f64]) {
+    fn record(&mut self, x: f64, reference: &NumericProfile) {
+        let edges = &reference.edges;
         self.count += 1;
         self.sum += x;
         self.sum_sq += x * x;
@@ -70,13 +106,32 @@ impl NumericStats {
                     self.below_sum += x;
                     0
                 }
-                FinePosition::Bin(b) => b + 1,
+                FinePosition::Bin(b) => {
+                    self.record_position(x, b, reference);
+                    b + 1
+                }
                 FinePosition::Above => {
                     self.above_sum += x;
                     FINE_BINS + 1
                 }
             };
             self.bins[slot] += 1;
+        }
+    }
+
+    /// Records where `x`, in fine bin `b`, lies within its bin and tail sub-bin.
+    fn record_position(&mut self, x: f64, b: usize, reference: &NumericProfile) {
+        let edges = &reference.edges;
+        if let Some(p) = sum_slot(b, self.bin_positions.len()) {
+            let at = position(x, edges[b], edges[b + 1]);
+            self.bin_positions[p] = self.bin_positions[p].saturating_add(at);
+        }
+        let tails =
+            self.tail_bins.len() == TAIL_SUB_BINS && self.tail_positions.len() == TAIL_SUB_BINS;
+        if let Some(t) = tail_sub_bin(&reference.tail_edges, b, x).filter(|_| tails) {
+            let (lo, hi) = tail_sub_bounds(edges, &reference.tail_edges, t);
+            self.tail_bins[t] += 1;
+            self.tail_positions[t] = self.tail_positions[t].saturating_add(position(x, lo, hi));
         }
     }
 
@@ -90,6 +145,20 @@ impl NumericStats {
         add_counts(&mut self.bins, &other.bins);
         self.below_sum += other.below_sum;
         self.above_sum += other.above_sum;
+        for (a, b) in [
+            (&mut self.bin_positions, &other.bin_positions),
+            (&mut self.tail_bins, &other.tail_bins),
+            (&mut self.tail_positions, &other.tail_positions),
+        ] {
+            if a.len() == b.len() {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = x.saturating_add(*y);
+                }
+            } else {
+                // One side predates these fields: a partial sum would not match the counts.
+                a.clear();
+            }
+        }
     }
 }
 
@@ -217,6 +286,48 @@ impl RegressionStats {
     }
 }
 
+/// Per-class probabilities of labelled predictions, for multiclass log loss and one-vs-rest
+/// ROC AUC. Kept for multiclass models; only predictions that send every class's probability
+/// (`prediction.scores`) count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassScoreStats {
+    /// Labelled predictions with every class's probability.
+    pub scored: u64,
+    /// Sum of −ln p(true class), p clipped to [ε, 1 − ε] (scikit-learn's log loss terms).
+    pub log_loss_sum: f64,
+    /// Per class, its probability in [`SCORE_BINS`] bins over the labelled events of that class.
+    pub positive: Vec<Vec<u64>>,
+    /// Per class, its probability in [`SCORE_BINS`] bins over the labelled events of the
+    /// other classes.
+    pub negative: Vec<Vec<u64>>,
+}
+
+impl ClassScoreStats {
+    fn new(classes: usize) -> Self {
+        Self {
+            positive: vec![vec![0; SCORE_BINS]; classes],
+            negative: vec![vec![0; SCORE_BINS]; classes],
+            ..Self::default()
+        }
+    }
+
+    fn same_shape(&self, o: &Self) -> bool {
+        let shape = |v: &[Vec<u64>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+        shape(&self.positive) == shape(&o.positive) && shape(&self.negative) == shape(&o.negative)
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.scored += o.scored;
+        self.log_loss_sum += o.log_loss_sum;
+        for (a, b) in self.positive.iter_mut().zip(&o.positive) {
+            add_counts(a, b);
+        }
+        for (a, b) in self.negative.iter_mut().zip(&o.negative) {
+            add_counts(a, b);
+        }
+    }
+}
+
 /// Labelled outcomes: what performance metrics need.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceStats {
@@ -234,6 +345,9 @@ pub struct PerformanceStats {
     pub brier_sum: f64,
     /// Regression error sums.
     pub regression: RegressionStats,
+    /// Per-class probabilities (multiclass models); absent in summaries made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_scores: Option<ClassScoreStats>,
 }
 
 /// Selection and outcome counts of one group of an attribute.
@@ -258,10 +372,19 @@ pub struct GroupStats {
     pub abs_error: f64,
     /// Sum of (y - ŷ)² (regression).
     pub sq_error: f64,
+    /// Predictions per class (multiclass models): each class's selection rate in the group.
+    /// Empty for binary models, and in summaries made before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<u64>,
 }
 
 impl GroupStats {
     fn merge(&mut self, o: &Self) {
+        if self.predicted.len() == o.predicted.len() {
+            add_counts(&mut self.predicted, &o.predicted);
+        } else {
+            self.predicted.clear();
+        }
         self.count += o.count;
         self.selected += o.selected;
         self.labelled += o.labelled;
@@ -322,6 +445,7 @@ impl WindowSummary {
     /// [`merge`]: WindowSummary::merge
     pub fn new(schema: &ModelSchema, profile: &ReferenceProfile) -> Self {
         let classification = schema.is_classification();
+        let multiclass = schema.task == Task::Multiclass;
         let k = schema.classes.len();
         let features = profile
             .features
@@ -357,12 +481,19 @@ impl WindowSummary {
                 confusion: vec![0; k * k],
                 positive_scores: vec![0; score_len],
                 negative_scores: vec![0; score_len],
+                class_scores: multiclass.then(|| ClassScoreStats::new(k)),
                 ..PerformanceStats::default()
             },
             groups: schema
                 .attributes
                 .iter()
-                .map(|a| vec![GroupStats::default(); a.bucket_count()])
+                .map(|a| {
+                    let group = GroupStats {
+                        predicted: vec![0; if multiclass { k } else { 0 }],
+                        ..GroupStats::default()
+                    };
+                    vec![group; a.bucket_count()]
+                })
                 .collect(),
         }
     }
@@ -390,7 +521,7 @@ impl WindowSummary {
                     FeatureStats::Numeric(s),
                     FeatureValue::Numeric(x),
                     FeatureProfile::Numeric { stats: r, .. },
-                ) => s.record(*x, &r.edges),
+                ) => s.record(*x, r),
                 (
                     FeatureStats::Categorical(s),
                     FeatureValue::Categorical(c),
@@ -417,7 +548,7 @@ impl WindowSummary {
                     self.prediction.value.as_mut(),
                     profile.prediction.value.as_ref(),
                 ) {
-                    stats.record(v, &r.edges);
+                    stats.record(v, r);
                 }
             }
             Prediction::Failed => self.failed += 1,
@@ -425,6 +556,11 @@ impl WindowSummary {
         for (groups, &g) in self.groups.iter_mut().zip(&event.groups) {
             if let Some(gs) = groups.get_mut(g as usize) {
                 gs.count += 1;
+                if let Prediction::Class { class, .. } = event.prediction {
+                    if let Some(n) = gs.predicted.get_mut(class as usize) {
+                        *n += 1;
+                    }
+                }
                 if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
                 {
                     gs.selected += 1;
@@ -507,6 +643,33 @@ impl WindowSummary {
         }
     }
 
+    /// Records the per-class probabilities of a labelled multiclass prediction (see
+    /// [`ModelSchema::class_scores`]), alongside [`record`](Self::record) or
+    /// [`record_label`](Self::record_label) of its label. Ignored for other models and for
+    /// probabilities that do not fit the schema's classes.
+    pub fn record_class_scores(&mut self, scores: &[f64], truth: u32) {
+        let Some(c) = self.performance.class_scores.as_mut() else {
+            return;
+        };
+        let truth = truth as usize;
+        if scores.len() != c.positive.len() || truth >= scores.len() {
+            return;
+        }
+        c.scored += 1;
+        let p = scores[truth].clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+        c.log_loss_sum -= p.ln();
+        for (class, &s) in scores.iter().enumerate() {
+            let bins = if class == truth {
+                &mut c.positive[class]
+            } else {
+                &mut c.negative[class]
+            };
+            if let Some(b) = bins.get_mut(score_bin(s)) {
+                *b += 1;
+            }
+        }
+    }
+
     /// Counts an event that failed validation.
     pub fn record_rejected(&mut self) {
         self.rejected += 1;
@@ -565,6 +728,11 @@ impl WindowSummary {
         p.log_loss_sum += o.log_loss_sum;
         p.brier_sum += o.brier_sum;
         p.regression.merge(&o.regression);
+        // Kept only when both sides have them in the same shape (one may predate them).
+        match (p.class_scores.as_mut(), o.class_scores.as_ref()) {
+            (Some(a), Some(b)) if a.same_shape(b) => a.merge(b),
+            _ => p.class_scores = None,
+        }
         for (a, b) in self.groups.iter_mut().zip(&other.groups) {
             for (x, y) in a.iter_mut().zip(b) {
                 x.merge(y);

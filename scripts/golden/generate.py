@@ -167,7 +167,7 @@ def with_nulls(rng, arr, rate):
 # ---------------------------------------------------------------------------
 
 def build_events(rng, prefix, start, feats: dict, attrs: dict, *, task, pred, score=None,
-                 label, latency, span_s=86400.0):
+                 label, latency, span_s=86400.0, classes=None, positive=None):
     """feats/attrs: name -> array; pred/score/label/latency arrays (label may hold None/NaN)."""
     n = len(latency)
     tss = ts_list(rng, start, n, span_s)
@@ -185,6 +185,12 @@ def build_events(rng, prefix, start, feats: dict, attrs: dict, *, task, pred, sc
             p = {"value": r6(pred[i])}
             lv = label[i]
             lab = None if (lv is None or np.isnan(lv)) else r6(lv)
+        elif task == "multiclass":
+            # `score` is the positive class's probability, `scores` all of them (class order)
+            p = {"label": classes[int(pred[i])], "score": r6(score[i][positive]),
+                 "scores": [r6(x) for x in score[i]]}
+            lv = label[i]
+            lab = None if (isinstance(lv, float) and np.isnan(lv)) else classes[int(lv)]
         else:
             p = {"label": int(pred[i]), "score": r6(score[i])}
             lv = label[i]
@@ -378,6 +384,54 @@ def classification_performance(cur, pos):
     }
 
 
+def multiclass_performance(cur, classes):
+    """scikit-learn on the labelled current events; labels and probabilities in class order."""
+    idx = {c: i for i, c in enumerate(classes)}
+    lab = [e for e in cur if e["label"] is not None]
+    y = np.array([idx[e["label"]] for e in lab])
+    yp = np.array([idx[e["prediction"]["label"]] for e in lab])
+    P = np.array([e["prediction"]["scores"] for e in lab], dtype=np.float64)
+    labels = list(range(len(classes)))
+    out = {"accuracy": fnum(skm.accuracy_score(y, yp))}
+    for avg in ("macro", "weighted", "micro"):
+        pr, rc, f1, _ = skm.precision_recall_fscore_support(y, yp, labels=labels, average=avg,
+                                                            zero_division=0)
+        out[avg] = {"precision": fnum(pr), "recall": fnum(rc), "f1": fnum(f1)}
+    pr, rc, f1, sup = skm.precision_recall_fscore_support(y, yp, labels=labels, average=None,
+                                                          zero_division=0)
+    auc = [skm.roc_auc_score((y == k).astype(int), P[:, k]) for k in labels]
+    out["per_class"] = {c: {"precision": fnum(pr[k]), "recall": fnum(rc[k]), "f1": fnum(f1[k]),
+                            "support": int(sup[k]), "roc_auc": fnum(auc[k])}
+                        for k, c in enumerate(classes)}
+    out["log_loss"] = fnum(skm.log_loss(y, P, labels=labels))
+    out["roc_auc_ovr"] = fnum(skm.roc_auc_score(y, P, multi_class="ovr", average="macro", labels=labels))
+    out["roc_auc_ovr_weighted"] = fnum(skm.roc_auc_score(y, P, multi_class="ovr", average="weighted",
+                                                         labels=labels))
+    out["label_coverage"] = fnum(len(lab) / len(cur))
+    out["n_labelled"] = len(lab)
+    return out
+
+
+def multiclass_fairness(cur, attr, classes):
+    """Per group, the selection rate of every class (all events), and parity per class."""
+    name, groups = attr["name"], attr["groups"]
+    g_all = np.array([map_group(e["attributes"][name], groups) for e in cur], dtype=object)
+    yp = np.array([classes.index(e["prediction"]["label"]) for e in cur])
+    order = group_order(groups, set(g_all.tolist()))
+    out = {}
+    for k, c in enumerate(classes):
+        sel = (yp == k).astype(int)
+        mf = MetricFrame(metrics=selection_rate, y_true=sel, y_pred=sel, sensitive_features=g_all)
+        out[c] = {
+            "selection_rate": {g: fnum(mf.by_group[g]) for g in order},
+            "demographic_parity_difference": fnum(
+                demographic_parity_difference(sel, sel, sensitive_features=g_all)),
+            "demographic_parity_ratio": fnum(
+                demographic_parity_ratio(sel, sel, sensitive_features=g_all)),
+        }
+    return out
+
+
 def regression_performance(cur):
     lab = [e for e in cur if e["label"] is not None]
     y = np.array([e["label"] for e in lab], dtype=np.float64)
@@ -547,6 +601,16 @@ def compute_expected(schema, ref, cur):
     if schema["task"] == "regression":
         exp["performance"] = regression_performance(cur)
         exp["fairness"] = {a["name"]: regression_fairness(cur, a) for a in schema["attributes"]}
+    elif schema["task"] == "multiclass":
+        classes = schema["classes"]
+        exp["performance"] = multiclass_performance(cur, classes)
+        # the binary-style block is one-vs-rest for the positive class
+        pos = schema["positive_class"]
+        one_vs_rest = [dict(e, prediction={"label": int(e["prediction"]["label"] == pos)},
+                            label=None if e["label"] is None else int(e["label"] == pos)) for e in cur]
+        exp["fairness"] = {a["name"]: classification_fairness(one_vs_rest, a, 1) for a in schema["attributes"]}
+        exp["fairness_per_class"] = {a["name"]: multiclass_fairness(cur, a, classes)
+                                     for a in schema["attributes"]}
     else:
         pos = int(schema["positive_class"])
         exp["performance"] = classification_performance(cur, pos)
@@ -844,8 +908,212 @@ def case_three_groups():
             schema, out["reference"], out["current"])
 
 
+def tail_stretch(x, at, factor):
+    """Drift confined to a tail: values beyond `at` move `factor` times further out."""
+    return np.where(x > at, at + (x - at) * factor, x) if factor > 0 else x
+
+
+def daily_return(rng, n, drift):
+    t = rng.standard_t(2.0, n) * 0.01
+    q05 = -0.029199855803537  # the 5 % quantile of 0.01 * t(2)
+    return np.where(t < q05, q05 + (t - q05) * 1.6, t) if drift else t
+
+
+def case_heavy_tails():
+    rng = np.random.default_rng(8008)
+    feats = [{"name": n, "kind": "numeric"} for n in
+             ["claim_amount", "loss_ratio", "daily_return", "visits", "spend"]] + \
+            [{"name": "region", "kind": "categorical"}]
+    schema = bin_schema("claims", feats, [GENDER])
+    out = {}
+    for key, n, start in (("reference", 4000, REF_START), ("current", 3000, CUR_START)):
+        cur = key == "current"
+        claim = rng.lognormal(7.0, 1.2, n)
+        q90 = math.exp(7.0 + 1.2 * 1.2815515655446004)
+        f = {
+            # lognormal; the current's upper decile stretched (drift only in the upper tail)
+            "claim_amount": tail_stretch(claim, q90, 1.8) if cur else claim,
+            # Pareto (alpha 1.5), the same in both: heavy tail, no drift
+            "loss_ratio": (rng.pareto(1.5, n) + 1.0) * 0.2,
+            # Student t (2 dof); the current's lower 5 % stretched (drift only in the lower tail)
+            "daily_return": daily_return(rng, n, cur),
+            # integers with many ties: one value spans several quantile edges
+            "visits": rng.poisson(2.3 if cur else 2.0, n).astype(float),
+            # zero-inflated: 40 % (current 30 %) exact zeros, the rest lognormal
+            "spend": np.where(rng.random(n) < (0.3 if cur else 0.4), 0.0, np.round(rng.lognormal(3.0, 1.0, n), 2)),
+            "region": s_cat(rng, n, ["north", "south", "east", "west"], [0.3, 0.25, 0.25, 0.2]),
+        }
+        logit = 0.6 * zs(np.log(claim), 7.0, 1.2) - 0.4 * zs(f["visits"], 2.0, 1.4)
+        gender = s_cat(rng, n, ["F", "M"], [0.5, 0.5])
+        pred, score, label = classify(rng, logit, label_missing=0.05 if cur else 0.0)
+        out[key] = build_events(rng, "r" if not cur else "c", start, f, {"gender": gender},
+                                task="binary", pred=pred, score=score, label=label, latency=latency(rng, n))
+    return ("heavy_tails", "Heavy tails: lognormal with drift only in the upper decile, Pareto and Student t without and with lower-tail drift, Poisson counts (many ties across edges), zero-inflated spend.",
+            schema, out["reference"], out["current"])
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def case_multiclass():
+    rng = np.random.default_rng(9119)
+    classes = ["low", "medium", "high"]
+    feats = [{"name": n, "kind": "numeric"} for n in ["income", "age", "debt_ratio"]] + \
+            [{"name": "region", "kind": "categorical"}]
+    band = {"name": "age_band", "groups": AGE_BANDS, "reference_group": "40-49"}
+    schema = {"name": "risk-tier", "version": "1.0.0", "task": "multiclass", "classes": classes,
+              "positive_class": "high", "features": feats, "attributes": [GENDER, band]}
+    out = {}
+    for key, n, start in (("reference", 3000, REF_START), ("current", 2500, CUR_START)):
+        cur = key == "current"
+        f = credit_like(rng, n, debt=(2.4, 5.0) if cur else (2.0, 5.0))
+        f = {k: f[k] for k in ("income", "age", "debt_ratio", "region")}
+        gender = s_cat(rng, n, ["F", "M"], [0.5, 0.5])
+        risk = (-0.8 * zs(np.log(f["income"]), np.log(52000.0), 0.45) + 1.2 * zs(f["debt_ratio"], 0.2857, 0.16)
+                - 0.3 * zs(f["age"], 42.0, 13.0))
+        true_logits = np.stack([-risk, np.zeros(n), risk - 0.3], axis=1)
+        p_true = softmax(true_logits)
+        u = rng.random(n)
+        label = (u[:, None] > np.cumsum(p_true, axis=1)).sum(axis=1).clip(0, 2).astype(float)
+        model_logits = true_logits + rng.normal(0.0, 0.7, (n, 3))
+        if cur:  # the current model over-rates F as high risk
+            model_logits[:, 2] += np.where(gender == "F", 0.5, 0.0)
+        P = softmax(model_logits)
+        # six decimals, and the last column makes each row sum to one
+        P = np.round(P, 6)
+        P[:, 2] = np.round(1.0 - P[:, 0] - P[:, 1], 6)
+        P = np.clip(P, 0.0, 1.0)
+        pred = P.argmax(axis=1)
+        if cur:
+            label[rng.random(n) < 0.08] = np.nan
+        out[key] = build_events(rng, "r" if not cur else "c", start, f,
+                                {"gender": gender, "age_band": age_band(f["age"])},
+                                task="multiclass", pred=pred, score=P, label=label,
+                                latency=latency(rng, n), classes=classes, positive=2)
+    return ("multiclass", "Three-class risk tier (low/medium/high) with per-class probabilities; the current model over-rates gender F as high; 8 % unlabelled.",
+            schema, out["reference"], out["current"])
+
+
 CASES = [case_no_drift, case_drift_several, case_bias, case_regression, case_missing_values,
-         case_small_samples, case_three_groups]
+         case_small_samples, case_three_groups, case_heavy_tails, case_multiclass]
+
+
+# ---------------------------------------------------------------------------
+# seeded pairs: large samples regenerated at test time, only the expected values committed
+# ---------------------------------------------------------------------------
+#
+# The Rust test (core/tests/golden_seeded.rs) implements the same generator. Uniforms come from
+# SplitMix64 used as a counter-based hash, so element i of a stream does not depend on how the
+# stream is cut: u_i = ((mix(seed + (i + 1) * GAMMA) >> 11) + 0.5) / 2**53, in (0, 1).
+
+GAMMA = 0x9E3779B97F4A7C15
+MASK = (1 << 64) - 1
+
+
+def uniforms(seed: int, n: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GAMMA)))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def normals(seed: int, n: int) -> np.ndarray:
+    """Box-Muller on uniforms 2i and 2i + 1 (cosine branch only)."""
+    u = uniforms(seed, 2 * n)
+    return np.sqrt(-2.0 * np.log(u[0::2])) * np.cos(2.0 * math.pi * u[1::2])
+
+
+def draw(spec: dict, seed: int, n: int) -> np.ndarray:
+    kind = spec["dist"]
+    if kind == "normal":
+        x = spec["mu"] + spec["sigma"] * normals(seed, n)
+    elif kind == "lognormal":
+        x = np.exp(spec["mu"] + spec["sigma"] * normals(seed, n))
+    elif kind == "pareto":  # scale * u^(-1/alpha), support [scale, inf)
+        x = spec["scale"] * uniforms(seed, n) ** (-1.0 / spec["alpha"])
+    elif kind == "poisson":  # inverse CDF; the table is cumulated in order, as in Rust
+        lam, u = spec["lambda"], uniforms(seed, n)
+        cdf, p, k = [], math.exp(-lam), 0
+        acc = 0.0
+        while acc < 1.0 - 1e-15 and k < 200:
+            acc += p
+            cdf.append(acc)
+            k += 1
+            p = p * lam / k
+        x = np.searchsorted(np.array(cdf), u, side="right").astype(np.float64)
+    else:
+        raise ValueError(kind)
+    if "stretch_above" in spec:
+        t, a = spec["stretch_above"], spec["factor"]
+        x = np.where(x > t, t + (x - t) * a, x)
+    return x
+
+
+Z90 = 1.2815515655446004
+SEEDED_PAIRS = [
+    {"pair": "tails_20k", "reference_rows": 20000, "current_rows": 30000, "features": [
+        {"name": "lognormal_upper_tail_drift",
+         "reference": {"dist": "lognormal", "mu": 0.0, "sigma": 1.0},
+         "current": {"dist": "lognormal", "mu": 0.0, "sigma": 1.0, "stretch_above": math.exp(Z90), "factor": 2.0}},
+        {"name": "pareto_no_drift",
+         "reference": {"dist": "pareto", "alpha": 1.5, "scale": 1.0},
+         "current": {"dist": "pareto", "alpha": 1.5, "scale": 1.0}},
+        {"name": "normal_half_sd_shift",
+         "reference": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+         "current": {"dist": "normal", "mu": 0.5, "sigma": 1.0}},
+        {"name": "poisson_ties",
+         "reference": {"dist": "poisson", "lambda": 3.0},
+         "current": {"dist": "poisson", "lambda": 3.3}},
+    ]},
+    {"pair": "million", "reference_rows": 1000000, "current_rows": 1000000, "features": [
+        {"name": "lognormal_upper_tail_drift",
+         "reference": {"dist": "lognormal", "mu": 0.0, "sigma": 1.0},
+         "current": {"dist": "lognormal", "mu": 0.0, "sigma": 1.0, "stretch_above": math.exp(Z90), "factor": 2.0}},
+        {"name": "normal_half_sd_shift",
+         "reference": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+         "current": {"dist": "normal", "mu": 0.5, "sigma": 1.0}},
+        {"name": "pareto_no_drift",
+         "reference": {"dist": "pareto", "alpha": 1.5, "scale": 1.0},
+         "current": {"dist": "pareto", "alpha": 1.5, "scale": 1.0}},
+        {"name": "poisson_ties",
+         "reference": {"dist": "poisson", "lambda": 3.0},
+         "current": {"dist": "poisson", "lambda": 3.3}},
+    ]},
+]
+
+
+def write_seeded():
+    pairs = []
+    for p_i, pair in enumerate(SEEDED_PAIRS):
+        feats = []
+        for f_i, f in enumerate(pair["features"]):
+            seeds = {"reference": 1_000_003 * (p_i + 1) + 2 * f_i, "current": 1_000_003 * (p_i + 1) + 2 * f_i + 1}
+            ref = draw(f["reference"], seeds["reference"], pair["reference_rows"])
+            cur = draw(f["current"], seeds["current"], pair["current_rows"])
+            sd = float(np.std(ref))
+            ks = stats.ks_2samp(ref, cur, method="asymp")
+            feats.append(dict(f, seeds=seeds, expected={
+                "wasserstein": fnum(stats.wasserstein_distance(ref, cur) / max(sd, 0.001)),
+                "ks": fnum(ks.statistic),
+                # spot values so the Rust generator can be checked against this one
+                "reference_head": [fnum(x) for x in ref[:3]],
+                "current_head": [fnum(x) for x in cur[:3]],
+                "reference_mean": fnum(np.mean(ref)),
+            }))
+            print(f"  seeded {pair['pair']}/{f['name']}: wasserstein={feats[-1]['expected']['wasserstein']:.5f} "
+                  f"ks={ks.statistic:.5f}", file=sys.stderr)
+        pairs.append({"pair": pair["pair"], "reference_rows": pair["reference_rows"],
+                      "current_rows": pair["current_rows"], "features": feats})
+    doc = {"description": "Large pairs regenerated at test time from these seeds (see generate.py, "
+                          "`uniforms`/`draw`); SciPy's values on them.",
+           "pairs": pairs}
+    with open(os.path.join(FIXTURE_DIR, "seeded", "pairs.json"), "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(compact_arrays(dumps(doc, indent=1)) + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -1015,10 +1283,17 @@ def main():
     if os.environ.get("PYTHONHASHSEED") != "0":
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable] + sys.argv)
+    only = set(sys.argv[1:])  # optional case names: regenerate just those (plus the seeded pairs)
+    os.makedirs(os.path.join(FIXTURE_DIR, "seeded"), exist_ok=True)
+    write_seeded()
     for fn in CASES:
+        if only and fn.__name__.removeprefix("case_") not in only:
+            continue
         case, desc, schema, ref, cur = fn()
         exp = write_case(case, desc, schema, ref, cur)
         summary(case, exp)
+    if only:
+        return
     write_example_csvs()
     with open(os.path.join(EXAMPLE_DIR, "objectives.yaml"), "w", encoding="utf-8", newline="\n") as fh:
         fh.write(OBJECTIVES_YAML)

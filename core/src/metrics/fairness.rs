@@ -60,6 +60,62 @@ pub struct AttributeFairness {
     pub statistical_parity_difference: Measured,
     /// Worst (lowest) disparate impact over the other groups.
     pub disparate_impact: Measured,
+    /// Multiclass models: per class, each group's rate of predicting it and the parity of those
+    /// rates (the fields above treat the positive class one-vs-rest).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_class: BTreeMap<String, ClassParity>,
+}
+
+/// Demographic parity of one class of a multiclass model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassParity {
+    /// Per group that occurs, the share of its predictions that are this class.
+    pub selection_rate: BTreeMap<String, Measured>,
+    /// Max − min selection rate of this class.
+    pub demographic_parity_difference: Measured,
+    /// Min / max selection rate of this class.
+    pub demographic_parity_ratio: Measured,
+}
+
+/// Per class, the groups' selection rates of it and their spread; empty unless the summary
+/// counts predictions per class and group.
+fn per_class(
+    schema: &ModelSchema,
+    spec: &crate::schema::AttributeSpec,
+    stats: &[GroupStats],
+) -> BTreeMap<String, ClassParity> {
+    let k = schema.classes.len();
+    let occurring: Vec<(usize, &GroupStats)> = stats
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.count > 0)
+        .collect();
+    if schema.task != Task::Multiclass || occurring.iter().any(|(_, g)| g.predicted.len() != k) {
+        return BTreeMap::new();
+    }
+    schema
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let selection_rate: BTreeMap<String, Measured> = occurring
+                .iter()
+                .map(|(i, g)| {
+                    let rate =
+                        Measured::ratio(g.predicted[c] as f64, g.count as f64, "no predictions");
+                    (spec.group_name(*i).to_owned(), rate)
+                })
+                .collect();
+            let rates: Vec<Measured> = selection_rate.values().cloned().collect();
+            let s = spread(&rates, "selection rate");
+            let parity = ClassParity {
+                selection_rate,
+                demographic_parity_difference: s.difference,
+                demographic_parity_ratio: s.ratio,
+            };
+            (class.clone(), parity)
+        })
+        .collect()
 }
 
 struct Spread {
@@ -209,6 +265,7 @@ pub fn fairness(
                 reference_group: spec.reference_group.clone(),
                 statistical_parity_difference: spd,
                 disparate_impact: di,
+                per_class: per_class(schema, spec, stats),
                 groups,
             };
             (spec.name.clone(), fairness)

@@ -1,6 +1,8 @@
 //! Model performance (scikit-learn definitions), label coverage, serving errors, throughput and
 //! latency quantiles.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Measured;
@@ -45,6 +47,58 @@ pub struct Classification {
     pub log_loss: Measured,
     /// Brier score (binary).
     pub brier: Measured,
+    /// Multiclass models: averages and per-class values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiclass: Option<Multiclass>,
+}
+
+/// Precision, recall and F1, averaged one way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Averaged {
+    /// Precision.
+    pub precision: Measured,
+    /// Recall.
+    pub recall: Measured,
+    /// F1 score.
+    pub f1: Measured,
+}
+
+/// One class, one-vs-rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// Labelled events of this class.
+    pub support: u64,
+    /// Precision.
+    pub precision: Measured,
+    /// Recall.
+    pub recall: Measured,
+    /// F1 score.
+    pub f1: Measured,
+    /// ROC AUC of this class's probability against the rest, from binned probabilities.
+    pub roc_auc: Measured,
+}
+
+/// Multiclass metrics as scikit-learn's `precision_recall_fscore_support` (averages `macro`,
+/// `weighted`, `micro`) and `roc_auc_score(multi_class="ovr")` define them.
+///
+/// A class whose precision or recall is undefined (never predicted, or absent from the labels)
+/// is left out of the macro and weighted averages; scikit-learn counts it as 0
+/// (`zero_division`). The two agree whenever every class is predicted and labelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Multiclass {
+    /// Unweighted mean over classes.
+    #[serde(rename = "macro")]
+    pub macro_avg: Averaged,
+    /// Mean over classes weighted by support.
+    pub weighted: Averaged,
+    /// From the pooled counts (for single-label classification all three equal accuracy).
+    pub micro: Averaged,
+    /// Per class, by class name.
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    /// Mean of the per-class one-vs-rest AUCs (undefined if any class's is).
+    pub roc_auc_ovr: Measured,
+    /// Their mean weighted by support.
+    pub roc_auc_ovr_weighted: Measured,
 }
 
 /// Regression metrics.
@@ -116,65 +170,147 @@ pub fn performance(
     }
 }
 
+fn precision_recall_f1(tp: f64, predicted: f64, actual: f64) -> Averaged {
+    let precision = Measured::ratio(tp, predicted, "nothing was predicted positive");
+    let recall = Measured::ratio(tp, actual, "no labelled positives");
+    let f1 = match (precision.value(), recall.value()) {
+        (Some(p), Some(r)) => Measured::ratio(2.0 * p * r, p + r, "precision and recall are zero"),
+        _ => Measured::undefined("precision or recall undefined"),
+    };
+    Averaged {
+        precision,
+        recall,
+        f1,
+    }
+}
+
+/// Weighted mean of the defined values.
+fn mean_of_defined(values: &[(Measured, f64)]) -> Measured {
+    let (sum, weight) = values
+        .iter()
+        .filter_map(|(m, w)| m.value().map(|v| (v * w, *w)))
+        .fold((0.0, 0.0), |(s, t), (v, w)| (s + v, t + w));
+    Measured::ratio(sum, weight, "undefined for every class")
+}
+
 fn classification(schema: &ModelSchema, p: &PerformanceStats) -> Classification {
     let k = schema.classes.len();
     let cell = |t: usize, c: usize| p.confusion.get(t * k + c).copied().unwrap_or(0) as f64;
     let total: f64 = p.confusion.iter().sum::<u64>() as f64;
     let correct: f64 = (0..k).map(|i| cell(i, i)).sum();
+    let support = |c: usize| (0..k).map(|q| cell(c, q)).sum::<f64>();
     let per_class = |c: usize| {
-        let tp = cell(c, c);
         let predicted: f64 = (0..k).map(|t| cell(t, c)).sum();
-        let actual: f64 = (0..k).map(|q| cell(c, q)).sum();
-        let precision = Measured::ratio(tp, predicted, "nothing was predicted positive");
-        let recall = Measured::ratio(tp, actual, "no labelled positives");
-        let f1 = match (precision.value(), recall.value()) {
-            (Some(p), Some(r)) => {
-                Measured::ratio(2.0 * p * r, p + r, "precision and recall are zero")
-            }
-            _ => Measured::undefined("precision or recall undefined"),
-        };
-        (precision, recall, f1)
+        precision_recall_f1(cell(c, c), predicted, support(c))
     };
-    let (precision, recall, f1) = match (schema.task, schema.positive_index()) {
-        (Task::Binary, Some(pos)) => per_class(pos),
-        _ => {
-            let macro_avg = |pick: fn(&(Measured, Measured, Measured)) -> &Measured| {
-                let vals: Vec<f64> = (0..k).filter_map(|c| pick(&per_class(c)).value()).collect();
-                Measured::ratio(
-                    vals.iter().sum(),
-                    vals.len() as f64,
-                    "undefined for every class",
-                )
-            };
-            (
-                macro_avg(|t| &t.0),
-                macro_avg(|t| &t.1),
-                macro_avg(|t| &t.2),
+    let average = |weight: &dyn Fn(usize) -> f64| {
+        let classes: Vec<Averaged> = (0..k).map(per_class).collect();
+        let pick = |f: fn(&Averaged) -> &Measured| {
+            mean_of_defined(
+                &classes
+                    .iter()
+                    .enumerate()
+                    .map(|(c, a)| (f(a).clone(), weight(c)))
+                    .collect::<Vec<_>>(),
             )
+        };
+        Averaged {
+            precision: pick(|a| &a.precision),
+            recall: pick(|a| &a.recall),
+            f1: pick(|a| &a.f1),
         }
     };
     let binary = schema.task == Task::Binary;
+    let headline = match (schema.task, schema.positive_index()) {
+        (Task::Binary, Some(pos)) => per_class(pos),
+        _ => average(&|_| 1.0),
+    };
+    let multiclass = (schema.task == Task::Multiclass)
+        .then(|| multiclass(schema, p, average(&|_| 1.0), average(&support)));
     let not_binary = || Measured::undefined("defined for binary models");
+    let no_class_scores = || Measured::undefined("no per-class probabilities recorded");
     Classification {
         accuracy: Measured::ratio(correct, total, "no labelled predictions"),
-        precision,
-        recall,
-        f1,
+        precision: headline.precision,
+        recall: headline.recall,
+        f1: headline.f1,
         roc_auc: if binary {
             roc_auc(&p.positive_scores, &p.negative_scores)
         } else {
-            not_binary()
+            multiclass
+                .as_ref()
+                .map_or_else(no_class_scores, |m| m.roc_auc_ovr.clone())
         },
         log_loss: if binary {
             Measured::ratio(p.log_loss_sum, p.scored as f64, "no labelled scores")
         } else {
-            not_binary()
+            p.class_scores.as_ref().map_or_else(no_class_scores, |c| {
+                Measured::ratio(c.log_loss_sum, c.scored as f64, "no labelled probabilities")
+            })
         },
         brier: if binary {
             Measured::ratio(p.brier_sum, p.scored as f64, "no labelled scores")
         } else {
             not_binary()
         },
+        multiclass,
+    }
+}
+
+fn multiclass(
+    schema: &ModelSchema,
+    p: &PerformanceStats,
+    macro_avg: Averaged,
+    weighted: Averaged,
+) -> Multiclass {
+    let k = schema.classes.len();
+    let cell = |t: usize, c: usize| p.confusion.get(t * k + c).copied().unwrap_or(0) as f64;
+    let support = |c: usize| (0..k).map(|q| cell(c, q)).sum::<f64>();
+    let total: f64 = (0..k).map(support).sum();
+    let correct: f64 = (0..k).map(|i| cell(i, i)).sum();
+    let auc = |c: usize| match &p.class_scores {
+        Some(s) if s.scored > 0 => match (s.positive.get(c), s.negative.get(c)) {
+            (Some(pos), Some(neg)) => roc_auc(pos, neg),
+            _ => Measured::undefined("no per-class probabilities recorded"),
+        },
+        _ => Measured::undefined("no per-class probabilities recorded"),
+    };
+    let per_class: BTreeMap<String, ClassMetrics> = schema
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let predicted: f64 = (0..k).map(|t| cell(t, c)).sum();
+            let a = precision_recall_f1(cell(c, c), predicted, support(c));
+            let m = ClassMetrics {
+                support: support(c) as u64,
+                precision: a.precision,
+                recall: a.recall,
+                f1: a.f1,
+                roc_auc: auc(c),
+            };
+            (name.clone(), m)
+        })
+        .collect();
+    let aucs: Vec<(Measured, f64)> = (0..k).map(|c| (auc(c), support(c))).collect();
+    let all_defined = aucs.iter().all(|(m, _)| m.value().is_some());
+    let ovr = |weighted: bool| {
+        if !all_defined {
+            return Measured::undefined("a class has no one-vs-rest AUC");
+        }
+        let weights: Vec<(Measured, f64)> = aucs
+            .iter()
+            .map(|(m, w)| (m.clone(), if weighted { *w } else { 1.0 }))
+            .collect();
+        mean_of_defined(&weights)
+    };
+    Multiclass {
+        macro_avg,
+        weighted,
+        micro: precision_recall_f1(correct, total, total),
+        per_class,
+        roc_auc_ovr: ovr(false),
+        roc_auc_ovr_weighted: ovr(true),
     }
 }
 
