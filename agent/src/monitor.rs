@@ -55,6 +55,7 @@ pub struct Recorder {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     schema: Arc<ModelSchema>,
+    window: Arc<WindowSettings>,
     metrics: AgentMetrics,
 }
 
@@ -67,6 +68,11 @@ impl Recorder {
     /// The monitor's metrics.
     pub fn metrics(&self) -> &AgentMetrics {
         &self.metrics
+    }
+
+    /// The windowing settings (which events are still recorded: [`crate::window::admit`]).
+    pub fn window(&self) -> &WindowSettings {
+        &self.window
     }
 
     /// Queues an input without waiting; false (and counted) when the queue is full or closed.
@@ -232,6 +238,14 @@ impl Monitor {
                 "its hash does not match its content".to_owned(),
             ));
         }
+        let bound = crate::window::summary_bound(&cfg.model, &profile, &cfg.limits);
+        if bound > cfg.limits.max_summary_bytes {
+            return Err(MonitorError::Reference(format!(
+                "a summary for this schema and reference could take {bound} bytes, more than \
+                 limits.max_summary_bytes ({}); lower limits.max_category_bytes or raise the budget",
+                cfg.limits.max_summary_bytes
+            )));
+        }
         metrics.describe(&cfg.agent_id, &cfg.model.name, &cfg.model.version);
         let profile = Arc::new(profile);
         let schema = Arc::new(cfg.model.clone());
@@ -251,6 +265,7 @@ impl Monitor {
             max_lateness: cfg.window.max_lateness,
             join_capacity: cfg.labels.join_capacity,
             join_ttl: cfg.labels.join_ttl,
+            checkpoint: cfg.window.checkpoint,
         };
         let windower = Windower::new(
             &settings,
@@ -283,6 +298,7 @@ impl Monitor {
                 queued,
                 capacity: cfg.window.queue_events,
                 schema,
+                window: Arc::new(settings),
                 metrics,
             },
             stop_window,
@@ -339,6 +355,15 @@ mod tests {
             queued: Arc::new(AtomicUsize::new(0)),
             capacity: 3,
             schema: Arc::new(schema),
+            window: Arc::new(WindowSettings {
+                agent_id: "a".into(),
+                length: Duration::from_secs(60),
+                grace: Duration::from_secs(5),
+                max_lateness: Duration::from_secs(600),
+                join_capacity: 10,
+                join_ttl: Duration::from_secs(60),
+                checkpoint: Duration::ZERO,
+            }),
             metrics: metrics.clone(),
         };
         let event = Event {
