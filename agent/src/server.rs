@@ -191,7 +191,6 @@ pub async fn serve(
     let metrics = recorder.metrics().clone();
     let routes = router(recorder, server, limits);
     let cap = connection_cap(server);
-    tracing::info!(max_connections = cap, "connection cap");
     let slots = Arc::new(Semaphore::new(cap));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -707,6 +706,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         model = %cfg.model.name,
         profile = %monitor.profile().hash,
         window = ?cfg.window.length,
+        max_connections = connection_cap(&cfg.server),
         "aims-agent listening on http://{addr}"
     );
     let served = serve(
