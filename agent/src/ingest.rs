@@ -222,38 +222,54 @@ fn json_error(e: serde_json::Error) -> EventError {
     EventError::new("$", RejectReason::InvalidJson, e.to_string())
 }
 
-/// The items of a body with their positions, each checked against the one JSON rule
-/// ([`rule::check_item`]). NDJSON: one item per non-blank line, a line that is not JSON is one
-/// rejected item. JSON: the elements of a top-level array (or the one value); a body that is
-/// not well-formed JSON is refused whole, because its items cannot be found.
+/// Calls `f` with each item of a body and its position, checked against the one JSON rule
+/// ([`rule::check_item`]); returns how many there were. NDJSON: one item per non-blank line, a
+/// line that is not JSON is one rejected item. JSON: the elements of a top-level array (or the
+/// one value); a body that is not well-formed JSON is refused whole (before `f` sees any item),
+/// because its items cannot be found. Items are handed over one at a time, so a caller can
+/// work in bounded batches whatever the body holds.
+pub fn for_each_item<'b>(
+    format: BodyFormat,
+    body: &'b [u8],
+    limits: &LimitsConfig,
+    f: &mut dyn FnMut(Position, Result<&'b [u8], EventError>),
+) -> Result<usize, BodyError> {
+    let mut n = 0;
+    let mut checked = |p: Position, item: &'b [u8]| {
+        n += 1;
+        f(
+            p,
+            rule::check_item(item, limits.max_item_bytes).map(|()| item),
+        );
+    };
+    match format {
+        BodyFormat::Ndjson => body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .for_each(|(i, line)| checked(Position::Line(i + 1), line)),
+        BodyFormat::Json => {
+            let mut i = 0;
+            rule::for_each_json_item(body, &mut |item| {
+                checked(Position::Index(i), item);
+                i += 1;
+            })
+            .map_err(|e| BodyError::InvalidJson(e.to_string()))?
+        }
+    }
+    if n == 0 {
+        return Err(BodyError::Empty);
+    }
+    Ok(n)
+}
+
 fn items<'b>(
     format: BodyFormat,
     body: &'b [u8],
     limits: &LimitsConfig,
 ) -> Result<Vec<Parsed<&'b [u8]>>, BodyError> {
-    let checked = |p: Position, item: &'b [u8]| {
-        (
-            p,
-            rule::check_item(item, limits.max_item_bytes).map(|()| item),
-        )
-    };
-    let items: Vec<Parsed<&[u8]>> = match format {
-        BodyFormat::Ndjson => body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, line)| checked(Position::Line(i + 1), line))
-            .collect(),
-        BodyFormat::Json => rule::split_json(body)
-            .map_err(|e| BodyError::InvalidJson(e.to_string()))?
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| checked(Position::Index(i), item))
-            .collect(),
-    };
-    if items.is_empty() {
-        return Err(BodyError::Empty);
-    }
+    let mut items = Vec::new();
+    for_each_item(format, body, limits, &mut |p, item| items.push((p, item)))?;
     Ok(items)
 }
 
@@ -368,29 +384,31 @@ pub fn decode_item(
     check_lengths(event, schema, limits)
 }
 
-/// Parses a labels body; label ids are held to `limits.max_id_bytes`.
+/// One label item that passed the JSON rule; its id is held to `limits.max_id_bytes`.
+pub fn parse_label(item: &[u8], limits: &LimitsConfig) -> Result<RawLabel, EventError> {
+    let raw: RawLabel = serde_json::from_slice(item).map_err(json_error)?;
+    match &raw.id {
+        Some(serde_json::Value::String(s)) if s.len() > limits.max_id_bytes => Err(too_long(
+            "id".into(),
+            "id",
+            s.len(),
+            "max_id_bytes",
+            limits.max_id_bytes,
+        )),
+        _ => Ok(raw),
+    }
+}
+
+/// Parses a labels body (see [`parse_label`]).
 pub fn parse_labels(
     format: BodyFormat,
     body: &[u8],
     limits: &LimitsConfig,
 ) -> Result<Vec<Parsed<RawLabel>>, BodyError> {
-    let mut items: Vec<Parsed<RawLabel>> = parse_items(format, body, limits)?;
-    for (_, item) in &mut items {
-        let long = item.as_ref().ok().and_then(|l| match &l.id {
-            Some(serde_json::Value::String(s)) if s.len() > limits.max_id_bytes => Some(s.len()),
-            _ => None,
-        });
-        if let Some(len) = long {
-            *item = Err(too_long(
-                "id".into(),
-                "id",
-                len,
-                "max_id_bytes",
-                limits.max_id_bytes,
-            ));
-        }
-    }
-    Ok(items)
+    Ok(items(format, body, limits)?
+        .into_iter()
+        .map(|(p, item)| (p, item.and_then(|i| parse_label(i, limits))))
+        .collect())
 }
 
 #[cfg(test)]

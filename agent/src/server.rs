@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use aims_core::event::RawLabel;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{
@@ -35,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{AgentConfig, LimitsConfig, ServerConfig};
-use crate::ingest::{self, BodyError, IngestReply, ItemError, Parsed, Position};
+use crate::ingest::{self, BodyError, IngestReply, ItemError, Position};
 use crate::metrics::AgentMetrics;
 use crate::monitor::{Monitor, MonitorError, Recorder};
 use crate::window::{admit, now_ms, Input};
@@ -458,6 +457,41 @@ fn overloaded(app: &App) -> Response {
     )
 }
 
+/// Items are decoded and handed on in batches of this many, so a body of many tiny items holds
+/// at most one batch of decoded events at a time (besides the bounded queue).
+const BATCH: usize = 1024;
+
+/// What one ingest request did with its items so far.
+#[derive(Default)]
+struct Tally {
+    reply: IngestReply,
+    dropped: usize,
+    dropped_items: Vec<DroppedItem>,
+}
+
+impl Tally {
+    fn drop_item(&mut self, position: Position, reason: &'static str) {
+        self.dropped += 1;
+        if self.dropped_items.len() < ingest::MAX_LISTED_ERRORS {
+            self.dropped_items.push(DroppedItem { position, reason });
+        }
+    }
+}
+
+/// Hands a batch of valid events to the windowing task; on overload they are dropped and
+/// listed (the recorder counts them).
+fn submit_events(app: &App, batch: &mut Vec<(Position, aims_core::Event)>, tally: &mut Tally) {
+    if batch.is_empty() {
+        return;
+    }
+    let (positions, events): (Vec<Position>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
+    if !app.recorder.submit(Input::Events(events)) {
+        for position in positions {
+            tally.drop_item(position, "overload");
+        }
+    }
+}
+
 async fn events(State(app): State<App>, req: Request) -> Response {
     let Ok(_permit) = app.permits.try_acquire() else {
         return overloaded(&app);
@@ -467,76 +501,54 @@ async fn events(State(app): State<App>, req: Request) -> Response {
         Err(e) => return refuse(&app, &e),
     };
     let schema = app.recorder.schema();
+    let metrics = app.recorder.metrics();
     let now = now_ms();
-    let items = match ingest::decode_events(
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let counted = ingest::for_each_item(
         body.format,
         &body.bytes,
-        schema,
-        &app.fast,
         &app.limits,
-        now,
-    ) {
-        Ok(items) => items,
-        Err(e) => return refuse(&app, &e),
-    };
-    drop(body);
-    let metrics = app.recorder.metrics();
-    metrics.events_received.inc_by(items.len() as u64);
-    let mut reply = IngestReply::default();
-    let mut valid = Vec::with_capacity(items.len());
-    let mut dropped_items = Vec::new();
-    let mut dropped = 0;
-    for (position, item) in items {
-        match item {
-            Ok(e) => {
-                reply.accepted += 1;
-                match admit(e.ts_ms, now, app.recorder.window()) {
-                    Ok(()) => valid.push((position, e)),
-                    Err(why) => {
-                        metrics
-                            .events_dropped
-                            .with_label_values(&[why.as_str()])
-                            .inc();
-                        dropped += 1;
-                        if dropped_items.len() < ingest::MAX_LISTED_ERRORS {
-                            dropped_items.push(DroppedItem {
-                                position,
-                                reason: why.as_str(),
-                            });
+        &mut |position, item| {
+            metrics.events_received.inc();
+            match item.and_then(|i| ingest::decode_item(i, schema, &app.fast, &app.limits, now)) {
+                Ok(e) => {
+                    tally.reply.accepted += 1;
+                    metrics.events_accepted.inc();
+                    match admit(e.ts_ms, now, app.recorder.window()) {
+                        Ok(()) => batch.push((position, e)),
+                        Err(why) => {
+                            metrics
+                                .events_dropped
+                                .with_label_values(&[why.as_str()])
+                                .inc();
+                            tally.drop_item(position, why.as_str());
                         }
                     }
+                    if batch.len() >= BATCH {
+                        submit_events(&app, &mut batch, &mut tally);
+                    }
+                }
+                Err(e) => {
+                    metrics
+                        .events_rejected
+                        .with_label_values(&[e.reason.as_str()])
+                        .inc();
+                    tally.reply.reject(ItemError::new(position, e));
                 }
             }
-            Err(e) => {
-                metrics
-                    .events_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                reply.reject(ItemError::new(position, e));
-            }
-        }
+        },
+    );
+    if let Err(e) = counted {
+        return refuse(&app, &e);
     }
-    metrics.events_accepted.inc_by(reply.accepted as u64);
-    if reply.rejected > 0 {
-        app.recorder.submit(Input::Rejected(reply.rejected as u64));
+    submit_events(&app, &mut batch, &mut tally);
+    drop(body);
+    if tally.reply.rejected > 0 {
+        app.recorder
+            .submit(Input::Rejected(tally.reply.rejected as u64));
     }
-    if !valid.is_empty() {
-        let n = valid.len();
-        let (positions, events): (Vec<Position>, Vec<_>) = valid.into_iter().unzip();
-        if !app.recorder.submit(Input::Events(events)) {
-            dropped += n;
-            for position in positions {
-                if dropped_items.len() >= ingest::MAX_LISTED_ERRORS {
-                    break;
-                }
-                dropped_items.push(DroppedItem {
-                    position,
-                    reason: "overload",
-                });
-            }
-        }
-    }
-    finish(reply, dropped, dropped_items)
+    finish(tally.reply, tally.dropped, tally.dropped_items)
 }
 
 async fn labels(State(app): State<App>, req: Request) -> Response {
@@ -547,38 +559,50 @@ async fn labels(State(app): State<App>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
     };
-    let items: Vec<Parsed<RawLabel>> =
-        match ingest::parse_labels(body.format, &body.bytes, &app.limits) {
-            Ok(items) => items,
-            Err(e) => return refuse(&app, &e),
-        };
-    drop(body);
     let metrics = app.recorder.metrics();
-    metrics.labels_received.inc_by(items.len() as u64);
     let schema = app.recorder.schema();
-    let mut reply = IngestReply::default();
-    let mut valid = Vec::with_capacity(items.len());
-    for (position, raw) in items {
-        match raw.and_then(|raw| schema.validate_label(raw)) {
-            Ok(l) => valid.push(l),
-            Err(e) => {
-                metrics
-                    .labels_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                reply.reject(ItemError::new(position, e));
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let submit = |batch: &mut Vec<(String, aims_core::Target)>, tally: &mut Tally| {
+        if !batch.is_empty() {
+            let n = batch.len();
+            if !app.recorder.submit(Input::Labels(std::mem::take(batch))) {
+                tally.dropped += n;
             }
         }
+    };
+    let counted = ingest::for_each_item(
+        body.format,
+        &body.bytes,
+        &app.limits,
+        &mut |position, item| {
+            metrics.labels_received.inc();
+            let label = item
+                .and_then(|i| ingest::parse_label(i, &app.limits))
+                .and_then(|raw| schema.validate_label(raw));
+            match label {
+                Ok(l) => {
+                    tally.reply.accepted += 1;
+                    batch.push(l);
+                    if batch.len() >= BATCH {
+                        submit(&mut batch, &mut tally);
+                    }
+                }
+                Err(e) => {
+                    metrics
+                        .labels_rejected
+                        .with_label_values(&[e.reason.as_str()])
+                        .inc();
+                    tally.reply.reject(ItemError::new(position, e));
+                }
+            }
+        },
+    );
+    if let Err(e) = counted {
+        return refuse(&app, &e);
     }
-    reply.accepted = valid.len();
-    let mut dropped = 0;
-    if !valid.is_empty() {
-        let n = valid.len();
-        if !app.recorder.submit(Input::Labels(valid)) {
-            dropped = n;
-        }
-    }
-    finish(reply, dropped, Vec::new())
+    submit(&mut batch, &mut tally);
+    finish(tally.reply, tally.dropped, Vec::new())
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.

@@ -412,12 +412,11 @@ pub fn check_item(item: &[u8], max_bytes: usize) -> Result<(), EventError> {
     }
 }
 
-/// The items of a JSON body: the elements of a top-level array, or the one value. Only a body
-/// that is not well-formed JSON is refused whole; rule violations are the elements' own.
-pub fn split_json(body: &[u8]) -> Result<Vec<&[u8]>, Syntax> {
+/// Scans a JSON body, calling `f` with each item: the elements of a top-level array, or the
+/// one value.
+fn scan_json<'a>(body: &'a [u8], f: &mut dyn FnMut(&'a [u8])) -> Result<(), Syntax> {
     let mut s = Scanner::new(body, 0);
     s.ws();
-    let mut items = Vec::new();
     if s.peek() == Some(b'[') {
         s.pos += 1;
         s.ws();
@@ -428,7 +427,7 @@ pub fn split_json(body: &[u8]) -> Result<Vec<&[u8]>, Syntax> {
                 s.ws();
                 let start = s.pos;
                 s.value()?;
-                items.push(&body[start..s.pos]);
+                f(&body[start..s.pos]);
                 s.ws();
                 match s.peek() {
                     Some(b',') => s.pos += 1,
@@ -443,12 +442,28 @@ pub fn split_json(body: &[u8]) -> Result<Vec<&[u8]>, Syntax> {
     } else {
         let start = s.pos;
         s.value()?;
-        items.push(&body[start..s.pos]);
+        f(&body[start..s.pos]);
     }
     s.ws();
     if s.pos != body.len() {
         return s.syntax("trailing characters");
     }
+    Ok(())
+}
+
+/// Calls `f` with each item of a JSON body, but only once the whole body is known to be
+/// well-formed (a body that is not is refused whole, before any item is used). Rule violations
+/// are the items' own. Nothing is collected, so a body of millions of tiny items costs no
+/// memory beyond itself.
+pub fn for_each_json_item<'a>(body: &'a [u8], f: &mut dyn FnMut(&'a [u8])) -> Result<(), Syntax> {
+    scan_json(body, &mut |_| {})?;
+    scan_json(body, f)
+}
+
+/// The items of a JSON body, collected (see [`for_each_json_item`]).
+pub fn split_json(body: &[u8]) -> Result<Vec<&[u8]>, Syntax> {
+    let mut items = Vec::new();
+    scan_json(body, &mut |i| items.push(i))?;
     Ok(items)
 }
 
