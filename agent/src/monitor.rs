@@ -46,6 +46,9 @@ pub enum MonitorError {
     /// Shipping is misconfigured.
     #[error(transparent)]
     Ship(#[from] ShipError),
+    /// A summary could outgrow its byte budget.
+    #[error("limits: {0}")]
+    Budget(String),
 }
 
 /// A cheap, cloneable, non-blocking way to hand events and labels to the monitor.
@@ -240,7 +243,7 @@ impl Monitor {
         }
         let bound = crate::window::summary_bound(&cfg.model, &profile, &cfg.limits);
         if bound > cfg.limits.max_summary_bytes {
-            return Err(MonitorError::Reference(format!(
+            return Err(MonitorError::Budget(format!(
                 "a summary for this schema and reference could take {bound} bytes, more than \
                  limits.max_summary_bytes ({}); lower limits.max_category_bytes or raise the budget",
                 cfg.limits.max_summary_bytes

@@ -704,3 +704,84 @@ async fn rss_stays_under_its_bound_under_attack() {
     eprintln!("peak RSS under attack: {} MiB", peak >> 20);
     assert!(peak < BOUND, "peak RSS {} MiB", peak >> 20);
 }
+
+/// Finding 9 against the binary: the hostile items the fuzzer found get the same verdict as a
+/// JSON array and as NDJSON, and a bad element costs only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_ndjson_agree_on_the_fuzzed_cases() {
+    let (agent, _) = started("oneRule", None, "60s", &[]).await;
+    let deep = format!(
+        r#"{{"prediction": {{"label": 1}}, "x": {}{}}}"#,
+        "[".repeat(130),
+        "]".repeat(130)
+    );
+    let items = [
+        r#"{"prediction": {"label": 1}}"#.to_owned(),
+        r#"{"prediction": {"label": 1}, "x": 1, "x": 2}"#.to_owned(),
+        r#"{"prediction": {"label": 1}, "label": 1, "label": 0}"#.to_owned(),
+        deep,
+        r#"{"prediction": {"label": 1}, "x": 1e309}"#.to_owned(),
+        r#"{"prediction": {"label": 1}, "x": "\ud800"}"#.to_owned(),
+    ];
+    let client = reqwest::Client::new();
+    let url = agent.url("/v1/events");
+    let (s1, ndjson) = post(&client, &url, NDJSON, None, items.join("\n").into_bytes()).await;
+    let (s2, json) = post(
+        &client,
+        &url,
+        "application/json",
+        None,
+        format!("[{}]", items.join(",")).into_bytes(),
+    )
+    .await;
+    assert_eq!((s1, s2), (202, 202), "{ndjson} {json}");
+    assert_eq!(
+        (ndjson["accepted"].as_u64(), json["accepted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let verdicts = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().to_owned(),
+                    e["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(verdicts(&ndjson), verdicts(&json));
+    assert_eq!(verdicts(&json).len(), 5);
+    for (reason, _) in verdicts(&json) {
+        assert_eq!(reason, "invalid_json");
+    }
+}
+
+/// The summary budget is enforced by construction: caps that could make a summary larger than
+/// `limits.max_summary_bytes` stop the agent at start, naming the keys.
+#[test]
+fn caps_that_could_outgrow_the_summary_budget_refuse_to_start() {
+    let dir = temp_dir("budget");
+    let (profile, _) = write_profile(&dir);
+    let config = write_config(
+        &dir,
+        &Setup {
+            reference_path: Some(profile),
+            extra: "[limits]\nmax_category_bytes = 100000\nmax_summary_bytes = 8388608\n".into(),
+            ..Setup::default()
+        },
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aims-agent"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("limits.max_summary_bytes") && err.contains("limits.max_category_bytes"),
+        "{err}"
+    );
+}
