@@ -195,6 +195,9 @@ pub struct LabelsConfig {
     /// How long a prediction waits for its label.
     #[serde(with = "humantime_serde")]
     pub join_ttl: Duration,
+    /// Bound on the join buffer's memory (estimated heap bytes); the oldest predictions are
+    /// evicted past it, like past `join_capacity`.
+    pub join_max_bytes: usize,
 }
 
 impl Default for LabelsConfig {
@@ -202,6 +205,7 @@ impl Default for LabelsConfig {
         Self {
             join_capacity: 100_000,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 32 * 1024 * 1024,
         }
     }
 }

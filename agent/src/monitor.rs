@@ -268,6 +268,7 @@ impl Monitor {
             max_lateness: cfg.window.max_lateness,
             join_capacity: cfg.labels.join_capacity,
             join_ttl: cfg.labels.join_ttl,
+            join_max_bytes: cfg.labels.join_max_bytes,
             checkpoint: cfg.window.checkpoint,
         };
         let windower = Windower::new(
@@ -365,6 +366,7 @@ mod tests {
                 max_lateness: Duration::from_secs(600),
                 join_capacity: 10,
                 join_ttl: Duration::from_secs(60),
+                join_max_bytes: 1 << 20,
                 checkpoint: Duration::ZERO,
             }),
             metrics: metrics.clone(),

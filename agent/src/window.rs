@@ -212,6 +212,8 @@ pub struct WindowSettings {
     pub join_capacity: usize,
     /// Join buffer TTL.
     pub join_ttl: Duration,
+    /// Join buffer byte bound (estimated heap).
+    pub join_max_bytes: usize,
     /// How often the open windows are checkpointed to disk (zero: never).
     pub checkpoint: Duration,
 }
@@ -317,7 +319,8 @@ impl Windower {
             horizon_ms: max_lateness_ms.max(join_ttl_ms) + 2 * window_ms + ms(settings.grace),
             open: BTreeMap::new(),
             late: BTreeMap::new(),
-            join: JoinBuffer::new(settings.join_capacity, join_ttl_ms),
+            join: JoinBuffer::new(settings.join_capacity, join_ttl_ms)
+                .with_max_bytes(settings.join_max_bytes),
             spool,
             metrics,
             queued,
@@ -723,6 +726,7 @@ mod tests {
             max_lateness: Duration::from_secs(600),
             join_capacity: 100,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 1 << 20,
             checkpoint: Duration::from_secs(2),
         };
         let w = Windower::new(
@@ -817,6 +821,7 @@ mod tests {
             max_lateness: Duration::from_secs(600),
             join_capacity: 100,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 1 << 20,
             checkpoint: Duration::from_secs(2),
         };
         let (schema, profile) = (Arc::clone(&w.schema), Arc::clone(&w.profile));
