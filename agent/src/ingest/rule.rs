@@ -233,31 +233,39 @@ impl<'a> Scanner<'a> {
             s.pos += n;
             n
         };
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(c) if c.is_ascii_digit() => {
-                digits(self);
+        let int_digits = match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                1
             }
+            Some(c) if c.is_ascii_digit() => digits(self),
             _ => return self.syntax("invalid number"),
-        }
+        };
         if self.peek() == Some(b'.') {
             self.pos += 1;
             if digits(self) == 0 {
                 return self.syntax("invalid number");
             }
         }
+        let mut exponent_digits = 0;
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.pos += 1;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.pos += 1;
             }
-            if digits(self) == 0 {
+            exponent_digits = digits(self);
+            if exponent_digits == 0 {
                 return self.syntax("invalid number");
             }
         }
-        let text = std::str::from_utf8(&self.b[start..self.pos]).unwrap_or("");
-        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
-            self.violate(|| format!("the number {text} is out of range"));
+        // Below 10^300 a number is finite for sure; only longer ones (or large exponents) are
+        // parsed to find out, so the common case costs no float parse.
+        let surely_finite = exponent_digits <= 2 && int_digits < 200;
+        if !surely_finite {
+            let text = std::str::from_utf8(&self.b[start..self.pos]).unwrap_or("");
+            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                self.violate(|| format!("the number {text} is out of range"));
+            }
         }
         Ok(())
     }
@@ -494,6 +502,8 @@ mod tests {
             (r#"{"a": 1, "a": 2}"#, "duplicate key"),
             (r#"{"u": {"a": 1, "\u0061": 2}}"#, "duplicate key"),
             (r#"{"u": 1e309}"#, "out of range"),
+            (r#"{"u": -2e+308}"#, "out of range"),
+            (r#"{"u": 1E0400}"#, "out of range"),
             (r#"{"u": "\ud800"}"#, "lone surrogate"),
             (r#"{"u": "\udc00x"}"#, "lone surrogate"),
             (deep.as_str(), "nesting deeper"),
