@@ -298,34 +298,41 @@ async fn a_connection_flood_under_a_low_fd_limit_costs_no_window() {
     drop(flood);
 }
 
-/// Makes `dir` refuse new files: `chmod 500` for an ordinary user, `chattr +i` for root. None
-/// when neither is possible here (then the caller skips, or fails under CI=true).
-fn make_unwritable(dir: &std::path::Path) -> Option<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let probe = dir.join(".probe");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).ok()?;
-    if std::fs::write(&probe, b"x").is_err() {
-        return Some(false);
-    }
-    let _ = std::fs::remove_file(&probe);
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).ok()?;
-    let ok = std::process::Command::new("chattr")
-        .arg("+i")
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    (ok && std::fs::write(&probe, b"x").is_err()).then_some(true)
+/// How `dir` was made to refuse new files.
+enum Unwritable {
+    /// `chmod 500` (an ordinary user): writes fail with permission denied.
+    Mode,
+    /// The directory moved aside and a plain file put in its place (root ignores modes):
+    /// writes fail with "not a directory".
+    Swapped(std::path::PathBuf),
 }
 
-fn make_writable(dir: &std::path::Path, immutable: bool) {
+fn make_unwritable(dir: &std::path::Path) -> Unwritable {
     use std::os::unix::fs::PermissionsExt;
-    if immutable {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(dir)
-            .status();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let probe = dir.join(".probe");
+    if std::fs::write(&probe, b"x").is_err() {
+        return Unwritable::Mode;
     }
+    let _ = std::fs::remove_file(&probe);
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let aside = dir.with_extension("aside");
+    std::fs::rename(dir, &aside).unwrap();
+    std::fs::write(dir, b"not a directory").unwrap();
+    Unwritable::Swapped(aside)
+}
+
+fn make_writable(dir: &std::path::Path, how: Unwritable) {
+    use std::os::unix::fs::PermissionsExt;
+    match how {
+        Unwritable::Mode => {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap()
+        }
+        Unwritable::Swapped(aside) => {
+            std::fs::remove_file(dir).unwrap();
+            std::fs::rename(aside, dir).unwrap();
+        }
+    }
 }
 
 /// Finding 4: while the spool refuses writes, closed summaries wait in memory, the failures are
@@ -335,13 +342,10 @@ async fn a_failing_spool_is_counted_not_ready_and_loses_nothing() {
     let (agent, config) = started("spoolfail", None, "300ms", &[]).await;
     let spool = config.parent().unwrap().join("spool");
     let client = reqwest::Client::new();
-    let Some(immutable) = make_unwritable(&spool) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot make a directory unwritable under CI"
-        );
-        eprintln!("SKIP: cannot make the spool unwritable here (need chmod as non-root or chattr as root)");
-        return;
+    let how = make_unwritable(&spool);
+    let reason = match how {
+        Unwritable::Mode => "permission_denied",
+        Unwritable::Swapped(_) => "other",
     };
     let mut sent = 0u64;
     for i in 0..5 {
@@ -372,14 +376,10 @@ async fn a_failing_spool_is_counted_not_ready_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = agent.metrics().await;
-    assert!(
-        sample(
-            &metrics,
-            r#"aims_agent_spool_write_failures_total{reason="permission_denied"}"#
-        ) >= 1.0
-    );
+    let failures = format!(r#"aims_agent_spool_write_failures_total{{reason="{reason}"}}"#);
+    assert!(sample(&metrics, &failures) >= 1.0, "{metrics}");
     assert!(sample(&metrics, "aims_agent_spool_unwritten") >= 1.0);
-    make_writable(&spool, immutable);
+    make_writable(&spool, how);
     let deadline = Instant::now() + Duration::from_secs(10);
     while ready().await != 200 {
         assert!(Instant::now() < deadline, "readyz never recovered");
