@@ -28,7 +28,7 @@ use aims_core::schema::ModelSchema;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, LimitsConfig};
 use crate::metrics::AgentMetrics;
 use crate::ship::{self, ShipError, Shipper};
 use crate::spool::{Spool, SpoolError};
@@ -59,6 +59,7 @@ pub struct Recorder {
     capacity: usize,
     schema: Arc<ModelSchema>,
     window: Arc<WindowSettings>,
+    limits: Arc<LimitsConfig>,
     metrics: AgentMetrics,
 }
 
@@ -110,27 +111,46 @@ impl Recorder {
             .inc_by(weight as u64);
     }
 
-    /// Records one validated event; never blocks. False when it was dropped for overload.
+    /// Records one validated event; never blocks. False when it was dropped for overload, or
+    /// refused (and counted as `too_long`) because its id or a category value is longer than
+    /// the `limits` caps, which keep every summary within its byte budget.
     pub fn record(&self, event: Event) -> bool {
         self.metrics.events_received.inc();
-        self.metrics.events_accepted.inc();
-        self.submit(Input::Event(event))
+        match crate::ingest::check_lengths(event, &self.schema, &self.limits) {
+            Ok(event) => {
+                self.metrics.events_accepted.inc();
+                self.submit(Input::Event(event))
+            }
+            Err(e) => {
+                self.reject(&e);
+                false
+            }
+        }
     }
 
-    /// Validates and records a raw event; the validation error names the field.
+    fn reject(&self, e: &EventError) {
+        self.metrics
+            .events_rejected
+            .with_label_values(&[e.reason.as_str()])
+            .inc();
+        self.submit(Input::Rejected(1));
+    }
+
+    /// Validates and records a raw event (schema, then the `limits` caps); the error names the
+    /// field.
     pub fn record_raw(&self, raw: RawEvent) -> Result<bool, EventError> {
         self.metrics.events_received.inc();
-        match self.schema.validate(raw, crate::window::now_ms()) {
+        let validated = self
+            .schema
+            .validate(raw, crate::window::now_ms())
+            .and_then(|e| crate::ingest::check_lengths(e, &self.schema, &self.limits));
+        match validated {
             Ok(e) => {
                 self.metrics.events_accepted.inc();
                 Ok(self.submit(Input::Event(e)))
             }
             Err(e) => {
-                self.metrics
-                    .events_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                self.submit(Input::Rejected(1));
+                self.reject(&e);
                 Err(e)
             }
         }
@@ -303,6 +323,7 @@ impl Monitor {
                 capacity: cfg.window.queue_events,
                 schema,
                 window: Arc::new(settings),
+                limits: Arc::new(cfg.limits.clone()),
                 metrics,
             },
             stop_window,
@@ -369,6 +390,7 @@ mod tests {
                 join_max_bytes: 1 << 20,
                 checkpoint: Duration::ZERO,
             }),
+            limits: Arc::new(LimitsConfig::default()),
             metrics: metrics.clone(),
         };
         let event = Event {
@@ -383,6 +405,16 @@ mod tests {
             label: None,
             latency_ms: None,
         };
+        let long = Event {
+            id: Some("i".repeat(257)),
+            ..event.clone()
+        };
+        assert!(
+            !recorder.record(long),
+            "the embedded path keeps the id cap too"
+        );
+        let too_long = metrics.events_rejected.with_label_values(&["too_long"]);
+        assert_eq!(too_long.get(), 1);
         assert!((0..3).all(|_| recorder.record(event.clone())));
         assert!(!recorder.record(event.clone()));
         assert!(!recorder.submit(Input::Events(vec![event.clone(); 2])));
