@@ -187,8 +187,12 @@ fn embedded(config: &Path, rounds: u64) {
     let started = Instant::now();
     let mut parsed = Vec::new();
     for _ in 0..reps {
-        parsed = aims_agent::ingest::parse_events(aims_agent::ingest::BodyFormat::Ndjson, &body)
-            .unwrap();
+        parsed = aims_agent::ingest::parse_events(
+            aims_agent::ingest::BodyFormat::Ndjson,
+            &body,
+            &cfg.limits,
+        )
+        .unwrap();
     }
     let parse_ns = started.elapsed().as_nanos() as f64 / (reps * BATCH) as f64;
     let started = Instant::now();
@@ -208,6 +212,7 @@ fn embedded(config: &Path, rounds: u64) {
             &body,
             &cfg.model,
             &fast,
+            &cfg.limits,
             now,
         )
         .unwrap();

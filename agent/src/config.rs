@@ -40,6 +40,9 @@ pub struct AgentConfig {
     /// The on-disk spool of summaries not yet acknowledged.
     #[serde(default)]
     pub spool: SpoolConfig,
+    /// Length caps on ingest items and the byte budget of a summary.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -101,9 +104,32 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest accepted request body, after decompression.
     pub max_body_bytes: usize,
-    /// Ingest requests processed at once; more get 503 with Retry-After at once, so memory
-    /// stays bounded (about this many bodies of `max_body_bytes`) and no caller waits.
+    /// Ingest requests processed at once; more get 503 with Retry-After at once, so no caller
+    /// waits.
     pub max_concurrent_requests: usize,
+    /// Bytes of request bodies (raw and decompressed) held at once across all requests; a
+    /// request that would pass it gets 503. This, not the request count, bounds body memory.
+    pub max_body_memory_bytes: usize,
+    /// Open connections at most; the agent stops accepting past it. It is further held below
+    /// the process's open-file limit, keeping `reserved_fds` descriptors for the spool, the
+    /// collector connection and the checkpoint.
+    pub max_connections: usize,
+    /// Descriptors kept free of connections (see `max_connections`).
+    pub reserved_fds: usize,
+    /// A client must send a request's headers within this long (slow-header clients).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection with no traffic for this long is closed (idle keep-alive).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A body must arrive at `body_min_rate_bytes` per second after this grace (slow bodies).
+    #[serde(with = "humantime_serde")]
+    pub body_grace: Duration,
+    /// Slowest acceptable body rate, bytes per second.
+    pub body_min_rate_bytes: u64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (Prometheus's
+    /// `authorization` block sends it). Off by default.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +138,14 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 16 * 1024 * 1024,
             max_concurrent_requests: 64,
+            max_body_memory_bytes: 64 * 1024 * 1024,
+            max_connections: 1024,
+            reserved_fds: 64,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_grace: Duration::from_secs(10),
+            body_min_rate_bytes: 1024,
+            metrics_token: None,
         }
     }
 }
@@ -134,6 +168,10 @@ pub struct WindowConfig {
     /// Events (and labels) that may wait between the request path and the windowing task; past
     /// it, new ones are dropped and counted as `overload`. This bounds the agent's memory.
     pub queue_events: usize,
+    /// How often the open windows are checkpointed to the spool directory, so a crash (kill -9)
+    /// loses at most this much of events (plus those still queued); zero turns it off.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint: Duration,
 }
 
 impl Default for WindowConfig {
@@ -143,6 +181,7 @@ impl Default for WindowConfig {
             grace: Duration::from_secs(5),
             max_lateness: Duration::from_secs(600),
             queue_events: 100_000,
+            checkpoint: Duration::from_secs(2),
         }
     }
 }
@@ -156,6 +195,9 @@ pub struct LabelsConfig {
     /// How long a prediction waits for its label.
     #[serde(with = "humantime_serde")]
     pub join_ttl: Duration,
+    /// Bound on the join buffer's memory (estimated heap bytes); the oldest predictions are
+    /// evicted past it, like past `join_capacity`.
+    pub join_max_bytes: usize,
 }
 
 impl Default for LabelsConfig {
@@ -163,6 +205,7 @@ impl Default for LabelsConfig {
         Self {
             join_capacity: 100_000,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -221,6 +264,35 @@ impl Default for SpoolConfig {
         Self {
             dir: PathBuf::from("data/agent/spool"),
             max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Length caps on what a client sends, each refused per item (`too_long`) instead of growing a
+/// summary or the join buffer, and the byte budget every summary is held to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest event or label id, bytes.
+    pub max_id_bytes: usize,
+    /// Longest categorical feature value, bytes.
+    pub max_category_bytes: usize,
+    /// Longest single item (an NDJSON line or a JSON array element), bytes; this bounds every
+    /// other string in an event.
+    pub max_item_bytes: usize,
+    /// The most bytes a serialised summary may take; the agent refuses to start when the
+    /// schema, reference and caps above could exceed it. Keep it below the collector's
+    /// decompressed body limit (8 MiB by default).
+    pub max_summary_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_id_bytes: 256,
+            max_category_bytes: 256,
+            max_item_bytes: 64 * 1024,
+            max_summary_bytes: 4 * 1024 * 1024,
         }
     }
 }

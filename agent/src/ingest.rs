@@ -7,13 +7,16 @@
 //! (JSON array, 0-based), the field and the reason.
 
 mod fast;
+pub mod rule;
 
 use std::io::Read;
 
-use aims_core::event::{Event, EventError, RawEvent, RawLabel, RejectReason};
+use aims_core::event::{Event, EventError, FeatureValue, RawEvent, RawLabel, RejectReason};
 use aims_core::schema::ModelSchema;
 
 pub use fast::FastDecoder;
+
+use crate::config::LimitsConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -53,6 +56,17 @@ pub enum BodyError {
     /// Nothing in the body.
     #[error("the body holds no items")]
     Empty,
+    /// The body arrived slower than the minimum rate.
+    #[error("the body arrived too slowly: {received} bytes received, slower than {rate} bytes/s")]
+    TooSlow {
+        /// Bytes received when the agent gave up.
+        received: usize,
+        /// The minimum rate, bytes per second.
+        rate: u64,
+    },
+    /// The agent's body-memory budget is spent by other requests.
+    #[error("the agent holds too many request bodies at once; retry shortly")]
+    Memory,
 }
 
 impl BodyError {
@@ -64,6 +78,8 @@ impl BodyError {
             Self::InvalidEncoding(_) => "invalid_encoding",
             Self::InvalidJson(_) => "invalid_json",
             Self::Empty => "empty",
+            Self::TooSlow { .. } => "body_too_slow",
+            Self::Memory => "memory",
         }
     }
 
@@ -206,113 +222,193 @@ fn json_error(e: serde_json::Error) -> EventError {
     EventError::new("$", RejectReason::InvalidJson, e.to_string())
 }
 
-/// Splits a decoded body into raw items. A JSON body that does not parse is refused whole; an
-/// NDJSON line that does not parse is one rejected item. Blank lines are skipped.
-pub fn parse_items<T: DeserializeOwned>(
+/// Calls `f` with each item of a body and its position, checked against the one JSON rule
+/// ([`rule::check_item`]); returns how many there were. NDJSON: one item per non-blank line, a
+/// line that is not JSON is one rejected item. JSON: the elements of a top-level array (or the
+/// one value); a body that is not well-formed JSON is refused whole (before `f` sees any item),
+/// because its items cannot be found. Items are handed over one at a time, so a caller can
+/// work in bounded batches whatever the body holds.
+pub fn for_each_item<'b>(
     format: BodyFormat,
-    body: &[u8],
-) -> Result<Vec<Parsed<T>>, BodyError> {
-    let items: Vec<Parsed<T>> = match format {
+    body: &'b [u8],
+    limits: &LimitsConfig,
+    f: &mut dyn FnMut(Position, Result<&'b [u8], EventError>),
+) -> Result<usize, BodyError> {
+    let mut n = 0;
+    let mut checked = |p: Position, item: &'b [u8]| {
+        n += 1;
+        f(
+            p,
+            rule::check_item(item, limits.max_item_bytes).map(|()| item),
+        );
+    };
+    match format {
         BodyFormat::Ndjson => body
             .split(|&b| b == b'\n')
             .enumerate()
             .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, line)| {
-                let is_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-                let item = if is_object {
-                    serde_json::from_slice::<T>(line).map_err(json_error)
-                } else {
-                    Err(not_an_object())
-                };
-                (Position::Line(i + 1), item)
-            })
-            .collect(),
+            .for_each(|(i, line)| checked(Position::Line(i + 1), line)),
         BodyFormat::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson(e.to_string()))?;
-            match value {
-                serde_json::Value::Array(values) => values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (Position::Index(i), item_from_value(v)))
-                    .collect(),
-                v => vec![(Position::Index(0), item_from_value(v))],
-            }
+            let mut i = 0;
+            rule::for_each_json_item(body, &mut |item| {
+                checked(Position::Index(i), item);
+                i += 1;
+            })
+            .map_err(|e| BodyError::InvalidJson(e.to_string()))?
         }
-    };
-    if items.is_empty() {
+    }
+    if n == 0 {
         return Err(BodyError::Empty);
     }
+    Ok(n)
+}
+
+fn items<'b>(
+    format: BodyFormat,
+    body: &'b [u8],
+    limits: &LimitsConfig,
+) -> Result<Vec<Parsed<&'b [u8]>>, BodyError> {
+    let mut items = Vec::new();
+    for_each_item(format, body, limits, &mut |p, item| items.push((p, item)))?;
     Ok(items)
 }
 
-fn not_an_object() -> EventError {
-    EventError::new(
-        "$",
-        RejectReason::InvalidJson,
-        "each item must be a JSON object",
-    )
-}
-
-fn item_from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, EventError> {
-    if !v.is_object() {
-        return Err(not_an_object());
-    }
-    serde_json::from_value(v).map_err(json_error)
+/// Splits a decoded body into raw items, each judged alone (see [`items`]).
+pub fn parse_items<T: DeserializeOwned>(
+    format: BodyFormat,
+    body: &[u8],
+    limits: &LimitsConfig,
+) -> Result<Vec<Parsed<T>>, BodyError> {
+    Ok(items(format, body, limits)?
+        .into_iter()
+        .map(|(p, item)| {
+            (
+                p,
+                item.and_then(|i| serde_json::from_slice(i).map_err(json_error)),
+            )
+        })
+        .collect())
 }
 
 /// Parses an events body.
-pub fn parse_events(format: BodyFormat, body: &[u8]) -> Result<Vec<Parsed<RawEvent>>, BodyError> {
-    parse_items(format, body)
+pub fn parse_events(
+    format: BodyFormat,
+    body: &[u8],
+    limits: &LimitsConfig,
+) -> Result<Vec<Parsed<RawEvent>>, BodyError> {
+    parse_items(format, body, limits)
 }
 
 /// A decoded and validated event, or why not, with its position.
 pub type Decoded = (Position, Result<Event, EventError>);
 
-/// Parses and validates an events body. NDJSON lines take the schema-aware fast path where it
-/// applies; everything else (and every line it declines) goes through `RawEvent` and
-/// `ModelSchema::validate`, which alone decide rejections.
+fn too_long(field: String, what: &str, len: usize, key: &str, max: usize) -> EventError {
+    EventError::new(
+        field,
+        RejectReason::TooLong,
+        format!("the {what} is {len} bytes, more than limits.{key} ({max})"),
+    )
+}
+
+/// The length caps on a validated event's id and category values, which a summary or the
+/// join buffer would otherwise keep.
+pub fn check_lengths(
+    e: Event,
+    schema: &ModelSchema,
+    limits: &LimitsConfig,
+) -> Result<Event, EventError> {
+    if let Some(id) = e.id.as_ref().filter(|id| id.len() > limits.max_id_bytes) {
+        return Err(too_long(
+            "id".into(),
+            "id",
+            id.len(),
+            "max_id_bytes",
+            limits.max_id_bytes,
+        ));
+    }
+    for (value, spec) in e.features.iter().zip(&schema.features) {
+        if let FeatureValue::Categorical(c) = value {
+            if c.len() > limits.max_category_bytes {
+                return Err(too_long(
+                    format!("features.{}", spec.name),
+                    "category value",
+                    c.len(),
+                    "max_category_bytes",
+                    limits.max_category_bytes,
+                ));
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// Parses and validates an events body. Every item passes the one JSON rule first; then the
+/// schema-aware fast path decodes it where it applies, and everything else (and every item it
+/// declines) goes through `RawEvent` and `ModelSchema::validate`, which alone decide
+/// rejections; last come the length caps. JSON array elements and NDJSON lines take exactly
+/// the same steps.
 pub fn decode_events(
     format: BodyFormat,
     body: &[u8],
     schema: &ModelSchema,
     fast: &FastDecoder,
+    limits: &LimitsConfig,
     now_ms: i64,
 ) -> Result<Vec<Decoded>, BodyError> {
-    let general = |raw: Result<RawEvent, EventError>| raw.and_then(|r| schema.validate(r, now_ms));
-    let items: Vec<Decoded> = match format {
-        BodyFormat::Json => parse_events(format, body)?
-            .into_iter()
-            .map(|(p, raw)| (p, general(raw)))
-            .collect(),
-        BodyFormat::Ndjson => body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, line)| {
-                let position = Position::Line(i + 1);
-                if let Some(e) = fast.decode(line, now_ms) {
-                    return (position, Ok(e));
-                }
-                let is_object = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-                let raw = if is_object {
-                    serde_json::from_slice::<RawEvent>(line).map_err(json_error)
-                } else {
-                    Err(not_an_object())
-                };
-                (position, general(raw))
-            })
-            .collect(),
-    };
-    if items.is_empty() {
-        return Err(BodyError::Empty);
-    }
-    Ok(items)
+    Ok(items(format, body, limits)?
+        .into_iter()
+        .map(|(p, item)| {
+            (
+                p,
+                item.and_then(|i| decode_item(i, schema, fast, limits, now_ms)),
+            )
+        })
+        .collect())
 }
 
-/// Parses a labels body.
-pub fn parse_labels(format: BodyFormat, body: &[u8]) -> Result<Vec<Parsed<RawLabel>>, BodyError> {
-    parse_items(format, body)
+/// One item that passed the JSON rule, into a validated event.
+pub fn decode_item(
+    item: &[u8],
+    schema: &ModelSchema,
+    fast: &FastDecoder,
+    limits: &LimitsConfig,
+    now_ms: i64,
+) -> Result<Event, EventError> {
+    let event = match fast.decode(item, now_ms) {
+        Some(e) => e,
+        None => {
+            let raw = serde_json::from_slice::<RawEvent>(item).map_err(json_error)?;
+            schema.validate(raw, now_ms)?
+        }
+    };
+    check_lengths(event, schema, limits)
+}
+
+/// One label item that passed the JSON rule; its id is held to `limits.max_id_bytes`.
+pub fn parse_label(item: &[u8], limits: &LimitsConfig) -> Result<RawLabel, EventError> {
+    let raw: RawLabel = serde_json::from_slice(item).map_err(json_error)?;
+    match &raw.id {
+        Some(serde_json::Value::String(s)) if s.len() > limits.max_id_bytes => Err(too_long(
+            "id".into(),
+            "id",
+            s.len(),
+            "max_id_bytes",
+            limits.max_id_bytes,
+        )),
+        _ => Ok(raw),
+    }
+}
+
+/// Parses a labels body (see [`parse_label`]).
+pub fn parse_labels(
+    format: BodyFormat,
+    body: &[u8],
+    limits: &LimitsConfig,
+) -> Result<Vec<Parsed<RawLabel>>, BodyError> {
+    Ok(items(format, body, limits)?
+        .into_iter()
+        .map(|(p, item)| (p, item.and_then(|i| parse_label(i, limits))))
+        .collect())
 }
 
 #[cfg(test)]
@@ -362,7 +458,7 @@ mod tests {
     #[test]
     fn ndjson_lines_fail_alone() {
         let body = b"{\"id\": 1}\nnot json\n\n{\"income\": NaN}\n[1]\n";
-        let items = parse_events(BodyFormat::Ndjson, body).unwrap();
+        let items = parse_events(BodyFormat::Ndjson, body, &LimitsConfig::default()).unwrap();
         let positions: Vec<_> = items.iter().map(|(p, r)| (*p, r.is_ok())).collect();
         assert_eq!(
             positions,
@@ -377,16 +473,25 @@ mod tests {
 
     #[test]
     fn json_arrays_index_items_and_bad_bodies_fail_whole() {
-        let items = parse_events(BodyFormat::Json, b"[{\"id\": 1}, 5]").unwrap();
+        let items = parse_events(
+            BodyFormat::Json,
+            b"[{\"id\": 1}, 5]",
+            &LimitsConfig::default(),
+        )
+        .unwrap();
         assert!(items[0].1.is_ok());
         assert_eq!(items[1].0, Position::Index(1));
         assert!(items[1].1.is_err());
         assert!(matches!(
-            parse_events(BodyFormat::Json, b"{\"a\": Infinity}"),
+            parse_events(
+                BodyFormat::Json,
+                b"{\"a\": Infinity}",
+                &LimitsConfig::default()
+            ),
             Err(BodyError::InvalidJson(_))
         ));
         assert_eq!(
-            parse_events(BodyFormat::Json, b"[]").unwrap_err(),
+            parse_events(BodyFormat::Json, b"[]", &LimitsConfig::default()).unwrap_err(),
             BodyError::Empty
         );
     }

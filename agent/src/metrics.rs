@@ -15,14 +15,28 @@ use prometheus::{
 pub const DROP_REASONS: [&str; 3] = ["overload", "late", "future"];
 
 /// Why a whole request was refused before any event was looked at.
-pub const REQUEST_REJECT_REASONS: [&str; 6] = [
+pub const REQUEST_REJECT_REASONS: [&str; 8] = [
     "overloaded",
     "payload_too_large",
     "unsupported_media_type",
     "invalid_encoding",
     "invalid_json",
     "empty",
+    "body_too_slow",
+    "memory",
 ];
+
+/// Why a summary could not be written to the spool (an `std::io::ErrorKind`, grouped).
+pub const SPOOL_FAILURE_REASONS: [&str; 5] = [
+    "permission_denied",
+    "no_space",
+    "too_many_open_files",
+    "read_only",
+    "other",
+];
+
+/// Why a summary was lost before reaching the spool.
+pub const LOSS_REASONS: [&str; 1] = ["spool_unwritable"];
 
 /// Every metric the agent exports.
 #[derive(Clone)]
@@ -31,8 +45,10 @@ pub struct AgentMetrics {
     pub registry: Registry,
     /// Prediction events parsed from requests or passed to `record`.
     pub events_received: IntCounter,
-    /// Events that passed validation.
+    /// Events that passed validation (= summarised + dropped, once the queue is drained).
     pub events_accepted: IntCounter,
+    /// Valid events recorded into a window summary.
+    pub events_summarised: IntCounter,
     /// Events refused by validation, by reason.
     pub events_rejected: IntCounterVec,
     /// Valid events not recorded, by reason (overload, late, future).
@@ -75,6 +91,19 @@ pub struct AgentMetrics {
     pub ship_duration: Histogram,
     /// Events waiting between the request path and the windowing task.
     pub queue_events: IntGauge,
+    /// Failed writes of a summary to the spool, by reason (each is retried from memory).
+    pub spool_write_failures: IntCounterVec,
+    /// Closed summaries waiting in memory because the spool refused them; `/readyz` is not
+    /// ready while this is above zero.
+    pub spool_unwritten: IntGauge,
+    /// Summaries lost for good, by reason.
+    pub summaries_lost: IntCounterVec,
+    /// Open-window checkpoints written (the crash-loss bound is `window.checkpoint`).
+    pub checkpoints: IntCounter,
+    /// Open HTTP connections.
+    pub connections: IntGauge,
+    /// Connections closed for a timeout, by kind (header, idle).
+    pub connections_timed_out: IntCounterVec,
     /// The agent's configured identity and model as labels of a constant 1, so dashboards can
     /// name a scrape target and join it to the collector's per-agent series.
     pub info: IntGaugeVec,
@@ -250,6 +279,44 @@ impl AgentMetrics {
                 &r,
                 "aims_agent_queue_events",
                 "Events queued between ingest and the windowing task.",
+            ),
+            events_summarised: counter(
+                &r,
+                "aims_agent_events_summarised_total",
+                "Valid prediction events recorded into a window summary.",
+            ),
+            spool_write_failures: counter_vec(
+                &r,
+                "aims_agent_spool_write_failures_total",
+                "Failed writes of a summary to the spool, by reason; the summary is kept in memory and retried.",
+                &SPOOL_FAILURE_REASONS,
+            ),
+            spool_unwritten: gauge(
+                &r,
+                "aims_agent_spool_unwritten",
+                "Closed summaries held in memory because the spool refused them.",
+            ),
+            summaries_lost: counter_vec(
+                &r,
+                "aims_agent_summaries_lost_total",
+                "Summaries lost for good before reaching the spool, by reason.",
+                &LOSS_REASONS,
+            ),
+            checkpoints: counter(
+                &r,
+                "aims_agent_checkpoints_total",
+                "Checkpoints of the open windows written to disk.",
+            ),
+            connections: gauge(
+                &r,
+                "aims_agent_connections",
+                "Open HTTP connections to the agent.",
+            ),
+            connections_timed_out: counter_vec(
+                &r,
+                "aims_agent_connections_timed_out_total",
+                "HTTP connections closed by the agent for a timeout, by kind.",
+                &["idle", "body"],
             ),
             ship_duration,
             info,

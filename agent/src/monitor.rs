@@ -28,7 +28,7 @@ use aims_core::schema::ModelSchema;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, LimitsConfig};
 use crate::metrics::AgentMetrics;
 use crate::ship::{self, ShipError, Shipper};
 use crate::spool::{Spool, SpoolError};
@@ -46,6 +46,9 @@ pub enum MonitorError {
     /// Shipping is misconfigured.
     #[error(transparent)]
     Ship(#[from] ShipError),
+    /// A summary could outgrow its byte budget.
+    #[error("limits: {0}")]
+    Budget(String),
 }
 
 /// A cheap, cloneable, non-blocking way to hand events and labels to the monitor.
@@ -55,6 +58,8 @@ pub struct Recorder {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     schema: Arc<ModelSchema>,
+    window: Arc<WindowSettings>,
+    limits: Arc<LimitsConfig>,
     metrics: AgentMetrics,
 }
 
@@ -67,6 +72,11 @@ impl Recorder {
     /// The monitor's metrics.
     pub fn metrics(&self) -> &AgentMetrics {
         &self.metrics
+    }
+
+    /// The windowing settings (which events are still recorded: [`crate::window::admit`]).
+    pub fn window(&self) -> &WindowSettings {
+        &self.window
     }
 
     /// Queues an input without waiting; false (and counted) when the queue is full or closed.
@@ -101,27 +111,46 @@ impl Recorder {
             .inc_by(weight as u64);
     }
 
-    /// Records one validated event; never blocks. False when it was dropped for overload.
+    /// Records one validated event; never blocks. False when it was dropped for overload, or
+    /// refused (and counted as `too_long`) because its id or a category value is longer than
+    /// the `limits` caps, which keep every summary within its byte budget.
     pub fn record(&self, event: Event) -> bool {
         self.metrics.events_received.inc();
-        self.metrics.events_accepted.inc();
-        self.submit(Input::Event(event))
+        match crate::ingest::check_lengths(event, &self.schema, &self.limits) {
+            Ok(event) => {
+                self.metrics.events_accepted.inc();
+                self.submit(Input::Event(event))
+            }
+            Err(e) => {
+                self.reject(&e);
+                false
+            }
+        }
     }
 
-    /// Validates and records a raw event; the validation error names the field.
+    fn reject(&self, e: &EventError) {
+        self.metrics
+            .events_rejected
+            .with_label_values(&[e.reason.as_str()])
+            .inc();
+        self.submit(Input::Rejected(1));
+    }
+
+    /// Validates and records a raw event (schema, then the `limits` caps); the error names the
+    /// field.
     pub fn record_raw(&self, raw: RawEvent) -> Result<bool, EventError> {
         self.metrics.events_received.inc();
-        match self.schema.validate(raw, crate::window::now_ms()) {
+        let validated = self
+            .schema
+            .validate(raw, crate::window::now_ms())
+            .and_then(|e| crate::ingest::check_lengths(e, &self.schema, &self.limits));
+        match validated {
             Ok(e) => {
                 self.metrics.events_accepted.inc();
                 Ok(self.submit(Input::Event(e)))
             }
             Err(e) => {
-                self.metrics
-                    .events_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                self.submit(Input::Rejected(1));
+                self.reject(&e);
                 Err(e)
             }
         }
@@ -232,6 +261,14 @@ impl Monitor {
                 "its hash does not match its content".to_owned(),
             ));
         }
+        let bound = crate::window::summary_bound(&cfg.model, &profile, &cfg.limits);
+        if bound > cfg.limits.max_summary_bytes {
+            return Err(MonitorError::Budget(format!(
+                "a summary for this schema and reference could take {bound} bytes, more than \
+                 limits.max_summary_bytes ({}); lower limits.max_category_bytes or raise the budget",
+                cfg.limits.max_summary_bytes
+            )));
+        }
         metrics.describe(&cfg.agent_id, &cfg.model.name, &cfg.model.version);
         let profile = Arc::new(profile);
         let schema = Arc::new(cfg.model.clone());
@@ -251,6 +288,8 @@ impl Monitor {
             max_lateness: cfg.window.max_lateness,
             join_capacity: cfg.labels.join_capacity,
             join_ttl: cfg.labels.join_ttl,
+            join_max_bytes: cfg.labels.join_max_bytes,
+            checkpoint: cfg.window.checkpoint,
         };
         let windower = Windower::new(
             &settings,
@@ -283,6 +322,8 @@ impl Monitor {
                 queued,
                 capacity: cfg.window.queue_events,
                 schema,
+                window: Arc::new(settings),
+                limits: Arc::new(cfg.limits.clone()),
                 metrics,
             },
             stop_window,
@@ -339,6 +380,17 @@ mod tests {
             queued: Arc::new(AtomicUsize::new(0)),
             capacity: 3,
             schema: Arc::new(schema),
+            window: Arc::new(WindowSettings {
+                agent_id: "a".into(),
+                length: Duration::from_secs(60),
+                grace: Duration::from_secs(5),
+                max_lateness: Duration::from_secs(600),
+                join_capacity: 10,
+                join_ttl: Duration::from_secs(60),
+                join_max_bytes: 1 << 20,
+                checkpoint: Duration::ZERO,
+            }),
+            limits: Arc::new(LimitsConfig::default()),
             metrics: metrics.clone(),
         };
         let event = Event {
@@ -353,6 +405,16 @@ mod tests {
             label: None,
             latency_ms: None,
         };
+        let long = Event {
+            id: Some("i".repeat(257)),
+            ..event.clone()
+        };
+        assert!(
+            !recorder.record(long),
+            "the embedded path keeps the id cap too"
+        );
+        let too_long = metrics.events_rejected.with_label_values(&["too_long"]);
+        assert_eq!(too_long.get(), 1);
         assert!((0..3).all(|_| recorder.record(event.clone())));
         assert!(!recorder.record(event.clone()));
         assert!(!recorder.submit(Input::Events(vec![event.clone(); 2])));

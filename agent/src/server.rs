@@ -1,87 +1,281 @@
-//! The HTTP interface: `POST /v1/events`, `POST /v1/labels`, `GET /metrics`, `GET /healthz`.
+//! The HTTP interface: `POST /v1/events`, `POST /v1/labels`, `GET /metrics`, `GET /healthz`
+//! (liveness), `GET /readyz` (readiness: not ready while the spool refuses writes).
 //!
 //! Statuses: 202 when at least one item was accepted (the reply lists the rejected ones), 400
 //! when none was (or the JSON body does not parse, or the gzip stream is corrupt), 413 past the
 //! body limit (raw or decompressed), 415 for a Content-Type or Content-Encoding the agent does
 //! not read, 503 with `Retry-After` when `server.max_concurrent_requests` ingest requests are
-//! already in progress. Valid events are handed to the windowing task without waiting; when its
-//! queue is full they are dropped, counted, and reported as `dropped` in the reply.
+//! already in progress or the body-memory budget is spent (with `Connection: close`, so a pooled
+//! client does not reuse a connection whose body was not read), 408 for a body slower than
+//! `server.body_min_rate_bytes`. Valid events are handed to the windowing task without waiting;
+//! those outside the windows still open (late, future) or past a full queue (overload) are
+//! dropped, counted, and listed as `dropped_items` in the reply.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use aims_core::event::RawLabel;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde::Serialize;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{AgentConfig, ServerConfig};
-use crate::ingest::{self, BodyError, IngestReply, ItemError, Parsed};
+use crate::config::{AgentConfig, LimitsConfig, ServerConfig};
+use crate::ingest::{self, BodyError, IngestReply, ItemError, Position};
 use crate::metrics::AgentMetrics;
 use crate::monitor::{Monitor, MonitorError, Recorder};
-use crate::window::{now_ms, Input};
+use crate::window::{admit, now_ms, Input};
+
+/// Body memory is budgeted in units of this many bytes (a semaphore permit each).
+const BODY_UNIT: usize = 1024;
 
 /// What every handler shares.
 #[derive(Clone)]
 struct App {
     recorder: Recorder,
     fast: Arc<ingest::FastDecoder>,
-    max_body_bytes: usize,
+    server: Arc<ServerConfig>,
+    limits: Arc<LimitsConfig>,
     permits: Arc<Semaphore>,
+    body_memory: Arc<Semaphore>,
 }
 
-/// The reply body of an ingest request.
+/// A valid event that was still not recorded, as listed in the reply.
+#[derive(Debug, Clone, Serialize)]
+struct DroppedItem {
+    #[serde(flatten)]
+    position: Position,
+    reason: &'static str,
+}
+
+/// The reply body of an ingest request: every item is accepted (valid) or rejected (listed in
+/// `errors`), and of the accepted ones `dropped` were not recorded (listed in `dropped_items`
+/// with the reason), so `received = accepted + rejected` and `accepted = recorded + dropped`.
 #[derive(Serialize)]
 struct Reply {
     #[serde(flatten)]
     reply: IngestReply,
-    /// Valid items dropped because the agent is overloaded.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Valid items not recorded: overloaded, or outside the windows still open.
     dropped: usize,
+    /// The first [`ingest::MAX_LISTED_ERRORS`] dropped items.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped_items: Vec<DroppedItem>,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// The agent's routes; `max_concurrent` ingest requests at once.
-pub fn router(recorder: Recorder, max_body_bytes: usize, max_concurrent: usize) -> Router {
+/// The agent's routes, with the limits of `server` and `limits`.
+pub fn router(recorder: Recorder, server: &ServerConfig, limits: &LimitsConfig) -> Router {
+    let units = (server.max_body_memory_bytes / BODY_UNIT).clamp(1, Semaphore::MAX_PERMITS);
     Router::new()
         .route("/v1/events", post(events))
         .route("/v1/labels", post(labels))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::disable())
         .with_state(App {
             fast: Arc::new(ingest::FastDecoder::new(recorder.schema())),
             recorder,
-            max_body_bytes,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            server: Arc::new(server.clone()),
+            limits: Arc::new(limits.clone()),
+            permits: Arc::new(Semaphore::new(server.max_concurrent_requests.max(1))),
+            body_memory: Arc::new(Semaphore::new(units)),
         })
 }
 
+/// The process's soft limit on open files (Linux `/proc/self/limits`), when known.
+fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// `max_connections`, held below the open-file limit with `reserved_fds` to spare.
+pub fn connection_cap(server: &ServerConfig) -> usize {
+    let cap = match open_file_limit() {
+        Some(limit) => server
+            .max_connections
+            .min(limit.saturating_sub(server.reserved_fds)),
+        None => server.max_connections,
+    };
+    cap.max(1)
+}
+
+/// A connection's socket, noting when bytes last moved so an idle connection can be closed.
+struct Tracked {
+    stream: TcpStream,
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Resolves once nothing moved on the connection for `idle`.
+async fn idle_for(last: Arc<AtomicU64>, epoch: Instant, idle: Duration) {
+    let idle_ms = idle.as_millis() as u64;
+    loop {
+        let quiet =
+            (epoch.elapsed().as_millis() as u64).saturating_sub(last.load(Ordering::Relaxed));
+        if quiet >= idle_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis((idle_ms - quiet).max(10))).await;
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
+///
+/// Each connection gets the header timeout (hyper's), an idle timeout, and a slot of the
+/// connection cap ([`connection_cap`]); past the cap the agent stops accepting until a slot
+/// frees, so descriptors stay free for the spool.
 pub async fn serve(
     listener: TcpListener,
     recorder: Recorder,
     server: &ServerConfig,
+    limits: &LimitsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let routes = router(
-        recorder,
-        server.max_body_bytes,
-        server.max_concurrent_requests,
-    );
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown)
+    let metrics = recorder.metrics().clone();
+    let routes = router(recorder, server, limits);
+    let cap = connection_cap(server);
+    let slots = Arc::new(Semaphore::new(cap));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(server.header_timeout)
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    let idle = server.idle_timeout;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => s.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors (or a transient error): wait, never spin or exit.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let epoch = Instant::now();
+        let last = Arc::new(AtomicU64::new(0));
+        let io = hyper_util::rt::TokioIo::new(Tracked {
+            stream,
+            last: Arc::clone(&last),
+            epoch,
+        });
+        let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+        let builder = Arc::clone(&builder);
+        let mut stop = stop_rx.clone();
+        let metrics = metrics.clone();
+        tasks.spawn(async move {
+            let _slot: OwnedSemaphorePermit = slot;
+            metrics.connections.inc();
+            let conn = builder.serve_connection(io, service);
+            let mut conn = std::pin::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = idle_for(Arc::clone(&last), epoch, idle) => {
+                        metrics.connections_timed_out.with_label_values(&["idle"]).inc();
+                        tracing::debug!("closing an idle connection");
+                        break;
+                    }
+                    _ = stop.wait_for(|s| *s), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            metrics.connections.dec();
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
         .await
+        .is_err()
+    {
+        tracing::warn!("connections still open 10 s after shutdown; closing them");
+    }
+    Ok(())
+}
+
+/// Adds `Connection: close`: the body was not (fully) read, so the connection cannot be
+/// reused, and a pooled client must learn that from the response rather than a reset.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn refuse(app: &App, e: &BodyError) -> Response {
@@ -96,22 +290,54 @@ fn refuse(app: &App, e: &BodyError) -> Response {
         BodyError::InvalidEncoding(m) if m.starts_with("unsupported") => {
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         }
+        BodyError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
+        BodyError::Memory => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     tracing::debug!(status = %status, error = %e, "ingest request refused");
-    (status, Json(IngestReply::refused(e))).into_response()
+    let resp = (status, Json(IngestReply::refused(e))).into_response();
+    match e {
+        BodyError::TooLarge { .. } | BodyError::TooSlow { .. } => closing(resp),
+        BodyError::Memory => {
+            let mut resp = closing(resp);
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+            resp
+        }
+        _ => resp,
+    }
 }
 
 fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads, bounds and decodes the body; the items' format comes from the Content-Type.
-async fn read_body(app: &App, req: Request) -> Result<(ingest::BodyFormat, Vec<u8>), BodyError> {
+/// Takes `bytes` of the body-memory budget, or fails at once.
+fn reserve(app: &App, bytes: usize) -> Result<OwnedSemaphorePermit, BodyError> {
+    let units = bytes.div_ceil(BODY_UNIT).max(1);
+    let units = u32::try_from(units).map_err(|_| BodyError::Memory)?;
+    Arc::clone(&app.body_memory)
+        .try_acquire_many_owned(units)
+        .map_err(|_| BodyError::Memory)
+}
+
+/// A body, the memory it holds reserved.
+struct ReadBody {
+    format: ingest::BodyFormat,
+    bytes: Vec<u8>,
+    _memory: Vec<OwnedSemaphorePermit>,
+}
+
+/// Reads, bounds and decodes the body; the items' format comes from the Content-Type. The body
+/// must keep to `body_min_rate_bytes` per second after `body_grace`, and every byte held
+/// (raw and decompressed) is taken from the body-memory budget first.
+async fn read_body(app: &App, req: Request) -> Result<ReadBody, BodyError> {
     let headers = req.headers();
     let format = ingest::body_format(header(headers, CONTENT_TYPE))?;
     let encoding = header(headers, CONTENT_ENCODING).map(str::to_owned);
-    let limit = app.max_body_bytes;
+    let limit = app.max_body_bytes();
     let too_large = BodyError::TooLarge {
         limit,
         decompressed: false,
@@ -120,21 +346,89 @@ async fn read_body(app: &App, req: Request) -> Result<(ingest::BodyFormat, Vec<u
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large);
     }
-    let body: Body = req.into_body();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large)?;
+    let mut memory = Vec::new();
+    if let Some(n) = declared {
+        memory.push(reserve(app, n as usize)?);
+    }
+    let mut reserved = declared.unwrap_or(0) as usize;
+    let mut body: Body = req.into_body();
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let started = tokio::time::Instant::now();
+    let (grace, rate) = (app.server.body_grace, app.server.body_min_rate_bytes.max(1));
+    loop {
+        let allowed = grace + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+        let frame = match tokio::time::timeout_at(started + allowed, body.frame()).await {
+            Err(_) => {
+                app.recorder
+                    .metrics()
+                    .connections_timed_out
+                    .with_label_values(&["body"])
+                    .inc();
+                return Err(BodyError::TooSlow {
+                    received: bytes.len(),
+                    rate,
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(BodyError::InvalidEncoding(format!("body read failed: {e}")))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(too_large);
+            }
+            if bytes.len() + data.len() > reserved {
+                let more = bytes.len() + data.len() - reserved;
+                memory.push(reserve(app, more)?);
+                reserved += more.div_ceil(BODY_UNIT) * BODY_UNIT;
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    let is_plain = matches!(
+        encoding.as_deref().map(str::trim),
+        None | Some("") | Some("identity")
+    );
+    if is_plain {
+        return Ok(ReadBody {
+            format,
+            bytes,
+            _memory: memory,
+        });
+    }
     let decoded = ingest::decode(encoding.as_deref(), &bytes, limit)?;
-    Ok((format, decoded))
+    drop(bytes);
+    memory.push(reserve(app, decoded.len())?);
+    Ok(ReadBody {
+        format,
+        bytes: decoded,
+        _memory: memory,
+    })
 }
 
-fn finish(reply: IngestReply, dropped: usize) -> Response {
+impl App {
+    fn max_body_bytes(&self) -> usize {
+        self.server.max_body_bytes
+    }
+}
+
+fn finish(reply: IngestReply, dropped: usize, dropped_items: Vec<DroppedItem>) -> Response {
     let status = if reply.accepted == 0 {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::ACCEPTED
     };
-    (status, Json(Reply { reply, dropped })).into_response()
+    (
+        status,
+        Json(Reply {
+            reply,
+            dropped,
+            dropped_items,
+        }),
+    )
+        .into_response()
 }
 
 /// The reply when every ingest slot is busy: 503 at once, never a wait.
@@ -153,100 +447,184 @@ fn overloaded(app: &App) -> Response {
         }],
         ..IngestReply::default()
     };
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(axum::http::header::RETRY_AFTER, "1")],
-        Json(reply),
+    closing(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(reply),
+        )
+            .into_response(),
     )
-        .into_response()
+}
+
+/// Items are decoded and handed on in batches of this many, so a body of many tiny items holds
+/// at most one batch of decoded events at a time (besides the bounded queue).
+const BATCH: usize = 1024;
+
+/// What one ingest request did with its items so far.
+#[derive(Default)]
+struct Tally {
+    reply: IngestReply,
+    dropped: usize,
+    dropped_items: Vec<DroppedItem>,
+}
+
+impl Tally {
+    fn drop_item(&mut self, position: Position, reason: &'static str) {
+        self.dropped += 1;
+        if self.dropped_items.len() < ingest::MAX_LISTED_ERRORS {
+            self.dropped_items.push(DroppedItem { position, reason });
+        }
+    }
+}
+
+/// Hands a batch of valid events to the windowing task; on overload they are dropped and
+/// listed (the recorder counts them).
+fn submit_events(app: &App, batch: &mut Vec<(Position, aims_core::Event)>, tally: &mut Tally) {
+    if batch.is_empty() {
+        return;
+    }
+    let (positions, events): (Vec<Position>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
+    if !app.recorder.submit(Input::Events(events)) {
+        for position in positions {
+            tally.drop_item(position, "overload");
+        }
+    }
 }
 
 async fn events(State(app): State<App>, req: Request) -> Response {
     let Ok(_permit) = app.permits.try_acquire() else {
         return overloaded(&app);
     };
-    let (format, body) = match read_body(&app, req).await {
+    let body = match read_body(&app, req).await {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
     };
     let schema = app.recorder.schema();
-    let items = match ingest::decode_events(format, &body, schema, &app.fast, now_ms()) {
-        Ok(items) => items,
-        Err(e) => return refuse(&app, &e),
-    };
-    drop(body);
     let metrics = app.recorder.metrics();
-    metrics.events_received.inc_by(items.len() as u64);
-    let mut reply = IngestReply::default();
-    let mut valid = Vec::with_capacity(items.len());
-    for (position, item) in items {
-        match item {
-            Ok(e) => valid.push(e),
-            Err(e) => {
-                metrics
-                    .events_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                reply.reject(ItemError::new(position, e));
+    let now = now_ms();
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let counted = ingest::for_each_item(
+        body.format,
+        &body.bytes,
+        &app.limits,
+        &mut |position, item| {
+            metrics.events_received.inc();
+            match item.and_then(|i| ingest::decode_item(i, schema, &app.fast, &app.limits, now)) {
+                Ok(e) => {
+                    tally.reply.accepted += 1;
+                    metrics.events_accepted.inc();
+                    match admit(e.ts_ms, now, app.recorder.window()) {
+                        Ok(()) => batch.push((position, e)),
+                        Err(why) => {
+                            metrics
+                                .events_dropped
+                                .with_label_values(&[why.as_str()])
+                                .inc();
+                            tally.drop_item(position, why.as_str());
+                        }
+                    }
+                    if batch.len() >= BATCH {
+                        submit_events(&app, &mut batch, &mut tally);
+                    }
+                }
+                Err(e) => {
+                    metrics
+                        .events_rejected
+                        .with_label_values(&[e.reason.as_str()])
+                        .inc();
+                    tally.reply.reject(ItemError::new(position, e));
+                }
             }
-        }
+        },
+    );
+    if let Err(e) = counted {
+        return refuse(&app, &e);
     }
-    reply.accepted = valid.len();
-    metrics.events_accepted.inc_by(valid.len() as u64);
-    if reply.rejected > 0 {
-        app.recorder.submit(Input::Rejected(reply.rejected as u64));
+    submit_events(&app, &mut batch, &mut tally);
+    drop(body);
+    if tally.reply.rejected > 0 {
+        app.recorder
+            .submit(Input::Rejected(tally.reply.rejected as u64));
     }
-    let mut dropped = 0;
-    if !valid.is_empty() {
-        let n = valid.len();
-        if !app.recorder.submit(Input::Events(valid)) {
-            dropped = n;
-        }
-    }
-    finish(reply, dropped)
+    finish(tally.reply, tally.dropped, tally.dropped_items)
 }
 
 async fn labels(State(app): State<App>, req: Request) -> Response {
     let Ok(_permit) = app.permits.try_acquire() else {
         return overloaded(&app);
     };
-    let (format, body) = match read_body(&app, req).await {
+    let body = match read_body(&app, req).await {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
     };
-    let items: Vec<Parsed<RawLabel>> = match ingest::parse_labels(format, &body) {
-        Ok(items) => items,
-        Err(e) => return refuse(&app, &e),
-    };
     let metrics = app.recorder.metrics();
-    metrics.labels_received.inc_by(items.len() as u64);
     let schema = app.recorder.schema();
-    let mut reply = IngestReply::default();
-    let mut valid = Vec::with_capacity(items.len());
-    for (position, raw) in items {
-        match raw.and_then(|raw| schema.validate_label(raw)) {
-            Ok(l) => valid.push(l),
-            Err(e) => {
-                metrics
-                    .labels_rejected
-                    .with_label_values(&[e.reason.as_str()])
-                    .inc();
-                reply.reject(ItemError::new(position, e));
+    let mut tally = Tally::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let submit = |batch: &mut Vec<(String, aims_core::Target)>, tally: &mut Tally| {
+        if !batch.is_empty() {
+            let n = batch.len();
+            if !app.recorder.submit(Input::Labels(std::mem::take(batch))) {
+                tally.dropped += n;
             }
         }
+    };
+    let counted = ingest::for_each_item(
+        body.format,
+        &body.bytes,
+        &app.limits,
+        &mut |position, item| {
+            metrics.labels_received.inc();
+            let label = item
+                .and_then(|i| ingest::parse_label(i, &app.limits))
+                .and_then(|raw| schema.validate_label(raw));
+            match label {
+                Ok(l) => {
+                    tally.reply.accepted += 1;
+                    batch.push(l);
+                    if batch.len() >= BATCH {
+                        submit(&mut batch, &mut tally);
+                    }
+                }
+                Err(e) => {
+                    metrics
+                        .labels_rejected
+                        .with_label_values(&[e.reason.as_str()])
+                        .inc();
+                    tally.reply.reject(ItemError::new(position, e));
+                }
+            }
+        },
+    );
+    if let Err(e) = counted {
+        return refuse(&app, &e);
     }
-    reply.accepted = valid.len();
-    let mut dropped = 0;
-    if !valid.is_empty() {
-        let n = valid.len();
-        if !app.recorder.submit(Input::Labels(valid)) {
-            dropped = n;
-        }
-    }
-    finish(reply, dropped)
+    submit(&mut batch, &mut tally);
+    finish(tally.reply, tally.dropped, Vec::new())
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = header(headers, AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(token) = app.server.metrics_token.as_deref() {
+        if !bearer_matches(&headers, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required (server.metrics_token)\n",
+            )
+                .into_response();
+        }
+    }
     let (content_type, body) = app.recorder.metrics().encode();
     let mut resp = body.into_response();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
@@ -255,8 +633,27 @@ async fn metrics(State(app): State<App>) -> Response {
     resp
 }
 
+/// Liveness: the process serves requests.
 async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: not ready (503) while closed summaries wait in memory because the spool refuses
+/// writes; the reasons are counted in `aims_agent_spool_write_failures_total`.
+async fn readyz(State(app): State<App>) -> Response {
+    let unwritten = app.recorder.metrics().spool_unwritten.get();
+    if unwritten > 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "not_ready",
+                "reason": "spool_unwritable",
+                "summaries_in_memory": unwritten,
+            })),
+        )
+            .into_response();
+    }
+    Json(serde_json::json!({"status": "ready"})).into_response()
 }
 
 /// Why `aims-agent run` stopped with an error.
@@ -333,9 +730,17 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         model = %cfg.model.name,
         profile = %monitor.profile().hash,
         window = ?cfg.window.length,
+        max_connections = connection_cap(&cfg.server),
         "aims-agent listening on http://{addr}"
     );
-    let served = serve(listener, monitor.recorder(), &cfg.server, shutdown_signal()).await;
+    let served = serve(
+        listener,
+        monitor.recorder(),
+        &cfg.server,
+        &cfg.limits,
+        shutdown_signal(),
+    )
+    .await;
     monitor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

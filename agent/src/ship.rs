@@ -21,6 +21,10 @@ use crate::config::ShipConfig;
 use crate::metrics::AgentMetrics;
 use crate::spool::Spool;
 
+/// While the collector is unreachable, how often it is probed with `GET /readyz`, so delivery
+/// resumes within about this long of its return instead of at the next backoff tick.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Longest `Retry-After` honoured; a larger one is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -93,6 +97,9 @@ pub enum Verdict {
     Delivered,
     /// Try again, after at least this long when the server said so.
     Retry(Option<Duration>, String),
+    /// No answer at all (connection refused, timeout): try again after the backoff, or as soon
+    /// as a cheap probe (`GET /readyz`) finds the collector back.
+    Unreachable(String),
     /// Never going to work.
     Refused(String),
     /// The collector does not know the summary's reference profile (422 naming the field
@@ -185,7 +192,7 @@ async fn send(req: reqwest::RequestBuilder) -> Verdict {
             let body = resp.text().await.unwrap_or_default();
             classify(status, &headers, &body)
         }
-        Err(e) => Verdict::Retry(None, format!("request failed: {e}")),
+        Err(e) => Verdict::Unreachable(format!("request failed: {e}")),
     }
 }
 
@@ -305,6 +312,14 @@ impl Shipper {
                         return;
                     }
                 }
+                Verdict::Unreachable(why) => {
+                    self.metrics.summaries_retried.inc();
+                    let delay = backoff.next_delay(&mut rand::thread_rng());
+                    tracing::warn!(file = %name, reason = %why, retry_in = ?delay, "collector unreachable; will retry, or sooner once it answers a probe");
+                    if !self.pause_or_probe(delay, &mut stop).await {
+                        return;
+                    }
+                }
                 Verdict::UnknownProfile(why) => match &self.reference {
                     Some(profile) => {
                         self.metrics.summaries_retried.inc();
@@ -317,6 +332,37 @@ impl Shipper {
                 },
                 Verdict::Refused(why) => self.spool.dead_letter(&name, &why),
             }
+        }
+    }
+
+    /// Whether the collector answers `GET /readyz` with a success, within a second.
+    async fn probe(&self) -> bool {
+        let Ok(url) = endpoint(&self.cfg.collector_url, &["readyz"]) else {
+            return false;
+        };
+        let req = self
+            .client
+            .get(url)
+            .timeout(PROBE_INTERVAL.min(self.cfg.timeout));
+        matches!(req.send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Sleeps `d` like [`pause`], but wakes early (returning true) as soon as a probe finds the
+    /// collector answering again. The probe only ends a wait caused by no answer at all; a
+    /// collector answering errors is governed by the backoff alone.
+    async fn pause_or_probe(&self, d: Duration, stop: &mut StopSignal) -> bool {
+        let probing = async {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                if self.probe().await {
+                    tracing::info!("collector answers again; resuming delivery");
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            carry_on = pause(d, stop) => carry_on,
+            () = probing => true,
         }
     }
 
@@ -357,6 +403,15 @@ impl Shipper {
                     return true;
                 }
                 Verdict::Retry(after, why) => (after, why),
+                Verdict::Unreachable(why) => {
+                    let delay = backoff.next_delay(&mut rand::thread_rng());
+                    tracing::warn!(reason = %why, retry_in = ?delay, "reference upload failed: collector unreachable; retrying once it answers a probe");
+                    let stopping = stop.borrow().is_some();
+                    if stopping || !self.pause_or_probe(delay, stop).await {
+                        return false;
+                    }
+                    continue;
+                }
                 Verdict::Refused(why) | Verdict::UnknownProfile(why) => (None, why),
             };
             let delay = after.unwrap_or_else(|| backoff.next_delay(&mut rand::thread_rng()));

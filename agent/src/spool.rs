@@ -26,6 +26,20 @@ pub struct SpoolError {
     pub source: std::io::Error,
 }
 
+impl SpoolError {
+    /// The counter's reason label for the failure.
+    pub fn reason(&self) -> &'static str {
+        use std::io::ErrorKind as K;
+        match self.source.kind() {
+            K::PermissionDenied => "permission_denied",
+            K::StorageFull => "no_space",
+            K::ReadOnlyFilesystem => "read_only",
+            _ if self.source.raw_os_error() == Some(24) => "too_many_open_files",
+            _ => "other",
+        }
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     move |source| SpoolError {
         path: path.display().to_string(),
@@ -134,11 +148,17 @@ impl Spool {
         })?;
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".tmp-{name}"));
-        let mut f = fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        f.write_all(&body).map_err(io_error(&tmp))?;
-        f.sync_all().map_err(io_error(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        let written = fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&body)?;
+                f.sync_all()
+            })
+            .map_err(io_error(&tmp))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(io_error(&path)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         if let Ok(d) = fs::File::open(&self.dir) {
             // Persists the rename; some filesystems refuse fsync on directories, which only
             // weakens durability, so it is not an error.

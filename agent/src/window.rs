@@ -24,10 +24,11 @@ use std::time::Duration;
 use aims_core::event::{Event, Prediction, Target};
 use aims_core::profile::ReferenceProfile;
 use aims_core::schema::ModelSchema;
-use aims_core::summary::WindowSummary;
+use aims_core::summary::{WindowSummary, UNSEEN_CATEGORY_CAP};
 use aims_core::wire::SummaryEnvelope;
 use tokio::sync::{mpsc, watch};
 
+use crate::config::LimitsConfig;
 use crate::labels::{JoinBuffer, Lookup, Pending};
 use crate::metrics::AgentMetrics;
 use crate::spool::Spool;
@@ -68,6 +69,90 @@ pub fn now_ms() -> i64 {
 /// The start of the window holding `ts_ms`.
 pub fn align(ts_ms: i64, window_ms: i64) -> i64 {
     ts_ms - ts_ms.rem_euclid(window_ms)
+}
+
+/// An upper bound on the bytes of any summary envelope this agent can spool, by construction:
+/// every count at its widest, every float at its longest, every categorical feature naming all
+/// its reference categories plus [`UNSEEN_CATEGORY_CAP`] unseen ones of `max_category_bytes`
+/// (each byte escaped as `\u00XX`), and the latency sketch spanning every bucket a latency can
+/// reach. The agent refuses to start when this exceeds `limits.max_summary_bytes`.
+pub fn summary_bound(
+    schema: &ModelSchema,
+    profile: &ReferenceProfile,
+    limits: &LimitsConfig,
+) -> usize {
+    use aims_core::profile::FeatureProfile;
+    use aims_core::summary::{FeatureStats, NumericStats};
+    const WIDE: u64 = u64::MAX;
+    const LONG: f64 = -1.234_567_890_123_456_7e-300;
+    let widen = |v: &mut Vec<u64>| v.iter_mut().for_each(|c| *c = WIDE);
+    let numeric = |n: &mut NumericStats| {
+        (n.missing, n.count) = (WIDE, WIDE);
+        (n.sum, n.sum_sq, n.below_sum, n.above_sum) = (LONG, LONG, LONG, LONG);
+        (n.min, n.max) = (Some(LONG), Some(LONG));
+        n.bins.iter_mut().for_each(|c| *c = WIDE);
+    };
+    let mut s = WindowSummary::new(schema, profile);
+    (s.events, s.rejected, s.failed, s.labelled) = (WIDE, WIDE, WIDE, WIDE);
+    (s.first_ts_ms, s.last_ts_ms) = (Some(i64::MIN), Some(i64::MIN));
+    let (lo, hi) = aims_core::invariants::SKETCH_INDEX_RANGE;
+    s.latency.zeros = WIDE;
+    s.latency.offset = i32::try_from(lo).unwrap_or(i32::MIN);
+    s.latency.counts = vec![WIDE; usize::try_from(hi - lo).unwrap_or(0)];
+    let unseen = "\u{1}".repeat(limits.max_category_bytes);
+    for (stats, reference) in s.features.iter_mut().zip(&profile.features) {
+        match (stats, reference) {
+            (FeatureStats::Numeric(n), _) => numeric(n),
+            (FeatureStats::Categorical(c), FeatureProfile::Categorical { stats: r, .. }) => {
+                (c.missing, c.count, c.overflow) = (WIDE, WIDE, WIDE);
+                for k in r.frequencies.keys() {
+                    c.counts.insert(k.clone(), WIDE);
+                }
+                for i in 0..UNSEEN_CATEGORY_CAP {
+                    c.counts.insert(format!("{i:02}{unseen}"), WIDE);
+                }
+            }
+            (FeatureStats::Categorical(c), _) => {
+                (c.missing, c.count, c.overflow) = (WIDE, WIDE, WIDE)
+            }
+        }
+    }
+    widen(&mut s.prediction.class_counts);
+    widen(&mut s.prediction.score_bins);
+    if let Some(v) = s.prediction.value.as_mut() {
+        numeric(v);
+    }
+    let p = &mut s.performance;
+    widen(&mut p.confusion);
+    widen(&mut p.positive_scores);
+    widen(&mut p.negative_scores);
+    p.scored = WIDE;
+    (p.log_loss_sum, p.brier_sum) = (LONG, LONG);
+    let r = &mut p.regression;
+    r.n = WIDE;
+    (
+        r.abs_error,
+        r.sq_error,
+        r.abs_pct_error,
+        r.y_sum,
+        r.y_sq_sum,
+    ) = (LONG, LONG, LONG, LONG, LONG);
+    for g in s.groups.iter_mut().flatten() {
+        (g.count, g.selected, g.labelled, g.tp, g.fp, g.tn, g.fn_) =
+            (WIDE, WIDE, WIDE, WIDE, WIDE, WIDE, WIDE);
+        (g.abs_error, g.sq_error) = (LONG, LONG);
+    }
+    let id = "\u{1}".repeat(64);
+    let envelope = SummaryEnvelope::new(
+        &id,
+        &schema.name,
+        &schema.version,
+        i64::MIN,
+        u64::MAX,
+        u64::MAX,
+        s,
+    );
+    serde_json::to_vec(&envelope).map_or(usize::MAX, |b| b.len())
 }
 
 /// Durable per-window sequence numbers: the next seq each recent window will ship with.
@@ -127,7 +212,63 @@ pub struct WindowSettings {
     pub join_capacity: usize,
     /// Join buffer TTL.
     pub join_ttl: Duration,
+    /// Join buffer byte bound (estimated heap).
+    pub join_max_bytes: usize,
+    /// How often the open windows are checkpointed to disk (zero: never).
+    pub checkpoint: Duration,
 }
+
+/// Why a valid event is not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Its window closed more than `max_lateness` ago.
+    Late,
+    /// More than one window ahead of the clock.
+    Future,
+}
+
+impl Dropped {
+    /// The counter's reason label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Late => "late",
+            Self::Future => "future",
+        }
+    }
+}
+
+/// Whether an event at `ts_ms` is still recorded at `now`: the rule of the windowing task,
+/// also applied on the request path so the reply can say which events were dropped.
+pub fn admit(ts_ms: i64, now: i64, s: &WindowSettings) -> Result<(), Dropped> {
+    let window_ms = ms(s.length).max(1);
+    let start = align(ts_ms, window_ms);
+    if start > align(now, window_ms) + window_ms {
+        return Err(Dropped::Future);
+    }
+    let due = start + window_ms + ms(s.grace) <= now;
+    if due && start + window_ms + ms(s.max_lateness) < now {
+        return Err(Dropped::Late);
+    }
+    Ok(())
+}
+
+/// Closed summaries kept in memory while the spool refuses writes; past it the oldest is lost
+/// (and counted).
+pub const MAX_UNWRITTEN: usize = 64;
+
+/// The checkpoint of the open windows, so a crash (kill -9) loses at most `window.checkpoint`
+/// of events. A late summary is stored with the window's next sequence number at checkpoint
+/// time: if that has moved on when the checkpoint is read, the summary was spooled since and
+/// is not restored twice; an open window that has since been closed is skipped the same way.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    profile_hash: String,
+    window_ms: i64,
+    open: Vec<(i64, WindowSummary)>,
+    late: Vec<(i64, u64, WindowSummary)>,
+}
+
+const CHECKPOINT_FILE: &str = "open-windows.checkpoint";
 
 /// The state the windowing task owns.
 pub struct Windower {
@@ -136,7 +277,6 @@ pub struct Windower {
     agent_id: String,
     window_ms: i64,
     grace_ms: i64,
-    max_lateness_ms: i64,
     horizon_ms: i64,
     open: BTreeMap<i64, WindowSummary>,
     late: BTreeMap<i64, WindowSummary>,
@@ -145,6 +285,10 @@ pub struct Windower {
     spool: Arc<Spool>,
     metrics: AgentMetrics,
     queued: Arc<AtomicUsize>,
+    settings: WindowSettings,
+    unwritten: std::collections::VecDeque<SummaryEnvelope>,
+    dirty: bool,
+    last_checkpoint: i64,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -165,21 +309,118 @@ impl Windower {
         let window_ms = ms(settings.length).max(1);
         let max_lateness_ms = ms(settings.max_lateness);
         let join_ttl_ms = ms(settings.join_ttl);
-        Self {
+        let mut w = Self {
             sequences: Sequences::load(spool.dir().join("window-sequences.json")),
             schema,
             profile,
             agent_id: settings.agent_id.clone(),
             window_ms,
             grace_ms: ms(settings.grace),
-            max_lateness_ms,
             horizon_ms: max_lateness_ms.max(join_ttl_ms) + 2 * window_ms + ms(settings.grace),
             open: BTreeMap::new(),
             late: BTreeMap::new(),
-            join: JoinBuffer::new(settings.join_capacity, join_ttl_ms),
+            join: JoinBuffer::new(settings.join_capacity, join_ttl_ms)
+                .with_max_bytes(settings.join_max_bytes),
             spool,
             metrics,
             queued,
+            settings: settings.clone(),
+            unwritten: std::collections::VecDeque::new(),
+            dirty: false,
+            last_checkpoint: i64::MIN,
+        };
+        w.restore();
+        w
+    }
+
+    fn checkpoint_path(&self) -> PathBuf {
+        self.spool.dir().join(CHECKPOINT_FILE)
+    }
+
+    /// Takes back the open windows of a checkpoint left by a crashed run.
+    fn restore(&mut self) {
+        let Ok(bytes) = std::fs::read(self.checkpoint_path()) else {
+            return;
+        };
+        let cp: Checkpoint = match serde_json::from_slice(&bytes) {
+            Ok(cp) => cp,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an unreadable open-window checkpoint");
+                return;
+            }
+        };
+        if cp.profile_hash != self.profile.hash || cp.window_ms != self.window_ms {
+            tracing::info!(
+                "ignoring an open-window checkpoint of another profile or window length"
+            );
+            return;
+        }
+        let (mut open, mut late) = (0u64, 0u64);
+        for (start, summary) in cp.open {
+            if !self.sequences.has_closed(start)
+                && summary.check_against(&self.schema, &self.profile).is_ok()
+            {
+                open += summary.events;
+                self.open.insert(start, summary);
+            }
+        }
+        for (start, next, summary) in cp.late {
+            if self.sequences.next.get(&start) == Some(&next)
+                && summary.check_against(&self.schema, &self.profile).is_ok()
+            {
+                late += summary.events;
+                self.late.insert(start, summary);
+            }
+        }
+        tracing::info!(
+            open_events = open,
+            late_events = late,
+            "restored the open windows from the last checkpoint"
+        );
+    }
+
+    /// Writes the open windows to disk (atomically), when something changed since last time.
+    fn checkpoint(&mut self, now: i64) {
+        let every = ms(self.settings.checkpoint);
+        if every == 0 || !self.dirty || now.saturating_sub(self.last_checkpoint) < every {
+            return;
+        }
+        self.write_checkpoint(now);
+    }
+
+    fn write_checkpoint(&mut self, now: i64) {
+        let cp = Checkpoint {
+            profile_hash: self.profile.hash.clone(),
+            window_ms: self.window_ms,
+            open: self.open.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            late: self
+                .late
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        *k,
+                        self.sequences.next.get(k).copied().unwrap_or(0),
+                        v.clone(),
+                    )
+                })
+                .collect(),
+        };
+        let path = self.checkpoint_path();
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&cp)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => {
+                self.metrics.checkpoints.inc();
+                self.dirty = false;
+                self.last_checkpoint = now;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not checkpoint the open windows");
+                self.last_checkpoint = now;
+            }
         }
     }
 
@@ -210,6 +451,7 @@ impl Windower {
     }
 
     fn apply(&mut self, input: Input, now: i64) {
+        self.dirty = true;
         match input {
             Input::Event(e) => self.record(e, now),
             Input::Events(events) => {
@@ -245,23 +487,17 @@ impl Windower {
 
     fn record(&mut self, event: Event, now: i64) {
         let start = align(event.ts_ms, self.window_ms);
-        if start > align(now, self.window_ms) + self.window_ms {
+        if let Err(drop) = admit(event.ts_ms, now, &self.settings) {
             self.metrics
                 .events_dropped
-                .with_label_values(&["future"])
-                .inc();
-            return;
-        }
-        if self.due(start, now) && start + self.window_ms + self.max_lateness_ms < now {
-            self.metrics
-                .events_dropped
-                .with_label_values(&["late"])
+                .with_label_values(&[drop.as_str()])
                 .inc();
             return;
         }
         let (schema, profile) = (Arc::clone(&self.schema), Arc::clone(&self.profile));
         self.summary_for(start, now)
             .record(&schema, &profile, &event);
+        self.metrics.events_summarised.inc();
         if let (Some(id), None) = (event.id, event.label) {
             if !matches!(event.prediction, Prediction::Failed) {
                 let pending = Pending {
@@ -305,15 +541,53 @@ impl Windower {
             seq,
             summary,
         );
-        if let Err(e) = self.spool.write(&envelope) {
-            tracing::error!(error = %e, window_start_ms = start, seq, "could not spool a summary; it is lost");
-        }
+        self.unwritten.push_back(envelope);
+        self.write_unwritten();
         seq
+    }
+
+    /// Writes the summaries the spool has not taken yet, oldest first; on failure they stay in
+    /// memory (at most [`MAX_UNWRITTEN`]) for the next tick, and `/readyz` reports not ready.
+    fn write_unwritten(&mut self) {
+        while let Some(envelope) = self.unwritten.front() {
+            match self.spool.write(envelope) {
+                Ok(()) => {
+                    self.unwritten.pop_front();
+                }
+                Err(e) => {
+                    self.metrics
+                        .spool_write_failures
+                        .with_label_values(&[e.reason()])
+                        .inc();
+                    tracing::error!(error = %e, window_start_ms = envelope.window_start_ms, seq = envelope.seq, waiting = self.unwritten.len(), "could not spool a summary; keeping it in memory and retrying");
+                    while self.unwritten.len() > MAX_UNWRITTEN {
+                        if let Some(lost) = self.unwritten.pop_front() {
+                            self.metrics
+                                .summaries_lost
+                                .with_label_values(&["spool_unwritable"])
+                                .inc();
+                            tracing::error!(
+                                window_start_ms = lost.window_start_ms,
+                                seq = lost.seq,
+                                "the spool has refused writes for too long: a summary is lost"
+                            );
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        self.metrics
+            .spool_unwritten
+            .set(self.unwritten.len() as i64);
     }
 
     /// Closes windows whose grace has passed, opens the current one, flushes late summaries
     /// once per window, and sweeps the join buffer.
     pub fn tick(&mut self, now: i64) {
+        if !self.unwritten.is_empty() {
+            self.write_unwritten();
+        }
         let current = align(now, self.window_ms);
         if !self.open.contains_key(&current) && !self.sequences.has_closed(current) {
             let empty = self.empty();
@@ -335,7 +609,10 @@ impl Windower {
         }
         if !due.is_empty() {
             self.flush_late(now);
+            // The closed windows must not come back from an older checkpoint.
+            self.dirty = true;
         }
+        self.checkpoint(now);
         let expired = self.join.expire(now);
         if expired > 0 {
             self.metrics.labels_expired.inc_by(expired);
@@ -365,6 +642,19 @@ impl Windower {
             );
         }
         self.flush_late(now);
+        self.write_unwritten();
+        if self.unwritten.is_empty() {
+            let _ = std::fs::remove_file(self.checkpoint_path());
+        } else {
+            self.metrics
+                .summaries_lost
+                .with_label_values(&["spool_unwritable"])
+                .inc_by(self.unwritten.len() as u64);
+            tracing::error!(
+                lost = self.unwritten.len(),
+                "stopping with summaries the spool refused: they are lost"
+            );
+        }
     }
 
     /// Runs until told to stop (or every sender is gone), takes what is still queued, then
@@ -436,6 +726,8 @@ mod tests {
             max_lateness: Duration::from_secs(600),
             join_capacity: 100,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 1 << 20,
+            checkpoint: Duration::from_secs(2),
         };
         let w = Windower::new(
             &settings,
@@ -529,6 +821,8 @@ mod tests {
             max_lateness: Duration::from_secs(600),
             join_capacity: 100,
             join_ttl: Duration::from_secs(3600),
+            join_max_bytes: 1 << 20,
+            checkpoint: Duration::from_secs(2),
         };
         let (schema, profile) = (Arc::clone(&w.schema), Arc::clone(&w.profile));
         drop(w);

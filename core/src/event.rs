@@ -87,6 +87,8 @@ pub enum RejectReason {
     InvalidNumber,
     /// A timestamp that is not RFC 3339.
     InvalidTimestamp,
+    /// An id, category value or whole item longer than its cap.
+    TooLong,
 }
 
 impl RejectReason {
@@ -102,11 +104,12 @@ impl RejectReason {
             Self::UnknownClass => "unknown_class",
             Self::InvalidNumber => "invalid_number",
             Self::InvalidTimestamp => "invalid_timestamp",
+            Self::TooLong => "too_long",
         }
     }
 
     /// Every reason, so counters can be pre-registered at zero.
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         Self::InvalidJson,
         Self::Malformed,
         Self::MissingField,
@@ -116,6 +119,7 @@ impl RejectReason {
         Self::UnknownClass,
         Self::InvalidNumber,
         Self::InvalidTimestamp,
+        Self::TooLong,
     ];
 }
 
@@ -201,15 +205,34 @@ fn wrong_type(field: &str, expected: &str, got: &Value) -> EventError {
     )
 }
 
-/// A finite number from JSON, or the error for `field`.
-fn finite(field: &str, v: &Value) -> Result<f64, EventError> {
-    match v.as_f64() {
-        Some(x) if x.is_finite() => Ok(x),
-        Some(_) => Err(EventError::new(
+/// The largest magnitude a number in an event may have. Its square is at most 1e200, so the
+/// sums of squares of even 2^53 such values stay finite: one huge value is refused alone instead
+/// of overflowing its window's summary (which the collector could then not accept).
+pub const MAX_MAGNITUDE: f64 = 1e100;
+
+/// `x` if it is finite and within [`MAX_MAGNITUDE`], or the error for `field`.
+pub fn check_magnitude(field: &str, x: f64) -> Result<f64, EventError> {
+    if !x.is_finite() {
+        return Err(EventError::new(
             field,
             RejectReason::InvalidNumber,
             "not a finite number",
-        )),
+        ));
+    }
+    if x.abs() > MAX_MAGNITUDE {
+        return Err(EventError::new(
+            field,
+            RejectReason::InvalidNumber,
+            format!("{x} is beyond ±{MAX_MAGNITUDE:e}, the largest magnitude a summary can sum"),
+        ));
+    }
+    Ok(x)
+}
+
+/// A finite number from JSON within [`MAX_MAGNITUDE`], or the error for `field`.
+fn finite(field: &str, v: &Value) -> Result<f64, EventError> {
+    match v.as_f64() {
+        Some(x) => check_magnitude(field, x),
         None => Err(wrong_type(field, "a number", v)),
     }
 }
@@ -492,12 +515,7 @@ impl ModelSchema {
 /// A finite number from text (a CSV cell).
 pub fn parse_number(field: &str, text: &str) -> Result<f64, EventError> {
     match text.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        Ok(_) => Err(EventError::new(
-            field,
-            RejectReason::InvalidNumber,
-            "not a finite number",
-        )),
+        Ok(x) => check_magnitude(field, x),
         Err(_) => Err(EventError::new(
             field,
             RejectReason::WrongType,
@@ -565,6 +583,36 @@ mod tests {
             }
         );
         assert_eq!(e.label, Some(Target::Class(1)));
+    }
+
+    #[test]
+    fn numbers_that_would_overflow_a_summary_are_refused_alone() {
+        let s = schema();
+        for x in ["1e200", "1.7976931348623157e308", "-1e101"] {
+            let e = s
+                .validate(
+                    raw(&format!(
+                        r#"{{"features": {{"income": {x}}}, "prediction": {{"label": 1}}}}"#
+                    )),
+                    0,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.reason),
+                ("features.income", RejectReason::InvalidNumber)
+            );
+        }
+        let ok = s
+            .validate(
+                raw(r#"{"features": {"income": 1e100}, "prediction": {"label": 1}, "latency_ms": 1e99}"#),
+                0,
+            )
+            .unwrap();
+        assert_eq!(ok.features[0], FeatureValue::Numeric(1e100));
+        assert_eq!(
+            parse_number("x", "1e300").unwrap_err().reason,
+            RejectReason::InvalidNumber
+        );
     }
 
     #[test]

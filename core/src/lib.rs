@@ -13,12 +13,14 @@
 //! - [`wire`]: the envelope a summary travels in, with its deterministic id.
 //! - [`lifecycle`]: the evaluation state machine (ok, pending, firing, resolved, ...).
 //! - [`evidence`]: the hash chain of the evidence log.
+//! - [`invariants`]: what a true summary satisfies, and the overflow check of merge.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod event;
 pub mod evidence;
 pub mod hash;
+pub mod invariants;
 pub mod lifecycle;
 pub mod metrics;
 pub mod objective;

@@ -406,6 +406,9 @@ pub enum MergeError {
     /// Their shapes differ (another schema).
     #[error("summaries have different shapes: {0}")]
     ShapeMismatch(&'static str),
+    /// Adding them would wrap a count or overflow a sum (named); neither is changed.
+    #[error("merging would overflow {0}")]
+    Overflow(String),
 }
 
 /// The additive summary of one window of one model.
@@ -680,7 +683,8 @@ impl WindowSummary {
         self.events == 0 && self.rejected == 0 && self.labelled == 0
     }
 
-    /// Adds `other` into `self`. Both must come from the same schema and profile.
+    /// Adds `other` into `self`. Both must come from the same schema and profile. A merge that
+    /// would wrap a count or overflow a sum errs ([`MergeError::Overflow`]) and changes nothing.
     pub fn merge(&mut self, other: &WindowSummary) -> Result<(), MergeError> {
         if self.profile_hash != other.profile_hash {
             return Err(MergeError::ProfileMismatch(
@@ -689,6 +693,7 @@ impl WindowSummary {
             ));
         }
         self.check_shape(other)?;
+        crate::invariants::check_merge(self, other)?;
         self.events += other.events;
         self.rejected += other.rejected;
         self.failed += other.failed;

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target};
+use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -180,7 +180,7 @@ impl FastDecoder {
 
     fn finite<E: serde::de::Error>(v: &Scalar<'_>) -> Result<f64, E> {
         match v.number() {
-            Some(x) if x.is_finite() => Ok(x),
+            Some(x) if x.is_finite() && x.abs() <= MAX_MAGNITUDE => Ok(x),
             _ => give_up(),
         }
     }

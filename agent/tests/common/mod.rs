@@ -156,9 +156,26 @@ impl Agent {
 
     /// Starts the agent with extra environment variables (configuration overrides).
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aims-agent"))
-            .args(["run", "--config"])
-            .arg(config)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aims-agent"));
+        cmd.args(["run", "--config"]).arg(config);
+        Self::spawn(cmd, env)
+    }
+
+    /// Starts the agent with its open-file limit lowered to `fds` (`ulimit -n` in a shell that
+    /// then becomes the agent, so the child's pid is the agent's).
+    pub fn start_with_fd_limit(config: &Path, fds: u32, env: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {fds} && exec \"$0\" run --config \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_aims-agent"))
+            .arg(config);
+        Self::spawn(cmd, env)
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Agent {
+        let mut child = cmd
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -234,6 +251,30 @@ impl Agent {
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The agent's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Peak resident set size so far (`VmHWM`), bytes; Linux only.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
     }
 }
 
@@ -356,6 +397,14 @@ async fn put_reference(
     StatusCode::NO_CONTENT.into_response()
 }
 
+async fn readyz(State(s): State<CollectorState>) -> Response {
+    if s.mode.load(Ordering::SeqCst) == 0 {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+}
+
 async fn get_reference(State(s): State<CollectorState>) -> Response {
     match &s.serve_reference {
         Some(p) => axum::Json(p.as_ref().clone()).into_response(),
@@ -387,6 +436,7 @@ impl TestCollector {
     fn serve(&mut self, listener: tokio::net::TcpListener) {
         let app = Router::new()
             .route("/v1/summaries", routing::post(summaries))
+            .route("/readyz", routing::get(readyz))
             .route(
                 "/v1/models/{model}/reference",
                 routing::put(put_reference).get(get_reference),
