@@ -6,10 +6,11 @@
 //! event data, so the series count stays bounded.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aims_core::lifecycle::State;
 use aims_core::objective::Objective;
+use parking_lot::Mutex;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -373,7 +374,7 @@ impl Metrics {
             o.selector.feature.clone().unwrap_or_default(),
             o.severity.as_str().to_owned(),
         ];
-        let mut published = self.objective_info_labels.lock().expect("info lock");
+        let mut published = self.objective_info_labels.lock();
         if let Some(old) = published.insert(o.id.clone(), labels.clone()) {
             if old != labels {
                 let old: Vec<&str> = old.iter().map(String::as_str).collect();
@@ -396,12 +397,7 @@ impl Metrics {
 
     /// Drops the series of objectives no longer configured.
     pub fn forget_objective(&self, objective: &str, model: &str) {
-        if let Some(old) = self
-            .objective_info_labels
-            .lock()
-            .expect("info lock")
-            .remove(objective)
-        {
+        if let Some(old) = self.objective_info_labels.lock().remove(objective) {
             let old: Vec<&str> = old.iter().map(String::as_str).collect();
             self.objective_info.remove_label_values(&old).ok();
         }

@@ -99,11 +99,7 @@ pub fn generator_url(external: &str, objective: &str) -> String {
     }
 }
 
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use aims_core::time::rfc3339_millis as rfc3339;
 
 /// The label set's fingerprint as Alertmanager computes it (FNV-1a 64 over sorted names and
 /// values, each followed by a 0xff separator), so webhook receivers can correlate with it.

@@ -553,7 +553,7 @@ fn points(xy: &[(f64, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{breach_intervals, finish_intervals};
+    use crate::services::report::{breach_intervals, finish_intervals};
 
     fn coords(svg: &str, attr: &str) -> Vec<f64> {
         svg.split(&format!(" {attr}=\""))

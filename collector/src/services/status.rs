@@ -5,26 +5,16 @@
 //!
 //! Server-rendered HTML with inline CSS and SVG (no external assets, so it works offline and
 //! under a strict Content-Security-Policy), refreshed by a meta tag. Every text from data or
-//! configuration goes through [`escape`].
-//!
-//! With read tokens configured the page is a read endpoint like the others: it needs a read
-//! token, as `Authorization: Bearer` or as `?token=` (a browser cannot send the header). The
-//! page then carries the token only in its own refresh, and asks browsers not to send it on as
-//! a referrer nor to cache the page.
+//! configuration goes through [`escape`]. The handler, with its access rule, is
+//! the HTTP layer's `status_page`.
 
-use crate::html::escape;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use aims_core::hash::sha256_hex;
 use aims_core::lifecycle::State as LifecycleState;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::html::escape;
+use crate::state::App;
 
 /// Seconds between the page's own refreshes.
 const REFRESH_SECONDS: u32 = 10;
@@ -109,10 +99,7 @@ fn number(v: f64) -> String {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+use aims_core::time::rfc3339_seconds as rfc3339;
 
 /// One objective as the page shows it.
 #[derive(Debug, Clone)]
@@ -344,78 +331,15 @@ fn value_text(v: &Result<f64, String>) -> String {
     }
 }
 
-/// `?token=`: the read token for browsers, which cannot send an Authorization header.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    token: Option<String>,
-}
-
-/// Whether the request may read: no read tokens configured, or a valid one in the header or
-/// in `?token=`.
-fn allowed(app: &App, headers: &HeaderMap, token: Option<&str>) -> bool {
-    let tokens = &app.config.auth.read_token_sha256;
-    tokens.is_empty()
-        || crate::api::read_auth(app, headers).is_ok()
-        || token.is_some_and(|t| tokens.contains(&sha256_hex(t.as_bytes())))
-}
-
-/// `GET /`: the status page.
-pub async fn page(
-    State(app): State<Arc<App>>,
-    Query(q): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if !allowed(&app, &headers, q.token.as_deref()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            "<!doctype html><title>AIMS Monitor</title><p>This collector requires a read token: \
-             open <code>/?token=&lt;read token&gt;</code> or send <code>Authorization: Bearer</code>.</p>",
-        )
-            .into_response();
-    }
-    let refresh_query = match &q.token {
-        Some(t) if !app.config.auth.read_token_sha256.is_empty() => {
-            format!("?token={}", percent_encode(t))
-        }
-        _ => String::new(),
-    };
-    match snapshot(&app, crate::now_ms(), refresh_query).await {
-        Ok(s) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::REFERRER_POLICY, "no-referrer"),
-            ],
-            render(&s),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "status page");
-            crate::api::problem(StatusCode::SERVICE_UNAVAILABLE, "", &e.to_string())
-        }
-    }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-async fn snapshot(
+/// Gathers what the page shows at `now_ms`; `refresh_query` is appended to the page's own
+/// refresh link.
+pub async fn snapshot(
     app: &App,
     now_ms: i64,
     refresh_query: String,
 ) -> Result<Snapshot, crate::store::StoreError> {
     let file = app.objectives();
-    let status = app.status.read().expect("status lock").clone();
+    let status = app.status.read().clone();
     let mut objectives = Vec::with_capacity(file.objectives.len());
     for o in &file.objectives {
         let s = status.get(&o.id);
@@ -468,7 +392,7 @@ async fn snapshot(
     }
     let mut names: Vec<String> = file.objectives.iter().map(|o| o.model.clone()).collect();
     let versions: Vec<(String, Option<String>)> = {
-        let profiles = app.profiles.read().expect("profiles lock");
+        let profiles = app.profiles.read();
         names.extend(profiles.models());
         names.sort();
         names.dedup();
@@ -482,11 +406,7 @@ async fn snapshot(
     };
     let mut models = Vec::with_capacity(versions.len());
     for (name, version) in versions {
-        let last_ms = app
-            .aggregates
-            .read()
-            .expect("aggregates lock")
-            .last_received(&name);
+        let last_ms = app.aggregates.read().last_received(&name);
         let agents = app.store.agents_of(&name).await?;
         models.push(ModelView {
             name,
@@ -619,10 +539,5 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no external assets"
         );
-    }
-
-    #[test]
-    fn tokens_in_the_refresh_url_are_percent_encoded() {
-        assert_eq!(percent_encode("a b&c/\"d"), "a%20b%26c%2F%22d");
     }
 }

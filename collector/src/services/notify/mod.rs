@@ -12,27 +12,27 @@
 //! exponential backoff; every attempt's outcome is counted in `aims_notifications_total`,
 //! logged, and recorded as evidence.
 
-pub mod config;
 pub mod payload;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aims_core::evidence::Kind;
 use aims_core::lifecycle::State;
 use aims_core::objective::{ObjectiveError, ObjectivesFile};
+use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
-use crate::app::{App, ObjectiveStatus};
+use crate::config::notify::{Notify, Receiver, ReceiverKind};
 use crate::evidence::Entry;
 use crate::metrics::Metrics;
-use crate::reload::ReloadError;
-use config::{Notify, Receiver, ReceiverKind};
+use crate::services::reload::ReloadError;
+use crate::state::{App, ObjectiveStatus};
 use payload::Alert;
 
 /// A receiver that cannot be set up.
@@ -163,7 +163,7 @@ impl Notifier {
     ) {
         let mut due: Vec<(Vec<String>, Alert)> = Vec::new();
         {
-            let mut tracked = self.tracked.lock().expect("notifier lock");
+            let mut tracked = self.tracked.lock();
             for o in objectives
                 .objectives
                 .iter()
@@ -526,7 +526,7 @@ async fn record(
             )
         })
         .collect();
-    if let Err(e) = app.evidence.append(entries, &[], crate::now_ms()).await {
+    if let Err(e) = app.evidence.append(entries, &[], app.now_ms()).await {
         tracing::error!(error = %e, receiver = %t.receiver, "notification evidence not recorded");
     }
 }

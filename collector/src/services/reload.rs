@@ -16,8 +16,8 @@ use aims_core::ModelSchema;
 use serde_json::json;
 use thiserror::Error;
 
-use crate::app::{horizon_ms, App, ObjectiveStatus};
 use crate::evidence::Entry;
+use crate::state::{horizon_ms, App, ObjectiveStatus};
 use crate::store::StoreError;
 
 /// Why an objectives file was not taken.
@@ -112,9 +112,9 @@ pub fn adopt(
 /// changed objectives; on failure the objectives in force stay.
 pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), ReloadError> {
     let _serial = app.reload_lock.lock().await;
-    let now = crate::now_ms();
+    let now = app.now_ms();
     let path = &app.config.evaluation.objectives;
-    let schemas = app.profiles.read().expect("profiles lock").schemas();
+    let schemas = app.profiles.read().schemas();
     match load(path, &schemas) {
         Err(e) => {
             app.metrics
@@ -145,7 +145,7 @@ pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), R
         Ok(file) => {
             let old = app.objectives();
             let (entries, rows, removed) = {
-                let mut status = app.status.write().expect("status lock");
+                let mut status = app.status.write();
                 let entries = adopt(&mut status, &file, now);
                 let keep: std::collections::HashSet<&str> =
                     file.objectives.iter().map(|o| o.id.as_str()).collect();
@@ -184,11 +184,11 @@ pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), R
             }
             let grown = horizon_ms(&file, &app.config) > horizon_ms(&old, &app.config);
             let version = file.version.clone();
-            *app.objectives.write().expect("objectives lock") = Arc::new(file);
+            *app.objectives.write() = Arc::new(file);
             if grown {
                 let horizon = horizon_ms(&app.objectives(), &app.config);
                 let rebuilt = App::rebuild_aggregates(&app.store, now, horizon).await?;
-                *app.aggregates.write().expect("aggregates lock") = rebuilt;
+                *app.aggregates.write() = rebuilt;
             }
             app.metrics
                 .config_reloads

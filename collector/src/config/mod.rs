@@ -6,6 +6,8 @@
 //! quickstart: loopback listener, a data directory under `data/`, the example objectives, and
 //! open ingest until tokens are configured.
 
+pub mod notify;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,7 +30,7 @@ pub struct Config {
     /// Log format.
     pub logging: Logging,
     /// Alert delivery to Alertmanager and webhooks.
-    pub notify: crate::notify::config::Notify,
+    pub notify: notify::Notify,
 }
 
 /// HTTP listener settings.

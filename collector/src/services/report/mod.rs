@@ -10,23 +10,18 @@ pub mod html;
 pub mod markdown;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use aims_core::evidence::{Record, GENESIS};
 use aims_core::hash::{canonical_json, sha256_hex};
 use aims_core::metrics::{self, Measured};
 use aims_core::objective::{Condition, Objective, Plan};
+use aims_core::time::{self, Bound};
 use aims_core::WindowSummary;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::api::{problem, read_auth};
-use crate::app::App;
 use crate::store::{EvidenceRow, Store, StoreError};
 
 /// Records read per page while scanning the log.
@@ -110,39 +105,18 @@ pub struct Request {
     pub config_path: Option<String>,
 }
 
-/// Parses a period bound: milliseconds, RFC 3339, or a bare date (`YYYY-MM-DD`, UTC). A bare
-/// date as the end of a period means the end of that day, as a reader expects.
+/// Parses a period bound by the one rule of [`aims_core::time::parse_time`]: milliseconds,
+/// RFC 3339, or a bare date (`YYYY-MM-DD`, UTC), which as the end of a period means the end of
+/// that day, as a reader expects.
 pub fn parse_time(field: &'static str, text: &str, end: bool) -> Result<i64, ReportError> {
-    let text = text.trim();
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let bare_date = text.len() == 10 && text.as_bytes().get(4) == Some(&b'-');
-    let full = if bare_date {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    };
-    let ms = humantime::parse_rfc3339_weak(&full)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| ReportError::Time {
-            field,
-            text: text.to_owned(),
-        })?;
-    Ok(if bare_date && end {
-        ms + 86_400_000 - 1
-    } else {
-        ms
+    let bound = if end { Bound::End } else { Bound::Start };
+    time::parse_time(text, bound).map_err(|_| ReportError::Time {
+        field,
+        text: text.trim().to_owned(),
     })
 }
 
-/// An RFC 3339 rendering of `ms`, for readers.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use aims_core::time::rfc3339_millis as rfc3339;
 
 /// A point of the evidence chain: a record's sequence and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1262,61 +1236,6 @@ pub async fn period_records(
 }
 
 /// Query of `GET /v1/reports`.
-#[derive(Debug, Deserialize)]
-pub struct ReportQuery {
-    from: Option<String>,
-    to: Option<String>,
-    format: Option<String>,
-    model: Option<String>,
-}
-
-/// `GET /v1/reports?from=&to=&format=&model=`: the report over HTTP, behind the read token.
-pub async fn serve(
-    State(app): State<Arc<App>>,
-    Query(q): Query<ReportQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = read_auth(&app, &headers) {
-        return r.into_response();
-    }
-    let bad = |field: &str, message: &str| problem(StatusCode::BAD_REQUEST, field, message);
-    let format = match q.format.as_deref().unwrap_or("html") {
-        "html" => Format::Html,
-        "md" | "markdown" => Format::Md,
-        "json" => Format::Json,
-        _ => return bad("format", "expected html, md or json"),
-    };
-    let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
-        return bad(
-            if q.from.is_none() { "from" } else { "to" },
-            "both from and to are required",
-        );
-    };
-    let times = parse_time("from", from, false).and_then(|f| Ok((f, parse_time("to", to, true)?)));
-    let (from_ms, to_ms) = match times {
-        Ok(t) => t,
-        Err(e @ ReportError::Time { field, .. }) => return bad(field, &e.to_string()),
-        Err(e) => return bad("", &e.to_string()),
-    };
-    let request = Request {
-        from_ms,
-        to_ms,
-        model: q.model,
-        now_ms: crate::now_ms(),
-        interval: app.config.evaluation.interval,
-        config_path: None,
-    };
-    match build(&app.store, &request).await {
-        Ok(report) => (
-            [(header::CONTENT_TYPE, format.content_type())],
-            format.render(&report),
-        )
-            .into_response(),
-        Err(ReportError::Period) => bad("to", &ReportError::Period.to_string()),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "", &e.to_string()),
-    }
-}
-
 /// A number for readers: up to four significant decimals, or a dash.
 pub fn num(v: Option<f64>) -> String {
     match v {

@@ -15,7 +15,7 @@ use aims_core::evidence::{self, Broken, Checkpoint, Sealed};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::report::{ChainPoint, Report};
+use crate::services::report::{ChainPoint, Report};
 use crate::store::EvidenceRow;
 
 /// The report as JSON.

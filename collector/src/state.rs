@@ -1,22 +1,55 @@
 //! The state shared by the HTTP handlers, the ingest writer, the evaluator and reloads.
 //!
-//! Locks are `std` locks held only for short, synchronous sections (never across an await);
-//! the evidence log has its own async lock around the chain head.
+//! Locks are `parking_lot` locks held only for short, synchronous sections (never across an
+//! await). They do not poison: a panic in one holder cannot make every later request fail.
+//! The evidence log has its own async lock around the chain head.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use aims_core::lifecycle::Lifecycle;
 use aims_core::objective::ObjectivesFile;
+use aims_core::wire::SummaryEnvelope;
 use aims_core::{Measured, ModelSchema, ReferenceProfile};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::aggregate::Aggregates;
-use crate::config::Config;
+use crate::clock::Clock;
+use crate::config::{AgentToken, Config};
 use crate::evidence::EvidenceLog;
-use crate::ingest::Job;
 use crate::metrics::Metrics;
 use crate::store::{ObjectiveRow, Store, StoreError};
+
+/// A validated summary waiting for the ingest writer to commit it, and where to send the
+/// outcome.
+#[derive(Debug)]
+pub struct IngestJob {
+    /// The summary.
+    pub envelope: SummaryEnvelope,
+    /// `Ok(true)` when new, `Ok(false)` when a duplicate, `Err` when the commit failed.
+    pub reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Who is sending summaries or profiles.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No agent tokens are configured: ingest is open.
+    Open,
+    /// An authenticated agent.
+    Agent(AgentToken),
+}
+
+impl Caller {
+    /// Whether the caller may send for `model`.
+    pub fn may_send(&self, model: &str) -> bool {
+        match self {
+            Caller::Open => true,
+            Caller::Agent(a) => a.models.iter().any(|m| m == "*" || m == model),
+        }
+    }
+}
 
 /// Known reference profiles, by hash, and each model's latest.
 #[derive(Debug, Default)]
@@ -148,19 +181,24 @@ pub struct App {
     /// Per objective status.
     pub status: RwLock<HashMap<String, ObjectiveStatus>>,
     /// Queue to the ingest writer.
-    pub ingest: mpsc::Sender<Job>,
+    pub ingest: mpsc::Sender<IngestJob>,
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
     /// Process start, ms.
     pub started_ms: i64,
-    /// Alert delivery.
-    pub notifier: crate::notify::Notifier,
+    /// Where every task reads the time.
+    pub clock: Clock,
 }
 
 impl App {
+    /// Now, from the shared clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// The objectives in force.
     pub fn objectives(&self) -> Arc<ObjectivesFile> {
-        self.objectives.read().expect("objectives lock").clone()
+        self.objectives.read().clone()
     }
 
     /// Rebuilds the aggregates from summaries within `horizon_ms` of `now_ms`.

@@ -173,7 +173,7 @@ impl Notify {
     }
 
     /// The base URL alerts link to.
-    pub fn external_url(&self, server: &crate::config::Server) -> String {
+    pub fn external_url(&self, server: &super::Server) -> String {
         match &self.external_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {

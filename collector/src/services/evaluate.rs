@@ -18,8 +18,9 @@ use aims_core::{Measured, ReferenceProfile};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::app::{App, ObjectiveStatus};
 use crate::evidence::Entry;
+use crate::services::notify::Notifier;
+use crate::state::{App, ObjectiveStatus};
 use crate::store::{ObjectiveRow, StoreError};
 
 /// Performance metrics exported per model on `/metrics`.
@@ -93,7 +94,7 @@ fn verdict_name(v: Verdict) -> &'static str {
 }
 
 /// Runs cycles until `shutdown` changes.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, notifier: Arc<Notifier>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(app.config.evaluation.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gaps = HashMap::new();
@@ -102,7 +103,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = cycle(&app, &mut gaps, crate::now_ms()).await {
+        if let Err(e) = cycle(&app, &notifier, &mut gaps, app.now_ms()).await {
             tracing::error!(error = %e, "evaluation cycle failed; states are unchanged");
         }
     }
@@ -112,6 +113,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 /// the previous cycle, so a gap is recorded when it starts and when it ends.
 pub async fn cycle(
     app: &App,
+    notifier: &Notifier,
     gaps: &mut HashMap<String, bool>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
@@ -125,9 +127,9 @@ pub async fn cycle(
         .iter()
         .map(|o| o.model.clone())
         .collect();
-    models.extend(app.profiles.read().expect("profiles lock").models());
+    models.extend(app.profiles.read().models());
     let last: HashMap<String, Option<i64>> = {
-        let agg = app.aggregates.read().expect("aggregates lock");
+        let agg = app.aggregates.read();
         models
             .iter()
             .map(|m| (m.clone(), agg.last_received(m)))
@@ -165,8 +167,8 @@ pub async fn cycle(
         cache
             .entry((model.to_owned(), window_ms))
             .or_insert_with(|| {
-                let profile = app.profiles.read().expect("profiles lock").latest(model)?;
-                let merged = app.aggregates.read().expect("aggregates lock").window(
+                let profile = app.profiles.read().latest(model)?;
+                let merged = app.aggregates.read().window(
                     model,
                     &profile.hash,
                     now_ms - window_ms,
@@ -187,7 +189,7 @@ pub async fn cycle(
             .clone()
     };
 
-    let current: HashMap<String, ObjectiveStatus> = app.status.read().expect("status lock").clone();
+    let current: HashMap<String, ObjectiveStatus> = app.status.read().clone();
     let mut next_status = HashMap::new();
     let resolved_hold_ms = app.config.evaluation.resolved_hold.as_millis() as u64;
     let mut newly_firing = Vec::new();
@@ -301,7 +303,7 @@ pub async fn cycle(
     let (head_seq, head_hash) = app.evidence.append(entries, &rows, now_ms).await?;
 
     {
-        let mut status = app.status.write().expect("status lock");
+        let mut status = app.status.write();
         for (id, s) in &next_status {
             if let Some(slot) = status.get_mut(id) {
                 // A reload may have changed the version meanwhile; keep its version.
@@ -314,7 +316,7 @@ pub async fn cycle(
         }
     }
     publish(app, &verdicts, &next_status, &newly_firing);
-    app.notifier.observe(&objectives, &next_status, now_ms);
+    notifier.observe(&objectives, &next_status, now_ms);
     let metrics_window = app.config.evaluation.metrics_window.as_millis() as i64;
     for model in &models {
         if is_stale(model) {
