@@ -11,10 +11,9 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use aims_core::evidence::Kind;
+use aims_core::evidence::payload::{Payload, Startup};
 use anyhow::Context;
 use parking_lot::RwLock;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
@@ -61,11 +60,11 @@ pub async fn run_with_clock(
         .iter()
         .filter_map(|row| ObjectiveStatus::from_row(row).map(|s| (row.objective.clone(), s)))
         .collect();
-    let mut entries = vec![Entry::global(
-        Kind::Startup,
-        json!({"version": env!("CARGO_PKG_VERSION"), "objectives_file": config.evaluation.objectives.display().to_string(),
-               "file_version": file.version}),
-    )];
+    let mut entries = vec![Entry::global(Payload::Startup(Startup {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        objectives_file: config.evaluation.objectives.display().to_string(),
+        file_version: file.version.clone(),
+    }))];
     entries.extend(reload::adopt(&mut status, &file, now));
     status.retain(|id, _| file.objectives.iter().any(|o| &o.id == id));
     let rows: Vec<_> = status.iter().map(|(id, s)| s.row(id)).collect();

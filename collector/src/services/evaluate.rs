@@ -10,12 +10,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use aims_core::evidence::Kind;
+use aims_core::evidence::payload::{
+    Evaluation, GapEdge, IngestionGap, Payload, Transition, Window,
+};
 use aims_core::lifecycle::{step, Input, State, Timing};
 use aims_core::metrics::{self, Report, Selector};
 use aims_core::objective::{Objective, Verdict, NO_DATA_METRIC};
 use aims_core::{Measured, ReferenceProfile};
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::evidence::Entry;
@@ -154,11 +155,16 @@ pub async fn cycle(
         if stale != was.unwrap_or(false) {
             let state = if stale { "started" } else { "ended" };
             tracing::warn!(model, state, last_summary_ms = ?last_ms, "ingestion gap");
-            entries.push(Entry::global(
-                Kind::IngestionGap,
-                json!({"model": model, "gap": state, "last_summary_ms": last_ms,
-                       "stale_after_seconds": app.config.evaluation.stale_after.as_secs()}),
-            ));
+            entries.push(Entry::global(Payload::IngestionGap(IngestionGap {
+                model: model.to_string(),
+                gap: if stale {
+                    GapEdge::Started
+                } else {
+                    GapEdge::Ended
+                },
+                last_summary_ms: last_ms,
+                stale_after_seconds: app.config.evaluation.stale_after.as_secs(),
+            })));
         }
     }
 
@@ -247,24 +253,28 @@ pub async fn cycle(
         };
         let (lifecycle, transitions) = step(status.lifecycle, input, now_ms, timing);
         entries.push(Entry::objective(
-            Kind::Evaluation,
             &o.id,
-            json!({
-                "objective": o.id,
-                "version": status.version,
-                "model": o.model,
-                "metric": o.metric,
-                "selector": o.selector,
-                "value": value,
-                "target": o.target.to_string(),
-                "warning": o.warning.map(|w| w.to_string()),
-                "verdict": verdict,
-                "samples": samples,
-                "min_samples": o.min_samples,
-                "window": {"from_ms": now_ms - window_ms, "to_ms": now_ms},
-                "model_versions": context.as_ref().map(|c| c.versions.iter().collect::<Vec<_>>()),
-                "profile_hash": context.as_ref().map(|c| c.profile.hash.clone()),
-                "state": lifecycle.state.as_str(),
+            Payload::Evaluation(Evaluation {
+                objective: o.id.clone(),
+                version: status.version.clone(),
+                model: o.model.clone(),
+                metric: o.metric.clone(),
+                selector: o.selector.clone(),
+                value: value.clone(),
+                target: o.target.to_string(),
+                warning: o.warning.map(|w| w.to_string()),
+                verdict: verdict.to_owned(),
+                samples,
+                min_samples: o.min_samples,
+                window: Window {
+                    from_ms: now_ms - window_ms,
+                    to_ms: now_ms,
+                },
+                model_versions: context
+                    .as_ref()
+                    .map(|c| c.versions.iter().cloned().collect()),
+                profile_hash: context.as_ref().map(|c| c.profile.hash.clone()),
+                state: lifecycle.state,
             }),
         ));
         for t in &transitions {
@@ -273,10 +283,17 @@ pub async fn cycle(
                 newly_firing.push(o.id.clone());
             }
             entries.push(Entry::objective(
-                Kind::Transition,
                 &o.id,
-                json!({"objective": o.id, "version": status.version, "from": t.from.as_str(), "to": t.to.as_str(),
-                       "at_ms": t.at_ms, "value": value, "target": o.target.to_string(), "severity": o.severity.as_str()}),
+                Payload::Transition(Transition {
+                    objective: o.id.clone(),
+                    version: status.version.clone(),
+                    from: t.from,
+                    to: t.to,
+                    at_ms: t.at_ms,
+                    value: value.clone(),
+                    target: o.target.to_string(),
+                    severity: o.severity.as_str().to_owned(),
+                }),
             ));
         }
         verdicts.push((o, verdict, value.clone(), samples));

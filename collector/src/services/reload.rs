@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use aims_core::evidence::Kind;
+use aims_core::evidence::payload::{
+    ConfigReload, ObjectiveVersion, Payload, ReloadOutcome, ReloadProblem,
+};
 use aims_core::lifecycle::Lifecycle;
 use aims_core::objective::{self, ObjectiveError, ObjectivesFile};
 use aims_core::ModelSchema;
-use serde_json::json;
 use thiserror::Error;
 
 use crate::evidence::Entry;
@@ -82,15 +83,14 @@ pub fn adopt(
             continue;
         }
         entries.push(Entry::objective(
-            Kind::ObjectiveVersion,
             &o.id,
-            json!({
-                "objective": o.id,
-                "version": version,
-                "previous_version": previous,
-                "file_version": file.version,
-                "policy": file.policy,
-                "definition": o,
+            Payload::ObjectiveVersion(ObjectiveVersion {
+                objective: o.id.clone(),
+                version: version.clone(),
+                previous_version: previous,
+                file_version: file.version.clone(),
+                policy: file.policy.clone(),
+                definition: o.clone(),
             }),
         ));
         status
@@ -126,16 +126,29 @@ pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), R
             let detail = match &e {
                 ReloadError::Invalid { errors, .. } => errors
                     .iter()
-                    .map(|e| json!({"line": e.line, "field": e.location, "message": e.message}))
+                    .map(|e| ReloadProblem {
+                        line: Some(e.line),
+                        field: Some(e.location.clone()),
+                        message: e.message.clone(),
+                    })
                     .collect(),
-                other => vec![json!({"message": other.to_string()})],
+                other => vec![ReloadProblem {
+                    line: None,
+                    field: None,
+                    message: other.to_string(),
+                }],
             };
             app.evidence
                 .append(
-                    vec![Entry::global(
-                        Kind::ConfigReload,
-                        json!({"trigger": trigger, "outcome": "failure", "file": path.display().to_string(), "errors": detail}),
-                    )],
+                    vec![Entry::global(Payload::ConfigReload(ConfigReload {
+                        trigger: trigger.to_owned(),
+                        outcome: ReloadOutcome::Failure,
+                        file: path.display().to_string(),
+                        file_version: None,
+                        changed: None,
+                        removed: None,
+                        errors: Some(detail),
+                    }))],
                     &[],
                     now,
                 )
@@ -166,17 +179,15 @@ pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), R
                 (entries, rows, removed)
             };
             let changed: Vec<String> = entries.iter().filter_map(|e| e.objective.clone()).collect();
-            let mut all = vec![Entry::global(
-                Kind::ConfigReload,
-                json!({
-                    "trigger": trigger,
-                    "outcome": "success",
-                    "file": path.display().to_string(),
-                    "file_version": file.version,
-                    "changed": changed,
-                    "removed": removed.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                }),
-            )];
+            let mut all = vec![Entry::global(Payload::ConfigReload(ConfigReload {
+                trigger: trigger.to_owned(),
+                outcome: ReloadOutcome::Success,
+                file: path.display().to_string(),
+                file_version: Some(file.version.clone()),
+                changed: Some(changed.clone()),
+                removed: Some(removed.iter().map(|(id, _)| id.clone()).collect()),
+                errors: None,
+            }))];
             all.extend(entries);
             app.evidence.append(all, &rows, now).await?;
             for (id, model) in &removed {

@@ -19,12 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aims_core::evidence::Kind;
+use aims_core::evidence::payload::{Notification, Payload};
 use aims_core::lifecycle::State;
 use aims_core::objective::{ObjectiveError, ObjectivesFile};
 use parking_lot::Mutex;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
@@ -518,11 +518,18 @@ async fn record(
         .iter()
         .map(|(objective, status)| {
             Entry::objective(
-                Kind::Notification,
                 objective,
-                json!({"objective": objective, "receiver": t.receiver, "kind": t.kind.as_str(),
-                       "url": t.url, "alert_status": status, "attempt": attempt, "outcome": outcome,
-                       "http_status": http_status, "error": error}),
+                Payload::Notification(Notification {
+                    objective: objective.clone(),
+                    receiver: t.receiver.clone(),
+                    kind: t.kind.as_str().to_owned(),
+                    url: t.url.clone(),
+                    alert_status: status.to_string(),
+                    attempt,
+                    outcome: outcome.to_owned(),
+                    http_status,
+                    error: error.map(str::to_owned),
+                }),
             )
         })
         .collect();

@@ -12,14 +12,15 @@ pub mod markdown;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aims_core::evidence::payload::{GapEdge, Payload};
 use aims_core::evidence::{Record, GENESIS};
 use aims_core::hash::{canonical_json, sha256_hex};
+use aims_core::lifecycle::State;
 use aims_core::metrics::{self, Measured};
 use aims_core::objective::{Condition, Objective, Plan};
 use aims_core::time::{self, Bound};
 use aims_core::WindowSummary;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use thiserror::Error;
 
 use crate::store::{EvidenceRow, Store, StoreError};
@@ -644,10 +645,6 @@ fn step_breach(breaches: &mut Vec<Interval>, at: i64, seq: u64, verdict: &str) {
     }
 }
 
-fn value_of(v: &Value) -> Option<f64> {
-    v.as_f64().filter(|x| x.is_finite())
-}
-
 fn selector_text(o: &Objective) -> String {
     [
         o.selector.feature.as_ref().map(|f| format!("feature {f}")),
@@ -893,27 +890,27 @@ struct Scan<'a, F: Fn(&str) -> bool> {
 }
 
 /// Folds one record into the scan; `before` records (ahead of the period) only set the state
-/// the period starts from.
+/// the period starts from. A record whose payload does not read as its kind is skipped, as
+/// unknown kinds are (`evidence verify` checks the chain, not the payloads).
 fn apply<F: Fn(&str) -> bool>(record: &Record, row: &EvidenceRow, before: bool, s: &mut Scan<F>) {
-    let d = &record.data;
     let seq = row.sealed.seq;
     let at = record.at_ms;
-    let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
-    match row.kind.as_str() {
-        "objective_version" => {
-            let Ok(def) = serde_json::from_value::<Objective>(d["definition"].clone()) else {
-                return;
-            };
-            *s.policy = text("policy");
+    let Ok(payload) = Payload::of(record) else {
+        return;
+    };
+    match payload {
+        Payload::ObjectiveVersion(v) => {
+            let def = v.definition;
+            *s.policy = v.policy;
             let t = s.tracks.entry(def.id.clone()).or_default();
-            t.version = text("version");
+            t.version = v.version;
             t.first_in_force_ms.get_or_insert(at);
             t.removed_ms = None;
             if !before && (s.in_scope)(&def.model) {
                 s.version_changes.push(VersionChange {
                     objective: def.id.clone(),
                     version: t.version.clone(),
-                    previous_version: d["previous_version"].as_str().map(str::to_owned),
+                    previous_version: v.previous_version,
                     at: rfc3339(at),
                     seq,
                     target: def.target.to_string(),
@@ -921,95 +918,86 @@ fn apply<F: Fn(&str) -> bool>(record: &Record, row: &EvidenceRow, before: bool, 
             }
             t.definition = Some(def);
         }
-        "config_reload" => {
-            for id in d["removed"].as_array().into_iter().flatten() {
-                if let Some(t) = id.as_str().and_then(|id| s.tracks.get_mut(id)) {
+        Payload::ConfigReload(r) => {
+            for id in r.removed.iter().flatten() {
+                if let Some(t) = s.tracks.get_mut(id) {
                     t.removed_ms = Some(at);
                 }
             }
         }
-        "transition" => {
-            let Some(t) = s.tracks.get_mut(&text("objective")) else {
+        Payload::Transition(tr) => {
+            let Some(t) = s.tracks.get_mut(&tr.objective) else {
                 return;
             };
-            let to = text("to");
-            let from = text("from");
-            let when = d["at_ms"].as_i64().unwrap_or(at);
-            if to == "firing" {
-                t.alerts.push(open_interval(when, seq));
-            } else if from == "firing" {
+            if tr.to == State::Firing {
+                t.alerts.push(open_interval(tr.at_ms, seq));
+            } else if tr.from == State::Firing {
                 if let Some(i) = t.alerts.last_mut().filter(|i| i.end_ms.is_none()) {
-                    close_interval(i, when, seq);
+                    close_interval(i, tr.at_ms, seq);
                 }
             }
-            t.state = to;
+            t.state = tr.to.as_str().to_owned();
         }
-        "evaluation" => {
-            let Some(t) = s.tracks.get_mut(&text("objective")) else {
+        Payload::Evaluation(e) => {
+            let Some(t) = s.tracks.get_mut(&e.objective) else {
                 return;
             };
-            let verdict = text("verdict");
-            step_breach(&mut t.breaches, at, seq, &verdict);
-            t.state = text("state");
+            step_breach(&mut t.breaches, at, seq, &e.verdict);
+            t.state = e.state.as_str().to_owned();
             if before {
                 return;
             }
-            let model = text("model");
-            if (s.in_scope)(&model) {
-                let seen = s.versions_seen.entry(model).or_default();
-                for v in d["model_versions"].as_array().into_iter().flatten() {
-                    if let Some(v) = v.as_str() {
-                        seen.insert(v.to_owned());
-                    }
-                }
+            if (s.in_scope)(&e.model) {
+                s.versions_seen
+                    .entry(e.model)
+                    .or_default()
+                    .extend(e.model_versions.into_iter().flatten());
             }
-            t.counts.add(&verdict);
-            let version = text("version");
-            if t.versions.last() != Some(&version) {
-                t.versions.push(version);
+            t.counts.add(&e.verdict);
+            if t.versions.last() != Some(&e.version) {
+                t.versions.push(e.version);
             }
-            let value = value_of(&d["value"]);
+            let value = e.value.as_ref().and_then(measured);
             t.values.extend(value);
             t.series.push(Point {
                 at_ms: at,
                 value,
-                target: d["target"]
-                    .as_str()
-                    .and_then(|c| c.parse::<Condition>().ok())
-                    .map(|c| c.threshold),
-                verdict,
+                target: e.target.parse::<Condition>().ok().map(|c| c.threshold),
+                verdict: e.verdict,
             });
             t.records = Some(t.records.map_or((seq, seq), |(a, _)| (a, seq)));
         }
-        "ingestion_gap" => {
-            let model = text("model");
-            if !(s.in_scope)(&model) {
+        Payload::IngestionGap(g) => {
+            if !(s.in_scope)(&g.model) {
                 return;
             }
-            if text("gap") == "started" {
-                s.gaps.push(Gap {
-                    model,
+            match g.gap {
+                GapEdge::Started => s.gaps.push(Gap {
+                    model: g.model,
                     start_ms: at,
                     end_ms: None,
                     start: rfc3339(at),
                     end: String::new(),
                     duration_seconds: 0.0,
-                    last_summary_ms: d["last_summary_ms"].as_i64(),
+                    last_summary_ms: g.last_summary_ms,
                     start_seq: seq,
                     end_seq: None,
-                });
-            } else if let Some(g) = s
-                .gaps
-                .iter_mut()
-                .rev()
-                .find(|g| g.model == model && g.end_ms.is_none())
-            {
-                g.end_ms = Some(at);
-                g.end = rfc3339(at);
-                g.end_seq = Some(seq);
+                }),
+                GapEdge::Ended => {
+                    if let Some(open) = s
+                        .gaps
+                        .iter_mut()
+                        .rev()
+                        .find(|open| open.model == g.model && open.end_ms.is_none())
+                    {
+                        open.end_ms = Some(at);
+                        open.end = rfc3339(at);
+                        open.end_seq = Some(seq);
+                    }
+                }
             }
         }
-        _ => {}
+        Payload::Startup(_) | Payload::Notification(_) => {}
     }
 }
 
@@ -1253,23 +1241,43 @@ mod tests {
     use super::*;
     use crate::config::Synchronous;
     use crate::evidence::{Entry, EvidenceLog};
-    use aims_core::evidence::Kind;
+    use aims_core::evidence::payload::{
+        Evaluation, IngestionGap, ObjectiveVersion, Transition, Window,
+    };
     use serde_json::json;
 
-    fn definition(target: &str) -> Value {
-        json!({"id": "parity", "title": "Parity", "model": "m", "metric": "demographic_parity_ratio",
+    fn definition(target: &str) -> Objective {
+        serde_json::from_value(json!({"id": "parity", "title": "Parity", "model": "m", "metric": "demographic_parity_ratio",
                "attribute": "gender", "target": {"op": ">=", "threshold": target.parse::<f64>().unwrap()},
                "window": 60, "min_samples": 10, "for": 0, "severity": "critical", "owner": "owner@example.com",
                "rationale": "", "plan": {"actions": "a", "resources": "r", "due": "2027", "evaluation": "e"},
-               "controls": ["A.6.2.6"], "notify": []})
+               "controls": ["A.6.2.6"], "notify": []}))
+        .unwrap()
     }
 
     fn evaluation(verdict: &str, value: f64, target: &str, version: &str) -> Entry {
         Entry::objective(
-            Kind::Evaluation,
             "parity",
-            json!({"objective": "parity", "version": version, "model": "m", "verdict": verdict,
-                   "value": value, "target": format!(">= {target}"), "state": "ok", "model_versions": ["1"]}),
+            Payload::Evaluation(Evaluation {
+                objective: "parity".into(),
+                version: version.into(),
+                model: "m".into(),
+                metric: "demographic_parity_ratio".into(),
+                selector: Default::default(),
+                value: Some(Measured::Value(value)),
+                target: format!(">= {target}"),
+                warning: None,
+                verdict: verdict.into(),
+                samples: Some(100),
+                min_samples: 10,
+                window: Window {
+                    from_ms: 0,
+                    to_ms: 0,
+                },
+                model_versions: Some(vec!["1".into()]),
+                profile_hash: None,
+                state: State::Ok,
+            }),
         )
     }
 
@@ -1286,21 +1294,40 @@ mod tests {
             .unwrap();
         let version = |v: &str, prev: Option<&str>, target: &str| {
             Entry::objective(
-                Kind::ObjectiveVersion,
                 "parity",
-                json!({"objective": "parity", "version": v, "previous_version": prev,
-                       "policy": "P", "definition": definition(target)}),
+                Payload::ObjectiveVersion(ObjectiveVersion {
+                    objective: "parity".into(),
+                    version: v.into(),
+                    previous_version: prev.map(str::to_owned),
+                    file_version: "f".into(),
+                    policy: "P".into(),
+                    definition: definition(target),
+                }),
             )
         };
-        let transition = |from: &str, to: &str, at: i64| {
+        let transition = |from: State, to: State, at: i64| {
             Entry::objective(
-                Kind::Transition,
                 "parity",
-                json!({"objective": "parity", "from": from, "to": to, "at_ms": at}),
+                Payload::Transition(Transition {
+                    objective: "parity".into(),
+                    version: "v1".into(),
+                    from,
+                    to,
+                    at_ms: at,
+                    value: None,
+                    target: ">= 0.8".into(),
+                    severity: "critical".into(),
+                }),
             )
         };
-        let gap =
-            |state: &str| Entry::global(Kind::IngestionGap, json!({"model": "m", "gap": state}));
+        let gap = |gap: GapEdge| {
+            Entry::global(Payload::IngestionGap(IngestionGap {
+                model: "m".into(),
+                gap,
+                last_summary_ms: None,
+                stale_after_seconds: 1,
+            }))
+        };
         let steps: Vec<(i64, Vec<Entry>)> = vec![
             (1_000, vec![version("v1", None, "0.8")]),
             (2_000, vec![evaluation("met", 0.9, "0.8", "v1")]),
@@ -1308,21 +1335,27 @@ mod tests {
                 3_000,
                 vec![
                     evaluation("breached", 0.5, "0.8", "v1"),
-                    transition("ok", "firing", 3_000),
+                    transition(State::Ok, State::Firing, 3_000),
                 ],
             ),
             (
                 4_000,
-                vec![evaluation("breached", 0.4, "0.8", "v1"), gap("started")],
+                vec![
+                    evaluation("breached", 0.4, "0.8", "v1"),
+                    gap(GapEdge::Started),
+                ],
             ),
             (
                 5_000,
                 vec![
                     evaluation("met", 0.85, "0.8", "v1"),
-                    transition("firing", "resolved", 5_000),
+                    transition(State::Firing, State::Resolved, 5_000),
                 ],
             ),
-            (6_000, vec![gap("ended"), version("v2", Some("v1"), "0.7")]),
+            (
+                6_000,
+                vec![gap(GapEdge::Ended), version("v2", Some("v1"), "0.7")],
+            ),
             (
                 7_000,
                 vec![evaluation("insufficient_data", 0.75, "0.7", "v2")],
