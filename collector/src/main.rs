@@ -143,10 +143,10 @@ fn main() -> ExitCode {
 /// Loads the configuration, binds its address and serves until SIGINT or SIGTERM.
 async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path.as_deref())?;
-    init_logging(config.logging.format);
+    aims_runtime::logging::init(config.logging.format == LogFormat::Json);
     let listener = std::net::TcpListener::bind(config.server.listen)
         .with_context(|| format!("binding {}", config.server.listen))?;
-    aims_collector::server::run(config, listener, shutdown_signal()).await?;
+    aims_collector::server::run(config, listener, aims_runtime::shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -161,33 +161,4 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            ctrl_c.await.ok();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }

@@ -206,23 +206,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path` (optional when `None`: defaults plus environment) and the environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let shown = path.map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
-        let mut builder = config::Config::builder();
-        if let Some(path) = path {
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
-        }
-        let cfg: Config = builder
-            .add_source(
-                config::Environment::with_prefix("AIMS_COLLECTOR")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|source| ConfigError::Load {
-                path: shown,
-                source,
+        let cfg: Config =
+            aims_runtime::config::load(path, "AIMS_COLLECTOR").map_err(|e| ConfigError::Load {
+                path: e.path,
+                source: *e.source,
             })?;
         cfg.check()?;
         Ok(cfg)

@@ -8,9 +8,9 @@
 //! `resend_interval` for `resolved_hold`, so a receiver that was down still learns of it.
 //!
 //! `observe` only enqueues, never waits: each receiver URL has its own bounded queue and task,
-//! so a slow or dead receiver delays nobody but itself. Attempts retry with capped, jittered
-//! exponential backoff; every attempt's outcome is counted in `aims_notifications_total`,
-//! logged, and recorded as evidence.
+//! so a slow or dead receiver delays nobody but itself. Attempts retry with capped exponential
+//! backoff and full jitter (`aims_runtime::retry`, as the agent retries); every attempt's
+//! outcome is counted in `aims_notifications_total`, logged, and recorded as evidence.
 
 pub mod payload;
 
@@ -22,8 +22,8 @@ use std::time::Duration;
 use aims_core::evidence::payload::{Notification, Payload};
 use aims_core::lifecycle::State;
 use aims_core::objective::{ObjectiveError, ObjectivesFile};
+use aims_runtime::retry::Backoff;
 use parking_lot::Mutex;
-use rand::Rng;
 use serde_json::Value;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -93,16 +93,6 @@ pub struct Notifier {
     queues: HashMap<String, (ReceiverKind, Vec<mpsc::Sender<Job>>)>,
     tracked: Mutex<HashMap<String, Tracked>>,
     metrics: Metrics,
-}
-
-/// The wait before retry number `retry` (1 for the first retry): `initial * 2^(retry-1)`
-/// capped at `max`, of which a random half (`jitter` in [0, 1)) is kept, so receivers that
-/// failed together do not retry together and no wait is shorter than half its step.
-pub fn backoff(retry: u32, initial: Duration, max: Duration, jitter: f64) -> Duration {
-    let step = initial
-        .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-        .min(max);
-    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
 impl Notifier {
@@ -466,6 +456,7 @@ async fn deliver(
             job = t.queue.recv() => match job { Some(j) => j, None => return },
             _ = shutdown.changed() => return,
         };
+        let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
         for n in 1..=settings.max_attempts {
             let result = attempt(&client, &t, &job.body).await;
             let (outcome, http_status, error) = match &result {
@@ -480,12 +471,7 @@ async fn deliver(
             if !matches!(result, Attempt::Failed(..)) || n == settings.max_attempts {
                 break;
             }
-            let wait = backoff(
-                n,
-                settings.backoff_initial,
-                settings.backoff_max,
-                rand::thread_rng().gen(),
-            );
+            let wait = backoff.next_delay(&mut rand::thread_rng());
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -768,22 +754,5 @@ mod tests {
         assert_eq!(notify_line(text, "b"), 7);
         assert_eq!(notify_line(text, "c"), 9);
         assert_eq!(notify_line(text, "zz"), 0);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_with_bounded_jitter() {
-        let (i, m) = (Duration::from_millis(500), Duration::from_secs(30));
-        assert_eq!(backoff(1, i, m, 1.0), Duration::from_millis(500));
-        assert_eq!(backoff(1, i, m, 0.0), Duration::from_millis(250));
-        assert_eq!(backoff(3, i, m, 1.0), Duration::from_secs(2));
-        assert_eq!(backoff(10, i, m, 1.0), m);
-        assert_eq!(backoff(u32::MAX, i, m, 0.0), m / 2);
-        for j in [0.0, 0.3, 0.99] {
-            let w = backoff(4, i, m, j);
-            assert!(
-                w >= Duration::from_secs(2) && w <= Duration::from_secs(4),
-                "{w:?}"
-            );
-        }
     }
 }
