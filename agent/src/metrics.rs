@@ -80,28 +80,10 @@ pub struct AgentMetrics {
     pub info: IntGaugeVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric name");
-    c
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric name");
-    g
-}
+use aims_runtime::metrics::{int_counter as counter, int_gauge as gauge};
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, reasons: &[&str]) -> IntCounterVec {
-    let c =
-        IntCounterVec::new(Opts::new(name, help), &["reason"]).expect("static metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric name");
+    let c = aims_runtime::metrics::int_counter_vec(registry, name, help, &["reason"]);
     for r in reasons {
         c.with_label_values(&[r]);
     }
