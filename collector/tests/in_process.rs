@@ -1,29 +1,12 @@
 //! The collector as a library: started in process on a listener bound to port 0, driven over
 //! real HTTP, with a manual clock so a lifecycle advances without waiting for wall time.
 
-mod common;
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aims_collector::{Clock, Config};
-use common::{envelope, minute, profile, sample, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::{eventually, net, prom::sample};
 use serde_json::Value;
-
-/// Polls `f` until it returns `Some`, or fails naming `what` after `within`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    within: Duration,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn state(client: &reqwest::Client, base: &str, id: &str) -> String {
     let v: Value = client
@@ -45,14 +28,14 @@ async fn state(client: &reqwest::Client, base: &str, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = aims_testkit::temp_dir();
     let objectives = dir.path().join("objectives.yaml");
     std::fs::write(&objectives, OBJECTIVES).unwrap();
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("data");
     config.evaluation.objectives = objectives;
     config.evaluation.interval = Duration::from_millis(50);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = net::listener();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let start = minute();
     let clock = Clock::manual(start + 1_000);
