@@ -265,6 +265,12 @@ impl AgentConfig {
                     source: *e.source,
                 }
             })?;
+        // Relative paths mean paths next to the configuration file, whatever the working folder.
+        let file = Some(path);
+        aims_runtime::config::resolve_opt(file, &mut cfg.reference.path);
+        aims_runtime::config::resolve_opt(file, &mut cfg.reference.cache);
+        aims_runtime::config::resolve_opt(file, &mut cfg.ship.ca_cert);
+        aims_runtime::config::resolve(file, &mut cfg.spool.dir);
         cfg.model = cfg
             .model
             .validated()

@@ -1,10 +1,12 @@
 //! Layered configuration: a TOML file, overridden by environment variables
 //! `PREFIX__SECTION__KEY` (values parsed as numbers and booleans where they look like them).
 //!
+//! Relative paths in a configuration mean paths next to its file ([`resolve`]).
+//!
 //! Unknown keys are errors, not silently ignored settings: the configuration types deny them
 //! (`#[serde(deny_unknown_fields)]`), and the error names the key and the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -41,6 +43,24 @@ pub fn load<T: DeserializeOwned>(path: Option<&Path>, env_prefix: &str) -> Resul
         })
 }
 
+/// Makes a relative `path` relative to the folder of the configuration file `config`, so a
+/// configuration means the same files whatever folder the binary is started from. Absolute
+/// paths, and every path when there is no configuration file, stay as they are.
+pub fn resolve(config: Option<&Path>, path: &mut PathBuf) {
+    if path.is_relative() {
+        if let Some(folder) = config.and_then(Path::parent) {
+            *path = folder.join(&*path);
+        }
+    }
+}
+
+/// [`resolve`] for an optional path.
+pub fn resolve_opt(config: Option<&Path>, path: &mut Option<PathBuf>) {
+    if let Some(p) = path {
+        resolve(config, p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +83,29 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, text).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_configuration_folder() {
+        let config = Path::new("/etc/aims/agent.toml");
+        let mut p = PathBuf::from("profile.json");
+        resolve(Some(config), &mut p);
+        assert_eq!(p, Path::new("/etc/aims/profile.json"));
+        let mut up = PathBuf::from("../data");
+        resolve(Some(config), &mut up);
+        assert_eq!(up, Path::new("/etc/aims/../data"));
+        let mut abs = PathBuf::from("/var/lib/x");
+        resolve(Some(config), &mut abs);
+        assert_eq!(abs, Path::new("/var/lib/x"));
+        let mut here = PathBuf::from("data");
+        resolve(Some(Path::new("agent.toml")), &mut here);
+        assert_eq!(here, Path::new("data"), "a file in the working folder");
+        let mut none = PathBuf::from("data");
+        resolve(None, &mut none);
+        assert_eq!(none, Path::new("data"), "no file: the working folder");
+        let mut opt = Some(PathBuf::from("ca.pem"));
+        resolve_opt(Some(config), &mut opt);
+        assert_eq!(opt.as_deref(), Some(Path::new("/etc/aims/ca.pem")));
     }
 
     #[test]

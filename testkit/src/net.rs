@@ -17,7 +17,9 @@ pub fn listening_address(log: &str) -> Option<SocketAddr> {
             let rest = l
                 .split_once("address=")
                 .map(|(_, r)| r)
-                .or_else(|| l.split_once("\"address\":\"").map(|(_, r)| r))?;
+                .or_else(|| l.split_once("\"address\":\"").map(|(_, r)| r))
+                .or_else(|| l.split_once("listening on http://").map(|(_, r)| r))
+                .or_else(|| l.split_once("listening on https://").map(|(_, r)| r))?;
             let end = rest
                 .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
                 .unwrap_or(rest.len());
@@ -28,7 +30,8 @@ pub fn listening_address(log: &str) -> Option<SocketAddr> {
 /// How many "listening" lines the log holds: a restart adds one.
 pub fn listening_count(log: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains("listening") && l.contains("address"))
+        .filter(|l| l.contains("listening"))
+        .filter(|l| l.contains("address") || l.contains("listening on http"))
         .count()
 }
 
@@ -51,6 +54,12 @@ mod tests {
             Some("127.0.0.1:4002".parse().unwrap())
         );
         assert_eq!(listening_address("nothing"), None);
+        let agent = "2026-01-01T00:00:00Z  INFO aims_agent::server: aims-agent listening on http://127.0.0.1:4003";
+        assert_eq!(
+            listening_address(agent),
+            Some("127.0.0.1:4003".parse().unwrap())
+        );
+        assert_eq!(listening_count(agent), 1);
     }
 
     #[test]

@@ -206,13 +206,26 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path` (optional when `None`: defaults plus environment) and the environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let cfg: Config =
+        let mut cfg: Config =
             aims_runtime::config::load(path, "AIMS_COLLECTOR").map_err(|e| ConfigError::Load {
                 path: e.path,
                 source: *e.source,
             })?;
+        cfg.resolve_paths(path);
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// Relative paths mean paths next to the configuration file, whatever the working folder.
+    fn resolve_paths(&mut self, file: Option<&Path>) {
+        use aims_runtime::config::{resolve, resolve_opt};
+        resolve(file, &mut self.storage.data_dir);
+        resolve(file, &mut self.evaluation.objectives);
+        resolve_opt(file, &mut self.server.tls_cert);
+        resolve_opt(file, &mut self.server.tls_key);
+        for r in &mut self.notify.receivers {
+            resolve_opt(file, &mut r.token_file);
+        }
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -281,7 +294,15 @@ mod tests {
         assert_eq!(c.server.listen, d.server.listen);
         assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.evaluation.interval, d.evaluation.interval);
-        assert_eq!(c.evaluation.objectives, d.evaluation.objectives);
+        assert!(
+            c.evaluation.objectives.ends_with(&d.evaluation.objectives),
+            "relative to the file's folder, the same objectives: {}",
+            c.evaluation.objectives.display()
+        );
+        assert_eq!(
+            c.evaluation.objectives,
+            path.parent().unwrap().join("examples/objectives.yaml")
+        );
     }
 
     #[test]
