@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{num, rfc3339, Interval, ObjectiveSection, Point, Report};
+use super::model::{Interval, ObjectiveSection, Point, Report};
+use super::text::{duration, num, rfc3339, short};
 use crate::html::escape;
 
 /// Chart width in SVG user units.
@@ -306,17 +307,6 @@ fn list(h: &mut String, items: &[String], empty: &str) {
     h.push_str("</ul>\n");
 }
 
-/// The first 12 characters of a hash, for tables (the full ones are in the JSON).
-pub fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
-/// Seconds as a human duration.
-pub fn duration(seconds: f64) -> String {
-    let ms = (seconds * 1000.0).round().max(0.0) as u64;
-    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
-}
-
 fn seqs(start: u64, end: Option<u64>) -> String {
     match end {
         Some(e) => format!("{start}, {e}"),
@@ -553,7 +543,7 @@ fn points(xy: &[(f64, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::report::{breach_intervals, finish_intervals};
+    use crate::services::report::scan::{breach_intervals, finish_intervals};
 
     fn coords(svg: &str, attr: &str) -> Vec<f64> {
         svg.split(&format!(" {attr}=\""))

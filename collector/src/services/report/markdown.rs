@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::html::{duration, short};
-use super::{num, Interval, Report};
+use super::model::{Interval, Report};
+use super::text::{duration, num, short};
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(text: &str) -> String {
