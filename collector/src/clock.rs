@@ -32,7 +32,7 @@ impl Clock {
     pub fn now_ms(&self) -> i64 {
         match &self.manual {
             Some(t) => t.load(Ordering::SeqCst),
-            None => system_now_ms(),
+            None => aims_runtime::clock::now_ms(),
         }
     }
 
@@ -58,12 +58,6 @@ impl Clock {
             None => false,
         }
     }
-}
-
-fn system_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: the system time in epoch milliseconds.
 //! - [`logging`]: `tracing` to stderr, filtered by `RUST_LOG`, as text or JSON lines.
 //! - [`shutdown`]: a future that completes on Ctrl-C or SIGTERM.
 //! - [`config`]: a TOML file layered under `PREFIX__SECTION__KEY` environment variables.
@@ -12,6 +13,7 @@
 //! - [`metrics`]: creating and registering Prometheus metrics.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod gzip;
 pub mod logging;
