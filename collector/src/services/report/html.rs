@@ -1,11 +1,13 @@
 //! The report as one self-contained HTML file: inline CSS (with print rules) and inline SVG
 //! charts, nothing fetched, so it can be mailed, archived and printed as it is.
+//!
+//! Rendered with maud: every value from the report is escaped unless marked otherwise, and
+//! the only unescaped text is the constant style sheet.
 
-use std::fmt::Write;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::model::{Interval, ObjectiveSection, Point, Report};
 use super::text::{duration, num, rfc3339, short};
-use crate::html::escape;
 
 /// Chart width in SVG user units.
 pub const WIDTH: f64 = 720.0;
@@ -33,278 +35,216 @@ code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem;wo
 /// Renders the whole report.
 pub fn render(r: &Report) -> String {
     let d = &r.document;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n\
-         <p>Period {} to {}</p>\n",
-        escape(&d.title),
-        escape(&d.title),
-        escape(&d.period_from),
-        escape(&d.period_to)
-    );
-
-    h.push_str("<h2 id=\"document-control\">1. Document control</h2>\n<table>");
-    let rows: Vec<(&str, String)> = vec![
-        (
-            "Period",
-            format!("{} – {}", escape(&d.period_from), escape(&d.period_to)),
-        ),
-        ("Scope: models", escape(&d.scope_models.join(", "))),
-        ("Scope: objectives", escape(&d.scope_objectives.join(", "))),
-        ("Policy", escape(&d.policy)),
-        ("Generated at", escape(&d.generated_at)),
-        ("Generator", escape(&d.generator)),
-        (
-            "Evidence chain at period start",
-            format!(
-                "sequence {} <span class=\"hash\">{}</span>",
-                d.chain_start.seq,
-                escape(&d.chain_start.hash)
-            ),
-        ),
-        (
-            "Evidence chain at period end",
-            format!(
-                "sequence {} <span class=\"hash\">{}</span>",
-                d.chain_end.seq,
-                escape(&d.chain_end.hash)
-            ),
-        ),
-        ("Records in period", d.records.to_string()),
-        (
-            "Report content hash",
-            format!(
-                "<span class=\"hash\" id=\"content-hash\">{}</span>",
-                escape(&d.content_hash)
-            ),
-        ),
-    ];
-    for (k, v) in rows {
-        let _ = write!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
-    }
-    h.push_str("</table>\n");
-
     let s = &r.summary;
-    let _ = write!(
-        h,
-        "<h2 id=\"summary\">2. Summary</h2>\n<div class=\"cards\">\
-         <div class=\"card met\"><b>{}</b>met</div><div class=\"card at_risk\"><b>{}</b>at risk</div>\
-         <div class=\"card not_met\"><b>{}</b>not met</div><div class=\"card not_measurable\"><b>{}</b>not measurable</div>\
-         <div class=\"card\"><b>{}</b>open alerts</div></div>\n<p><small>{}</small></p>\n",
-        s.met,
-        s.at_risk,
-        s.not_met,
-        s.not_measurable,
-        s.open_alerts.len(),
-        escape(&s.rule)
-    );
-    if !s.open_alerts.is_empty() {
-        let _ = writeln!(
-            h,
-            "<p>Open alerts: {}</p>",
-            escape(&s.open_alerts.join(", "))
-        );
-    }
-    h.push_str("<h3>Decisions needed</h3>\n");
-    list(&mut h, &s.decisions, "None.");
-
-    h.push_str("<h2 id=\"coverage\">3. Monitoring coverage</h2>\n<table><tr><th>Model</th><th>Versions evaluated</th></tr>");
-    for (m, v) in &r.coverage.models {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td></tr>",
-            escape(m),
-            escape(&v.join(", "))
-        );
-    }
-    h.push_str("</table>\n<table><tr><th>Model</th><th>Agent</th><th>Summaries</th><th>First window</th><th>Last window end</th></tr>");
-    for a in &r.coverage.agents {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&a.model),
-            escape(&a.agent),
-            a.summaries,
-            escape(&a.first),
-            escape(&a.last)
-        );
-    }
-    h.push_str("</table>\n<h3>Gaps (no data)</h3>\n");
-    if r.coverage.gaps.is_empty() {
-        h.push_str("<p>No monitoring gaps.</p>\n");
-    } else {
-        h.push_str("<table><tr><th>Model</th><th>Start</th><th>End</th><th>Duration</th><th>Records</th></tr>");
-        for g in &r.coverage.gaps {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&g.model),
-                escape(&g.start),
-                if g.end.is_empty() {
-                    "open".to_owned()
-                } else {
-                    escape(&g.end)
-                },
-                duration(g.duration_seconds),
-                seqs(g.start_seq, g.end_seq)
-            );
-        }
-        h.push_str("</table>\n");
-    }
-
-    h.push_str("<h2 id=\"plan\">4. Monitoring plan</h2>\n<table><tr><th>Objective</th><th>Metric</th><th>Method</th><th>Window</th><th>Cadence</th><th>Owner</th></tr>");
-    for p in &r.plan {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&p.objective),
-            escape(&p.metric),
-            escape(&p.method),
-            duration(p.window_seconds as f64),
-            duration(p.cadence_seconds),
-            escape(&p.owner)
-        );
-    }
-    h.push_str("</table>\n<h3>Objective versions recorded in the period</h3>\n");
-    if r.version_changes.is_empty() {
-        h.push_str("<p>None.</p>\n");
-    } else {
-        h.push_str("<table><tr><th>Objective</th><th>At</th><th>Version</th><th>Previous</th><th>Target</th><th>Record</th></tr>");
-        for v in &r.version_changes {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&v.objective),
-                escape(&v.at),
-                escape(short(&v.version)),
-                escape(v.previous_version.as_deref().map_or("(new)", short)),
-                escape(&v.target),
-                v.seq
-            );
-        }
-        h.push_str("</table>\n");
-    }
-
-    h.push_str("<h2 id=\"objectives\">5. Objectives</h2>\n");
-    for o in &r.objectives {
-        objective(&mut h, o, d.from_ms, d.to_ms);
-    }
-
     let c = &r.completeness;
-    let _ = write!(
-        h,
-        "<h2 id=\"completeness\">6. Evaluation completeness</h2>\n<table><tr><th>Scheduled</th><th>Completed</th>\
-         <th>Insufficient data</th><th>No data</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\n",
-        c.scheduled, c.completed, c.insufficient_data, c.no_data
-    );
-
-    h.push_str("<h2 id=\"analysis\">7. Fairness, drift and data quality</h2>\n");
-    for a in &r.analysis {
-        let _ = write!(
-            h,
-            "<h3>{}</h3><p>{} predictions ({} labelled) in {} summaries; reference profile <span class=\"hash\">{}</span></p>",
-            escape(&a.model),
-            a.events,
-            a.labelled,
-            a.summaries,
-            escape(short(&a.profile_hash))
-        );
-        h.push_str("<table><tr><th>Attribute</th><th>Group</th><th>n</th><th>Labelled</th><th>Selection rate</th><th>TPR</th><th>FPR</th></tr>");
-        for g in &a.groups {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&g.attribute),
-                escape(&g.group),
-                g.n,
-                g.labelled,
-                num(g.selection_rate),
-                num(g.tpr),
-                num(g.fpr)
-            );
-        }
-        h.push_str("</table><table><tr><th>Attribute</th><th>Demographic parity ratio</th><th>Demographic parity difference</th><th>Equalized odds difference</th></tr>");
-        for p in &a.parity {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&p.attribute),
-                num(p.demographic_parity_ratio),
-                num(p.demographic_parity_difference),
-                num(p.equalized_odds_difference)
-            );
-        }
-        let _ = write!(
-            h,
-            "</table><p>Share of drifted features: {}</p><table><tr><th>Feature</th><th>Method</th><th>Score</th><th>PSI</th><th>Drifted</th></tr>",
-            num(a.drifted_share)
-        );
-        for f in &a.drift {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&f.feature),
-                escape(&f.method),
-                num(f.score),
-                num(f.psi),
-                f.drifted.map_or("–", |d| if d { "yes" } else { "no" })
-            );
-        }
-        let _ = write!(
-            h,
-            "</table><p>Rejected-event rate: {}</p><table><tr><th>Feature</th><th>Missing</th><th>Out of range</th><th>Unseen category</th></tr>",
-            num(a.rejected_rate)
-        );
-        for q in &a.quality {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&q.feature),
-                num(q.missing_rate),
-                num(q.out_of_range_rate),
-                num(q.unseen_category_rate)
-            );
-        }
-        h.push_str("</table>\n");
-    }
-    h.push_str("<h3>Method notes</h3>\n");
-    list(&mut h, &r.method_notes, "");
-
-    h.push_str("<h2 id=\"controls\">8. Annex A controls evidenced</h2>\n<table><tr><th>Control</th><th>Objectives</th><th>Evaluations</th><th>Records</th></tr>");
-    for c in &r.controls {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&c.control),
-            escape(&c.objectives.join(", ")),
-            c.evaluations,
-            escape(&c.records.join("; "))
-        );
-    }
     let v = &r.verification;
-    let _ = write!(
-        h,
-        "</table>\n<h2 id=\"verify\">9. How to verify</h2>\n<p>{}</p>\n<pre><code>{}</code></pre>\n<pre><code>{}</code></pre>\n</body></html>\n",
-        escape(&v.explanation),
-        escape(&v.database),
-        escape(&v.pack)
-    );
-    h
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (d.title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (d.title) }
+                p { "Period " (d.period_from) " to " (d.period_to) }
+
+                h2 id="document-control" { "1. Document control" }
+                table {
+                    (row("Period", html! { (d.period_from) " – " (d.period_to) }))
+                    (row("Scope: models", html! { (d.scope_models.join(", ")) }))
+                    (row("Scope: objectives", html! { (d.scope_objectives.join(", ")) }))
+                    (row("Policy", html! { (d.policy) }))
+                    (row("Generated at", html! { (d.generated_at) }))
+                    (row("Generator", html! { (d.generator) }))
+                    (row("Evidence chain at period start", html! {
+                        "sequence " (d.chain_start.seq) " " span class="hash" { (d.chain_start.hash) }
+                    }))
+                    (row("Evidence chain at period end", html! {
+                        "sequence " (d.chain_end.seq) " " span class="hash" { (d.chain_end.hash) }
+                    }))
+                    (row("Records in period", html! { (d.records) }))
+                    (row("Report content hash", html! {
+                        span class="hash" id="content-hash" { (d.content_hash) }
+                    }))
+                }
+
+                h2 id="summary" { "2. Summary" }
+                div class="cards" {
+                    div class="card met" { b { (s.met) } "met" }
+                    div class="card at_risk" { b { (s.at_risk) } "at risk" }
+                    div class="card not_met" { b { (s.not_met) } "not met" }
+                    div class="card not_measurable" { b { (s.not_measurable) } "not measurable" }
+                    div class="card" { b { (s.open_alerts.len()) } "open alerts" }
+                }
+                p { small { (s.rule) } }
+                @if !s.open_alerts.is_empty() {
+                    p { "Open alerts: " (s.open_alerts.join(", ")) }
+                }
+                h3 { "Decisions needed" }
+                (list(&s.decisions, "None."))
+
+                h2 id="coverage" { "3. Monitoring coverage" }
+                table {
+                    tr { th { "Model" } th { "Versions evaluated" } }
+                    @for (m, versions) in &r.coverage.models {
+                        tr { td { (m) } td { (versions.join(", ")) } }
+                    }
+                }
+                table {
+                    tr { th { "Model" } th { "Agent" } th { "Summaries" } th { "First window" } th { "Last window end" } }
+                    @for a in &r.coverage.agents {
+                        tr { td { (a.model) } td { (a.agent) } td { (a.summaries) } td { (a.first) } td { (a.last) } }
+                    }
+                }
+                h3 { "Gaps (no data)" }
+                @if r.coverage.gaps.is_empty() {
+                    p { "No monitoring gaps." }
+                } @else {
+                    table {
+                        tr { th { "Model" } th { "Start" } th { "End" } th { "Duration" } th { "Records" } }
+                        @for g in &r.coverage.gaps {
+                            tr {
+                                td { (g.model) }
+                                td { (g.start) }
+                                td { @if g.end.is_empty() { "open" } @else { (g.end) } }
+                                td { (duration(g.duration_seconds)) }
+                                td { (seqs(g.start_seq, g.end_seq)) }
+                            }
+                        }
+                    }
+                }
+
+                h2 id="plan" { "4. Monitoring plan" }
+                table {
+                    tr { th { "Objective" } th { "Metric" } th { "Method" } th { "Window" } th { "Cadence" } th { "Owner" } }
+                    @for p in &r.plan {
+                        tr {
+                            td { (p.objective) }
+                            td { (p.metric) }
+                            td { (p.method) }
+                            td { (duration(p.window_seconds as f64)) }
+                            td { (duration(p.cadence_seconds)) }
+                            td { (p.owner) }
+                        }
+                    }
+                }
+                h3 { "Objective versions recorded in the period" }
+                @if r.version_changes.is_empty() {
+                    p { "None." }
+                } @else {
+                    table {
+                        tr { th { "Objective" } th { "At" } th { "Version" } th { "Previous" } th { "Target" } th { "Record" } }
+                        @for v in &r.version_changes {
+                            tr {
+                                td { (v.objective) }
+                                td { (v.at) }
+                                td class="hash" { (short(&v.version)) }
+                                td class="hash" { (v.previous_version.as_deref().map_or("(new)", short)) }
+                                td { (v.target) }
+                                td { (v.seq) }
+                            }
+                        }
+                    }
+                }
+
+                h2 id="objectives" { "5. Objectives" }
+                @for o in &r.objectives {
+                    (objective(o, d.from_ms, d.to_ms))
+                }
+
+                h2 id="completeness" { "6. Evaluation completeness" }
+                table {
+                    tr { th { "Scheduled" } th { "Completed" } th { "Insufficient data" } th { "No data" } }
+                    tr { td { (c.scheduled) } td { (c.completed) } td { (c.insufficient_data) } td { (c.no_data) } }
+                }
+
+                h2 id="analysis" { "7. Fairness, drift and data quality" }
+                @for a in &r.analysis {
+                    h3 { (a.model) }
+                    p {
+                        (a.events) " predictions (" (a.labelled) " labelled) in " (a.summaries)
+                        " summaries; reference profile " span class="hash" { (short(&a.profile_hash)) }
+                    }
+                    table {
+                        tr { th { "Attribute" } th { "Group" } th { "n" } th { "Labelled" } th { "Selection rate" } th { "TPR" } th { "FPR" } }
+                        @for g in &a.groups {
+                            tr {
+                                td { (g.attribute) } td { (g.group) } td { (g.n) } td { (g.labelled) }
+                                td { (num(g.selection_rate)) } td { (num(g.tpr)) } td { (num(g.fpr)) }
+                            }
+                        }
+                    }
+                    table {
+                        tr { th { "Attribute" } th { "Demographic parity ratio" } th { "Demographic parity difference" } th { "Equalized odds difference" } }
+                        @for p in &a.parity {
+                            tr {
+                                td { (p.attribute) }
+                                td { (num(p.demographic_parity_ratio)) }
+                                td { (num(p.demographic_parity_difference)) }
+                                td { (num(p.equalized_odds_difference)) }
+                            }
+                        }
+                    }
+                    p { "Share of drifted features: " (num(a.drifted_share)) }
+                    table {
+                        tr { th { "Feature" } th { "Method" } th { "Score" } th { "PSI" } th { "Drifted" } }
+                        @for f in &a.drift {
+                            tr {
+                                td { (f.feature) } td { (f.method) } td { (num(f.score)) } td { (num(f.psi)) }
+                                td { (f.drifted.map_or("–", |d| if d { "yes" } else { "no" })) }
+                            }
+                        }
+                    }
+                    p { "Rejected-event rate: " (num(a.rejected_rate)) }
+                    table {
+                        tr { th { "Feature" } th { "Missing" } th { "Out of range" } th { "Unseen category" } }
+                        @for q in &a.quality {
+                            tr {
+                                td { (q.feature) } td { (num(q.missing_rate)) }
+                                td { (num(q.out_of_range_rate)) } td { (num(q.unseen_category_rate)) }
+                            }
+                        }
+                    }
+                }
+                h3 { "Method notes" }
+                (list(&r.method_notes, ""))
+
+                h2 id="controls" { "8. Annex A controls evidenced" }
+                table {
+                    tr { th { "Control" } th { "Objectives" } th { "Evaluations" } th { "Records" } }
+                    @for c in &r.controls {
+                        tr {
+                            td { (c.control) } td { (c.objectives.join(", ")) }
+                            td { (c.evaluations) } td { (c.records.join("; ")) }
+                        }
+                    }
+                }
+                h2 id="verify" { "9. How to verify" }
+                p { (v.explanation) }
+                pre { code { (v.database) } }
+                pre { code { (v.pack) } }
+            }
+        }
+    };
+    page.into_string() + "\n"
 }
 
-fn list(h: &mut String, items: &[String], empty: &str) {
-    if items.is_empty() {
-        let _ = writeln!(h, "<p>{}</p>", escape(empty));
-        return;
+/// A row of a two-column (heading, value) table.
+fn row(heading: &str, value: Markup) -> Markup {
+    html! { tr { th { (heading) } td { (value) } } }
+}
+
+fn list(items: &[String], empty: &str) -> Markup {
+    html! {
+        @if items.is_empty() {
+            p { (empty) }
+        } @else {
+            ul { @for i in items { li { (i) } } }
+        }
     }
-    h.push_str("<ul>");
-    for i in items {
-        let _ = write!(h, "<li>{}</li>", escape(i));
-    }
-    h.push_str("</ul>\n");
 }
 
 fn seqs(start: u64, end: Option<u64>) -> String {
@@ -314,112 +254,71 @@ fn seqs(start: u64, end: Option<u64>) -> String {
     }
 }
 
-fn objective(h: &mut String, o: &ObjectiveSection, from_ms: i64, to_ms: i64) {
-    let _ = write!(
-        h,
-        "<section class=\"objective\" id=\"objective-{}\"><h3>{} — {} <span class=\"{}\">({})</span></h3>\n<table>",
-        escape(&o.id),
-        escape(&o.id),
-        escape(&o.title),
-        escape(&o.judgement),
-        escape(&o.judgement.replace('_', " "))
-    );
+fn objective(o: &ObjectiveSection, from_ms: i64, to_ms: i64) -> Markup {
     let e = &o.evaluations;
-    let rows: Vec<(&str, String)> = vec![
-        (
-            "Model / metric",
-            format!(
-                "{} / {} {}",
-                escape(&o.model),
-                escape(&o.metric),
-                escape(&o.selector)
-            ),
-        ),
-        (
-            "Target / warning",
-            format!(
-                "{} / {}",
-                escape(&o.target),
-                escape(o.warning.as_deref().unwrap_or("–"))
-            ),
-        ),
-        (
-            "Measured (last, min, mean, max)",
-            format!(
-                "{}, {}, {}, {} ({} values)",
-                num(o.values.last),
-                num(o.values.min),
-                num(o.values.mean),
-                num(o.values.max),
-                o.values.count
-            ),
-        ),
-        (
-            "Evaluations in compliance",
-            o.compliance_share
-                .map_or("–".to_owned(), |c| format!("{:.1} %", c * 100.0)),
-        ),
-        (
-            "Evaluations",
-            format!(
-                "{} total: {} met, {} at risk, {} breached, {} insufficient data, {} not measurable, {} no data",
-                e.total, e.met, e.at_risk, e.breached, e.insufficient_data, e.not_measurable, e.no_data
-            ),
-        ),
-        ("State at period end", escape(&o.state_at_end)),
-        (
-            "Severity / owner",
-            format!("{} / {}", escape(&o.severity), escape(&o.owner)),
-        ),
-        (
-            "Versions",
-            escape(&o.versions.iter().map(|v| short(v)).collect::<Vec<_>>().join(" → ")),
-        ),
-        ("Rationale", escape(&o.rationale)),
-        ("Plan: actions", escape(&o.plan.actions)),
-        ("Plan: resources", escape(&o.plan.resources)),
-        ("Plan: due", escape(&o.plan.due)),
-        ("Plan: evaluation method", escape(&o.plan.evaluation)),
-        ("Annex A controls", escape(&o.controls.join(", "))),
-    ];
-    for (k, v) in rows {
-        let _ = write!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    let versions = o
+        .versions
+        .iter()
+        .map(|v| short(v))
+        .collect::<Vec<_>>()
+        .join(" → ");
+    html! {
+        section class="objective" id={ "objective-" (o.id) } {
+            h3 {
+                (o.id) " — " (o.title) " "
+                span class=(o.judgement) { "(" (o.judgement.replace('_', " ")) ")" }
+            }
+            table {
+                (row("Model / metric", html! { (o.model) " / " (o.metric) " " (o.selector) }))
+                (row("Target / warning", html! { (o.target) " / " (o.warning.as_deref().unwrap_or("–")) }))
+                (row("Measured (last, min, mean, max)", html! {
+                    (num(o.values.last)) ", " (num(o.values.min)) ", " (num(o.values.mean)) ", "
+                    (num(o.values.max)) " (" (o.values.count) " values)"
+                }))
+                (row("Evaluations in compliance", html! {
+                    (o.compliance_share.map_or("–".to_owned(), |c| format!("{:.1} %", c * 100.0)))
+                }))
+                (row("Evaluations", html! {
+                    (e.total) " total: " (e.met) " met, " (e.at_risk) " at risk, " (e.breached)
+                    " breached, " (e.insufficient_data) " insufficient data, " (e.not_measurable)
+                    " not measurable, " (e.no_data) " no data"
+                }))
+                (row("State at period end", html! { (o.state_at_end) }))
+                (row("Severity / owner", html! { (o.severity) " / " (o.owner) }))
+                (row("Versions", html! { (versions) }))
+                (row("Rationale", html! { (o.rationale) }))
+                (row("Plan: actions", html! { (o.plan.actions) }))
+                (row("Plan: resources", html! { (o.plan.resources) }))
+                (row("Plan: due", html! { (o.plan.due) }))
+                (row("Plan: evaluation method", html! { (o.plan.evaluation) }))
+                (row("Annex A controls", html! { (o.controls.join(", ")) }))
+            }
+            (chart_markup(&o.series, o.target_threshold, &o.breaches, from_ms, to_ms))
+            (intervals("Breaches", &o.breaches))
+            (intervals("Alerts (firing)", &o.alerts))
+        }
     }
-    h.push_str("</table>\n");
-    h.push_str(&chart(
-        &o.series,
-        o.target_threshold,
-        &o.breaches,
-        from_ms,
-        to_ms,
-    ));
-    intervals(h, "Breaches", &o.breaches);
-    intervals(h, "Alerts (firing)", &o.alerts);
-    h.push_str("</section>\n");
 }
 
-fn intervals(h: &mut String, title: &str, items: &[Interval]) {
-    let _ = write!(h, "<h4>{title}</h4>");
-    if items.is_empty() {
-        h.push_str("<p>None.</p>\n");
-        return;
+fn intervals(title: &str, items: &[Interval]) -> Markup {
+    html! {
+        h4 { (title) }
+        @if items.is_empty() {
+            p { "None." }
+        } @else {
+            table {
+                tr { th { "Start" } th { "End" } th { "Duration" } th { "Records" } }
+                @for i in items {
+                    tr {
+                        td { (i.start) }
+                        td { @if i.end.is_empty() { "open" } @else { (i.end) } }
+                        td { (duration(i.duration_seconds)) }
+                        td { (seqs(i.start_seq, i.end_seq)) }
+                    }
+                }
+            }
+        }
     }
-    h.push_str("<table><tr><th>Start</th><th>End</th><th>Duration</th><th>Records</th></tr>");
-    for i in items {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&i.start),
-            if i.end.is_empty() {
-                "open".to_owned()
-            } else {
-                escape(&i.end)
-            },
-            duration(i.duration_seconds),
-            seqs(i.start_seq, i.end_seq)
-        );
-    }
-    h.push_str("</table>\n");
 }
 
 /// An inline SVG line chart of `series` against the target over [from, to], with each breach
@@ -433,6 +332,16 @@ pub fn chart(
     from_ms: i64,
     to_ms: i64,
 ) -> String {
+    chart_markup(series, target, breaches, from_ms, to_ms).into_string()
+}
+
+fn chart_markup(
+    series: &[Point],
+    target: f64,
+    breaches: &[Interval],
+    from_ms: i64,
+    to_ms: i64,
+) -> Markup {
     let values: Vec<f64> = series.iter().filter_map(|p| p.value).collect();
     let targets: Vec<f64> = series.iter().filter_map(|p| p.target).collect();
     let (mut lo, mut hi) = values
@@ -451,27 +360,6 @@ pub fn chart(
     let plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM;
     let x = |ms: i64| PAD_LEFT + ((ms.clamp(from_ms, to_ms) - from_ms) as f64 / span) * plot_w;
     let y = |v: f64| PAD_TOP + (1.0 - (v - lo) / (hi - lo)) * plot_h;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-         aria-label=\"value against target {target}\">"
-    );
-    let _ = write!(
-        s,
-        "<rect x=\"{PAD_LEFT}\" y=\"{PAD_TOP}\" width=\"{plot_w}\" height=\"{plot_h}\" fill=\"#fafafa\" stroke=\"#ccc\"/>"
-    );
-    for b in breaches {
-        let x0 = x(b.start_ms);
-        let x1 = x(b.end_ms.unwrap_or(to_ms));
-        let _ = write!(
-            s,
-            "<rect class=\"breach\" x=\"{x0:.1}\" y=\"{PAD_TOP}\" width=\"{:.1}\" height=\"{plot_h}\" fill=\"#e0413a\" fill-opacity=\"0.18\"><title>breach {} – {}</title></rect>",
-            (x1 - x0).max(1.0),
-            escape(&b.start),
-            escape(if b.end.is_empty() { "open" } else { &b.end })
-        );
-    }
     let mut step = Vec::new();
     let mut current = series.iter().find_map(|p| p.target).unwrap_or(target);
     step.push((x(from_ms), y(current)));
@@ -484,33 +372,6 @@ pub fn chart(
         }
     }
     step.push((x(to_ms), y(current)));
-    let _ = write!(
-        s,
-        "<polyline class=\"target\" points=\"{}\" fill=\"none\" stroke=\"#a11\" stroke-dasharray=\"6 4\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#a11\" text-anchor=\"end\">target {}</text>",
-        points(&step),
-        WIDTH - PAD_RIGHT - 2.0,
-        y(current) - 3.0,
-        num(Some(current))
-    );
-    for v in [lo + margin, hi - margin] {
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
-            PAD_LEFT - 4.0,
-            y(v) + 4.0,
-            num(Some(v))
-        );
-    }
-    for (ms, anchor) in [(from_ms, "start"), (to_ms, "end")] {
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"{anchor}\">{}</text>",
-            x(ms),
-            HEIGHT - 8.0,
-            escape(&rfc3339(ms))
-        );
-    }
     // A run of consecutive defined values is one polyline; undefined values break the line.
     let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
     for p in series {
@@ -522,15 +383,34 @@ pub fn chart(
             None => runs.push(Vec::new()),
         }
     }
-    for run in runs.iter().filter(|r| !r.is_empty()) {
-        let _ = write!(
-            s,
-            "<polyline class=\"value\" points=\"{}\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"1.6\"/>",
-            points(run)
-        );
+    let f1 = |v: f64| format!("{v:.1}");
+    html! {
+        svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
+            role="img" aria-label={ "value against target " (target) } {
+            rect x=(PAD_LEFT) y=(PAD_TOP) width=(plot_w) height=(plot_h) fill="#fafafa" stroke="#ccc" {}
+            @for b in breaches {
+                @let x0 = x(b.start_ms);
+                @let x1 = x(b.end_ms.unwrap_or(to_ms));
+                rect class="breach" x=(f1(x0)) y=(PAD_TOP) width=(f1((x1 - x0).max(1.0))) height=(plot_h)
+                    fill="#e0413a" fill-opacity="0.18" {
+                    title { "breach " (b.start) " – " @if b.end.is_empty() { "open" } @else { (b.end) } }
+                }
+            }
+            polyline class="target" points=(points(&step)) fill="none" stroke="#a11" stroke-dasharray="6 4" {}
+            text x=(f1(WIDTH - PAD_RIGHT - 2.0)) y=(f1(y(current) - 3.0)) font-size="11" fill="#a11" text-anchor="end" {
+                "target " (num(Some(current)))
+            }
+            @for v in [lo + margin, hi - margin] {
+                text x=(f1(PAD_LEFT - 4.0)) y=(f1(y(v) + 4.0)) font-size="11" text-anchor="end" { (num(Some(v))) }
+            }
+            @for (ms, anchor) in [(from_ms, "start"), (to_ms, "end")] {
+                text x=(f1(x(ms))) y=(f1(HEIGHT - 8.0)) font-size="11" text-anchor=(anchor) { (rfc3339(ms)) }
+            }
+            @for run in runs.iter().filter(|r| !r.is_empty()) {
+                polyline class="value" points=(points(run)) fill="none" stroke="#1f5fa8" stroke-width="1.6" {}
+            }
+        }
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn points(xy: &[(f64, f64)]) -> String {

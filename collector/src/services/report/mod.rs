@@ -452,6 +452,14 @@ mod tests {
         assert_ne!(edited.compute_hash(), r.document.content_hash);
         assert!(html::render(&r).contains(&r.document.content_hash));
         assert!(markdown::render(&r).contains(&r.document.content_hash));
+        // Text from the evidence is escaped by the template, not by each call site.
+        let mut hostile = r.clone();
+        hostile.document.policy = "<script>alert(1)</script>".into();
+        hostile.objectives[0].title = "a \"quoted\" <b>title</b> & more".into();
+        let page = html::render(&hostile);
+        assert!(!page.contains("<script>") && !page.contains("<b>title</b>"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("a &quot;quoted&quot; &lt;b&gt;title&lt;/b&gt; &amp; more"));
     }
 
     #[test]
