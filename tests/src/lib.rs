@@ -55,20 +55,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Polls `probe` until it returns `Some`, or panics with `what` after `within`.
-pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use aims_testkit::wait_until;
 
 /// An outside tool a test needs: its path, or `None` with a message naming the Debian package
 /// on a developer's machine. Under `CI=true` a missing tool fails the test, so CI never passes
