@@ -7,8 +7,7 @@
 
 use aims_core::event::RejectReason;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Why an accepted-by-validation event was still not recorded.
@@ -247,11 +246,7 @@ impl AgentMetrics {
 
     /// The text exposition and its Content-Type, both from the encoder.
     pub fn encode(&self) -> (String, Vec<u8>) {
-        let encoder = TextEncoder::new();
-        let mut buf = Vec::new();
-        // Encoding registered, well-formed metrics into a Vec cannot fail.
-        let _ = encoder.encode(&self.registry.gather(), &mut buf);
-        (encoder.format_type().to_owned(), buf)
+        aims_runtime::metrics::encode(&self.registry)
     }
 }
 

@@ -12,10 +12,7 @@ use aims_core::lifecycle::State;
 use aims_core::objective::Objective;
 use aims_runtime::metrics as register;
 use parking_lot::Mutex;
-use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry,
-    TextEncoder,
-};
+use prometheus::{Gauge, GaugeVec, Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// Every metric the collector exports.
 #[derive(Debug, Clone)]
@@ -397,12 +394,7 @@ impl Metrics {
 
     /// The text exposition and its content type, both from the encoder.
     pub fn render(&self) -> (String, Vec<u8>) {
-        let encoder = TextEncoder::new();
-        let mut out = Vec::new();
-        encoder
-            .encode(&self.registry.gather(), &mut out)
-            .expect("encoding to memory does not fail");
-        (encoder.format_type().to_owned(), out)
+        register::encode(&self.registry)
     }
 }
 

@@ -5,9 +5,10 @@
 //! the registry, and panics there rather than returning an error nobody could handle.
 
 use prometheus::core::Collector;
+use prometheus::Encoder;
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Opts, Registry, TextEncoder,
 };
 
 /// Registers `metric` in `registry` and returns it.
@@ -72,10 +73,18 @@ pub fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> His
     )
 }
 
+/// The registry in the Prometheus text exposition format, with its Content-Type.
+pub fn encode(registry: &Registry) -> (String, Vec<u8>) {
+    let encoder = TextEncoder::new();
+    let mut out = Vec::new();
+    // Encoding registered, well-formed metrics into memory cannot fail.
+    let _ = encoder.encode(&registry.gather(), &mut out);
+    (encoder.format_type().to_owned(), out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::Encoder;
 
     #[test]
     fn registered_metrics_are_exported() {
@@ -83,10 +92,8 @@ mod tests {
         let c = int_counter_vec(&r, "aims_test_total", "help", &["reason"]);
         c.with_label_values(&["x"]).inc_by(2);
         int_gauge(&r, "aims_test_gauge", "help").set(3);
-        let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&r.gather(), &mut out)
-            .unwrap();
+        let (content_type, out) = encode(&r);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("aims_test_total{reason=\"x\"} 2"), "{text}");
         assert!(text.contains("aims_test_gauge 3"), "{text}");
