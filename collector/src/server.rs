@@ -36,11 +36,13 @@ pub async fn run(
 /// Runs the collector on `listener`, reading the time from `clock`, until `shutdown`
 /// completes.
 pub async fn run_with_clock(
-    config: Config,
+    mut config: Config,
     clock: Clock,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The address actually bound (port 0 becomes a real port), for the alerts' external URL.
+    config.server.listen = listener.local_addr().context("the listener's address")?;
     let now = clock.now_ms();
     let store = Store::open(&config.database_path(), config.storage.synchronous)
         .await
