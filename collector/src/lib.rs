@@ -16,15 +16,21 @@
 //!   ([`http::ApiError`]) and one file per resource: summaries, references, objectives, alerts,
 //!   evidence, reports, the status page, operations and the OpenAPI document.
 //! - [`services`]: what the collector does. The ingest writer, the evaluator, the notifier,
-//!   objectives reload, report building and the evidence pack, the status page's rendering and
-//!   maintenance. A service may use another service (the evaluator hands its results to the
-//!   notifier), never the HTTP layer.
+//!   objectives reload, report building (model, evidence scan, analysis, rendering) and the
+//!   evidence pack, the status page's rendering and maintenance. A service may use another
+//!   service (the evaluator hands its results to the notifier), never the HTTP layer; a refusal
+//!   is a typed value (e.g. `services::ingest::Rejection`) that `http` maps to a status code.
 //! - [`state`]: [`state::App`], what the tasks share, behind locks that cannot be poisoned.
-//! - [`store`] (SQLite), [`evidence`] (the hash-chained log), [`aggregate`] (rolling in-memory
-//!   aggregates) and [`metrics`] (the Prometheus registry).
+//! - [`store`] (SQLite), [`evidence`] (the hash-chained log, written only through the typed
+//!   payloads of `aims_core::evidence::payload`), [`aggregate`] (rolling in-memory aggregates)
+//!   and [`metrics`] (the Prometheus registry).
 //! - [`config`]: the configuration file and its environment overrides.
 //! - Leaves used by any layer: [`clock`] (the one, injectable, source of now), [`html`]
 //!   (escaping) and [`tls`] (serving over rustls).
+//!
+//! Beside it: `aims-core` for everything pure (statistics, lifecycles, evidence hashing and
+//! payloads, `aims_core::time`), `aims-runtime` for what the agent and the collector must do
+//! alike (logging, shutdown, configuration loading, gzip, retry, metric registration).
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
