@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aims_core::profile::ReferenceProfile;
+/// Capped exponential backoff with full jitter (shared with the collector's notifier).
+pub use aims_runtime::retry::Backoff;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
@@ -44,8 +46,6 @@ pub enum ShipError {
     #[error("{0}")]
     Request(String),
 }
-
-pub use aims_runtime::retry::Backoff;
 
 /// What to do after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
