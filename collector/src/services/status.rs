@@ -10,8 +10,10 @@
 
 use std::fmt::Write as _;
 
+use aims_core::evidence::payload::Payload;
+use aims_core::evidence::Record;
 use aims_core::lifecycle::State as LifecycleState;
-use serde_json::Value;
+use aims_core::time::rfc3339_seconds as rfc3339;
 
 use crate::html::escape;
 use crate::state::App;
@@ -98,8 +100,6 @@ fn number(v: f64) -> String {
         text.to_owned()
     }
 }
-
-use aims_core::time::rfc3339_seconds as rfc3339;
 
 /// One objective as the page shows it.
 #[derive(Debug, Clone)]
@@ -331,6 +331,16 @@ fn value_text(v: &Result<f64, String>) -> String {
     }
 }
 
+/// The value an evaluation record holds, read through its typed payload; `None` for an
+/// evaluation without a value or a record that is not an evaluation.
+fn evaluated_value(canonical: &str) -> Option<f64> {
+    let record: Record = serde_json::from_str(canonical).ok()?;
+    match Payload::of(&record).ok()? {
+        Payload::Evaluation(e) => e.value.and_then(|m| m.value()),
+        _ => None,
+    }
+}
+
 /// Gathers what the page shows at `now_ms`; `refresh_query` is appended to the page's own
 /// refresh link.
 pub async fn snapshot(
@@ -348,11 +358,7 @@ pub async fn snapshot(
             .latest_evaluations(&o.id, SPARK_POINTS)
             .await?
             .into_iter()
-            .map(|canonical| {
-                serde_json::from_str::<Value>(&canonical)
-                    .ok()
-                    .and_then(|r| r["data"]["value"].as_f64())
-            })
+            .map(|canonical| evaluated_value(&canonical))
             .collect();
         history.reverse();
         let selector = [
@@ -430,6 +436,33 @@ pub async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparkline_values_are_read_from_typed_evaluation_records() {
+        let evaluation = |value: serde_json::Value| {
+            let data = serde_json::json!({"objective": "o", "version": "v", "model": "m",
+                "metric": "psi", "selector": {}, "value": value, "target": "<= 0.2",
+                "warning": null, "verdict": "met", "samples": 1, "min_samples": 1,
+                "window": {"from_ms": 0, "to_ms": 1}, "model_versions": null,
+                "profile_hash": null, "state": "ok"});
+            let r = Record {
+                seq: 1,
+                at_ms: 1,
+                kind: aims_core::evidence::Kind::Evaluation,
+                data,
+            };
+            aims_core::hash::canonical_json(&r)
+        };
+        assert_eq!(
+            evaluated_value(&evaluation(serde_json::json!(0.25))),
+            Some(0.25)
+        );
+        assert_eq!(
+            evaluated_value(&evaluation(serde_json::json!({"undefined": "no data"}))),
+            None
+        );
+        assert_eq!(evaluated_value("not json"), None);
+    }
 
     fn coordinates(svg: &str) -> Vec<(f64, f64)> {
         let start = svg.find("<polyline points=\"").expect("a polyline") + 18;
