@@ -95,6 +95,9 @@ main() {
   local collector_port=${AIMS_QUICKSTART_COLLECTOR_PORT:-9470}
   local agent_port=${AIMS_QUICKSTART_AGENT_PORT:-9464}
   local data=${AIMS_QUICKSTART_DATA:-data/quickstart}
+  # Paths in the binaries' configuration resolve against the configuration file's folder, so
+  # the ones passed through the environment are made absolute.
+  case $data in /*) ;; *) data=$PWD/$data ;; esac
   local switch_after=${AIMS_QUICKSTART_SWITCH_AFTER:-60s}
   local rate=${AIMS_QUICKSTART_RATE:-200}
   local window=${AIMS_QUICKSTART_WINDOW:-10s}
@@ -144,7 +147,7 @@ main() {
 
   AIMS_AGENT__SERVER__LISTEN=127.0.0.1:$agent_port \
   AIMS_AGENT__SHIP__COLLECTOR_URL=$collector_url \
-  AIMS_AGENT__REFERENCE__PATH=config/examples/profile.json \
+  AIMS_AGENT__REFERENCE__PATH="$PWD/config/examples/profile.json" \
   AIMS_AGENT__WINDOW__LENGTH=$window \
   AIMS_AGENT__WINDOW__GRACE=1s \
   AIMS_AGENT__SPOOL__DIR=$data/agent/spool \

@@ -330,22 +330,19 @@ impl AgentConfig {
     /// Loads `path` with `AIMS_AGENT__...` environment overrides, and validates the schema.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let load = |source| ConfigError::Load {
-            path: shown.clone(),
-            source,
-        };
-        let mut cfg: AgentConfig = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("AIMS_AGENT")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
-            .build()
-            .map_err(load)?
-            .try_deserialize()
-            .map_err(load)?;
+        let mut cfg: AgentConfig =
+            aims_runtime::config::load(Some(path), "AIMS_AGENT").map_err(|e| {
+                ConfigError::Load {
+                    path: e.path,
+                    source: *e.source,
+                }
+            })?;
+        // Relative paths mean paths next to the configuration file, whatever the working folder.
+        let file = Some(path);
+        aims_runtime::config::resolve_opt(file, &mut cfg.reference.path);
+        aims_runtime::config::resolve_opt(file, &mut cfg.reference.cache);
+        aims_runtime::config::resolve_opt(file, &mut cfg.ship.ca_cert);
+        aims_runtime::config::resolve(file, &mut cfg.spool.dir);
         cfg.model = cfg
             .model
             .validated()

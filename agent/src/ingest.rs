@@ -9,10 +9,9 @@
 mod fast;
 pub mod rule;
 
-use std::io::Read;
-
 use aims_core::event::{Event, EventError, FeatureValue, RawEvent, RawLabel, RejectReason};
 use aims_core::schema::ModelSchema;
+use aims_runtime::gzip::DecodeError;
 
 pub use fast::FastDecoder;
 
@@ -184,35 +183,21 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, BodyError> 
     }
 }
 
-/// Undoes the Content-Encoding, never producing more than `limit` bytes.
+/// Undoes the Content-Encoding, never producing more than `limit` bytes (the shared
+/// [`aims_runtime::gzip::decode`]).
 pub fn decode(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
-    if body.len() > limit {
-        return Err(BodyError::TooLarge {
+    aims_runtime::gzip::decode(encoding, body, limit).map_err(|e| match e {
+        DecodeError::TooLarge {
             limit,
-            decompressed: false,
-        });
-    }
-    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-            let decoder = flate2::read::MultiGzDecoder::new(body);
-            decoder
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| BodyError::InvalidEncoding(format!("corrupt gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(BodyError::TooLarge {
-                    limit,
-                    decompressed: true,
-                });
-            }
-            Ok(out)
+            decompressed,
+        } => BodyError::TooLarge {
+            limit,
+            decompressed,
+        },
+        DecodeError::Corrupt(_) | DecodeError::Unsupported(_) => {
+            BodyError::InvalidEncoding(e.to_string())
         }
-        Some(other) => Err(BodyError::InvalidEncoding(format!(
-            "unsupported Content-Encoding {other:?}; use gzip or none"
-        ))),
-    }
+    })
 }
 
 /// A parsed item: its position and either the raw item or the reason it is not one.

@@ -7,8 +7,7 @@
 
 use aims_core::event::RejectReason;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Why an accepted-by-validation event was still not recorded.
@@ -109,28 +108,10 @@ pub struct AgentMetrics {
     pub info: IntGaugeVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric name");
-    c
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric name");
-    g
-}
+use aims_runtime::metrics::{int_counter as counter, int_gauge as gauge};
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, reasons: &[&str]) -> IntCounterVec {
-    let c =
-        IntCounterVec::new(Opts::new(name, help), &["reason"]).expect("static metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric name");
+    let c = aims_runtime::metrics::int_counter_vec(registry, name, help, &["reason"]);
     for r in reasons {
         c.with_label_values(&[r]);
     }
@@ -332,11 +313,7 @@ impl AgentMetrics {
 
     /// The text exposition and its Content-Type, both from the encoder.
     pub fn encode(&self) -> (String, Vec<u8>) {
-        let encoder = TextEncoder::new();
-        let mut buf = Vec::new();
-        // Encoding registered, well-formed metrics into a Vec cannot fail.
-        let _ = encoder.encode(&self.registry.gather(), &mut buf);
-        (encoder.format_type().to_owned(), buf)
+        aims_runtime::metrics::encode(&self.registry)
     }
 }
 

@@ -60,10 +60,7 @@ impl Input {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    aims_runtime::clock::now_ms()
 }
 
 /// The start of the window holding `ts_ms`.

@@ -37,6 +37,16 @@ fn traffic(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     })
 }
 
+/// The agent's Prometheus text.
+async fn agent_metrics(agent: &Agent) -> String {
+    reqwest::get(agent.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Per window, the merged event count of every unique summary.
 fn events_per_window(c: &TestCollector) -> BTreeMap<i64, u64> {
     let mut out = BTreeMap::new();
@@ -68,9 +78,22 @@ async fn collector_outages_lose_and_double_nothing() {
         collector.unique().len() >= 2
     })
     .await;
-    // Refused connections for a stretch of windows.
+    // Refused connections for a stretch of windows: two windows close, and their delivery
+    // fails and is scheduled for retry, while the collector is down.
+    let before = agent_metrics(&agent).await;
     collector.go_down().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    aims_testkit::eventually(
+        Duration::from_secs(30),
+        "two windows closed and a delivery retried while the collector is down",
+        || async {
+            let now = agent_metrics(&agent).await;
+            let grew = |series: &str, by: f64| sample(&now, series) >= sample(&before, series) + by;
+            (grew("aims_agent_windows_closed_total", 2.0)
+                && grew("aims_agent_summaries_retried_total", 1.0))
+            .then_some(())
+        },
+    )
+    .await;
     collector.come_back().await;
     // Server errors, rate limiting with Retry-After, then a stalled collector.
     for mode in [Mode::Error500, Mode::TooMany429, Mode::Stall] {
@@ -82,7 +105,13 @@ async fn collector_outages_lose_and_double_nothing() {
         .await;
     }
     collector.set_mode(Mode::Ok);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let recovered = collector.unique().len();
+    eventually(
+        Duration::from_secs(30),
+        "a window delivered after the collector recovered",
+        || collector.unique().len() > recovered,
+    )
+    .await;
     stop.store(true, Ordering::SeqCst);
     let accepted = sender.await.unwrap();
     let spool = dir.join("spool");

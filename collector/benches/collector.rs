@@ -7,16 +7,16 @@
 //! Run with `cargo bench -p aims-collector --bench collector`. Results go to stdout as the
 //! lines BENCHMARKS.md quotes.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aims_core::wire::SummaryEnvelope;
 use aims_core::ModelSchema;
-use common::{minute, profile, schema, summary, Collector, Traffic};
+use aims_testkit::collector::Collector;
+use aims_testkit::fixtures::{minute, profile, schema, summary, Traffic};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aims-collector");
 
 const AGENTS: usize = 50;
 const PER_RUN: usize = 10_000;
@@ -98,7 +98,7 @@ fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
 
 fn ingest(synchronous: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     c.extra_env.push((
         "AIMS_COLLECTOR__STORAGE__SYNCHRONOUS".into(),
         synchronous.into(),
@@ -106,7 +106,7 @@ fn ingest(synchronous: &str) {
     c.extra_env
         .push(("AIMS_COLLECTOR__EVALUATION__INTERVAL".into(), "30s".into()));
     c.start();
-    let schema = model(common::MODEL);
+    let schema = model(aims_testkit::fixtures::MODEL);
     let profile = profile(&schema);
     assert!(c.put_profile(&profile, None).status().is_success());
     let base = summary(&schema, &profile, Traffic::Normal, 100, 1);
@@ -119,7 +119,7 @@ fn ingest(synchronous: &str) {
                 let window = minute() - ((run * PER_RUN + i) / AGENTS) as i64 * 60_000;
                 let e = SummaryEnvelope::new(
                     &format!("agent-{}", i % AGENTS),
-                    common::MODEL,
+                    aims_testkit::fixtures::MODEL,
                     "1.0",
                     window,
                     60_000,
@@ -140,7 +140,7 @@ fn ingest(synchronous: &str) {
     println!(
         "ingest synchronous={synchronous}: median {:.0} summaries/s over {RUNS} runs of {PER_RUN}; summary {raw} B JSON, {sent} B gzip; collector RSS {} MiB",
         median(rates),
-        rss_kib(c.child.as_ref().unwrap().id(), "VmHWM:") / 1024
+        rss_kib(c.pid(), "VmHWM:") / 1024
     );
 }
 
@@ -149,7 +149,7 @@ fn evaluation(models: usize) {
     let per_model = 1_000 / models;
     const MINUTES: i64 = 60;
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     let metrics = ["psi", "ks", "wasserstein", "jensen_shannon", "missing_rate"];
     let mut yaml = String::from("policy: \"benchmark\"\nobjectives:\n");
     for m in 0..models {
@@ -195,7 +195,7 @@ fn evaluation(models: usize) {
     for m in 0..models {
         let schema = model(&format!("model-{m}"));
         let profile = profile(&schema);
-        let r = common::client()
+        let r = aims_testkit::collector::client()
             .put(c.url(&format!("/v1/models/model-{m}/reference")))
             .json(&profile)
             .send()
@@ -220,7 +220,7 @@ fn evaluation(models: usize) {
     let n = bodies.len();
     let (seconds, _) = post_all(&c.url("/v1/summaries"), bodies);
     println!("evaluation: fed {n} one-minute summaries (100 agents x 60 min, {models} models) in {seconds:.1} s");
-    let pid = c.child.as_ref().unwrap().id();
+    let pid = c.pid();
     let cycles = |c: &Collector| -> Vec<f64> {
         c.log()
             .lines()
@@ -233,7 +233,7 @@ fn evaluation(models: usize) {
             .collect()
     };
     let skip = cycles(&c).len();
-    common::wait_until(Duration::from_secs(300), "10 evaluation cycles", || {
+    aims_testkit::wait_until(Duration::from_secs(300), "10 evaluation cycles", || {
         (cycles(&c).len() >= skip + 10).then_some(())
     });
     let measured: Vec<f64> = cycles(&c).into_iter().skip(skip).collect();

@@ -4,41 +4,37 @@
 //! chain is never forked by concurrent writers; the head only advances once the batch is
 //! committed, so a failed write leaves the chain as it was.
 
-use aims_core::evidence::{self, Broken, Checkpoint, Kind, Record, GENESIS};
-use serde_json::Value;
+use aims_core::evidence::payload::Payload;
+use aims_core::evidence::{self, Broken, Checkpoint, Record, GENESIS};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
 use crate::metrics::Metrics;
 use crate::store::{EvidenceRow, ObjectiveRow, Store, StoreError};
 
-/// An entry to be recorded.
+/// An entry to be recorded: a typed payload, and the objective it concerns.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// What it records.
-    pub kind: Kind,
     /// The objective it concerns (indexed for the read API).
     pub objective: Option<String>,
-    /// The facts.
-    pub data: Value,
+    /// What it records.
+    pub payload: Payload,
 }
 
 impl Entry {
     /// An entry about an objective.
-    pub fn objective(kind: Kind, objective: &str, data: Value) -> Self {
+    pub fn objective(objective: &str, payload: Payload) -> Self {
         Self {
-            kind,
             objective: Some(objective.to_owned()),
-            data,
+            payload,
         }
     }
 
     /// An entry about the collector as a whole.
-    pub fn global(kind: Kind, data: Value) -> Self {
+    pub fn global(payload: Payload) -> Self {
         Self {
-            kind,
             objective: None,
-            data,
+            payload,
         }
     }
 }
@@ -90,18 +86,19 @@ impl EvidenceLog {
         let mut rows = Vec::with_capacity(entries.len());
         for e in entries {
             seq += 1;
+            let kind = e.payload.kind();
             let sealed = Record {
                 seq,
                 at_ms: now_ms,
-                kind: e.kind,
-                data: e.data,
+                kind,
+                data: e.payload.data(),
             }
             .seal(&prev);
             prev = sealed.hash.clone();
             rows.push(EvidenceRow {
                 sealed,
                 at_ms: now_ms,
-                kind: e.kind.as_str().to_owned(),
+                kind: kind.as_str().to_owned(),
                 objective: e.objective,
             });
         }

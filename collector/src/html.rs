@@ -1,6 +1,5 @@
-//! HTML escaping shared by the server-rendered pages (the status page and the Clause 9 report):
-//! every piece of text that reaches them comes from configuration or data and is escaped once,
-//! here.
+//! HTML escaping for the status page, whose text comes from configuration or data. (The
+//! Clause 9 report is rendered with maud, which escapes by default.)
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {

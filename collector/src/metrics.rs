@@ -6,14 +6,13 @@
 //! event data, so the series count stays bounded.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aims_core::lifecycle::State;
 use aims_core::objective::Objective;
-use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
+use aims_runtime::metrics as register;
+use parking_lot::Mutex;
+use prometheus::{Gauge, GaugeVec, Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// Every metric the collector exports.
 #[derive(Debug, Clone)]
@@ -91,41 +90,28 @@ pub struct Metrics {
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(g.clone())).expect("unique metric name");
-    g
+    register::gauge_vec(r, name, help, labels)
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("unique metric name");
-    c
+    register::int_counter_vec(r, name, help, labels)
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let r = Registry::new();
-        let int_gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric definition");
-            r.register(Box::new(g.clone())).expect("unique metric name");
-            g
-        };
-        let objective_state = IntGaugeVec::new(
-            Opts::new(
-                "aims_objective_state",
-                "1 for the objective's current lifecycle state, 0 otherwise",
-            ),
+        let int_gauge = |name: &str, help: &str| register::int_gauge(&r, name, help);
+        let objective_state = register::int_gauge_vec(
+            &r,
+            "aims_objective_state",
+            "1 for the objective's current lifecycle state, 0 otherwise",
             &["objective", "state"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(objective_state.clone()))
-            .expect("unique metric name");
-        let objective_info = IntGaugeVec::new(
-            Opts::new(
-                "aims_objective_info",
-                "What the objective measures (value is always 1)",
-            ),
+        );
+        let objective_info = register::int_gauge_vec(
+            &r,
+            "aims_objective_info",
+            "What the objective measures (value is always 1)",
             &[
                 "objective",
                 "model",
@@ -134,39 +120,26 @@ impl Metrics {
                 "feature",
                 "severity",
             ],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(objective_info.clone()))
-            .expect("unique metric name");
-        let evidence_head = IntGaugeVec::new(
-            Opts::new(
-                "aims_evidence_head_info",
-                "Hash of the last evidence record (value is always 1)",
-            ),
+        );
+        let evidence_head = register::int_gauge_vec(
+            &r,
+            "aims_evidence_head_info",
+            "Hash of the last evidence record (value is always 1)",
             &["hash"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(evidence_head.clone()))
-            .expect("unique metric name");
-        let evaluation_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "aims_evaluation_duration_seconds",
-                "Wall time of one evaluation cycle",
-            )
-            .buckets(vec![
+        );
+        let evaluation_duration = register::histogram(
+            &r,
+            "aims_evaluation_duration_seconds",
+            "Wall time of one evaluation cycle",
+            vec![
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(evaluation_duration.clone()))
-            .expect("unique metric name");
-        let start_time = Gauge::new(
+            ],
+        );
+        let start_time = register::gauge(
+            &r,
             "aims_collector_start_time_seconds",
             "Start time of the collector, Unix seconds",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(start_time.clone()))
-            .expect("unique metric name");
+        );
         let config_reloads = counter(
             &r,
             "aims_config_reloads_total",
@@ -373,7 +346,7 @@ impl Metrics {
             o.selector.feature.clone().unwrap_or_default(),
             o.severity.as_str().to_owned(),
         ];
-        let mut published = self.objective_info_labels.lock().expect("info lock");
+        let mut published = self.objective_info_labels.lock();
         if let Some(old) = published.insert(o.id.clone(), labels.clone()) {
             if old != labels {
                 let old: Vec<&str> = old.iter().map(String::as_str).collect();
@@ -396,12 +369,7 @@ impl Metrics {
 
     /// Drops the series of objectives no longer configured.
     pub fn forget_objective(&self, objective: &str, model: &str) {
-        if let Some(old) = self
-            .objective_info_labels
-            .lock()
-            .expect("info lock")
-            .remove(objective)
-        {
+        if let Some(old) = self.objective_info_labels.lock().remove(objective) {
             let old: Vec<&str> = old.iter().map(String::as_str).collect();
             self.objective_info.remove_label_values(&old).ok();
         }
@@ -426,12 +394,7 @@ impl Metrics {
 
     /// The text exposition and its content type, both from the encoder.
     pub fn render(&self) -> (String, Vec<u8>) {
-        let encoder = TextEncoder::new();
-        let mut out = Vec::new();
-        encoder
-            .encode(&self.registry.gather(), &mut out)
-            .expect("encoding to memory does not fail");
-        (encoder.format_type().to_owned(), out)
+        register::encode(&self.registry)
     }
 }
 

@@ -323,8 +323,12 @@ impl Store {
     }
 
     /// Merges raw summaries whose window ended before `cutoff_ms` into hourly roll-ups (one per
-    /// model, model version, profile and hour). Returns the number of raw summaries merged.
-    pub async fn roll_up(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+    /// model, model version, profile and hour), stamped as received at `now_ms`.
+    ///
+    /// A raw summary that does not merge with its hour stays raw. An hour whose stored roll-up
+    /// does not merge with the new summaries is left exactly as it was, with its raw summaries
+    /// beside it, and is named in [`RollUp::conflicts`]: nothing is dropped or overwritten.
+    pub async fn roll_up(&self, cutoff_ms: i64, now_ms: i64) -> Result<RollUp, StoreError> {
         let mut tx = self.writer.begin().await?;
         let rows = sqlx::query(
             "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
@@ -334,26 +338,26 @@ impl Store {
         .bind(HOUR_MS)
         .fetch_all(&mut *tx)
         .await?;
-        let mut groups: BTreeMap<(String, String, String, i64), WindowSummary> = BTreeMap::new();
-        let mut merged_ids = Vec::new();
+        type Group = (WindowSummary, Vec<String>);
+        let mut groups: BTreeMap<(String, String, String, i64), Group> = BTreeMap::new();
         for r in &rows {
             let s = stored_summary(r)?;
             let hour = s.window_start_ms.div_euclid(HOUR_MS) * HOUR_MS;
             let key = (s.model, s.model_version, s.profile_hash, hour);
+            let id = r.get::<String, _>("id");
             match groups.get_mut(&key) {
-                Some(acc) => {
-                    if acc.merge(&s.summary).is_err() {
-                        continue;
+                Some((acc, ids)) => {
+                    if acc.merge(&s.summary).is_ok() {
+                        ids.push(id);
                     }
                 }
                 None => {
-                    groups.insert(key, s.summary);
+                    groups.insert(key, (s.summary, vec![id]));
                 }
             }
-            merged_ids.push(r.get::<String, _>("id"));
         }
-        let now = crate::now_ms();
-        for ((model, version, profile, hour), mut acc) in groups {
+        let mut done = RollUp::default();
+        for ((model, version, profile, hour), (mut acc, ids)) in groups {
             let id = format!("hour:{model}:{version}:{profile}:{hour}");
             if let Some(existing) = sqlx::query("SELECT body FROM summaries WHERE id = ?")
                 .bind(&id)
@@ -365,7 +369,10 @@ impl Store {
                         what: format!("summary {id}"),
                         source,
                     })?;
-                acc.merge(&prior).ok();
+                if let Err(e) = acc.merge(&prior) {
+                    done.conflicts.push(format!("{id}: {e}"));
+                    continue;
+                }
             }
             let body = serde_json::to_string(&acc).map_err(|source| StoreError::Corrupt {
                 what: "roll-up".into(),
@@ -381,19 +388,20 @@ impl Store {
             .bind(&profile)
             .bind(hour)
             .bind(HOUR_MS)
-            .bind(now)
+            .bind(now_ms)
             .bind(body)
             .execute(&mut *tx)
             .await?;
-        }
-        for id in &merged_ids {
-            sqlx::query("DELETE FROM summaries WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            for raw in &ids {
+                sqlx::query("DELETE FROM summaries WHERE id = ?")
+                    .bind(raw)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            done.merged += ids.len();
         }
         tx.commit().await?;
-        Ok(merged_ids.len())
+        Ok(done)
     }
 
     /// Deletes summaries whose window ended before `cutoff_ms`, and the ids received before it.
@@ -572,6 +580,15 @@ impl Store {
     }
 }
 
+/// What a roll-up did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RollUp {
+    /// Raw summaries merged into hourly roll-ups (and deleted).
+    pub merged: usize,
+    /// Hours left untouched because their stored roll-up did not merge, with why.
+    pub conflicts: Vec<String>,
+}
+
 fn stored_summary(r: &sqlx::sqlite::SqliteRow) -> Result<StoredSummary, StoreError> {
     let summary =
         serde_json::from_str(r.get::<&str, _>("body")).map_err(|source| StoreError::Corrupt {
@@ -625,7 +642,7 @@ mod tests {
         };
         let before = merged(store.all_summaries_since(i64::MIN).await.unwrap());
         // Everything ending by 2 h is rolled into two hourly rows; the last 30 minutes stay.
-        assert_eq!(store.roll_up(2 * HOUR_MS).await.unwrap(), 120);
+        assert_eq!(store.roll_up(2 * HOUR_MS, 10).await.unwrap().merged, 120);
         let rows = store.all_summaries_since(i64::MIN).await.unwrap();
         assert_eq!(rows.len(), 2 + 30);
         assert_eq!(merged(rows), before);
@@ -642,5 +659,55 @@ mod tests {
             1 + 30
         );
         assert_eq!(store.last_received().await.unwrap().get("m"), Some(&10));
+    }
+
+    #[tokio::test]
+    async fn a_roll_up_that_does_not_merge_keeps_the_prior_hour_and_its_raw_summaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let (schema, profile) = fixture();
+        store.put_profile(&profile, 1).await.unwrap();
+        let minute = |m: i64| {
+            let mut s = WindowSummary::new(&schema, &profile);
+            s.record(&schema, &profile, &event(m as f64));
+            SummaryEnvelope::new("a", "m", "1", m * 60_000, 60_000, 0, s)
+        };
+        let first: Vec<SummaryEnvelope> = (0..10).map(minute).collect();
+        store
+            .insert_summaries(&first.iter().collect::<Vec<_>>(), 10)
+            .await
+            .unwrap();
+        assert_eq!(store.roll_up(HOUR_MS, 10).await.unwrap().merged, 10);
+        // The stored hour no longer has the shape of new summaries for it.
+        let hour_id = format!("hour:m:1:{}:0", profile.hash);
+        let mut odd = WindowSummary::new(&schema, &profile);
+        odd.events = 7;
+        odd.features.pop();
+        let odd_body = serde_json::to_string(&odd).unwrap();
+        sqlx::query("UPDATE summaries SET body = ? WHERE id = ?")
+            .bind(&odd_body)
+            .bind(&hour_id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let late: Vec<SummaryEnvelope> = (10..20).map(minute).collect();
+        store
+            .insert_summaries(&late.iter().collect::<Vec<_>>(), 20)
+            .await
+            .unwrap();
+        let done = store.roll_up(HOUR_MS, 30).await.unwrap();
+        assert_eq!(done.merged, 0);
+        assert_eq!(done.conflicts.len(), 1, "{done:?}");
+        assert!(done.conflicts[0].starts_with(&hour_id), "{done:?}");
+        let rows = store.all_summaries_since(i64::MIN).await.unwrap();
+        assert_eq!(rows.len(), 1 + 10, "the hour and the ten raw minutes stay");
+        let kept: String = sqlx::query_scalar("SELECT body FROM summaries WHERE id = ?")
+            .bind(&hour_id)
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(kept, odd_body);
     }
 }

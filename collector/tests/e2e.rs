@@ -21,7 +21,7 @@ fn transitions(evidence: &[Value], objective: &str) -> Vec<String> {
 #[test]
 fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     c.start();
     let schema = schema(3);
     let profile = profile(&schema);
@@ -272,7 +272,7 @@ fn promtool_check(metrics: &str) {
 #[test]
 fn restarts_keep_states_summaries_and_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     // Long staleness so states do not lapse into no_data across restarts.
     c.extra_env.push((
         "AIMS_COLLECTOR__EVALUATION__STALE_AFTER".into(),
@@ -371,7 +371,7 @@ fn restarts_keep_states_summaries_and_the_chain() {
 #[test]
 fn a_changed_evidence_byte_is_named_by_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     c.start();
     wait_until(LONG, "some evidence", || {
         (c.evidence(None).len() > 12).then_some(())
@@ -418,7 +418,7 @@ fn auth_validation_and_idempotency() {
         sha256_hex(agent_token.as_bytes()),
         sha256_hex(b"other-secret"),
     );
-    let mut c = Collector::prepare(dir.path(), &extra);
+    let mut c = Collector::prepare(BIN, dir.path(), &extra);
     c.start();
     let schema = schema(2);
     let profile = profile(&schema);
@@ -551,7 +551,7 @@ fn auth_validation_and_idempotency() {
 #[test]
 fn reload_keeps_old_objectives_on_error_and_versions_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "");
+    let mut c = Collector::prepare(BIN, dir.path(), "");
     c.start();
     let objectives = dir.path().join("objectives.yaml");
 
@@ -684,7 +684,7 @@ fn check_validates_like_promtool() {
 #[test]
 fn unknown_config_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Collector::prepare(dir.path(), "[server]\nlistn = \"x\"\n");
+    let c = Collector::prepare(BIN, dir.path(), "[server]\nlistn = \"x\"\n");
     let out = std::process::Command::new(BIN)
         .args(["run", "--config"])
         .arg(&c.config)
@@ -692,7 +692,7 @@ fn unknown_config_keys_are_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
-    let c = Collector::prepare(dir.path(), "");
+    let c = Collector::prepare(BIN, dir.path(), "");
     let out = std::process::Command::new(BIN)
         .args(["run", "--config"])
         .arg(&c.config)
@@ -714,7 +714,7 @@ fn tls_listener_serves_https() {
         dir.path().join("cert.pem").display(),
         dir.path().join("key.pem").display()
     );
-    let mut c = Collector::prepare(dir.path(), &extra);
+    let mut c = Collector::prepare(BIN, dir.path(), &extra);
     c.tls = true;
     c.start();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", c.port).parse().unwrap();
@@ -739,7 +739,11 @@ fn tls_listener_serves_https() {
 #[test]
 fn a_full_ingest_queue_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(dir.path(), "[server]\ningest_queue = 1\ningest_batch = 1\n");
+    let mut c = Collector::prepare(
+        BIN,
+        dir.path(),
+        "[server]\ningest_queue = 1\ningest_batch = 1\n",
+    );
     c.start();
     let schema = schema(19);
     let profile = profile(&schema);

@@ -10,6 +10,8 @@
 //! This module is pure so that the collector, an offline verifier and a report generator all
 //! check the same thing the same way.
 
+pub mod payload;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;

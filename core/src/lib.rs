@@ -29,6 +29,7 @@ pub mod quantile;
 pub mod schema;
 pub mod sketch;
 pub mod summary;
+pub mod time;
 pub mod wire;
 
 pub use event::{Event, FeatureValue, Prediction, RawEvent, Target};

@@ -55,20 +55,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Polls `probe` until it returns `Some`, or panics with `what` after `within`.
-pub fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use aims_testkit::wait_until;
 
 /// An outside tool a test needs: its path, or `None` with a message naming the Debian package
 /// on a developer's machine. Under `CI=true` a missing tool fails the test, so CI never passes
@@ -274,12 +261,11 @@ impl Stack {
     pub fn start(cfg: &StackConfig) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = repo_root();
-        let (cport, aport) = (free_port(), free_port());
         std::fs::write(dir.path().join("objectives.yaml"), cfg.objectives).expect("objectives");
         std::fs::write(
             dir.path().join("collector.toml"),
             format!(
-                "[server]\nlisten = \"127.0.0.1:{cport}\"\n\n[storage]\ndata_dir = \"data/collector\"\n\n[evaluation]\nobjectives = \"objectives.yaml\"\ninterval = \"{}\"\nstale_after = \"{}\"\n{}\n",
+                "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = \"data/collector\"\n\n[evaluation]\nobjectives = \"objectives.yaml\"\ninterval = \"{}\"\nstale_after = \"{}\"\n{}\n",
                 cfg.evaluation_interval, cfg.stale_after, cfg.collector_extra
             ),
         )
@@ -295,7 +281,8 @@ impl Stack {
             dir.path(),
             &[],
         );
-        let collector_url = format!("http://127.0.0.1:{cport}");
+        // Both binaries bind port 0 and say in their log where they listen.
+        let collector_url = format!("http://{}", listening(&collector, 0));
         wait_until(
             Duration::from_secs(60),
             "the collector to answer /healthz",
@@ -303,14 +290,14 @@ impl Stack {
         );
         let mut stack = Stack {
             collector_url,
-            agent_url: format!("http://127.0.0.1:{aport}"),
+            agent_url: String::new(),
             collector,
             agent: None,
             agent_env: Vec::new(),
             dir,
         };
         let env = [
-            ("AIMS_AGENT__SERVER__LISTEN", format!("127.0.0.1:{aport}")),
+            ("AIMS_AGENT__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
             (
                 "AIMS_AGENT__SHIP__COLLECTOR_URL",
                 stack.collector_url.clone(),
@@ -340,6 +327,9 @@ impl Stack {
     }
 
     fn start_agent(&mut self, env: &[(&str, &str)]) {
+        let log = self.dir.path().join("agent.log");
+        let seen =
+            aims_testkit::net::listening_count(&std::fs::read_to_string(&log).unwrap_or_default());
         let agent = Process::start(
             "agent",
             &binary("aims-agent"),
@@ -347,6 +337,7 @@ impl Stack {
             self.dir.path(),
             env,
         );
+        self.agent_url = format!("http://{}", listening(&agent, seen));
         let url = self.agent_url.clone();
         wait_until(
             Duration::from_secs(60),
@@ -411,6 +402,20 @@ impl Stack {
     pub fn stop_agent(&mut self) -> Option<ExitStatus> {
         self.agent.as_mut().and_then(Process::stop)
     }
+}
+
+/// The address `process` reports in its log's "listening" line after the first `seen` ones.
+fn listening(process: &Process, seen: usize) -> std::net::SocketAddr {
+    wait_until(
+        Duration::from_secs(60),
+        "a listening address in the log",
+        || {
+            let log = process.log();
+            (aims_testkit::net::listening_count(&log) > seen)
+                .then(|| aims_testkit::net::listening_address(&log))
+                .flatten()
+        },
+    )
 }
 
 /// The last 60 lines of a log.

@@ -8,11 +8,12 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aims_e2e::{
     free_port, get_json, get_text, require_tool, tail, wait_until, Process, Stack, StackConfig,
 };
+use aims_testkit::fixtures::now_ms;
 use serde_json::Value;
 
 fn objectives(notify: &str) -> String {
@@ -99,12 +100,6 @@ fn active_parity_alert(am_url: &str) -> Option<Value> {
             ends.is_none_or(|e| e > now_ms())
         })
         .cloned()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Milliseconds of an RFC 3339 time as Alertmanager prints it (`2026-11-29T06:40:01.123Z`).

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aims_e2e::{
     binary, get_json, get_text, http, repo_root, require_tool, wait_until, Stack, StackConfig,
 };
+use aims_testkit::fixtures::now_ms;
 use serde_json::Value;
 
 fn objectives(target: &str, warning: &str) -> String {
@@ -49,12 +50,6 @@ objectives:
     controls: [A.6.2.6]
 "#
     )
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs `cmd` to completion within `within`, output captured.

@@ -287,11 +287,11 @@ impl Drop for Agent {
 
 /// Polls `check` until it holds or `within` passes.
 pub async fn eventually<F: FnMut() -> bool>(within: Duration, what: &str, mut check: F) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    aims_testkit::eventually(within, what, || {
+        let done = check();
+        async move { done.then_some(()) }
+    })
+    .await;
 }
 
 /// How the test collector answers.

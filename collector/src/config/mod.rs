@@ -1,0 +1,324 @@
+//! The collector's configuration: a TOML file read through the `config` crate, overridden by
+//! environment variables `AIMS_COLLECTOR__SECTION__KEY`.
+//!
+//! Every section denies unknown keys, so a typo is an error naming the key instead of a
+//! silently ignored setting. Every key has a default that works out of the box for the
+//! quickstart: loopback listener, a data directory under `data/`, the example objectives, and
+//! open ingest until tokens are configured.
+
+pub mod notify;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP listener.
+    pub server: Server,
+    /// Where and how long data is kept.
+    pub storage: Storage,
+    /// Objectives and the evaluation cadence.
+    pub evaluation: Evaluation,
+    /// Who may send and read.
+    pub auth: Auth,
+    /// Log format.
+    pub logging: Logging,
+    /// Alert delivery to Alertmanager and webhooks.
+    pub notify: notify::Notify,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address to bind; loopback by default so nothing is exposed by accident.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest accepted body once decompressed: bounds gzip bombs.
+    pub max_decompressed_bytes: usize,
+    /// Summaries waiting to be committed; beyond it ingest answers 429.
+    pub ingest_queue: usize,
+    /// Most summaries committed in one SQLite transaction (group commit).
+    pub ingest_batch: usize,
+    /// TLS certificate chain (PEM); with `tls_key`, the listener speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
+            max_body_bytes: 1 << 20,
+            max_decompressed_bytes: 8 << 20,
+            ingest_queue: 4096,
+            ingest_batch: 256,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Directory holding `collector.db`.
+    pub data_dir: PathBuf,
+    /// Minute summaries older than this are merged into hourly ones.
+    #[serde(with = "humantime_serde")]
+    pub rollup_after: Duration,
+    /// Summaries older than this are deleted (the evidence log is never deleted).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often roll-up and expiry run.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+    /// SQLite `synchronous` mode: `full` makes every acknowledged summary survive a power
+    /// loss; `normal` survives process crashes only, and is faster.
+    pub synchronous: Synchronous,
+}
+
+/// SQLite durability mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// fsync at every commit.
+    Full,
+    /// fsync at checkpoints (WAL): survives a crashed process, not a lost machine.
+    Normal,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/collector"),
+            rollup_after: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(90 * 24 * 3600),
+            maintenance_interval: Duration::from_secs(600),
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Evaluation {
+    /// The objectives file.
+    pub objectives: PathBuf,
+    /// How often every objective is evaluated.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// A model without summaries for longer than this is in `no_data`.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// How long a resolved objective reads `resolved` before `ok` (Prometheus keeps 15 m).
+    #[serde(with = "humantime_serde")]
+    pub resolved_hold: Duration,
+    /// Window of the per-model drift, fairness and performance gauges on `/metrics`.
+    #[serde(with = "humantime_serde")]
+    pub metrics_window: Duration,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Self {
+            objectives: PathBuf::from("config/examples/objectives.yaml"),
+            interval: Duration::from_secs(30),
+            stale_after: Duration::from_secs(600),
+            resolved_hold: Duration::from_secs(900),
+            metrics_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Bearer tokens. Only SHA-256 hashes of tokens are configured, so the file is not a secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Agents allowed to send summaries. When empty, ingest is open (the quickstart).
+    pub agents: Vec<AgentToken>,
+    /// Hashes of tokens allowed to read. When empty, reading is open.
+    pub read_token_sha256: Vec<String>,
+}
+
+/// One agent's credentials and scope.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentToken {
+    /// The agent name its summaries must carry.
+    pub name: String,
+    /// Lower-case hex SHA-256 of its bearer token.
+    pub token_sha256: String,
+    /// Models it may send for; `*` for any.
+    pub models: Vec<String>,
+}
+
+/// Log settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file or an override does not parse, or names an unknown key.
+    #[error("configuration {path}: {source}")]
+    Load {
+        /// The file.
+        path: String,
+        /// Why.
+        source: config::ConfigError,
+    },
+    /// A value is out of range.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// The key at fault.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path` (optional when `None`: defaults plus environment) and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut cfg: Config =
+            aims_runtime::config::load(path, "AIMS_COLLECTOR").map_err(|e| ConfigError::Load {
+                path: e.path,
+                source: *e.source,
+            })?;
+        cfg.resolve_paths(path);
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Relative paths mean paths next to the configuration file, whatever the working folder.
+    fn resolve_paths(&mut self, file: Option<&Path>) {
+        use aims_runtime::config::{resolve, resolve_opt};
+        resolve(file, &mut self.storage.data_dir);
+        resolve(file, &mut self.evaluation.objectives);
+        resolve_opt(file, &mut self.server.tls_cert);
+        resolve_opt(file, &mut self.server.tls_key);
+        for r in &mut self.notify.receivers {
+            resolve_opt(file, &mut r.token_file);
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.evaluation.interval.is_zero() {
+            return invalid("evaluation.interval", "must be longer than zero");
+        }
+        if self.storage.maintenance_interval.is_zero() {
+            return invalid("storage.maintenance_interval", "must be longer than zero");
+        }
+        if self.server.ingest_queue == 0 || self.server.ingest_batch == 0 {
+            return invalid("server.ingest_queue", "queue and batch must be positive");
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return invalid("server.tls_cert", "tls_cert and tls_key go together");
+        }
+        for a in &self.auth.agents {
+            if !is_sha256_hex(&a.token_sha256) {
+                return invalid(
+                    "auth.agents.token_sha256",
+                    "must be 64 lower-case hex digits",
+                );
+            }
+        }
+        if !self.auth.read_token_sha256.iter().all(|h| is_sha256_hex(h)) {
+            return invalid("auth.read_token_sha256", "must be 64 lower-case hex digits");
+        }
+        self.notify
+            .check()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("collector.db")
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.server.listen.port(), 9470);
+        assert!(c.auth.agents.is_empty());
+    }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/collector.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.storage.retention, d.storage.retention);
+        assert_eq!(c.evaluation.interval, d.evaluation.interval);
+        assert!(
+            c.evaluation.objectives.ends_with(&d.evaluation.objectives),
+            "relative to the file's folder, the same objectives: {}",
+            c.evaluation.objectives.display()
+        );
+        assert_eq!(
+            c.evaluation.objectives,
+            path.parent().unwrap().join("examples/objectives.yaml")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+        std::fs::write(
+            &path,
+            "[evaluation]\ninterval = \"5s\"\n[storage]\nretention = \"2d\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.evaluation.interval, Duration::from_secs(5));
+        assert_eq!(c.storage.retention, Duration::from_secs(2 * 86_400));
+    }
+}

@@ -1,0 +1,26 @@
+//! Request bodies: `Content-Encoding` decoding with a bound on the decompressed size, so a
+//! gzip bomb costs at most the configured bytes.
+
+use aims_runtime::gzip::{self, DecodeError};
+use axum::http::{header, HeaderMap, StatusCode};
+
+use super::error::ApiError;
+
+/// Decodes a body that may be gzip-compressed (`gzip` or `x-gzip`, one member or several),
+/// bounding the decompressed size.
+pub fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    gzip::decode(encoding, body, limit).map_err(|e| match e {
+        DecodeError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body", &e.to_string())
+        }
+        DecodeError::Corrupt(why) => ApiError::bad_request("body", &format!("gzip: {why}")),
+        DecodeError::Unsupported(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Encoding",
+            &e.to_string(),
+        ),
+    })
+}

@@ -1,0 +1,315 @@
+//! Ingest of summaries and reference profiles: validated, bounded and idempotent.
+//!
+//! A summary is acknowledged only once it is committed. Handlers hand validated summaries to a
+//! single writer task over a bounded queue; the writer commits them in batches (group commit:
+//! one transaction, one fsync, for everything that queued meanwhile) and answers each. A full
+//! queue is the overload signal: the caller is told at once ([`Reason::Overloaded`]) rather
+//! than letting requests pile up.
+//!
+//! Nothing here knows HTTP: a refusal is a [`Rejection`] naming the field at fault and why,
+//! which the `http` layer turns into a status code.
+
+use std::sync::Arc;
+
+use aims_core::wire::SummaryEnvelope;
+use aims_core::ReferenceProfile;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::{App, Caller, IngestJob};
+
+/// The longest window an agent may summarise; longer ones are refused rather than trusted.
+const MAX_WINDOW_MS: u64 = 86_400_000;
+
+/// Why a summary or profile was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It does not parse or validate.
+    Invalid,
+    /// The caller may not send it.
+    Forbidden,
+    /// It names a reference profile the collector does not know.
+    UnknownProfile,
+    /// The ingest queue is full; retry later.
+    Overloaded,
+    /// The store failed or the collector is shutting down.
+    Unavailable,
+}
+
+impl Reason {
+    /// The `outcome` label of the ingest counters.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Reason::Invalid => "invalid",
+            Reason::Forbidden => "forbidden",
+            Reason::UnknownProfile => "unknown_profile",
+            Reason::Overloaded => "overloaded",
+            Reason::Unavailable => "error",
+        }
+    }
+}
+
+/// A refusal, naming the field at fault (empty when none).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Rejection {
+    /// Why.
+    pub reason: Reason,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(reason: Reason, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Validates a summary envelope and waits for the writer to commit it. `Ok(true)` when new,
+/// `Ok(false)` when a duplicate.
+pub async fn submit_summary(
+    app: &App,
+    caller: &Caller,
+    bytes: &[u8],
+) -> Result<(String, bool), Rejection> {
+    let envelope: SummaryEnvelope = serde_json::from_slice(bytes).map_err(|e| {
+        Rejection::new(
+            Reason::Invalid,
+            "body",
+            format!("not a summary envelope: {e}"),
+        )
+    })?;
+    envelope
+        .validate()
+        .map_err(|e| Rejection::new(Reason::Invalid, e.field, e.message))?;
+    if envelope.window_ms > MAX_WINDOW_MS {
+        return Err(Rejection::new(
+            Reason::Invalid,
+            "window_ms",
+            "must be at most one day (86400000)",
+        ));
+    }
+    if let Caller::Agent(agent) = caller {
+        if agent.name != envelope.agent {
+            return Err(Rejection::new(
+                Reason::Forbidden,
+                "agent",
+                format!(
+                    "the token belongs to agent {:?}, not {:?}",
+                    agent.name, envelope.agent
+                ),
+            ));
+        }
+        if !caller.may_send(&envelope.model) {
+            return Err(Rejection::new(
+                Reason::Forbidden,
+                "model",
+                format!(
+                    "agent {:?} may not send for model {:?}",
+                    agent.name, envelope.model
+                ),
+            ));
+        }
+    }
+    let profile = app.profiles.read().get(&envelope.summary.profile_hash);
+    let Some(profile) = profile else {
+        return Err(Rejection::new(
+            Reason::UnknownProfile,
+            "summary.profile_hash",
+            format!(
+                "unknown reference profile {}; PUT it to /v1/models/{}/reference first",
+                envelope.summary.profile_hash, envelope.model
+            ),
+        ));
+    };
+    if profile.model != envelope.model {
+        return Err(Rejection::new(
+            Reason::UnknownProfile,
+            "summary.profile_hash",
+            format!(
+                "profile {} belongs to model {:?}",
+                profile.hash, profile.model
+            ),
+        ));
+    }
+    envelope
+        .summary
+        .check_against(&profile.schema, &profile)
+        .map_err(|e| Rejection::new(Reason::Invalid, "summary", e.to_string()))?;
+    let id = envelope.id.clone();
+    let (reply, answer) = oneshot::channel();
+    match app.ingest.try_send(IngestJob { envelope, reply }) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return Err(Rejection::new(
+                Reason::Overloaded,
+                "",
+                "ingest queue full; retry later",
+            ))
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return Err(Rejection::new(Reason::Unavailable, "", "shutting down"))
+        }
+    }
+    match answer.await {
+        Ok(Ok(new)) => Ok((id, new)),
+        Ok(Err(e)) => Err(Rejection::new(Reason::Unavailable, "", e)),
+        Err(_) => Err(Rejection::new(Reason::Unavailable, "", "shutting down")),
+    }
+}
+
+/// A stored reference profile: its version and hash, and whether it is new.
+#[derive(Debug)]
+pub struct StoredProfile {
+    /// The model version it describes.
+    pub model_version: String,
+    /// Its content hash.
+    pub hash: String,
+    /// False when it was already stored.
+    pub created: bool,
+}
+
+/// Whether `caller` may store a reference profile for `model`.
+pub fn may_put_reference(caller: &Caller, model: &str) -> Result<(), Rejection> {
+    if caller.may_send(model) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            Reason::Forbidden,
+            "model",
+            format!("not allowed for model {model:?}"),
+        ))
+    }
+}
+
+/// Validates and stores a reference profile for `model` (idempotent by hash).
+pub async fn put_reference(
+    app: &App,
+    caller: &Caller,
+    model: &str,
+    bytes: &[u8],
+) -> Result<StoredProfile, Rejection> {
+    may_put_reference(caller, model)?;
+    let profile: ReferenceProfile = serde_json::from_slice(bytes).map_err(|e| {
+        Rejection::new(
+            Reason::Invalid,
+            "body",
+            format!("not a reference profile: {e}"),
+        )
+    })?;
+    if profile.model != model {
+        return Err(Rejection::new(
+            Reason::Invalid,
+            "model",
+            format!(
+                "the profile is for model {:?}, the path names {model:?}",
+                profile.model
+            ),
+        ));
+    }
+    if !profile.hash_is_valid() {
+        return Err(Rejection::new(
+            Reason::Invalid,
+            "hash",
+            "does not match the profile's content",
+        ));
+    }
+    match profile.schema.clone().validated() {
+        Err(e) => return Err(Rejection::new(Reason::Invalid, "schema", e.to_string())),
+        Ok(schema) if schema != profile.schema => {
+            return Err(Rejection::new(
+                Reason::Invalid,
+                "schema",
+                "is not in validated form (defaults not filled)",
+            ))
+        }
+        Ok(_) => {}
+    }
+    profile
+        .check_against(&profile.schema)
+        .map_err(|e| Rejection::new(Reason::Invalid, "schema", e))?;
+    let created = app
+        .store
+        .put_profile(&profile, app.now_ms())
+        .await
+        .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?;
+    let stored = StoredProfile {
+        model_version: profile.model_version.clone(),
+        hash: profile.hash.clone(),
+        created,
+    };
+    app.profiles.write().insert(profile);
+    if created {
+        tracing::info!(model, model_version = %stored.model_version, hash = %stored.hash, "reference profile stored");
+    }
+    Ok(stored)
+}
+
+/// Commits queued summaries in batches until `drain` fires (after the HTTP server stopped),
+/// then commits whatever is still queued and returns.
+pub async fn writer(
+    app: Arc<App>,
+    mut rx: mpsc::Receiver<IngestJob>,
+    mut drain: oneshot::Receiver<()>,
+) {
+    let max = app.config.server.ingest_batch;
+    let mut jobs = Vec::with_capacity(max);
+    let mut draining = false;
+    loop {
+        let received = if draining {
+            rx.recv_many(&mut jobs, max).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, max) => n,
+                _ = &mut drain => {
+                    rx.close();
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let now = app.now_ms();
+        let refs: Vec<&SummaryEnvelope> = jobs.iter().map(|j| &j.envelope).collect();
+        match app.store.insert_summaries(&refs, now).await {
+            Ok(fresh) => {
+                {
+                    let mut agg = app.aggregates.write();
+                    for (job, new) in jobs.iter().zip(&fresh) {
+                        let e = &job.envelope;
+                        if *new {
+                            agg.add(
+                                &e.model,
+                                &e.model_version,
+                                e.window_start_ms,
+                                e.window_ms,
+                                &e.summary,
+                            );
+                        }
+                        agg.received(&e.model, now);
+                        app.metrics
+                            .agent_last_summary
+                            .with_label_values(&[&e.agent, &e.model])
+                            .set(now as f64 / 1000.0);
+                    }
+                }
+                for (job, new) in jobs.drain(..).zip(fresh) {
+                    job.reply.send(Ok(new)).ok();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = jobs.len(), "committing summaries failed");
+                for job in jobs.drain(..) {
+                    job.reply.send(Err(e.to_string())).ok();
+                }
+            }
+        }
+    }
+}

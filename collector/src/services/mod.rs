@@ -1,0 +1,19 @@
+//! The services: what the collector does, above the shared state and below HTTP.
+//!
+//! - [`ingest`]: validation of summaries and profiles, and the single writer that group-commits
+//!   them;
+//! - [`evaluate`]: the evaluation cycle, lifecycles and their evidence;
+//! - [`notify`]: alert delivery to Alertmanager and webhooks;
+//! - [`reload`]: loading and reloading the objectives file;
+//! - [`report`]: the Clause 9 report and [`pack`], the offline evidence pack;
+//! - [`status`]: the status page's snapshot and rendering;
+//! - [`maintenance`]: roll-up, expiry and compaction.
+
+pub mod evaluate;
+pub mod ingest;
+pub mod maintenance;
+pub mod notify;
+pub mod pack;
+pub mod reload;
+pub mod report;
+pub mod status;

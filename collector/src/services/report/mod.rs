@@ -1,0 +1,523 @@
+//! The Clause 9 performance-evaluation report.
+//!
+//! [`build`] reads the evidence log (and, for the fairness, drift and data-quality analysis, the
+//! stored summaries of the period) into one [`Report`] value. That value is the single source:
+//! the JSON output is its serialisation, and the HTML and Markdown renderers only format it, so
+//! the three formats can never disagree. Every figure is derived from recorded evidence, never
+//! from the live state, so a report of a past period reads the same tomorrow.
+
+pub mod analysis;
+pub mod html;
+pub mod markdown;
+pub mod model;
+pub mod scan;
+pub mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aims_core::time::{self, Bound};
+use serde::Deserialize;
+
+use crate::store::Store;
+use analysis::{analyse, method_notes, selector_text, summarise};
+pub use model::*;
+pub use scan::period_records;
+use scan::{finish_intervals, Scanned};
+pub use text::{num, rfc3339};
+
+/// An output format; all three render the same [`Report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One self-contained HTML file.
+    Html,
+    /// Markdown.
+    Md,
+    /// JSON, for other tools.
+    Json,
+}
+
+impl Format {
+    /// Renders `report` in this format.
+    pub fn render(self, report: &Report) -> String {
+        match self {
+            Format::Html => html::render(report),
+            Format::Md => markdown::render(report),
+            Format::Json => {
+                serde_json::to_string_pretty(report).expect("plain data serialises") + "\n"
+            }
+        }
+    }
+
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Html => "text/html; charset=utf-8",
+            Format::Md => "text/markdown; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Parses a period bound by the one rule of [`aims_core::time::parse_time`]: milliseconds,
+/// RFC 3339, or a bare date (`YYYY-MM-DD`, UTC), which as the end of a period means the end of
+/// that day, as a reader expects.
+pub fn parse_time(field: &'static str, text: &str, end: bool) -> Result<i64, ReportError> {
+    let bound = if end { Bound::End } else { Bound::Start };
+    time::parse_time(text, bound).map_err(|_| ReportError::Time {
+        field,
+        text: text.trim().to_owned(),
+    })
+}
+
+/// Builds the report for `req` from the store.
+pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> {
+    if req.from_ms >= req.to_ms {
+        return Err(ReportError::Period);
+    }
+    let in_scope = |model: &str| req.model.as_deref().is_none_or(|m| m == model);
+    let Scanned {
+        tracks,
+        policy,
+        versions_seen,
+        mut gaps,
+        version_changes,
+        chain_start,
+        chain_end,
+        records,
+    } = scan::scan(store, req, &in_scope).await?;
+
+    let cadence = req.interval.as_secs_f64();
+    let period_end = req.to_ms.min(req.now_ms);
+    let mut sections = Vec::new();
+    let mut plan = Vec::new();
+    let mut completeness = Completeness::default();
+    let mut controls: BTreeMap<String, ControlLine> = BTreeMap::new();
+    for (id, mut t) in tracks {
+        let Some(o) = t.definition.clone() else {
+            continue;
+        };
+        let live_from = t.first_in_force_ms.unwrap_or(req.from_ms).max(req.from_ms);
+        let live_to = t.removed_ms.unwrap_or(period_end).min(period_end);
+        if !in_scope(&o.model) || live_to < req.from_ms || t.first_in_force_ms.is_none() {
+            continue;
+        }
+        finish_intervals(&mut t.breaches, req.from_ms, req.to_ms);
+        finish_intervals(&mut t.alerts, req.from_ms, req.to_ms);
+        if req.interval.as_millis() > 0 {
+            completeness.scheduled +=
+                ((live_to - live_from).max(0) as u128 / req.interval.as_millis()) as u64;
+        }
+        completeness.completed += t.counts.total;
+        completeness.insufficient_data += t.counts.insufficient_data;
+        completeness.no_data += t.counts.no_data;
+        let fired = !t.alerts.is_empty();
+        let judged = t.counts.met + t.counts.at_risk + t.counts.breached;
+        let judgement = if fired {
+            "not_met"
+        } else if judged == 0 {
+            "not_measurable"
+        } else if t.counts.breached + t.counts.at_risk > 0 {
+            "at_risk"
+        } else {
+            "met"
+        };
+        plan.push(PlanLine {
+            objective: id.clone(),
+            metric: o.metric.clone(),
+            method: format!(
+                "{}{} over a {} window merged from agent summaries; at least {} samples; breach must last {} to fire",
+                o.metric,
+                match selector_text(&o) {
+                    s if s.is_empty() => String::new(),
+                    s => format!(" ({s})"),
+                },
+                humantime::format_duration(o.window),
+                o.min_samples,
+                humantime::format_duration(o.for_),
+            ),
+            window_seconds: o.window.as_secs(),
+            cadence_seconds: cadence,
+            owner: o.owner.clone(),
+        });
+        for c in &o.controls {
+            let line = controls.entry(c.clone()).or_insert_with(|| ControlLine {
+                control: c.clone(),
+                objectives: Vec::new(),
+                evaluations: 0,
+                records: Vec::new(),
+            });
+            line.objectives.push(id.clone());
+            line.evaluations += t.counts.total;
+            if let Some((a, b)) = t.records {
+                line.records
+                    .push(format!("{id}: evaluation records {a}..{b}"));
+            }
+        }
+        sections.push(ObjectiveSection {
+            title: o.title.clone(),
+            model: o.model.clone(),
+            metric: o.metric.clone(),
+            selector: selector_text(&o),
+            target: o.target.to_string(),
+            warning: o.warning.map(|w| w.to_string()),
+            target_threshold: o.target.threshold,
+            severity: o.severity.as_str().to_owned(),
+            owner: o.owner.clone(),
+            rationale: o.rationale.clone(),
+            plan: o.plan.clone(),
+            controls: o.controls.clone(),
+            versions: t.versions,
+            compliance_share: t.counts.compliance_share(),
+            evaluations: t.counts,
+            values: Stats::of(&t.values),
+            state_at_end: if t.state.is_empty() {
+                "unknown".to_owned()
+            } else {
+                t.state
+            },
+            judgement: judgement.to_owned(),
+            breaches: t.breaches,
+            alerts: t.alerts,
+            series: t.series,
+            records: t.records,
+            id,
+        });
+    }
+    for g in gaps.iter_mut() {
+        let end = g.end_ms.unwrap_or(period_end).min(req.to_ms);
+        g.duration_seconds = (end - g.start_ms.max(req.from_ms)).max(0) as f64 / 1000.0;
+    }
+    gaps.retain(|g| g.start_ms <= req.to_ms && g.end_ms.is_none_or(|e| e >= req.from_ms));
+
+    let summary = summarise(&sections);
+    let (agents, analysis) = analyse(store, req, &sections).await?;
+    let scope_models: BTreeSet<String> = sections.iter().map(|s| s.model.clone()).collect();
+    let config_arg = req
+        .config_path
+        .as_ref()
+        .map(|p| format!(" --config {p}"))
+        .unwrap_or_default();
+    let mut report = Report {
+        document: DocumentControl {
+            title: "AI management system performance evaluation (ISO/IEC 42001 Clause 9.1)"
+                .to_owned(),
+            period_from: rfc3339(req.from_ms),
+            period_to: rfc3339(req.to_ms),
+            from_ms: req.from_ms,
+            to_ms: req.to_ms,
+            scope_models: scope_models.into_iter().collect(),
+            scope_objectives: sections.iter().map(|s| s.id.clone()).collect(),
+            policy,
+            generated_at: rfc3339(req.now_ms),
+            generator: format!("aims-collector {}", env!("CARGO_PKG_VERSION")),
+            chain_start,
+            chain_end,
+            records,
+            content_hash: String::new(),
+        },
+        summary,
+        coverage: Coverage {
+            models: versions_seen
+                .into_iter()
+                .map(|(m, v)| (m, v.into_iter().collect()))
+                .collect(),
+            agents,
+            gaps,
+        },
+        plan,
+        version_changes,
+        objectives: sections,
+        completeness,
+        analysis,
+        method_notes: method_notes(),
+        controls: controls.into_values().collect(),
+        verification: Verification {
+            database: format!("aims-collector evidence verify{config_arg}"),
+            pack: format!(
+                "aims-collector evidence export --from {} --to {}{config_arg} -o pack.tar && aims-collector evidence verify --pack pack.tar",
+                rfc3339(req.from_ms),
+                rfc3339(req.to_ms)
+            ),
+            explanation: "Each evidence record stores its canonical JSON and SHA-256(prev_hash || canonical JSON). \
+                The commands recompute every hash, check the chain from the start checkpoint to the end checkpoint \
+                above, and (for a pack) that this report's content hash matches its content."
+                .to_owned(),
+        },
+    };
+    report.document.content_hash = report.compute_hash();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan::breach_intervals;
+    use super::*;
+    use crate::config::Synchronous;
+    use crate::evidence::{Entry, EvidenceLog};
+    use aims_core::evidence::payload::{
+        Evaluation, GapEdge, IngestionGap, ObjectiveVersion, Payload, Transition, Window,
+    };
+    use aims_core::lifecycle::State;
+    use aims_core::metrics::Measured;
+    use aims_core::objective::Objective;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn definition(target: &str) -> Objective {
+        serde_json::from_value(json!({"id": "parity", "title": "Parity", "model": "m", "metric": "demographic_parity_ratio",
+               "attribute": "gender", "target": {"op": ">=", "threshold": target.parse::<f64>().unwrap()},
+               "window": 60, "min_samples": 10, "for": 0, "severity": "critical", "owner": "owner@example.com",
+               "rationale": "", "plan": {"actions": "a", "resources": "r", "due": "2027", "evaluation": "e"},
+               "controls": ["A.6.2.6"], "notify": []}))
+        .unwrap()
+    }
+
+    fn evaluation(verdict: &str, value: f64, target: &str, version: &str) -> Entry {
+        Entry::objective(
+            "parity",
+            Payload::Evaluation(Evaluation {
+                objective: "parity".into(),
+                version: version.into(),
+                model: "m".into(),
+                metric: "demographic_parity_ratio".into(),
+                selector: Default::default(),
+                value: Some(Measured::Value(value)),
+                target: format!(">= {target}"),
+                warning: None,
+                verdict: verdict.into(),
+                samples: Some(100),
+                min_samples: 10,
+                window: Window {
+                    from_ms: 0,
+                    to_ms: 0,
+                },
+                model_versions: Some(vec!["1".into()]),
+                profile_hash: None,
+                state: State::Ok,
+            }),
+        )
+    }
+
+    /// A log with a version, evaluations met / breached / met, a firing alert that resolves,
+    /// a gap and a changed version; the report over the part after the first record.
+    #[tokio::test]
+    async fn the_report_model_follows_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
+            .await
+            .unwrap();
+        let version = |v: &str, prev: Option<&str>, target: &str| {
+            Entry::objective(
+                "parity",
+                Payload::ObjectiveVersion(ObjectiveVersion {
+                    objective: "parity".into(),
+                    version: v.into(),
+                    previous_version: prev.map(str::to_owned),
+                    file_version: "f".into(),
+                    policy: "P".into(),
+                    definition: definition(target),
+                }),
+            )
+        };
+        let transition = |from: State, to: State, at: i64| {
+            Entry::objective(
+                "parity",
+                Payload::Transition(Transition {
+                    objective: "parity".into(),
+                    version: "v1".into(),
+                    from,
+                    to,
+                    at_ms: at,
+                    value: None,
+                    target: ">= 0.8".into(),
+                    severity: "critical".into(),
+                }),
+            )
+        };
+        let gap = |gap: GapEdge| {
+            Entry::global(Payload::IngestionGap(IngestionGap {
+                model: "m".into(),
+                gap,
+                last_summary_ms: None,
+                stale_after_seconds: 1,
+            }))
+        };
+        let steps: Vec<(i64, Vec<Entry>)> = vec![
+            (1_000, vec![version("v1", None, "0.8")]),
+            (2_000, vec![evaluation("met", 0.9, "0.8", "v1")]),
+            (
+                3_000,
+                vec![
+                    evaluation("breached", 0.5, "0.8", "v1"),
+                    transition(State::Ok, State::Firing, 3_000),
+                ],
+            ),
+            (
+                4_000,
+                vec![
+                    evaluation("breached", 0.4, "0.8", "v1"),
+                    gap(GapEdge::Started),
+                ],
+            ),
+            (
+                5_000,
+                vec![
+                    evaluation("met", 0.85, "0.8", "v1"),
+                    transition(State::Firing, State::Resolved, 5_000),
+                ],
+            ),
+            (
+                6_000,
+                vec![gap(GapEdge::Ended), version("v2", Some("v1"), "0.7")],
+            ),
+            (
+                7_000,
+                vec![evaluation("insufficient_data", 0.75, "0.7", "v2")],
+            ),
+            (9_000, vec![evaluation("met", 0.95, "0.7", "v2")]),
+        ];
+        for (at, entries) in steps {
+            log.append(entries, &[], at).await.unwrap();
+        }
+        let req = Request {
+            from_ms: 1_500,
+            to_ms: 8_000,
+            model: None,
+            now_ms: 10_000,
+            interval: Duration::from_secs(1),
+            config_path: None,
+        };
+        let r = build(&store, &req).await.unwrap();
+        assert_eq!(
+            r.document.chain_start.seq, 1,
+            "the version record anchors the period"
+        );
+        assert_eq!(
+            r.document.chain_end.seq, 11,
+            "the record at 9 s is after the period"
+        );
+        assert_eq!(r.document.records, 10);
+        let o = &r.objectives[0];
+        assert_eq!(
+            (
+                o.evaluations.total,
+                o.evaluations.met,
+                o.evaluations.breached,
+                o.evaluations.insufficient_data
+            ),
+            (5, 2, 2, 1)
+        );
+        assert_eq!(o.compliance_share, Some(0.5));
+        assert_eq!(
+            (o.values.min, o.values.max, o.values.last),
+            (Some(0.4), Some(0.9), Some(0.75))
+        );
+        assert_eq!(o.breaches.len(), 1);
+        assert_eq!(
+            (o.breaches[0].start_ms, o.breaches[0].end_ms),
+            (3_000, Some(5_000))
+        );
+        assert_eq!(o.breaches[0].duration_seconds, 2.0);
+        assert_eq!(
+            (o.alerts[0].start_ms, o.alerts[0].end_ms),
+            (3_000, Some(5_000))
+        );
+        assert_eq!(o.judgement, "not_met");
+        assert_eq!(o.target, ">= 0.7", "the version in force at the end");
+        assert_eq!(o.versions, ["v1", "v2"]);
+        assert_eq!(
+            o.series.iter().map(|p| p.target).collect::<Vec<_>>()[3..],
+            [Some(0.8), Some(0.7)]
+        );
+        assert_eq!(r.version_changes.len(), 1);
+        assert_eq!(r.version_changes[0].previous_version.as_deref(), Some("v1"));
+        assert_eq!(r.coverage.gaps.len(), 1);
+        assert_eq!(r.coverage.gaps[0].duration_seconds, 2.0);
+        assert_eq!(r.completeness.completed, 5);
+        assert_eq!(
+            r.completeness.scheduled, 6,
+            "1.5 s to 8 s at one per second"
+        );
+        assert_eq!(r.summary.not_met, 1);
+        assert_eq!(r.controls[0].evaluations, 5);
+        // The content hash survives a round trip through the JSON an auditor receives.
+        let back: Report = serde_json::from_str(&Format::Json.render(&r)).unwrap();
+        assert_eq!(back.compute_hash(), r.document.content_hash);
+        let mut edited = back.clone();
+        edited.objectives[0].evaluations.breached = 0;
+        assert_ne!(edited.compute_hash(), r.document.content_hash);
+        assert!(html::render(&r).contains(&r.document.content_hash));
+        assert!(markdown::render(&r).contains(&r.document.content_hash));
+        // Text from the evidence is escaped by the template, not by each call site.
+        let mut hostile = r.clone();
+        hostile.document.policy = "<script>alert(1)</script>".into();
+        hostile.objectives[0].title = "a \"quoted\" <b>title</b> & more".into();
+        let page = html::render(&hostile);
+        assert!(!page.contains("<script>") && !page.contains("<b>title</b>"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("a &quot;quoted&quot; &lt;b&gt;title&lt;/b&gt; &amp; more"));
+    }
+
+    #[test]
+    fn compliance_share_counts_only_judged_evaluations() {
+        let mut c = Counts::default();
+        for v in [
+            "met",
+            "met",
+            "at_risk",
+            "breached",
+            "no_data",
+            "insufficient_data",
+        ] {
+            c.add(v);
+        }
+        assert_eq!(c.total, 6);
+        assert_eq!(c.compliance_share(), Some(0.75));
+        assert_eq!(Counts::default().compliance_share(), None);
+    }
+
+    #[test]
+    fn breach_intervals_run_from_first_breach_to_next_other_verdict() {
+        let evals = [
+            (1_000, 1, "met"),
+            (2_000, 2, "breached"),
+            (3_000, 3, "breached"),
+            (4_000, 4, "met"),
+            (5_000, 5, "breached"),
+        ];
+        let mut b = breach_intervals(&evals);
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].start_ms, b[0].end_ms), (2_000, Some(4_000)));
+        assert_eq!((b[0].start_seq, b[0].end_seq), (2, Some(4)));
+        assert_eq!(b[1].end_ms, None);
+        finish_intervals(&mut b, 0, 6_000);
+        assert_eq!(b[0].duration_seconds, 2.0);
+        assert_eq!(
+            b[1].duration_seconds, 1.0,
+            "an open breach runs to the period's end"
+        );
+        let mut clipped = breach_intervals(&evals);
+        finish_intervals(&mut clipped, 3_000, 4_500);
+        assert_eq!(clipped.len(), 1, "breaches outside the period are dropped");
+        assert_eq!(clipped[0].duration_seconds, 1.0, "clipped to the period");
+    }
+
+    #[test]
+    fn stats_and_times() {
+        let s = Stats::of(&[2.0, 1.0, 3.0]);
+        assert_eq!(
+            (s.last, s.min, s.mean, s.max),
+            (Some(3.0), Some(1.0), Some(2.0), Some(3.0))
+        );
+        assert_eq!(
+            parse_time("to", "2026-11-29", true).unwrap() % 86_400_000,
+            86_399_999
+        );
+        assert_eq!(parse_time("from", "1000", false).unwrap(), 1000);
+        assert!(parse_time("from", "yesterday", false).is_err());
+    }
+}

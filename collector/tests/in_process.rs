@@ -1,0 +1,128 @@
+//! The collector as a library: started in process on a listener bound to port 0, driven over
+//! real HTTP, with a manual clock so a lifecycle advances without waiting for wall time.
+
+use std::time::Duration;
+
+use aims_collector::{Clock, Config};
+use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::{eventually, net, prom::sample};
+use serde_json::Value;
+
+async fn state(client: &reqwest::Client, base: &str, id: &str) -> String {
+    let v: Value = client
+        .get(format!("{base}/v1/objectives"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["objectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == id)
+        .map(|o| o["state"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
+    let dir = aims_testkit::temp_dir();
+    let objectives = dir.path().join("objectives.yaml");
+    std::fs::write(&objectives, OBJECTIVES).unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    config.evaluation.objectives = objectives;
+    config.evaluation.interval = Duration::from_millis(50);
+    let listener = net::listener();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let start = minute();
+    let clock = Clock::manual(start + 1_000);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(aims_collector::server::run_with_clock(
+        config,
+        clock.clone(),
+        listener,
+        async move {
+            stopped.await.ok();
+        },
+    ));
+    let client = reqwest::Client::new();
+
+    let health: Value = eventually(Duration::from_secs(20), "healthz", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(health["status"], "ok");
+
+    let schema = schema(3);
+    let profile = profile(&schema);
+    let put = client
+        .put(format!("{base}/v1/models/{}/reference", schema.name))
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    let drifted = envelope(
+        "a1",
+        start,
+        0,
+        summary(&schema, &profile, Traffic::Drifted, 300, 1),
+    );
+    let post = |e: &aims_core::wire::SummaryEnvelope| {
+        client.post(format!("{base}/v1/summaries")).json(e).send()
+    };
+    assert_eq!(post(&drifted).await.unwrap().status(), 202);
+    assert_eq!(
+        post(&drifted).await.unwrap().status(),
+        200,
+        "a retry is a duplicate"
+    );
+
+    // The drift is seen at once, but `for: 1s` of clock time must pass before it fires: the
+    // clock does not move by itself, so the objective stays pending however long we wait.
+    eventually(Duration::from_secs(20), "income-drift pending", || async {
+        (state(&client, &base, "income-drift").await == "pending").then_some(())
+    })
+    .await;
+    clock.advance(Duration::from_secs(2));
+    eventually(Duration::from_secs(20), "income-drift firing", || async {
+        (state(&client, &base, "income-drift").await == "firing").then_some(())
+    })
+    .await;
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(
+            &metrics,
+            "aims_ingest_summaries_total",
+            &[("outcome", "accepted")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(
+        client.get(format!("{base}/healthz")).send().await.is_err(),
+        "the listener is closed"
+    );
+}

@@ -1,0 +1,355 @@
+//! Typed evidence payloads: one struct per [`Kind`], written and read only through
+//! [`Payload`].
+//!
+//! A record's `kind` and `data` are the adjacently tagged form of a [`Payload`]
+//! (`{"kind": "evaluation", "data": {...}}`), so the JSON of every record, and with it every
+//! hash of an existing log, is what it was when the payloads were built by hand: each field
+//! keeps its name and is always present, `null` when empty. Fields added later must be
+//! `Option` so older records still read.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Kind, Record};
+use crate::lifecycle::State;
+use crate::metrics::{Measured, Selector};
+use crate::objective::Objective;
+
+/// What an evidence record says, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Payload {
+    /// An objective version came into force.
+    ObjectiveVersion(ObjectiveVersion),
+    /// One evaluation of one objective.
+    Evaluation(Evaluation),
+    /// A lifecycle transition.
+    Transition(Transition),
+    /// A model's summaries stopped or started arriving again.
+    IngestionGap(IngestionGap),
+    /// The objectives file was reloaded, or a reload failed.
+    ConfigReload(ConfigReload),
+    /// The collector started.
+    Startup(Startup),
+    /// One attempt to deliver an alert notification.
+    Notification(Notification),
+}
+
+/// A payload that does not read as its kind says.
+#[derive(Debug, thiserror::Error)]
+#[error("evidence record {seq} ({kind}): {source}")]
+pub struct PayloadError {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Why.
+    pub source: serde_json::Error,
+}
+
+impl Payload {
+    /// The kind stored beside the record.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::ObjectiveVersion(_) => Kind::ObjectiveVersion,
+            Payload::Evaluation(_) => Kind::Evaluation,
+            Payload::Transition(_) => Kind::Transition,
+            Payload::IngestionGap(_) => Kind::IngestionGap,
+            Payload::ConfigReload(_) => Kind::ConfigReload,
+            Payload::Startup(_) => Kind::Startup,
+            Payload::Notification(_) => Kind::Notification,
+        }
+    }
+
+    /// The record's `data`.
+    pub fn data(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("data").unwrap_or(Value::Null),
+            // Plain structs of strings, numbers and options always serialise to an object.
+            _ => Value::Null,
+        }
+    }
+
+    /// Reads the payload of `record`.
+    pub fn of(record: &Record) -> Result<Self, PayloadError> {
+        let tagged = serde_json::json!({"kind": record.kind, "data": record.data});
+        serde_json::from_value(tagged).map_err(|source| PayloadError {
+            seq: record.seq,
+            kind: record.kind.as_str(),
+            source,
+        })
+    }
+}
+
+/// `objective_version`: an objective's definition came into force under `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveVersion {
+    /// Objective id.
+    pub objective: String,
+    /// Content hash of the definition.
+    pub version: String,
+    /// The version it replaces, if any.
+    pub previous_version: Option<String>,
+    /// Content hash of the whole objectives file.
+    pub file_version: String,
+    /// The policy the file cites.
+    pub policy: String,
+    /// The definition.
+    pub definition: Objective,
+}
+
+/// The window an evaluation merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Start, ms since the epoch.
+    pub from_ms: i64,
+    /// End, ms since the epoch.
+    pub to_ms: i64,
+}
+
+/// `evaluation`: one objective measured and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Objective id.
+    pub objective: String,
+    /// Objective version judged against.
+    pub version: String,
+    /// Model watched.
+    pub model: String,
+    /// Metric computed.
+    pub metric: String,
+    /// Feature, attribute or group measured.
+    pub selector: Selector,
+    /// The value, or why there is none; `None` when the model's data is stale.
+    pub value: Option<Measured>,
+    /// Target condition, as written.
+    pub target: String,
+    /// Warning condition, as written.
+    pub warning: Option<String>,
+    /// `met`, `at_risk`, `breached`, `insufficient_data`, `not_measurable` or `no_data`.
+    pub verdict: String,
+    /// Samples behind the value.
+    pub samples: Option<u64>,
+    /// Samples required for a verdict.
+    pub min_samples: u64,
+    /// The window merged.
+    pub window: Window,
+    /// Model versions seen in the window.
+    pub model_versions: Option<Vec<String>>,
+    /// Reference profile compared against.
+    pub profile_hash: Option<String>,
+    /// Lifecycle state after this evaluation.
+    pub state: State,
+}
+
+/// `transition`: a lifecycle step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Objective id.
+    pub objective: String,
+    /// Objective version.
+    pub version: String,
+    /// State left.
+    pub from: State,
+    /// State entered.
+    pub to: State,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// The value that caused it.
+    pub value: Option<Measured>,
+    /// Target condition, as written.
+    pub target: String,
+    /// Severity of the objective.
+    pub severity: String,
+}
+
+/// Whether a gap starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapEdge {
+    /// Summaries stopped arriving.
+    Started,
+    /// Summaries arrive again.
+    Ended,
+}
+
+/// `ingestion_gap`: a model went stale, or recovered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestionGap {
+    /// The model.
+    pub model: String,
+    /// Start or end.
+    pub gap: GapEdge,
+    /// When its last summary arrived, ms since the epoch.
+    pub last_summary_ms: Option<i64>,
+    /// The staleness threshold.
+    pub stale_after_seconds: u64,
+}
+
+/// A reload's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new file is in force.
+    Success,
+    /// The old file stays in force.
+    Failure,
+}
+
+/// One problem of a refused objectives file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadProblem {
+    /// Line in the file, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Field at fault, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `config_reload`: the objectives file was re-read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReload {
+    /// `sighup` or `http`.
+    pub trigger: String,
+    /// Taken or refused.
+    pub outcome: ReloadOutcome,
+    /// The file.
+    pub file: String,
+    /// New file version (success only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_version: Option<String>,
+    /// Objectives new or changed (success only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+    /// Objectives removed (success only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<String>>,
+    /// Why it was refused (failure only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ReloadProblem>>,
+}
+
+/// `startup`: the collector started with an objectives file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Startup {
+    /// Collector version.
+    pub version: String,
+    /// The objectives file.
+    pub objectives_file: String,
+    /// Its content hash.
+    pub file_version: String,
+}
+
+/// `notification`: one delivery attempt of one objective's alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Objective id.
+    pub objective: String,
+    /// Receiver name.
+    pub receiver: String,
+    /// `alertmanager` or `webhook`.
+    pub kind: String,
+    /// Where it was sent.
+    pub url: String,
+    /// `firing` or `resolved`.
+    pub alert_status: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// `delivered`, `failed`, `abandoned`, `rejected` or `dropped`.
+    pub outcome: String,
+    /// HTTP status of the answer, if any.
+    pub http_status: Option<u16>,
+    /// The error, if any.
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::canonical_json;
+    use serde_json::json;
+
+    fn record(kind: Kind, data: Value) -> Record {
+        Record {
+            seq: 3,
+            at_ms: 1_000,
+            kind,
+            data,
+        }
+    }
+
+    /// The payloads read the JSON the collector wrote by hand, and write it back unchanged:
+    /// the canonical form, and so the hash, of an old record does not move.
+    #[test]
+    fn hand_written_records_round_trip_to_the_same_canonical_json() {
+        let cases = [
+            record(
+                Kind::Evaluation,
+                json!({"objective": "o", "version": "v", "model": "m", "metric": "psi",
+                       "selector": {"feature": "income"}, "value": 0.25, "target": "<= 0.2",
+                       "warning": null, "verdict": "breached", "samples": 300, "min_samples": 200,
+                       "window": {"from_ms": 0, "to_ms": 1000}, "model_versions": ["1.0"],
+                       "profile_hash": "abc", "state": "pending"}),
+            ),
+            record(
+                Kind::Evaluation,
+                json!({"objective": "o", "version": "v", "model": "m", "metric": "psi",
+                       "selector": {}, "value": {"undefined": "no data"}, "target": "<= 0.2",
+                       "warning": "<= 0.1", "verdict": "no_data", "samples": null, "min_samples": 0,
+                       "window": {"from_ms": 0, "to_ms": 1000}, "model_versions": null,
+                       "profile_hash": null, "state": "no_data"}),
+            ),
+            record(
+                Kind::Transition,
+                json!({"objective": "o", "version": "v", "from": "pending", "to": "firing",
+                       "at_ms": 5, "value": 0.3, "target": "<= 0.2", "severity": "critical"}),
+            ),
+            record(
+                Kind::IngestionGap,
+                json!({"model": "m", "gap": "started", "last_summary_ms": null, "stale_after_seconds": 300}),
+            ),
+            record(
+                Kind::ConfigReload,
+                json!({"trigger": "http", "outcome": "failure", "file": "o.yaml",
+                       "errors": [{"line": 3, "field": "objectives[0].target", "message": "bad"}, {"message": "unreadable"}]}),
+            ),
+            record(
+                Kind::ConfigReload,
+                json!({"trigger": "sighup", "outcome": "success", "file": "o.yaml", "file_version": "f",
+                       "changed": ["a"], "removed": []}),
+            ),
+            record(
+                Kind::Startup,
+                json!({"version": "0.1.0", "objectives_file": "o.yaml", "file_version": "f"}),
+            ),
+            record(
+                Kind::Notification,
+                json!({"objective": "o", "receiver": "am", "kind": "alertmanager", "url": "http://127.0.0.1:1/",
+                       "alert_status": "firing", "attempt": 1, "outcome": "failed", "http_status": null,
+                       "error": "connection refused"}),
+            ),
+        ];
+        for r in cases {
+            let p = Payload::of(&r).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.kind(), r.kind);
+            let again = Record {
+                data: p.data(),
+                ..r.clone()
+            };
+            assert_eq!(canonical_json(&again), canonical_json(&r), "{:?}", r.kind);
+        }
+    }
+
+    #[test]
+    fn a_payload_that_does_not_match_its_kind_is_an_error_naming_the_record() {
+        let r = record(Kind::Transition, json!({"objective": "o"}));
+        let e = Payload::of(&r).unwrap_err();
+        assert!(
+            e.to_string().starts_with("evidence record 3 (transition)"),
+            "{e}"
+        );
+    }
+}

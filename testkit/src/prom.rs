@@ -1,0 +1,30 @@
+//! One sampler for the Prometheus text exposition format.
+
+/// The value of the first sample of `name` carrying every one of `labels`, if any. `name` must
+/// match whole (`aims_x` does not match `aims_x_total`).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_found_by_whole_name_and_labels() {
+        let text = "# HELP aims_x_total x\n# TYPE aims_x_total counter\naims_x_total{outcome=\"a\"} 2\naims_x_total{outcome=\"b\"} 3\naims_x 9\n";
+        assert_eq!(sample(text, "aims_x_total", &[("outcome", "b")]), Some(3.0));
+        assert_eq!(sample(text, "aims_x", &[]), Some(9.0));
+        assert_eq!(sample(text, "aims_x_total", &[("outcome", "c")]), None);
+        assert_eq!(sample(text, "aims_y", &[]), None);
+    }
+}
