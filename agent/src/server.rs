@@ -335,7 +335,21 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         window = ?cfg.window.length,
         "aims-agent listening on http://{addr}"
     );
-    let served = serve(listener, monitor.recorder(), &cfg.server, shutdown_signal()).await;
+    let mut routes = router(
+        monitor.recorder(),
+        cfg.server.max_body_bytes,
+        cfg.server.max_concurrent_requests,
+    );
+    if let Some(ce) = &cfg.cloudevents {
+        routes = routes.merge(crate::cloudevents::routes(
+            monitor.recorder(),
+            ce,
+            &cfg.server,
+        ));
+    }
+    let served = axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     monitor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)
