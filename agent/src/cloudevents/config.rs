@@ -15,8 +15,8 @@ pub struct CloudEventsConfig {
     /// The endpoint's path.
     #[serde(default = "default_path")]
     pub path: String,
-    /// The input holding the `columns`: a v2 tensor name, `instances` (v1) or `data` (Seldon).
-    /// Optional when the request has exactly one input.
+    /// The v2 input tensor holding the `columns`; optional when a request has exactly one
+    /// input. v1 rows (`instances`) and Seldon's `data` are always the columns' source.
     #[serde(default)]
     pub input: Option<String>,
     /// Names of the `input` tensor's columns, in order: a feature, an attribute, or `""` for a

@@ -311,9 +311,9 @@ impl Mapping {
             Protocol::Seldon => "data",
         };
         let name = match (&self.input, frame.protocol) {
-            (Some(n), _) => n.as_str(),
-            (None, Protocol::V1) => "instances",
-            (None, Protocol::Seldon) => "data",
+            (_, Protocol::V1) => "instances",
+            (_, Protocol::Seldon) => "data",
+            (Some(n), Protocol::V2) => n.as_str(),
             (None, Protocol::V2) if frame.columns.len() == 1 => frame.columns[0].name.as_str(),
             (None, Protocol::V2) => {
                 return Err(body_error(
@@ -326,17 +326,24 @@ impl Mapping {
                 ))
             }
         };
-        let column = frame.column(name).ok_or_else(|| {
+        let (column, field) = match frame.protocol {
+            Protocol::V2 => (frame.column(name), format!("{member}[{name}]")),
+            _ => (
+                frame.columns.first().filter(|c| c.name == name),
+                member.to_owned(),
+            ),
+        };
+        let column = column.ok_or_else(|| {
             body_error(
                 "unknown_tensor",
-                format!("{member}[{name}]"),
+                field.clone(),
                 format!("no such input; the request has {:?}", names(frame)),
             )
         })?;
         if column.width != self.columns.len() {
             return Err(body_error(
                 "shape_mismatch",
-                format!("{member}[{name}].shape"),
+                format!("{field}.shape"),
                 format!(
                     "{} columns per row, but cloudevents.columns names {}",
                     column.width,
