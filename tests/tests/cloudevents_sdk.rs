@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use aims_e2e::{http, repo_root, wait_until, Stack, StackConfig};
+use aims_e2e::{binary, http, repo_root, wait_until, Stack, StackConfig};
 use serde_json::{json, Value};
 
 const OBJECTIVES: &str = r#"policy: "test"
@@ -249,4 +249,45 @@ fn cloudevents_from_the_python_sdk_match_native_events() {
             "{id}: CloudEvents gave {have}, native events {want}"
         );
     }
+}
+
+/// The agent configuration inside the KServe example manifest passes `aims-agent check`, and a
+/// broken mapping does not, naming the key.
+#[test]
+fn the_kserve_example_mapping_checks() {
+    let manifest =
+        std::fs::read_to_string(repo_root().join("config/deploy/kserve-inferenceservice.yaml"))
+            .expect("manifest");
+    assert!(manifest.contains("mode: all") && manifest.contains("/v1/cloudevents"));
+    let toml: String = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "agent.toml: |")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    assert!(
+        toml.contains("[cloudevents]"),
+        "the ConfigMap holds the mapping"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("agent.toml"), text).expect("config");
+        Command::new(binary("aims-agent"))
+            .args(["check", "--config", "agent.toml"])
+            .current_dir(dir.path())
+            .output()
+            .expect("aims-agent runs")
+    };
+    let out = check(&toml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CloudEvents on /v1/cloudevents"));
+    let out = check(&toml.replace("\"num_accounts\"]", "\"num_acounts\"]"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cloudevents.columns[4]"), "{stderr}");
 }
