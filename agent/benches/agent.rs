@@ -4,7 +4,13 @@
 //! 2. HTTP ingest of NDJSON batches of 1,000 events with 20 features into the real
 //!    `aims-agent run` binary, from a load generator in this process, with the agent's CPU time
 //!    and peak RSS read from /proc;
-//! 3. the idle agent's RSS with the same 20-feature schema.
+//! 3. the idle agent's RSS with the same 20-feature schema;
+//! 4. the same HTTP ingest as KServe-style CloudEvents: each inference a binary-mode request
+//!    event (one v2 tensor of 1,000 rows × 15 numeric features, BYTES tensors for the
+//!    categoricals and attributes) and its response event, joined by the agent.
+//!
+//! `cargo bench -p aims-agent --bench agent -- cloudevents` runs only the HTTP comparison
+//! (native NDJSON, then CloudEvents).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4).
@@ -71,8 +77,18 @@ queue_events = 1000000
 collector_url = ""
 [spool]
 dir = {spool:?}
+[cloudevents]
+input = "input-0"
+columns = [{columns}]
+[cloudevents.prediction]
+label = "predict"
+score = "predict_proba"
 "#,
-        spool = dir.join("spool")
+        spool = dir.join("spool"),
+        columns = (0..NUMERIC)
+            .map(|i| format!("\"n{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -282,8 +298,72 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
+/// One inference of `BATCH` rows as the v2 request and response bodies KServe logs.
+fn v2_pair(rng: &mut StdRng) -> (Vec<u8>, Vec<u8>) {
+    let events: Vec<serde_json::Value> = (0..BATCH as u64).map(|i| event_json(rng, i)).collect();
+    let numeric: Vec<Vec<serde_json::Value>> = events
+        .iter()
+        .map(|e| {
+            (0..NUMERIC)
+                .map(|i| e["features"][format!("n{i}")].clone())
+                .collect()
+        })
+        .collect();
+    let mut inputs = vec![serde_json::json!({
+        "name": "input-0", "shape": [BATCH, NUMERIC], "datatype": "FP64", "data": numeric,
+    })];
+    let column = |f: &dyn Fn(&serde_json::Value) -> serde_json::Value| -> Vec<serde_json::Value> {
+        events.iter().map(f).collect()
+    };
+    for i in 0..CATEGORICAL {
+        let name = format!("c{i}");
+        inputs.push(serde_json::json!({
+            "name": name, "shape": [BATCH], "datatype": "BYTES",
+            "data": column(&|e| e["features"][&name].clone()),
+        }));
+    }
+    for name in ["gender", "age_band"] {
+        inputs.push(serde_json::json!({
+            "name": name, "shape": [BATCH], "datatype": "BYTES",
+            "data": column(&|e| e["attributes"][name].clone()),
+        }));
+    }
+    let request = serde_json::json!({"id": "r", "inputs": inputs});
+    let scores = column(&|e| e["prediction"]["score"].clone());
+    let response = serde_json::json!({
+        "model_name": "bench-20", "model_version": "0", "id": "r",
+        "outputs": [
+            {"name": "predict", "shape": [BATCH], "datatype": "INT64",
+             "data": column(&|e| e["prediction"]["label"].clone())},
+            {"name": "predict_proba", "shape": [BATCH, 2], "datatype": "FP64",
+             "data": scores.iter().map(|s| {
+                 let s = s.as_f64().unwrap();
+                 serde_json::json!([((1.0 - s) * 10_000.0).round() / 10_000.0, s])
+             }).collect::<Vec<_>>()},
+        ],
+    });
+    (
+        serde_json::to_vec(&request).unwrap(),
+        serde_json::to_vec(&response).unwrap(),
+    )
+}
+
+/// What the HTTP load sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// NDJSON batches on `/v1/events`.
+    Native,
+    /// Binary-mode CloudEvent pairs on `/v1/cloudevents`.
+    CloudEvents,
+}
+
+fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
     let mut rng = StdRng::seed_from_u64(3);
+    let pairs: Vec<Arc<(Vec<u8>, Vec<u8>)>> = if load == Load::CloudEvents {
+        (0..4).map(|_| Arc::new(v2_pair(&mut rng))).collect()
+    } else {
+        Vec::new()
+    };
     let bodies: Vec<Arc<Vec<u8>>> = (0..8)
         .map(|b| {
             let mut body = Vec::new();
@@ -295,10 +375,17 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
             Arc::new(body)
         })
         .collect();
-    println!(
-        "HTTP body: {BATCH} events, {} KiB per request, {clients} concurrent clients, {seconds} s per round",
-        bodies[0].len() / 1024
-    );
+    match load {
+        Load::Native => println!(
+            "HTTP body: {BATCH} events, {} KiB per request, {clients} concurrent clients, {seconds} s per round",
+            bodies[0].len() / 1024
+        ),
+        Load::CloudEvents => println!(
+            "CloudEvents: {BATCH}-row v2 request of {} KiB + response of {} KiB per inference, {clients} concurrent clients, {seconds} s per round",
+            pairs[0].0.len() / 1024,
+            pairs[0].1.len() / 1024
+        ),
+    }
     let (mut rates, mut cpus, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -308,7 +395,10 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
     for _ in 0..rounds {
         let mut agent = start_agent(config);
         let pid = agent.child.id();
-        let url = format!("http://{}/v1/events", agent.addr);
+        let url = match load {
+            Load::Native => format!("http://{}/v1/events", agent.addr),
+            Load::CloudEvents => format!("http://{}/v1/cloudevents", agent.addr),
+        };
         let accepted = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -319,11 +409,39 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
             let tasks: Vec<_> = (0..clients)
                 .map(|c| {
                     let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+                    let pairs = pairs.clone();
                     let (accepted, dropped, stop) =
                         (accepted.clone(), dropped.clone(), stop.clone());
                     tokio::spawn(async move {
                         let mut k = c as usize;
-                        while !stop.load(Ordering::Relaxed) {
+                        while !stop.load(Ordering::Relaxed) && load == Load::CloudEvents {
+                            let pair = &pairs[k % pairs.len()];
+                            let id = format!("c{c}-{k}");
+                            k += 1;
+                            let mut events = 0;
+                            for (kind, body) in [
+                                ("org.kubeflow.serving.inference.request", &pair.0),
+                                ("org.kubeflow.serving.inference.response", &pair.1),
+                            ] {
+                                let resp = client
+                                    .post(&url)
+                                    .header("content-type", "application/json")
+                                    .header("ce-specversion", "1.0")
+                                    .header("ce-id", &id)
+                                    .header("ce-type", kind)
+                                    .header("ce-source", "http://localhost:9081/")
+                                    .header("ce-inferenceservicename", "bench-20")
+                                    .body(body.clone())
+                                    .send()
+                                    .await
+                                    .unwrap();
+                                let reply: serde_json::Value = resp.json().await.unwrap();
+                                events += reply["events"].as_u64().unwrap_or(0);
+                            }
+                            assert_eq!(events, BATCH as u64, "every row recorded");
+                            accepted.fetch_add(events, Ordering::Relaxed);
+                        }
+                        while !stop.load(Ordering::Relaxed) && load == Load::Native {
                             let body = bodies[k % bodies.len()].as_ref().clone();
                             k += 1;
                             let resp = client
@@ -368,7 +486,14 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
         let _ = agent.child.kill();
         let _ = agent.child.wait();
     }
-    println!("HTTP ingest: median {:>10.0} events/s", median(rates));
+    let name = match load {
+        Load::Native => "native NDJSON",
+        Load::CloudEvents => "CloudEvents",
+    };
+    println!(
+        "HTTP ingest ({name}): median {:>10.0} events/s",
+        median(rates)
+    );
     println!("agent CPU:   median {:>10.2} cores", median(cpus));
     println!("agent peak RSS: median {:>7.1} MiB", median(rss));
 }
@@ -394,6 +519,13 @@ fn main() {
     }
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
+    if std::env::args().any(|a| a == "cloudevents") {
+        let (seconds, clients) = (env_or("BENCH_SECONDS", 8), env_or("BENCH_CLIENTS", 4));
+        http(&config, rounds, seconds, clients, Load::Native);
+        http(&config, rounds, seconds, clients, Load::CloudEvents);
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
     embedded(&config, rounds);
     idle(&config, rounds);
     http(
@@ -401,6 +533,7 @@ fn main() {
         rounds,
         env_or("BENCH_SECONDS", 8),
         env_or("BENCH_CLIENTS", 4),
+        Load::Native,
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -304,7 +304,7 @@ impl Mapping {
         }
     }
 
-    fn input_column<'f>(&self, frame: &'f Frame) -> Result<&'f Column, BodyError> {
+    fn input_column(&self, frame: &Frame) -> Result<usize, BodyError> {
         let member = match frame.protocol {
             Protocol::V1 => "instances",
             Protocol::V2 => "inputs",
@@ -326,20 +326,24 @@ impl Mapping {
                 ))
             }
         };
-        let (column, field) = match frame.protocol {
-            Protocol::V2 => (frame.column(name), format!("{member}[{name}]")),
+        let (index, field) = match frame.protocol {
+            Protocol::V2 => (
+                frame.columns.iter().position(|c| c.name == name),
+                format!("{member}[{name}]"),
+            ),
             _ => (
-                frame.columns.first().filter(|c| c.name == name),
+                frame.columns.first().filter(|c| c.name == name).map(|_| 0),
                 member.to_owned(),
             ),
         };
-        let column = column.ok_or_else(|| {
+        let index = index.ok_or_else(|| {
             body_error(
                 "unknown_tensor",
                 field.clone(),
                 format!("no such input; the request has {:?}", names(frame)),
             )
         })?;
+        let column = &frame.columns[index];
         if column.width != self.columns.len() {
             return Err(body_error(
                 "shape_mismatch",
@@ -351,7 +355,7 @@ impl Mapping {
                 ),
             ));
         }
-        Ok(column)
+        Ok(index)
     }
 
     /// Reads a request body into rows. A body that does not fit the mapping is refused whole;
@@ -360,7 +364,7 @@ impl Mapping {
         &self,
         schema: &ModelSchema,
         event: &CloudEvent,
-        frame: &Frame,
+        frame: &mut Frame,
         errors: &mut Vec<EventError>,
     ) -> Result<Vec<RowResult<RowIn>>, BodyError> {
         let columns = if self.columns.is_empty() {
@@ -370,15 +374,18 @@ impl Mapping {
         };
         let mut named = Vec::with_capacity(self.named.len());
         for (name, slot, explicit) in &self.named {
-            match frame.column(name) {
-                Some(c) if c.width != 1 => {
+            match frame.columns.iter().position(|c| c.name == *name) {
+                Some(k) if frame.columns[k].width != 1 => {
                     return Err(body_error(
                         "shape_mismatch",
                         format!("inputs[{name}].shape"),
-                        format!("one value per row expected, found {}", c.width),
+                        format!(
+                            "one value per row expected, found {}",
+                            frame.columns[k].width
+                        ),
                     ))
                 }
-                Some(c) => named.push((c, *slot)),
+                Some(k) => named.push((k, *slot)),
                 None if *explicit => {
                     return Err(body_error(
                         "unknown_tensor",
@@ -418,38 +425,35 @@ impl Mapping {
             Protocol::V2 => "inputs",
             Protocol::Seldon => "data",
         };
-        let mut rows = Vec::with_capacity(frame.rows);
-        for r in 0..frame.rows {
+        let n_rows = frame.rows;
+        let cols = &mut frame.columns;
+        let mut rows = Vec::with_capacity(n_rows);
+        for r in 0..n_rows {
             let mut row = RowIn {
                 features: vec![FeatureValue::Missing; schema.features.len()],
                 groups: base_groups.clone(),
             };
-            let mut fill =
-                |slot: Slot, cell: &Cell, at: &dyn Fn() -> String| -> Result<(), EventError> {
-                    match slot {
-                        Slot::Feature(i) => row.features[i] = feature_value(schema, i, cell, at)?,
-                        Slot::Attribute(i) => {
-                            if *cell != Cell::Null {
-                                row.groups[i] = schema.group_of(i, &text(cell, &at())?);
-                            }
-                        }
-                        Slot::Skip => {}
-                    }
-                    Ok(())
-                };
             let mut result = Ok(());
-            if let Some(c) = columns {
-                for (j, (slot, cell)) in self.columns.iter().zip(c.row(r)).enumerate() {
-                    result = fill(*slot, cell, &|| format!("{member}[{}][{r}][{j}]", c.name));
+            if let Some(k) = columns {
+                let c = &mut cols[k];
+                let width = c.width;
+                for (j, slot) in self.columns.iter().enumerate() {
+                    let cell = &mut c.cells[r * width + j];
+                    let name = &c.name;
+                    result = fill(schema, &mut row, *slot, cell, &|| {
+                        format!("{member}[{name}][{r}][{j}]")
+                    });
                     if result.is_err() {
                         break;
                     }
                 }
             }
             if result.is_ok() {
-                for (c, slot) in &named {
-                    result = fill(*slot, &c.row(r)[0], &|| {
-                        format!("{member}[{}][{r}]", c.name)
+                for (k, slot) in &named {
+                    let c = &mut cols[*k];
+                    let name = &c.name;
+                    result = fill(schema, &mut row, *slot, &mut c.cells[r], &|| {
+                        format!("{member}[{name}][{r}]")
                     });
                     if result.is_err() {
                         break;
@@ -634,18 +638,11 @@ fn names(frame: &Frame) -> Vec<&str> {
 
 fn number(cell: &Cell, field: &str) -> Result<f64, EventError> {
     match cell {
-        Cell::Str(s)
-            if matches!(
-                s.as_str(),
-                "NaN" | "Infinity" | "-Infinity" | "inf" | "-inf" | "nan"
-            ) =>
-        {
-            Err(EventError::new(
-                field,
-                RejectReason::InvalidNumber,
-                "not a finite number",
-            ))
-        }
+        Cell::Str(s) if super::tensor::is_non_finite(s) => Err(EventError::new(
+            field,
+            RejectReason::InvalidNumber,
+            "not a finite number",
+        )),
         Cell::Int(_) | Cell::Uint(_) | Cell::Float(_) => {
             let x = cell.number().unwrap_or(f64::NAN);
             if x.is_finite() {
@@ -666,8 +663,28 @@ fn number(cell: &Cell, field: &str) -> Result<f64, EventError> {
     }
 }
 
+/// Puts one cell into its place in `row`; strings are moved out of the cell, not copied.
+fn fill(
+    schema: &ModelSchema,
+    row: &mut RowIn,
+    slot: Slot,
+    cell: &mut Cell,
+    at: &dyn Fn() -> String,
+) -> Result<(), EventError> {
+    match slot {
+        Slot::Feature(i) => row.features[i] = feature_value(schema, i, cell, at)?,
+        Slot::Attribute(i) => match cell {
+            Cell::Null => {}
+            Cell::Str(s) => row.groups[i] = schema.group_of(i, s),
+            other => row.groups[i] = schema.group_of(i, &text(other, at)?),
+        },
+        Slot::Skip => {}
+    }
+    Ok(())
+}
+
 /// The string form of a scalar, as `label_text` in aims-core gives it.
-fn text(cell: &Cell, field: &str) -> Result<String, EventError> {
+fn text(cell: &Cell, field: &dyn Fn() -> String) -> Result<String, EventError> {
     match cell {
         Cell::Str(s) => Ok(s.clone()),
         Cell::Int(i) => Ok(i.to_string()),
@@ -677,7 +694,7 @@ fn text(cell: &Cell, field: &str) -> Result<String, EventError> {
             .unwrap_or_else(|| f.to_string())),
         Cell::Bool(b) => Ok(if *b { "1" } else { "0" }.to_owned()),
         Cell::Null => Err(EventError::new(
-            field,
+            field(),
             RejectReason::WrongType,
             "expected a string or a number, got null",
         )),
@@ -687,28 +704,28 @@ fn text(cell: &Cell, field: &str) -> Result<String, EventError> {
 fn feature_value(
     schema: &ModelSchema,
     i: usize,
-    cell: &Cell,
+    cell: &mut Cell,
     at: &dyn Fn() -> String,
 ) -> Result<FeatureValue, EventError> {
-    if *cell == Cell::Null {
-        return Ok(FeatureValue::Missing);
-    }
     let spec = &schema.features[i];
-    match spec.kind {
-        FeatureKind::Numeric => match cell {
-            Cell::Int(_) | Cell::Uint(_) | Cell::Float(_) => match cell.number() {
+    let field = || format!("{} ({})", at(), spec.name);
+    match (spec.kind, cell) {
+        (_, Cell::Null) => Ok(FeatureValue::Missing),
+        (FeatureKind::Numeric, c @ (Cell::Int(_) | Cell::Uint(_) | Cell::Float(_))) => {
+            match c.number() {
                 Some(x) if x.is_finite() => Ok(FeatureValue::Numeric(x)),
                 _ => Err(EventError::new(
-                    format!("{} ({})", at(), spec.name),
+                    field(),
                     RejectReason::InvalidNumber,
                     "not a finite number",
                 )),
-            },
-            _ => number(cell, &format!("{} ({})", at(), spec.name)).map(FeatureValue::Numeric),
-        },
-        FeatureKind::Categorical => {
-            text(cell, &format!("{} ({})", at(), spec.name)).map(FeatureValue::Categorical)
+            }
         }
+        (FeatureKind::Numeric, c) => number(c, &field()).map(FeatureValue::Numeric),
+        (FeatureKind::Categorical, Cell::Str(s)) => {
+            Ok(FeatureValue::Categorical(std::mem::take(s)))
+        }
+        (FeatureKind::Categorical, c) => text(c, &field).map(FeatureValue::Categorical),
     }
 }
 
@@ -735,7 +752,7 @@ fn class_of(
                     format!("class index {k} is outside the {} class names", names.len()),
                 )
             }),
-        None => schema.parse_class(field, &text(cell, field)?),
+        None => schema.parse_class(field, &text(cell, &|| field.to_owned())?),
     }
 }
 
@@ -841,14 +858,14 @@ argmax = true
         );
         // BYTES with numbers is a datatype mismatch: the whole body is refused.
         assert_eq!(req.unwrap_err().reason, "datatype_mismatch");
-        let req = parse_bytes(
+        let mut req = parse_bytes(
             br#"{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP64","data":[[1.5,0,7],[null,0,8]]}]}"#,
             Half::Request,
         )
         .unwrap();
         let ev = event(&[("metadata", r#"{"X-Gender":["M"]}"#)]);
         let mut errors = Vec::new();
-        let rows = m.request_rows(&s, &ev, &req, &mut errors).unwrap();
+        let rows = m.request_rows(&s, &ev, &mut req, &mut errors).unwrap();
         assert!(errors.is_empty());
         let r0 = rows[0].as_ref().unwrap();
         assert_eq!(
@@ -882,22 +899,26 @@ argmax = true
             })
         );
 
-        let wrong = parse_bytes(
+        let mut wrong = parse_bytes(
             br#"{"inputs":[{"name":"y","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]}"#,
             Half::Request,
         )
         .unwrap();
-        let e = m.request_rows(&s, &ev, &wrong, &mut errors).unwrap_err();
+        let e = m
+            .request_rows(&s, &ev, &mut wrong, &mut errors)
+            .unwrap_err();
         assert_eq!(
             (e.reason, e.field.as_str()),
             ("unknown_tensor", "inputs[x]")
         );
-        let narrow = parse_bytes(
+        let mut narrow = parse_bytes(
             br#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}]}"#,
             Half::Request,
         )
         .unwrap();
-        let e = m.request_rows(&s, &ev, &narrow, &mut errors).unwrap_err();
+        let e = m
+            .request_rows(&s, &ev, &mut narrow, &mut errors)
+            .unwrap_err();
         assert_eq!(
             (e.reason, e.field.as_str()),
             ("shape_mismatch", "inputs[x].shape")
@@ -924,14 +945,14 @@ argmax = true
             &s,
         )
         .unwrap();
-        let req = parse_bytes(
+        let mut req = parse_bytes(
             br#"{"instances":[{"income":10,"region":"n","other":1},{"income":"x"}]}"#,
             Half::Request,
         )
         .unwrap();
         let mut errors = Vec::new();
         let rows = m
-            .request_rows(&s, &event(&[("gender", "F")]), &req, &mut errors)
+            .request_rows(&s, &event(&[("gender", "F")]), &mut req, &mut errors)
             .unwrap();
         assert_eq!(rows[0].as_ref().unwrap().groups, vec![0]);
         assert_eq!(rows[1], Err(RejectReason::WrongType));

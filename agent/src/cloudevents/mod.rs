@@ -360,7 +360,7 @@ impl Endpoint {
 
     fn process_one(
         &self,
-        ev: CloudEvent,
+        mut ev: CloudEvent,
         now: i64,
         reply: &mut Reply,
         index: usize,
@@ -385,7 +385,7 @@ impl Endpoint {
                     .map_err(|e| ("time".to_owned(), "invalid_timestamp", e.message))?,
             ),
         };
-        let frame = match ev.data.clone() {
+        let mut frame = match ev.data.take() {
             None => {
                 return Err((
                     "data".to_owned(),
@@ -411,7 +411,7 @@ impl Endpoint {
                 ts_ms,
                 rows: shared
                     .mapping
-                    .request_rows(schema, &ev, &frame, &mut row_errors)
+                    .request_rows(schema, &ev, &mut frame, &mut row_errors)
                     .map_err(|e| (e.field, e.reason, e.message))?,
             }),
             Half::Response => Waiting::Response(ResponseHalf {

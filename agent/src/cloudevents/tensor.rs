@@ -252,18 +252,29 @@ struct AnyBody {
 /// The largest number of cells a body may declare, whatever its shape claims.
 const MAX_CELLS: u64 = 1 << 26;
 
+/// What a datatype admits, decided once per tensor rather than per element.
+#[derive(Clone, Copy)]
+enum Admits {
+    Bool,
+    Bytes,
+    Float,
+    Int(i64, i64),
+    Uint(u64),
+}
+
 fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), BodyError> {
-    let dt = datatype.to_ascii_uppercase();
-    let (lo, hi): (f64, f64) = match dt.as_str() {
-        "BOOL" | "BYTES" | "FP16" | "FP32" | "FP64" => (0.0, 0.0),
-        "INT8" => (i8::MIN as f64, i8::MAX as f64),
-        "INT16" => (i16::MIN as f64, i16::MAX as f64),
-        "INT32" => (i32::MIN as f64, i32::MAX as f64),
-        "INT64" => (i64::MIN as f64, i64::MAX as f64),
-        "UINT8" => (0.0, u8::MAX as f64),
-        "UINT16" => (0.0, u16::MAX as f64),
-        "UINT32" => (0.0, u32::MAX as f64),
-        "UINT64" => (0.0, u64::MAX as f64),
+    let admits = match datatype.to_ascii_uppercase().as_str() {
+        "BOOL" => Admits::Bool,
+        "BYTES" => Admits::Bytes,
+        "FP16" | "FP32" | "FP64" => Admits::Float,
+        "INT8" => Admits::Int(i8::MIN.into(), i8::MAX.into()),
+        "INT16" => Admits::Int(i16::MIN.into(), i16::MAX.into()),
+        "INT32" => Admits::Int(i32::MIN.into(), i32::MAX.into()),
+        "INT64" => Admits::Int(i64::MIN, i64::MAX),
+        "UINT8" => Admits::Uint(u8::MAX.into()),
+        "UINT16" => Admits::Uint(u16::MAX.into()),
+        "UINT32" => Admits::Uint(u32::MAX.into()),
+        "UINT64" => Admits::Uint(u64::MAX),
         _ => {
             return Err(body_error(
                 "datatype_mismatch",
@@ -272,29 +283,32 @@ fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), Bod
             ))
         }
     };
-    for (i, c) in cells.iter().enumerate() {
-        let ok = match (dt.as_str(), c) {
-            (_, Cell::Null) => true,
-            ("BOOL", Cell::Bool(_)) => true,
-            ("BYTES", Cell::Str(_)) => true,
-            ("FP16" | "FP32" | "FP64", Cell::Int(_) | Cell::Uint(_) | Cell::Float(_)) => true,
-            ("FP16" | "FP32" | "FP64", Cell::Str(s)) => matches!(
-                s.as_str(),
-                "NaN" | "Infinity" | "-Infinity" | "inf" | "-inf" | "nan"
-            ),
-            (d, Cell::Int(v)) if d.contains("INT") => (lo..=hi).contains(&(*v as f64)),
-            (d, Cell::Uint(v)) if d.contains("INT") => (*v as f64) <= hi,
-            _ => false,
-        };
-        if !ok {
-            return Err(body_error(
-                "datatype_mismatch",
-                format!("{field}.data[{i}]"),
-                format!("{} does not fit datatype {datatype}", c.kind()),
-            ));
-        }
+    let fits = |c: &Cell| match (admits, c) {
+        (_, Cell::Null) => true,
+        (Admits::Bool, Cell::Bool(_)) => true,
+        (Admits::Bytes, Cell::Str(_)) => true,
+        (Admits::Float, Cell::Int(_) | Cell::Uint(_) | Cell::Float(_)) => true,
+        // JSON has no NaN or infinities; servers write them as strings. Read here, refused
+        // per row as invalid numbers by the mapping.
+        (Admits::Float, Cell::Str(s)) => is_non_finite(s),
+        (Admits::Int(lo, hi), Cell::Int(v)) => (lo..=hi).contains(v),
+        (Admits::Uint(hi), Cell::Int(v)) => u64::try_from(*v).is_ok_and(|v| v <= hi),
+        (Admits::Uint(hi), Cell::Uint(v)) => *v <= hi,
+        _ => false,
+    };
+    if let Some(i) = cells.iter().position(|c| !fits(c)) {
+        return Err(body_error(
+            "datatype_mismatch",
+            format!("{field}.data[{i}]"),
+            format!("{} does not fit datatype {datatype}", cells[i].kind()),
+        ));
     }
     Ok(())
+}
+
+/// The spellings of NaN and the infinities servers put in JSON strings.
+pub(crate) fn is_non_finite(s: &str) -> bool {
+    matches!(s, "NaN" | "nan" | "Infinity" | "-Infinity" | "inf" | "-inf")
 }
 
 fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Column>), BodyError> {
