@@ -13,7 +13,8 @@
 //! (native NDJSON, then CloudEvents).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
-//! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4).
+//! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
+//! `BENCH_QUEUE_EVENTS` (the agent's `window.queue_events`, default 1,000,000).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -72,7 +73,7 @@ attributes = [
 listen = "127.0.0.1:0"
 [window]
 length = "60s"
-queue_events = 1000000
+queue_events = {queue}
 [ship]
 collector_url = ""
 [spool]
@@ -85,6 +86,7 @@ label = "predict"
 score = "predict_proba"
 "#,
         spool = dir.join("spool"),
+        queue = env_or("BENCH_QUEUE_EVENTS", 1_000_000),
         columns = (0..NUMERIC)
             .map(|i| format!("\"n{i}\""))
             .collect::<Vec<_>>()
@@ -472,12 +474,24 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
+        let queued = rt.block_on(async {
+            let text = reqwest::get(format!("http://{}/metrics", agent.addr))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("aims_agent_queue_events "))
+                .unwrap_or("?")
+                .to_owned()
+        });
         let kept = accepted.load(Ordering::Relaxed) - dropped.load(Ordering::Relaxed);
         rates.push(kept as f64 / elapsed);
         cpus.push(cpu / elapsed);
         rss.push(proc_status(pid, "VmHWM:") as f64 / 1024.0);
         println!(
-            "  round: {:.0} events/s recorded ({} dropped), agent CPU {:.2} cores, peak RSS {:.1} MiB",
+            "  round: {:.0} events/s recorded ({} dropped, {queued} still queued for the windowing task), agent CPU {:.2} cores, peak RSS {:.1} MiB",
             kept as f64 / elapsed,
             dropped.load(Ordering::Relaxed),
             cpu / elapsed,
@@ -513,6 +527,71 @@ fn idle(config: &Path, rounds: u64) {
     );
 }
 
+/// Per-event decoding cost on one thread: a 1,000-row v2 request and its response through the
+/// CloudEvents mapping, against the same rows as NDJSON through the native fast path.
+fn cloudevents_per_event(config: &Path) {
+    use aims_agent::cloudevents::{tensor, Mapping};
+    let cfg = AgentConfig::load(config).unwrap();
+    let mapping = Mapping::compile(cfg.cloudevents.as_ref().unwrap(), &cfg.model).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let (request, response) = v2_pair(&mut rng);
+    let event = aims_agent::cloudevents::envelope::CloudEvent {
+        id: "r".into(),
+        kind: "k".into(),
+        time: None,
+        extensions: Default::default(),
+        data: None,
+    };
+    let reps = 50;
+    let (mut parse_q, mut map_q, mut resp) = (0.0, 0.0, 0.0);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let mut frame = tensor::parse_bytes(&request, tensor::Half::Request).unwrap();
+        parse_q += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut errors = Vec::new();
+        let rows = mapping
+            .request_rows(&cfg.model, &event, &mut frame, &mut errors)
+            .unwrap();
+        map_q += t.elapsed().as_secs_f64();
+        assert!(errors.is_empty() && rows.len() == BATCH);
+        let t = Instant::now();
+        let frame = tensor::parse_bytes(&response, tensor::Half::Response).unwrap();
+        let preds = mapping
+            .response_rows(&cfg.model, &frame, &mut errors)
+            .unwrap();
+        resp += t.elapsed().as_secs_f64();
+        assert!(errors.is_empty() && preds.len() == BATCH);
+    }
+    let mut body = Vec::new();
+    for i in 0..BATCH as u64 {
+        serde_json::to_writer(&mut body, &event_json(&mut rng, i)).unwrap();
+        body.push(b'\n');
+    }
+    let fast = aims_agent::ingest::FastDecoder::new(&cfg.model);
+    let t = Instant::now();
+    for _ in 0..reps {
+        let items = aims_agent::ingest::decode_events(
+            aims_agent::ingest::BodyFormat::Ndjson,
+            &body,
+            &cfg.model,
+            &fast,
+            0,
+        )
+        .unwrap();
+        assert!(items.iter().all(|(_, e)| e.is_ok()));
+    }
+    let native = t.elapsed().as_secs_f64();
+    let per = |s: f64| s * 1e9 / (reps * BATCH) as f64;
+    println!(
+        "per event on one thread: CloudEvents v2 request parse {:.0} ns + mapping {:.0} ns, response parse + mapping {:.0} ns; native NDJSON fast path {:.0} ns",
+        per(parse_q),
+        per(map_q),
+        per(resp),
+        per(native)
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -520,6 +599,7 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
     if std::env::args().any(|a| a == "cloudevents") {
+        cloudevents_per_event(&config);
         let (seconds, clients) = (env_or("BENCH_SECONDS", 8), env_or("BENCH_CLIENTS", 4));
         http(&config, rounds, seconds, clients, Load::Native);
         http(&config, rounds, seconds, clients, Load::CloudEvents);
