@@ -588,3 +588,57 @@ async fn kserve_v1_traffic_response_first_and_late_labels() {
     assert_eq!(gender, vec![1, 1, 0]);
     agent.terminate();
 }
+
+const SELDON_MAPPING: &str = r#"
+[cloudevents]
+columns = ["income", "age", "debt_ratio", "credit_history_months", "num_accounts", "region", "gender"]
+
+[cloudevents.prediction]
+score = "data"
+argmax = true
+"#;
+
+/// Seldon Core v1's request logger: `io.seldon.serving.inference.*` types, SeldonMessage bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seldon_v1_request_logger_traffic() {
+    let (agent, collector) = start_agent("ce-replay-seldon", SELDON_MAPPING).await;
+    let host = agent.addr.to_string();
+    let addr = agent.addr;
+    let send = |bytes: Vec<u8>| async move { send_raw(addr, &bytes).await };
+    let (t0, t1) = (rfc3339_nanos(0), rfc3339_nanos(3));
+    let req = r#"{"data": {"names": ["income", "age", "debt", "hist", "accounts", "region", "gender"], "ndarray": [[40000, 35, 0.2, 60, 3, "north", "F"], [90000, 50, 0.05, 200, 9, "south", "M"]]}}"#;
+    let resp = r#"{"data": {"names": ["t:0", "t:1"], "ndarray": [[0.7, 0.3], [0.1, 0.9]]}, "meta": {"requestPath": {"classifier": "seldonio/sklearnserver:1.17.1"}}}"#;
+    let (s, r) = send(kserve_request(
+        &host,
+        "puid-1",
+        "io.seldon.serving.inference.request",
+        "credit",
+        "{}",
+        &t0,
+        "application/json",
+        req,
+    ))
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(1)), "{r}");
+    let (s, r) = send(kserve_request(
+        &host,
+        "puid-1",
+        "io.seldon.serving.inference.response",
+        "credit",
+        "{}",
+        &t1,
+        "application/json",
+        resp,
+    ))
+    .await;
+    assert_eq!((s, r["events"].as_u64()), (200, Some(2)), "{r}");
+    eventually(Duration::from_secs(15), "a summary of both rows", || {
+        totals(&collector).0 == 2
+    })
+    .await;
+    let (_, classes, gender, latency) = totals(&collector);
+    assert_eq!(classes, vec![1, 1], "argmax of the probabilities");
+    assert_eq!(gender, vec![1, 1, 0]);
+    assert_eq!(latency, 2);
+    agent.terminate();
+}

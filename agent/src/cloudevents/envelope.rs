@@ -179,8 +179,16 @@ fn check_spec(spec: Option<&str>, field: &str) -> Result<(), EnvelopeError> {
     }
 }
 
+/// Longest `id` and `type` accepted: ids become map keys and event ids, so their length is
+/// capped like every id the agent keeps.
+pub const MAX_ATTRIBUTE_LEN: usize = 256;
+
 fn required(v: Option<String>, field: &str) -> Result<String, EnvelopeError> {
     match v {
+        Some(s) if s.len() > MAX_ATTRIBUTE_LEN => Err(envelope_error(
+            field,
+            format!("{} bytes; at most {MAX_ATTRIBUTE_LEN}", s.len()),
+        )),
         Some(s) if !s.is_empty() => Ok(s),
         _ => Err(envelope_error(field, "required and missing")),
     }
@@ -291,6 +299,13 @@ mod tests {
         assert_eq!(e.data, Some(Data::Bytes(b"{}".to_vec())));
         let missing = from_binary(&headers(&[("ce-specversion", "1.0")]), vec![]).unwrap_err();
         assert_eq!(missing.field, "ce-id");
+        let long = "x".repeat(MAX_ATTRIBUTE_LEN + 1);
+        let h = headers(&[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &long),
+            ("ce-type", "t"),
+        ]);
+        assert_eq!(from_binary(&h, vec![]).unwrap_err().field, "ce-id");
         assert_eq!(mode(Some("text/csv"), &h), None);
         assert_eq!(mode(Some("application/json"), &HeaderMap::new()), None);
     }
