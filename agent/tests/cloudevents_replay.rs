@@ -408,13 +408,52 @@ async fn kserve_v2_traffic_is_joined_counted_and_summarised() {
         (400, Some("unknown_tensor"), Some("outputs[predict]")),
         "{r}"
     );
+    let (s, r) = post(&client, &url, "text/csv", None, b"a,b".to_vec()).await;
+    assert_eq!(
+        (s, r["errors"][0]["reason"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{r}"
+    );
+    // KServe copies the caller's Content-Type; `curl -d` sends a form type with a JSON body.
+    let form = "application/x-www-form-urlencoded";
+    let (s, _) = send(kserve_request(
+        &host,
+        "req-k",
+        REQ,
+        "1.0.0",
+        male,
+        &t0,
+        form,
+        &v2_request(&rows[..1], &["north"]),
+    ))
+    .await;
+    assert_eq!(s, 200);
     let (s, r) = send(kserve_request(
-        &host, "req-j", REQ, "1.0.0", "{}", &t0, "text/csv", "a,b",
+        &host,
+        "req-k",
+        RESP,
+        "1.0.0",
+        male,
+        &t1,
+        form,
+        &v2_response(&[1], "1"),
+    ))
+    .await;
+    assert_eq!((s, r["events"].as_u64()), (200, Some(1)), "{r}");
+    let (s, r) = send(kserve_request(
+        &host,
+        "req-l",
+        REQ,
+        "1.0.0",
+        "{}",
+        &t0,
+        "text/plain",
+        "not json",
     ))
     .await;
     assert_eq!(
         (s, r["errors"][0]["reason"].as_str()),
-        (415, Some("unsupported_media_type")),
+        (400, Some("invalid_body")),
         "{r}"
     );
 
@@ -490,25 +529,25 @@ async fn kserve_v2_traffic_is_joined_counted_and_summarised() {
         value(r#"aims_agent_requests_rejected_total{reason="unsupported_media_type"}"#),
         1.0
     );
-    assert_eq!(value("aims_agent_cloudevents_joined_total"), 4.0);
+    assert_eq!(value("aims_agent_cloudevents_joined_total"), 5.0);
     assert_eq!(value("aims_agent_cloudevents_join_entries"), 0.0);
     assert_eq!(value("aims_agent_cloudevents_join_bytes"), 0.0);
-    assert_eq!(value("aims_agent_events_accepted_total"), 507.0);
+    assert_eq!(value("aims_agent_events_accepted_total"), 508.0);
 
     // The summaries hold exactly the joined rows, with their classes, groups and latencies.
-    eventually(Duration::from_secs(15), "summaries of all 507 rows", || {
-        totals(&collector).0 == 507
+    eventually(Duration::from_secs(15), "summaries of all 508 rows", || {
+        totals(&collector).0 == 508
     })
     .await;
     let (_, classes, gender, latency) = totals(&collector);
-    let positives = 2 + 1 + labels.iter().filter(|l| **l == 1).count() as u64;
-    assert_eq!(classes, vec![507 - positives, positives]);
+    let positives = 2 + 1 + 1 + labels.iter().filter(|l| **l == 1).count() as u64;
+    assert_eq!(classes, vec![508 - positives, positives]);
     assert_eq!(
         gender,
-        vec![0, 503, 4],
+        vec![0, 504, 4],
         "M from the header, other without it"
     );
-    assert_eq!(latency, 507, "latency comes from the two ce-time values");
+    assert_eq!(latency, 508, "latency comes from the two ce-time values");
     agent.terminate();
 }
 

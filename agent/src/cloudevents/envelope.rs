@@ -113,7 +113,11 @@ pub enum Mode {
     Batch,
 }
 
-/// The mode a request's Content-Type selects; `None` for a type the endpoint does not read.
+/// The mode a request's Content-Type selects; `None` for a request that is not a CloudEvent.
+///
+/// In binary mode the Content-Type is whatever the model's caller sent, copied by KServe's
+/// logger (`curl -d` sends `application/x-www-form-urlencoded` with a JSON body), so it is not
+/// judged: the body is, when it is parsed as an inference body.
 pub fn mode(content_type: Option<&str>, headers: &HeaderMap) -> Option<Mode> {
     let essence = content_type
         .unwrap_or("")
@@ -126,7 +130,7 @@ pub fn mode(content_type: Option<&str>, headers: &HeaderMap) -> Option<Mode> {
         "application/cloudevents+json" => Some(Mode::Structured),
         "application/cloudevents-batch+json" => Some(Mode::Batch),
         _ if headers.contains_key("ce-id") || headers.contains_key("ce-specversion") => {
-            (essence.is_empty() || is_json(&essence)).then_some(Mode::Binary)
+            Some(Mode::Binary)
         }
         _ => None,
     }
@@ -306,7 +310,11 @@ mod tests {
             ("ce-type", "t"),
         ]);
         assert_eq!(from_binary(&h, vec![]).unwrap_err().field, "ce-id");
-        assert_eq!(mode(Some("text/csv"), &h), None);
+        assert_eq!(
+            mode(Some("application/x-www-form-urlencoded"), &h),
+            Some(Mode::Binary)
+        );
+        assert_eq!(mode(Some("text/csv"), &HeaderMap::new()), None);
         assert_eq!(mode(Some("application/json"), &HeaderMap::new()), None);
     }
 
