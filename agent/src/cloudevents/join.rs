@@ -339,6 +339,45 @@ mod tests {
         assert_eq!(b.bytes(), 20);
     }
 
+    proptest::proptest! {
+        /// Every half offered is accounted for exactly once (joined, still waiting, gone with
+        /// a reason, or dropped as a duplicate or too large), and the bounds hold after every
+        /// step, whatever the order, ids, sizes and clock.
+        #[test]
+        fn every_half_is_accounted_for_and_the_bounds_hold(
+            capacity in 1usize..8,
+            max_bytes in 1usize..100,
+            ttl in 1i64..50,
+            steps in proptest::collection::vec((0u8..6, proptest::bool::ANY, 1usize..40, 0i64..10, proptest::bool::ANY), 0..200),
+        ) {
+            let mut b = JoinBuffer::new(capacity, max_bytes, ttl);
+            let (mut offered, mut joined, mut dropped, mut gone_n) = (0u64, 0u64, 0u64, 0u64);
+            let mut now = 0;
+            for (id, request, bytes, dt, sweep) in steps {
+                now += dt;
+                if sweep {
+                    gone_n += b.expire(now).len() as u64;
+                    continue;
+                }
+                offered += 1;
+                let mut gone = Vec::new();
+                match b.offer(&format!("id{id}"), request, bytes, now, |w| *w != request, &mut gone) {
+                    Offer::Joined(w, a) => {
+                        proptest::prop_assert_ne!(w, a);
+                        joined += 2;
+                    }
+                    Offer::Waiting => {}
+                    Offer::Duplicate | Offer::TooLarge => dropped += 1,
+                }
+                gone_n += gone.len() as u64;
+                proptest::prop_assert!(b.len() <= capacity);
+                proptest::prop_assert!(b.bytes() <= max_bytes);
+                proptest::prop_assert_eq!(b.index.len(), b.len());
+            }
+            proptest::prop_assert_eq!(offered, joined + dropped + gone_n + b.len() as u64);
+        }
+    }
+
     #[test]
     fn stays_bounded_under_any_sequence() {
         let mut b = JoinBuffer::new(16, 100, 50);
