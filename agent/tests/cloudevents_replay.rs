@@ -457,6 +457,43 @@ async fn kserve_v2_traffic_is_joined_counted_and_summarised() {
         "{r}"
     );
 
+    // A response with fewer rows than its request: the pair is refused, naming both counts.
+    let (s, _) = send(kserve_request(
+        &host,
+        "req-m",
+        REQ,
+        "1.0.0",
+        "{}",
+        &t0,
+        json,
+        &v2_request(&rows[..2], &["north"; 2]),
+    ))
+    .await;
+    assert_eq!(s, 200);
+    let (s, r) = send(kserve_request(
+        &host,
+        "req-m",
+        RESP,
+        "1.0.0",
+        "{}",
+        &t1,
+        json,
+        &v2_response(&[1], "1"),
+    ))
+    .await;
+    assert_eq!(
+        (s, r["errors"][0]["reason"].as_str()),
+        (400, Some("row_count_mismatch")),
+        "{r}"
+    );
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 rows"),
+        "{r}"
+    );
+
     // Orphans: halves whose partners never come, counted once the 1.5 s TTL passes.
     let (s, _) = send(kserve_request(
         &host,

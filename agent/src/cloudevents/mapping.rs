@@ -14,7 +14,7 @@ use aims_core::schema::{FeatureKind, ModelSchema, Task};
 
 use super::config::{CloudEventsConfig, VersionSource};
 use super::envelope::CloudEvent;
-use super::tensor::{body_error, BodyError, Cell, Column, Frame, Protocol};
+use super::tensor::{refusal, Cell, Column, Frame, Protocol, Refusal};
 
 /// A mapping that does not fit the schema, naming the key at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -304,7 +304,7 @@ impl Mapping {
         }
     }
 
-    fn input_column(&self, frame: &Frame) -> Result<usize, BodyError> {
+    fn input_column(&self, frame: &Frame) -> Result<usize, Refusal> {
         let member = match frame.protocol {
             Protocol::V1 => "instances",
             Protocol::V2 => "inputs",
@@ -316,7 +316,7 @@ impl Mapping {
             (Some(n), Protocol::V2) => n.as_str(),
             (None, Protocol::V2) if frame.columns.len() == 1 => frame.columns[0].name.as_str(),
             (None, Protocol::V2) => {
-                return Err(body_error(
+                return Err(refusal(
                     "unknown_tensor",
                     "inputs",
                     format!(
@@ -337,7 +337,7 @@ impl Mapping {
             ),
         };
         let index = index.ok_or_else(|| {
-            body_error(
+            refusal(
                 "unknown_tensor",
                 field.clone(),
                 format!("no such input; the request has {:?}", names(frame)),
@@ -345,7 +345,7 @@ impl Mapping {
         })?;
         let column = &frame.columns[index];
         if column.width != self.columns.len() {
-            return Err(body_error(
+            return Err(refusal(
                 "shape_mismatch",
                 format!("{field}.shape"),
                 format!(
@@ -366,7 +366,7 @@ impl Mapping {
         event: &CloudEvent,
         frame: &mut Frame,
         errors: &mut Vec<EventError>,
-    ) -> Result<Vec<RowResult<RowIn>>, BodyError> {
+    ) -> Result<Vec<RowResult<RowIn>>, Refusal> {
         let columns = if self.columns.is_empty() {
             None
         } else {
@@ -376,7 +376,7 @@ impl Mapping {
         for (name, slot, explicit) in &self.named {
             match frame.columns.iter().position(|c| c.name == *name) {
                 Some(k) if frame.columns[k].width != 1 => {
-                    return Err(body_error(
+                    return Err(refusal(
                         "shape_mismatch",
                         format!("inputs[{name}].shape"),
                         format!(
@@ -387,7 +387,7 @@ impl Mapping {
                 }
                 Some(k) => named.push((k, *slot)),
                 None if *explicit => {
-                    return Err(body_error(
+                    return Err(refusal(
                         "unknown_tensor",
                         format!("inputs[{name}]"),
                         format!("no such input; the request has {:?}", names(frame)),
@@ -477,7 +477,7 @@ impl Mapping {
         schema: &ModelSchema,
         frame: &Frame,
         errors: &mut Vec<EventError>,
-    ) -> Result<Vec<RowResult<Prediction>>, BodyError> {
+    ) -> Result<Vec<RowResult<Prediction>>, Refusal> {
         let member = match frame.protocol {
             Protocol::V1 => "predictions",
             Protocol::V2 => "outputs",
@@ -485,7 +485,7 @@ impl Mapping {
         };
         let find = |name: &str| {
             frame.column(name).ok_or_else(|| {
-                body_error(
+                refusal(
                     "unknown_tensor",
                     format!("{member}[{name}]"),
                     format!("no such output; the response has {:?}", names(frame)),
@@ -496,7 +496,7 @@ impl Mapping {
             if c.width == 1 {
                 Ok(())
             } else {
-                Err(body_error(
+                Err(refusal(
                     "shape_mismatch",
                     format!("{member}[{}].shape", c.name),
                     format!("one value per row expected, found {}", c.width),
@@ -535,7 +535,7 @@ impl Mapping {
                 let score_col = score.as_deref().map(find).transpose()?;
                 if let Some(c) = score_col {
                     if c.width != 1 && c.width != names.len() {
-                        return Err(body_error(
+                        return Err(refusal(
                             "shape_mismatch",
                             format!("{member}[{}].shape", c.name),
                             format!(
@@ -546,14 +546,14 @@ impl Mapping {
                         ));
                     }
                     if c.width != 1 && label_col.is_none() && !argmax {
-                        return Err(body_error(
+                        return Err(refusal(
                             "shape_mismatch",
                             format!("{member}[{}].shape", c.name),
                             "class probabilities need prediction.argmax to give a label",
                         ));
                     }
                     if c.width == 1 && label_col.is_none() && threshold.is_none() {
-                        return Err(body_error(
+                        return Err(refusal(
                             "shape_mismatch",
                             format!("{member}[{}].shape", c.name),
                             "a single score needs prediction.threshold to give a label",

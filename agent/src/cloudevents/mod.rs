@@ -44,7 +44,7 @@ use crate::window::{now_ms, Input};
 use envelope::{CloudEvent, Data, Mode};
 use join::{Gone, JoinBuffer, Offer, Unjoined};
 use mapping::RowResult;
-use tensor::Half;
+use tensor::{refusal, Half, Refusal};
 
 /// Event types read as requests.
 pub const REQUEST_TYPES: [&str; 2] = [
@@ -341,18 +341,14 @@ impl Endpoint {
     }
 
     /// Reads, maps and joins the CloudEvents of one HTTP request.
-    pub fn process(
-        &self,
-        events: Vec<Result<CloudEvent, (String, &'static str, String)>>,
-        now: i64,
-    ) -> Reply {
+    pub fn process(&self, events: Vec<Result<CloudEvent, Refusal>>, now: i64) -> Reply {
         let mut reply = Reply::default();
         for (i, ev) in events.into_iter().enumerate() {
             let result = ev.and_then(|ev| self.process_one(ev, now, &mut reply, i));
-            if let Err((field, reason, message)) = result {
-                self.0.metrics.rejected.with_label_values(&[reason]).inc();
+            if let Err(e) = result {
+                self.0.metrics.rejected.with_label_values(&[e.reason]).inc();
                 reply.rejected += 1;
-                reply.list(i, field, reason, message);
+                reply.list(i, e.field, e.reason, e.message);
             }
         }
         reply
@@ -364,7 +360,7 @@ impl Endpoint {
         now: i64,
         reply: &mut Reply,
         index: usize,
-    ) -> Result<(), (String, &'static str, String)> {
+    ) -> Result<(), Refusal> {
         let shared = &*self.0;
         let schema = shared.recorder.schema();
         let half = if REQUEST_TYPES.contains(&ev.kind.as_str()) {
@@ -372,9 +368,9 @@ impl Endpoint {
         } else if RESPONSE_TYPES.contains(&ev.kind.as_str()) {
             Half::Response
         } else {
-            return Err((
-                "type".to_owned(),
+            return Err(refusal(
                 "unsupported_type",
+                "type",
                 format!("{:?} is not an inference request or response type", ev.kind),
             ));
         };
@@ -382,21 +378,20 @@ impl Endpoint {
             None => None,
             Some(t) => Some(
                 parse_timestamp("time", t)
-                    .map_err(|e| ("time".to_owned(), "invalid_timestamp", e.message))?,
+                    .map_err(|e| refusal("invalid_timestamp", "time", e.message))?,
             ),
         };
         let mut frame = match ev.data.take() {
             None => {
-                return Err((
-                    "data".to_owned(),
+                return Err(refusal(
                     "invalid_body",
+                    "data",
                     "required: the inference body".to_owned(),
                 ))
             }
             Some(Data::Bytes(b)) => tensor::parse_bytes(&b, half),
             Some(Data::Json(v)) => tensor::parse_value(v, half),
-        }
-        .map_err(|e| (e.field, e.reason, e.message))?;
+        }?;
         shared
             .metrics
             .received
@@ -411,15 +406,13 @@ impl Endpoint {
                 ts_ms,
                 rows: shared
                     .mapping
-                    .request_rows(schema, &ev, &mut frame, &mut row_errors)
-                    .map_err(|e| (e.field, e.reason, e.message))?,
+                    .request_rows(schema, &ev, &mut frame, &mut row_errors)?,
             }),
             Half::Response => Waiting::Response(ResponseHalf {
                 ts_ms,
                 rows: shared
                     .mapping
-                    .response_rows(schema, &frame, &mut row_errors)
-                    .map_err(|e| (e.field, e.reason, e.message))?,
+                    .response_rows(schema, &frame, &mut row_errors)?,
             }),
         };
         for e in row_errors {
@@ -487,14 +480,21 @@ impl Endpoint {
                 );
             }
             Offer::Joined(first, second) => {
-                reply.accepted += 1;
-                shared.metrics.joined.inc();
                 let (request, response) = match (first, second) {
                     (Waiting::Request(q), Waiting::Response(r))
                     | (Waiting::Response(r), Waiting::Request(q)) => (q, r),
-                    _ => unreachable!("the join pairs a request with a response"),
+                    // The join pairs only a request with a response (`is_partner` above).
+                    _ => {
+                        return Err(refusal(
+                            "invalid_envelope",
+                            "type",
+                            "not a request/response pair",
+                        ))
+                    }
                 };
-                return self.emit(&ev.id, request, response, now, reply);
+                self.emit(&ev.id, request, response, now, reply)?;
+                reply.accepted += 1;
+                shared.metrics.joined.inc();
             }
         }
         Ok(())
@@ -508,12 +508,12 @@ impl Endpoint {
         response: ResponseHalf,
         now: i64,
         reply: &mut Reply,
-    ) -> Result<(), (String, &'static str, String)> {
+    ) -> Result<(), Refusal> {
         let metrics = self.0.recorder.metrics();
         if request.rows.len() != response.rows.len() {
-            return Err((
-                "data".to_owned(),
+            return Err(refusal(
                 "row_count_mismatch",
+                "data",
                 format!(
                     "the request has {} rows but its response {}",
                     request.rows.len(),
@@ -685,10 +685,10 @@ async fn handle(State(ep): State<Endpoint>, req: Request) -> Response {
     (status, Json(reply)).into_response()
 }
 
-type Read = Result<CloudEvent, (String, &'static str, String)>;
+type Read = Result<CloudEvent, Refusal>;
 
 fn read_events(mode: Mode, headers: &HeaderMap, body: Vec<u8>) -> Result<Vec<Read>, String> {
-    let envelope_err = |e: envelope::EnvelopeError| (e.field, "invalid_envelope", e.message);
+    let envelope_err = |e: envelope::EnvelopeError| refusal("invalid_envelope", e.field, e.message);
     match mode {
         Mode::Binary => Ok(vec![
             envelope::from_binary(headers, body).map_err(envelope_err)

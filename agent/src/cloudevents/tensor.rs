@@ -120,11 +120,12 @@ impl Frame {
     }
 }
 
-/// A body that cannot be read, with the countable reason and the field at fault.
+/// A CloudEvent refused (its envelope, its body, or a body that does not fit the mapping),
+/// with the countable reason and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct BodyError {
-    /// `invalid_body`, `shape_mismatch`, `datatype_mismatch` or `unknown_tensor`.
+pub struct Refusal {
+    /// One of [`super::REJECT_REASONS`].
     pub reason: &'static str,
     /// Dotted path, e.g. `inputs[input-0].data[7]`.
     pub field: String,
@@ -132,12 +133,12 @@ pub struct BodyError {
     pub message: String,
 }
 
-pub(crate) fn body_error(
+pub fn refusal(
     reason: &'static str,
     field: impl Into<String>,
     message: impl Into<String>,
-) -> BodyError {
-    BodyError {
+) -> Refusal {
+    Refusal {
         reason,
         field: field.into(),
         message: message.into(),
@@ -262,7 +263,7 @@ enum Admits {
     Uint(u64),
 }
 
-fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), BodyError> {
+fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), Refusal> {
     let admits = match datatype.to_ascii_uppercase().as_str() {
         "BOOL" => Admits::Bool,
         "BYTES" => Admits::Bytes,
@@ -276,7 +277,7 @@ fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), Bod
         "UINT32" => Admits::Uint(u32::MAX.into()),
         "UINT64" => Admits::Uint(u64::MAX),
         _ => {
-            return Err(body_error(
+            return Err(refusal(
                 "datatype_mismatch",
                 format!("{field}.datatype"),
                 format!("{datatype:?} is not an Open Inference Protocol datatype"),
@@ -297,7 +298,7 @@ fn check_datatype(datatype: &str, field: &str, cells: &[Cell]) -> Result<(), Bod
         _ => false,
     };
     if let Some(i) = cells.iter().position(|c| !fits(c)) {
-        return Err(body_error(
+        return Err(refusal(
             "datatype_mismatch",
             format!("{field}.data[{i}]"),
             format!("{} does not fit datatype {datatype}", cells[i].kind()),
@@ -311,7 +312,7 @@ pub(crate) fn is_non_finite(s: &str) -> bool {
     matches!(s, "NaN" | "nan" | "Infinity" | "-Infinity" | "inf" | "-inf")
 }
 
-fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Column>), BodyError> {
+fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Column>), Refusal> {
     let mut rows: Option<(usize, String)> = None;
     let mut columns = Vec::with_capacity(tensors.len());
     for t in tensors {
@@ -323,14 +324,14 @@ fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Colu
                 acc.checked_mul(*d).filter(|n| *n <= MAX_CELLS)
             })
             .ok_or_else(|| {
-                body_error(
+                refusal(
                     "shape_mismatch",
                     format!("{field}.shape"),
                     "too many elements",
                 )
             })?;
         if declared != t.data.0.len() as u64 {
-            return Err(body_error(
+            return Err(refusal(
                 "shape_mismatch",
                 format!("{field}.shape"),
                 format!(
@@ -346,7 +347,7 @@ fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Colu
         match &rows {
             None => rows = Some((batch, t.name.clone())),
             Some((n, first)) if *n != batch => {
-                return Err(body_error(
+                return Err(refusal(
                     "shape_mismatch",
                     format!("{field}.shape"),
                     format!("batch size {batch}, but {first} has {n}"),
@@ -364,14 +365,14 @@ fn from_tensors(tensors: Vec<V2Tensor>, member: &str) -> Result<(usize, Vec<Colu
 }
 
 /// Rows of JSON (v1 instances or predictions, Seldon ndarray) into columns.
-fn from_rows(rows: &[Value], member: &str) -> Result<Vec<Column>, BodyError> {
+fn from_rows(rows: &[Value], member: &str) -> Result<Vec<Column>, Refusal> {
     if rows.iter().all(Value::is_object) && !rows.is_empty() {
         let mut names: Vec<String> = Vec::new();
         for r in rows {
             for k in r.as_object().into_iter().flat_map(|o| o.keys()) {
                 if !names.contains(k) {
                     if names.len() >= 10_000 {
-                        return Err(body_error("invalid_body", member, "too many keys"));
+                        return Err(refusal("invalid_body", member, "too many keys"));
                     }
                     names.push(k.clone());
                 }
@@ -389,7 +390,7 @@ fn from_rows(rows: &[Value], member: &str) -> Result<Vec<Column>, BodyError> {
                         match width {
                             None => width = Some(cells.len()),
                             Some(w) if w != cells.len() => {
-                                return Err(body_error(
+                                return Err(refusal(
                                     "shape_mismatch",
                                     format!("{member}[{i}].{name}"),
                                     format!("{} values, but earlier rows have {w}", cells.len()),
@@ -418,7 +419,7 @@ fn from_rows(rows: &[Value], member: &str) -> Result<Vec<Column>, BodyError> {
         match width {
             None => width = Some(row.len()),
             Some(w) if w != row.len() => {
-                return Err(body_error(
+                return Err(refusal(
                     "shape_mismatch",
                     field,
                     format!("{} values, but earlier rows have {w}", row.len()),
@@ -435,13 +436,13 @@ fn from_rows(rows: &[Value], member: &str) -> Result<Vec<Column>, BodyError> {
     }])
 }
 
-fn flatten(v: &Value, field: &str) -> Result<Vec<Cell>, BodyError> {
-    fn walk(v: &Value, out: &mut Vec<Cell>, field: &str) -> Result<(), BodyError> {
+fn flatten(v: &Value, field: &str) -> Result<Vec<Cell>, Refusal> {
+    fn walk(v: &Value, out: &mut Vec<Cell>, field: &str) -> Result<(), Refusal> {
         match v {
             Value::Array(a) => a.iter().try_for_each(|x| walk(x, out, field)),
             other => {
                 out.push(Cell::from_value(other).ok_or_else(|| {
-                    body_error(
+                    refusal(
                         "invalid_body",
                         field,
                         "objects are only read at the top of a row",
@@ -456,8 +457,8 @@ fn flatten(v: &Value, field: &str) -> Result<Vec<Cell>, BodyError> {
     Ok(out)
 }
 
-fn invalid(e: serde_json::Error) -> BodyError {
-    body_error(
+fn invalid(e: serde_json::Error) -> Refusal {
+    refusal(
         "invalid_body",
         "data",
         format!("not a valid inference body: {e}"),
@@ -465,9 +466,9 @@ fn invalid(e: serde_json::Error) -> BodyError {
 }
 
 /// Parses one half's body, given as JSON text.
-pub fn parse_bytes(bytes: &[u8], half: Half) -> Result<Frame, BodyError> {
+pub fn parse_bytes(bytes: &[u8], half: Half) -> Result<Frame, Refusal> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(body_error(
+        return Err(refusal(
             "invalid_body",
             "data",
             "an inference body is a JSON object",
@@ -477,9 +478,9 @@ pub fn parse_bytes(bytes: &[u8], half: Half) -> Result<Frame, BodyError> {
 }
 
 /// Parses one half's body, given as a parsed JSON value (structured mode).
-pub fn parse_value(value: Value, half: Half) -> Result<Frame, BodyError> {
+pub fn parse_value(value: Value, half: Half) -> Result<Frame, Refusal> {
     if !value.is_object() {
-        return Err(body_error(
+        return Err(refusal(
             "invalid_body",
             "data",
             "an inference body is a JSON object",
@@ -488,7 +489,7 @@ pub fn parse_value(value: Value, half: Half) -> Result<Frame, BodyError> {
     from_body(serde_json::from_value(value).map_err(invalid)?, half)
 }
 
-fn from_body(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
+fn from_body(body: AnyBody, half: Half) -> Result<Frame, Refusal> {
     if body.inputs.is_some() || body.outputs.is_some() {
         return v2(body, half);
     }
@@ -498,7 +499,7 @@ fn from_body(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
     };
     if let Some(v) = rows {
         let Value::Array(rows) = v else {
-            return Err(body_error("invalid_body", member, "must be an array"));
+            return Err(refusal("invalid_body", member, "must be an array"));
         };
         return Ok(Frame {
             protocol: Protocol::V1,
@@ -510,7 +511,7 @@ fn from_body(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
     if let Some(data) = body.data {
         return seldon(data);
     }
-    Err(body_error(
+    Err(refusal(
         "invalid_body",
         "data",
         format!(
@@ -523,13 +524,12 @@ fn from_body(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
     ))
 }
 
-fn v2(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
+fn v2(body: AnyBody, half: Half) -> Result<Frame, Refusal> {
     let (member, tensors) = match half {
         Half::Request => ("inputs", body.inputs),
         Half::Response => ("outputs", body.outputs),
     };
-    let tensors =
-        tensors.ok_or_else(|| body_error("invalid_body", member, "required and missing"))?;
+    let tensors = tensors.ok_or_else(|| refusal("invalid_body", member, "required and missing"))?;
     let (rows, columns) = from_tensors(tensors, member)?;
     Ok(Frame {
         protocol: Protocol::V2,
@@ -539,9 +539,9 @@ fn v2(body: AnyBody, half: Half) -> Result<Frame, BodyError> {
     })
 }
 
-fn seldon(data: Value) -> Result<Frame, BodyError> {
+fn seldon(data: Value) -> Result<Frame, Refusal> {
     let Value::Object(mut data) = data else {
-        return Err(body_error("invalid_body", "data", "must be an object"));
+        return Err(refusal("invalid_body", "data", "must be an object"));
     };
     if let Some(Value::Array(rows)) = data.remove("ndarray") {
         let mut columns = from_rows(&rows, "data")?;
@@ -560,7 +560,7 @@ fn seldon(data: Value) -> Result<Frame, BodyError> {
             .get("shape")
             .and_then(|s| serde_json::from_value(s.clone()).ok())
             .ok_or_else(|| {
-                body_error(
+                refusal(
                     "invalid_body",
                     "data.tensor.shape",
                     "required: an array of sizes",
@@ -585,7 +585,7 @@ fn seldon(data: Value) -> Result<Frame, BodyError> {
             model_version: None,
         });
     }
-    Err(body_error(
+    Err(refusal(
         "invalid_body",
         "data",
         "expected data.ndarray or data.tensor",
