@@ -4,10 +4,17 @@
 //! 2. HTTP ingest of NDJSON batches of 1,000 events with 20 features into the real
 //!    `aims-agent run` binary, from a load generator in this process, with the agent's CPU time
 //!    and peak RSS read from /proc;
-//! 3. the idle agent's RSS with the same 20-feature schema.
+//! 3. the idle agent's RSS with the same 20-feature schema;
+//! 4. the same HTTP ingest as KServe-style CloudEvents: each inference a binary-mode request
+//!    event (one v2 tensor of 1,000 rows × 15 numeric features, BYTES tensors for the
+//!    categoricals and attributes) and its response event, joined by the agent.
+//!
+//! `cargo bench -p aims-agent --bench agent -- cloudevents` runs only the HTTP comparison
+//! (native NDJSON, then CloudEvents).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
-//! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4).
+//! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
+//! `BENCH_QUEUE_EVENTS` (the agent's `window.queue_events`, default 1,000,000).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -66,13 +73,24 @@ attributes = [
 listen = "127.0.0.1:0"
 [window]
 length = "60s"
-queue_events = 1000000
+queue_events = {queue}
 [ship]
 collector_url = ""
 [spool]
 dir = {spool:?}
+[cloudevents]
+input = "input-0"
+columns = [{columns}]
+[cloudevents.prediction]
+label = "predict"
+score = "predict_proba"
 "#,
-        spool = dir.join("spool")
+        spool = dir.join("spool"),
+        queue = env_or("BENCH_QUEUE_EVENTS", 1_000_000),
+        columns = (0..NUMERIC)
+            .map(|i| format!("\"n{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -287,8 +305,72 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
+/// One inference of `BATCH` rows as the v2 request and response bodies KServe logs.
+fn v2_pair(rng: &mut StdRng) -> (Vec<u8>, Vec<u8>) {
+    let events: Vec<serde_json::Value> = (0..BATCH as u64).map(|i| event_json(rng, i)).collect();
+    let numeric: Vec<Vec<serde_json::Value>> = events
+        .iter()
+        .map(|e| {
+            (0..NUMERIC)
+                .map(|i| e["features"][format!("n{i}")].clone())
+                .collect()
+        })
+        .collect();
+    let mut inputs = vec![serde_json::json!({
+        "name": "input-0", "shape": [BATCH, NUMERIC], "datatype": "FP64", "data": numeric,
+    })];
+    let column = |f: &dyn Fn(&serde_json::Value) -> serde_json::Value| -> Vec<serde_json::Value> {
+        events.iter().map(f).collect()
+    };
+    for i in 0..CATEGORICAL {
+        let name = format!("c{i}");
+        inputs.push(serde_json::json!({
+            "name": name, "shape": [BATCH], "datatype": "BYTES",
+            "data": column(&|e| e["features"][&name].clone()),
+        }));
+    }
+    for name in ["gender", "age_band"] {
+        inputs.push(serde_json::json!({
+            "name": name, "shape": [BATCH], "datatype": "BYTES",
+            "data": column(&|e| e["attributes"][name].clone()),
+        }));
+    }
+    let request = serde_json::json!({"id": "r", "inputs": inputs});
+    let scores = column(&|e| e["prediction"]["score"].clone());
+    let response = serde_json::json!({
+        "model_name": "bench-20", "model_version": "0", "id": "r",
+        "outputs": [
+            {"name": "predict", "shape": [BATCH], "datatype": "INT64",
+             "data": column(&|e| e["prediction"]["label"].clone())},
+            {"name": "predict_proba", "shape": [BATCH, 2], "datatype": "FP64",
+             "data": scores.iter().map(|s| {
+                 let s = s.as_f64().unwrap();
+                 serde_json::json!([((1.0 - s) * 10_000.0).round() / 10_000.0, s])
+             }).collect::<Vec<_>>()},
+        ],
+    });
+    (
+        serde_json::to_vec(&request).unwrap(),
+        serde_json::to_vec(&response).unwrap(),
+    )
+}
+
+/// What the HTTP load sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// NDJSON batches on `/v1/events`.
+    Native,
+    /// Binary-mode CloudEvent pairs on `/v1/cloudevents`.
+    CloudEvents,
+}
+
+fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
     let mut rng = StdRng::seed_from_u64(3);
+    let pairs: Vec<Arc<(Vec<u8>, Vec<u8>)>> = if load == Load::CloudEvents {
+        (0..4).map(|_| Arc::new(v2_pair(&mut rng))).collect()
+    } else {
+        Vec::new()
+    };
     let bodies: Vec<Arc<Vec<u8>>> = (0..8)
         .map(|b| {
             let mut body = Vec::new();
@@ -300,10 +382,17 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
             Arc::new(body)
         })
         .collect();
-    println!(
-        "HTTP body: {BATCH} events, {} KiB per request, {clients} concurrent clients, {seconds} s per round",
-        bodies[0].len() / 1024
-    );
+    match load {
+        Load::Native => println!(
+            "HTTP body: {BATCH} events, {} KiB per request, {clients} concurrent clients, {seconds} s per round",
+            bodies[0].len() / 1024
+        ),
+        Load::CloudEvents => println!(
+            "CloudEvents: {BATCH}-row v2 request of {} KiB + response of {} KiB per inference, {clients} concurrent clients, {seconds} s per round",
+            pairs[0].0.len() / 1024,
+            pairs[0].1.len() / 1024
+        ),
+    }
     let (mut rates, mut cpus, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -313,7 +402,10 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
     for _ in 0..rounds {
         let mut agent = start_agent(config);
         let pid = agent.child.id();
-        let url = format!("http://{}/v1/events", agent.addr);
+        let url = match load {
+            Load::Native => format!("http://{}/v1/events", agent.addr),
+            Load::CloudEvents => format!("http://{}/v1/cloudevents", agent.addr),
+        };
         let accepted = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -324,11 +416,39 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
             let tasks: Vec<_> = (0..clients)
                 .map(|c| {
                     let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+                    let pairs = pairs.clone();
                     let (accepted, dropped, stop) =
                         (accepted.clone(), dropped.clone(), stop.clone());
                     tokio::spawn(async move {
                         let mut k = c as usize;
-                        while !stop.load(Ordering::Relaxed) {
+                        while !stop.load(Ordering::Relaxed) && load == Load::CloudEvents {
+                            let pair = &pairs[k % pairs.len()];
+                            let id = format!("c{c}-{k}");
+                            k += 1;
+                            let mut events = 0;
+                            for (kind, body) in [
+                                ("org.kubeflow.serving.inference.request", &pair.0),
+                                ("org.kubeflow.serving.inference.response", &pair.1),
+                            ] {
+                                let resp = client
+                                    .post(&url)
+                                    .header("content-type", "application/json")
+                                    .header("ce-specversion", "1.0")
+                                    .header("ce-id", &id)
+                                    .header("ce-type", kind)
+                                    .header("ce-source", "http://localhost:9081/")
+                                    .header("ce-inferenceservicename", "bench-20")
+                                    .body(body.clone())
+                                    .send()
+                                    .await
+                                    .unwrap();
+                                let reply: serde_json::Value = resp.json().await.unwrap();
+                                events += reply["events"].as_u64().unwrap_or(0);
+                            }
+                            assert_eq!(events, BATCH as u64, "every row recorded");
+                            accepted.fetch_add(events, Ordering::Relaxed);
+                        }
+                        while !stop.load(Ordering::Relaxed) && load == Load::Native {
                             let body = bodies[k % bodies.len()].as_ref().clone();
                             k += 1;
                             let resp = client
@@ -359,12 +479,24 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
         });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
+        let queued = rt.block_on(async {
+            let text = reqwest::get(format!("http://{}/metrics", agent.addr))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("aims_agent_queue_events "))
+                .unwrap_or("?")
+                .to_owned()
+        });
         let kept = accepted.load(Ordering::Relaxed) - dropped.load(Ordering::Relaxed);
         rates.push(kept as f64 / elapsed);
         cpus.push(cpu / elapsed);
         rss.push(proc_status(pid, "VmHWM:") as f64 / 1024.0);
         println!(
-            "  round: {:.0} events/s recorded ({} dropped), agent CPU {:.2} cores, peak RSS {:.1} MiB",
+            "  round: {:.0} events/s recorded ({} dropped, {queued} still queued for the windowing task), agent CPU {:.2} cores, peak RSS {:.1} MiB",
             kept as f64 / elapsed,
             dropped.load(Ordering::Relaxed),
             cpu / elapsed,
@@ -373,7 +505,14 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64) {
         let _ = agent.child.kill();
         let _ = agent.child.wait();
     }
-    println!("HTTP ingest: median {:>10.0} events/s", median(rates));
+    let name = match load {
+        Load::Native => "native NDJSON",
+        Load::CloudEvents => "CloudEvents",
+    };
+    println!(
+        "HTTP ingest ({name}): median {:>10.0} events/s",
+        median(rates)
+    );
     println!("agent CPU:   median {:>10.2} cores", median(cpus));
     println!("agent peak RSS: median {:>7.1} MiB", median(rss));
 }
@@ -393,12 +532,86 @@ fn idle(config: &Path, rounds: u64) {
     );
 }
 
+/// Per-event decoding cost on one thread: a 1,000-row v2 request and its response through the
+/// CloudEvents mapping, against the same rows as NDJSON through the native fast path.
+fn cloudevents_per_event(config: &Path) {
+    use aims_agent::cloudevents::{tensor, Mapping};
+    let cfg = AgentConfig::load(config).unwrap();
+    let mapping = Mapping::compile(cfg.cloudevents.as_ref().unwrap(), &cfg.model).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let (request, response) = v2_pair(&mut rng);
+    let event = aims_agent::cloudevents::envelope::CloudEvent {
+        id: "r".into(),
+        kind: "k".into(),
+        time: None,
+        extensions: Default::default(),
+        data: None,
+    };
+    let reps = 50;
+    let (mut parse_q, mut map_q, mut resp) = (0.0, 0.0, 0.0);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let mut frame = tensor::parse_bytes(&request, tensor::Half::Request).unwrap();
+        parse_q += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut errors = Vec::new();
+        let rows = mapping
+            .request_rows(&cfg.model, &event, &mut frame, &mut errors)
+            .unwrap();
+        map_q += t.elapsed().as_secs_f64();
+        assert!(errors.is_empty() && rows.len() == BATCH);
+        let t = Instant::now();
+        let frame = tensor::parse_bytes(&response, tensor::Half::Response).unwrap();
+        let preds = mapping
+            .response_rows(&cfg.model, &frame, &mut errors)
+            .unwrap();
+        resp += t.elapsed().as_secs_f64();
+        assert!(errors.is_empty() && preds.len() == BATCH);
+    }
+    let mut body = Vec::new();
+    for i in 0..BATCH as u64 {
+        serde_json::to_writer(&mut body, &event_json(&mut rng, i)).unwrap();
+        body.push(b'\n');
+    }
+    let fast = aims_agent::ingest::FastDecoder::new(&cfg.model);
+    let t = Instant::now();
+    for _ in 0..reps {
+        let items = aims_agent::ingest::decode_events(
+            aims_agent::ingest::BodyFormat::Ndjson,
+            &body,
+            &cfg.model,
+            &fast,
+            &cfg.limits,
+            0,
+        )
+        .unwrap();
+        assert!(items.iter().all(|(_, e)| e.is_ok()));
+    }
+    let native = t.elapsed().as_secs_f64();
+    let per = |s: f64| s * 1e9 / (reps * BATCH) as f64;
+    println!(
+        "per event on one thread: CloudEvents v2 request parse {:.0} ns + mapping {:.0} ns, response parse + mapping {:.0} ns; native NDJSON fast path {:.0} ns",
+        per(parse_q),
+        per(map_q),
+        per(resp),
+        per(native)
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
+    if std::env::args().any(|a| a == "cloudevents") {
+        cloudevents_per_event(&config);
+        let (seconds, clients) = (env_or("BENCH_SECONDS", 8), env_or("BENCH_CLIENTS", 4));
+        http(&config, rounds, seconds, clients, Load::Native);
+        http(&config, rounds, seconds, clients, Load::CloudEvents);
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
     embedded(&config, rounds);
     idle(&config, rounds);
     http(
@@ -406,6 +619,7 @@ fn main() {
         rounds,
         env_or("BENCH_SECONDS", 8),
         env_or("BENCH_CLIENTS", 4),
+        Load::Native,
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -46,6 +46,9 @@ pub struct AgentConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// CloudEvents ingest (KServe, Seldon, Open Inference Protocol); off when absent.
+    #[serde(default)]
+    pub cloudevents: Option<crate::cloudevents::CloudEventsConfig>,
 }
 
 fn default_agent_id() -> String {
@@ -324,6 +327,14 @@ pub enum ConfigError {
         /// What is wrong, naming the field.
         source: aims_core::schema::SchemaError,
     },
+    /// The `[cloudevents]` mapping does not fit the model schema.
+    #[error("{path}: {source}")]
+    CloudEvents {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        source: crate::cloudevents::MappingError,
+    },
 }
 
 impl AgentConfig {
@@ -350,6 +361,14 @@ impl AgentConfig {
                 path: shown.clone(),
                 source,
             })?;
+        if let Some(ce) = &cfg.cloudevents {
+            crate::cloudevents::Mapping::compile(ce, &cfg.model).map_err(|source| {
+                ConfigError::CloudEvents {
+                    path: shown.clone(),
+                    source,
+                }
+            })?;
+        }
         Ok(cfg)
     }
 }

@@ -7,6 +7,7 @@
 //! - [`ingest`]: request bodies (JSON, NDJSON, gzip) into raw events, bounded and itemised;
 //! - [`window`]: the windowing task, closing wall-clock-aligned windows into the spool;
 //! - [`labels`]: the bounded late-label join buffer;
+//! - [`cloudevents`]: KServe / Seldon / Open Inference Protocol CloudEvents, request joined to response;
 //! - [`spool`]: the crash-safe, byte-bounded on-disk queue of summaries;
 //! - [`ship`]: delivery to the collector with retries, backoff and dead-lettering;
 //! - [`metrics`]: the agent's own Prometheus registry;
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assess;
+pub mod cloudevents;
 pub mod config;
 pub mod dataset;
 pub mod ingest;

@@ -26,6 +26,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Validate a configuration (model schema and CloudEvents mapping) without running.
+    Check {
+        /// Agent configuration (TOML; `AIMS_AGENT__SECTION__KEY` overrides).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Send simulated credit-scoring traffic to an agent.
     Simulate {
         /// Agent base URL.
@@ -121,6 +127,23 @@ fn run(config: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn check(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = AgentConfig::load(config)?;
+    println!(
+        "{}: ok (model {} {}, {} features, {} attributes{})",
+        config.display(),
+        cfg.model.name,
+        cfg.model.version,
+        cfg.model.features.len(),
+        cfg.model.attributes.len(),
+        match &cfg.cloudevents {
+            Some(ce) => format!(", CloudEvents on {}", ce.path),
+            None => String::new(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn simulate(args: SimulateArgs, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Some(path) = config {
         let cfg = AgentConfig::load(path)?;
@@ -152,6 +175,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
         Command::Simulate {
             target,
             rate,

@@ -182,13 +182,11 @@ async fn idle_for(last: Arc<AtomicU64>, epoch: Instant, idle: Duration) {
 /// frees, so descriptors stay free for the spool.
 pub async fn serve(
     listener: TcpListener,
-    recorder: Recorder,
+    routes: Router,
+    metrics: AgentMetrics,
     server: &ServerConfig,
-    limits: &LimitsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let metrics = recorder.metrics().clone();
-    let routes = router(recorder, server, limits);
     let cap = connection_cap(server);
     let slots = Arc::new(Semaphore::new(cap));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -710,14 +708,16 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         max_connections = connection_cap(&cfg.server),
         "aims-agent listening on http://{addr}"
     );
-    let served = serve(
-        listener,
-        monitor.recorder(),
-        &cfg.server,
-        &cfg.limits,
-        shutdown_signal(),
-    )
-    .await;
+    let metrics = monitor.recorder().metrics().clone();
+    let mut routes = router(monitor.recorder(), &cfg.server, &cfg.limits);
+    if let Some(ce) = &cfg.cloudevents {
+        routes = routes.merge(crate::cloudevents::routes(
+            monitor.recorder(),
+            ce,
+            &cfg.server,
+        ));
+    }
+    let served = serve(listener, routes, metrics, &cfg.server, shutdown_signal()).await;
     monitor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

@@ -242,6 +242,8 @@ pub struct StackConfig<'a> {
     pub evaluation_interval: &'a str,
     /// Collector `stale_after`.
     pub stale_after: &'a str,
+    /// Extra TOML appended to the agent config (for example a `[cloudevents]` section).
+    pub agent_extra: &'a str,
 }
 
 impl Default for StackConfig<'_> {
@@ -252,6 +254,7 @@ impl Default for StackConfig<'_> {
             window: "1s",
             evaluation_interval: "1s",
             stale_after: "5s",
+            agent_extra: "",
         }
     }
 }
@@ -272,7 +275,11 @@ impl Stack {
         .expect("collector config");
         let agent_toml =
             std::fs::read_to_string(root.join("config/agent.toml")).expect("example agent config");
-        std::fs::write(dir.path().join("agent.toml"), agent_toml).expect("agent config");
+        std::fs::write(
+            dir.path().join("agent.toml"),
+            format!("{agent_toml}\n{}\n", cfg.agent_extra),
+        )
+        .expect("agent config");
         let profile = root.join("config/examples/profile.json");
         let collector = Process::start(
             "collector",
