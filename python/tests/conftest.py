@@ -140,7 +140,8 @@ interval = "1h"
             self.process = None
 
     def summaries(self, agent: Optional[str] = None) -> List[dict]:
-        """Stored summaries (the envelopes' JSON bodies), read from the collector's database."""
+        """Stored summaries, read from the collector's database: each row's key columns, and
+        the window summary itself (its JSON body) under ``summary``."""
         import json
 
         db = self.dir / "data" / "collector.db"
@@ -148,13 +149,16 @@ interval = "1h"
             return []
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            query = "SELECT body FROM summaries"
+            query = "SELECT agent, window_start_ms, window_ms, seq, body FROM summaries"
             rows = con.execute(query + (" WHERE agent = ?" if agent else ""), (agent,) if agent else ()).fetchall()
         except sqlite3.OperationalError:
             return []
         finally:
             con.close()
-        return [json.loads(r[0]) for r in rows]
+        return [
+            {"agent": a, "window_start_ms": w, "window_ms": n, "seq": q, "summary": json.loads(b)}
+            for a, w, n, q, b in rows
+        ]
 
 
 @pytest.fixture
