@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import weakref
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from . import _native
@@ -283,6 +284,9 @@ class Monitor:
             start_timeout=start_timeout,
             **_config_args(config),
         )
+        # Closed when collected or at interpreter exit at the latest, so the open windows reach
+        # the spool even when close() is forgotten.
+        self._finalizer = weakref.finalize(self, self._native.close)
         # Bound methods of the native object: one attribute lookup less per call.
         self.record = self._native.record
         self.label = self._native.label
@@ -306,7 +310,7 @@ class Monitor:
 
     def close(self) -> None:
         """Close windows, try to deliver the spool (``ship.shutdown_timeout``), stop the threads."""
-        self._native.close()
+        self._finalizer()
 
     @property
     def closed(self) -> bool:

@@ -82,7 +82,7 @@ type NumFn = Box<dyn Fn(usize) -> Option<f64> + Send + Sync>;
 /// A column read as text (strings, dictionaries of strings), or as numbers or booleans whose
 /// text form is a class or group label (`1` and `"1"` are the same, as over HTTP).
 enum Col {
-    Num(NumFn),
+    Num(Num),
     Str(StrCol),
     Bool(arrow_array::BooleanArray),
     /// Milliseconds since the epoch.
@@ -141,6 +141,33 @@ impl StrCol {
     }
 }
 
+/// A numeric column: float64 and int64 (what pandas, polars and CSV readers produce) read
+/// directly, any other integer or float width through a conversion closure.
+enum Num {
+    F64(arrow_array::Float64Array),
+    I64(arrow_array::Int64Array),
+    Other(NumFn),
+}
+
+impl Num {
+    fn new(a: &ArrayRef) -> Option<Num> {
+        Some(match a.data_type() {
+            DataType::Float64 => Num::F64(a.as_primitive::<Float64Type>().clone()),
+            DataType::Int64 => Num::I64(a.as_primitive::<Int64Type>().clone()),
+            _ => Num::Other(num_fn(a)?),
+        })
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            Num::F64(a) => a.is_valid(i).then(|| a.value(i)),
+            Num::I64(a) => a.is_valid(i).then(|| a.value(i) as f64),
+            Num::Other(f) => f(i),
+        }
+    }
+}
+
 fn num_fn(a: &ArrayRef) -> Option<NumFn> {
     macro_rules! prim {
         ($t:ty) => {{
@@ -184,8 +211,8 @@ fn time_fn(a: &ArrayRef) -> Option<NumFn> {
 
 impl Col {
     fn new(a: &ArrayRef) -> Option<Col> {
-        if let Some(f) = num_fn(a) {
-            return Some(Col::Num(f));
+        if let Some(n) = Num::new(a) {
+            return Some(Col::Num(n));
         }
         if let Some(f) = time_fn(a) {
             return Some(Col::Time(f));
@@ -204,16 +231,18 @@ impl Col {
     fn text(&self, i: usize) -> Option<Cow<'_, str>> {
         match self {
             Col::Str(s) => s.get(i).map(Cow::Borrowed),
-            Col::Num(f) | Col::Time(f) => f(i).map(|x| Cow::Owned(number_text(x))),
+            Col::Num(n) => n.get(i).map(|x| Cow::Owned(number_text(x))),
+            Col::Time(f) => f(i).map(|x| Cow::Owned(number_text(x))),
             Col::Bool(b) => b
                 .is_valid(i)
                 .then(|| Cow::Borrowed(if b.value(i) { "1" } else { "0" })),
         }
     }
 
+    #[inline]
     fn number(&self, i: usize) -> Option<f64> {
         match self {
-            Col::Num(f) => f(i),
+            Col::Num(n) => n.get(i),
             _ => None,
         }
     }
@@ -358,6 +387,15 @@ impl Plan {
             latency: slot(&columns.latency_ms, "latency_ms".into(), true)?,
             task: schema.task,
         })
+    }
+
+    /// An empty event with room for this plan's features and attributes.
+    pub fn blank(&self) -> Event {
+        Event {
+            features: Vec::with_capacity(self.features.len()),
+            groups: Vec::with_capacity(self.attributes.len()),
+            ..blank_event()
+        }
     }
 
     /// Fills `event` from row `i`; `default_ts` stands in for a missing timestamp. The error

@@ -26,6 +26,12 @@ use pyo3::prelude::*;
 
 use errors::{config_error, input_error_from_anyhow, ConfigError, InputError};
 
+/// The extension's allocator. `record_batch` allocates each event on the caller's thread and
+/// the windowing thread frees it; glibc's malloc spent about 40 % of the caller's time on that
+/// pattern, mimalloc's thread-local free lists a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Worker threads for folding a table (the CLI uses one per core, up to four).
 fn workers() -> usize {
     std::thread::available_parallelism()

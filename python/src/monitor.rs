@@ -367,7 +367,7 @@ impl Monitor {
         };
         for (batch, plan) in batches.iter().zip(plans) {
             for i in 0..batch.num_rows() {
-                let mut event = frame::blank_event();
+                let mut event = plan.blank();
                 match plan.fill(i, schema, now, &mut event) {
                     Ok(()) => {
                         out.accepted += 1;
