@@ -15,6 +15,7 @@
 mod errors;
 mod frame;
 mod monitor;
+mod pyevent;
 mod pyjson;
 
 use std::path::{Path, PathBuf};

@@ -30,6 +30,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{config_error, event_error, input_error};
 use crate::frame::{self, Plan};
+use crate::pyevent::FastDecoder;
 use crate::pyjson::to_value;
 use crate::Profile;
 
@@ -51,6 +52,7 @@ pub struct Monitor {
     recorder: Recorder,
     metrics: AgentMetrics,
     columns: ColumnsConfig,
+    fast: FastDecoder,
     shipping: bool,
     pid: u32,
 }
@@ -137,6 +139,7 @@ impl Monitor {
             running: Mutex::new(Some(Running { runtime, monitor })),
             metrics,
             columns: cfg.columns.clone(),
+            fast: FastDecoder::new(&cfg.model),
             shipping: !cfg.ship.collector_url.is_empty(),
             pid: std::process::id(),
         })
@@ -147,8 +150,11 @@ impl Monitor {
     /// `InputError` (and is counted by reason).
     fn record(&self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.check()?;
-        if !event.is_instance_of::<PyDict>() {
+        let Ok(dict) = event.downcast::<PyDict>() else {
             return Err(PyTypeError::new_err("record() takes a dict"));
+        };
+        if let Some(e) = self.fast.decode(dict, self.recorder.schema(), now_ms()) {
+            return Ok(self.recorder.record(e));
         }
         let raw: Result<RawEvent, aims_core::event::EventError> =
             to_value(event, "", 0).and_then(|v| {

@@ -199,10 +199,16 @@ def test_record_batch_stores_the_same_summaries_as_the_sidecar(workdir: Path, co
     finally:
         assert sidecar.stop() == 0, sidecar.log()
 
-    # The embedded monitor, from the same frame.
+    # The embedded monitor, from the same frame; and event by event, as dicts.
     with am.Monitor(agent_toml(workdir, "embedded", collector.url)) as m:
         reply = m.record_batch(df)
         assert (reply["accepted"], reply["rejected"], reply["dropped"]) == (3000, 0, 0)
+        for i, v in labels.itertuples(index=False):
+            assert m.label(i, int(v))
+        assert m.flush(timeout=60), m.stats()
+    with am.Monitor(agent_toml(workdir, "dicts", collector.url)) as m:
+        for row in df.to_dict("records"):
+            assert m.record(as_event(row))
         for i, v in labels.itertuples(index=False):
             assert m.label(i, int(v))
         assert m.flush(timeout=60), m.stats()
@@ -215,5 +221,48 @@ def test_record_batch_stores_the_same_summaries_as_the_sidecar(workdir: Path, co
 
     sidecar_summaries = wait_until(60, "the sidecar's summaries", lambda: by_window("sidecar") or None)
     embedded_summaries = wait_until(60, "the monitor's summaries", lambda: by_window("embedded") or None)
+    dict_summaries = wait_until(60, "the dict monitor's summaries", lambda: by_window("dicts") or None)
     assert sum(s["labelled"] for s in embedded_summaries.values()) == len(df) - int(df["label"].isna().sum()) + len(labels)
     assert embedded_summaries == sidecar_summaries
+    assert dict_summaries == sidecar_summaries
+
+
+def test_record_agrees_with_the_sidecar_on_odd_but_valid_events(workdir: Path, collector: Collector) -> None:
+    """Events off the fast path (ints as categories, bools, missing parts, extra keys) are
+    recorded as the sidecar records them."""
+    collector.start()
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    base = as_event(events_frame(1).to_dict("records")[0])
+    odd = [
+        {**base, "ts": now},
+        {**base, "ts": now, "features": {**base["features"], "region": 7, "income": None}},
+        {**base, "ts": now, "features": {**base["features"], "employment": 1.5}},
+        {**base, "ts": now, "attributes": {"gender": True}, "label": "1"},
+        {**base, "ts": now, "prediction": {"label": "0", "score": 0.25, "extra": 1}},
+        {**base, "ts": now, "prediction": {"label": True}, "latency_ms": None, "id": 17},
+        {"ts": now, "error": "model timed out"},
+        {"ts": now, "features": {"age": 40}, "prediction": {"label": 1, "score": 1}},
+    ]
+    port = free_port()
+    sidecar = Process([str(binary("aims-agent")), "run", "--config",
+                       str(agent_toml(workdir, "sidecar", collector.url, listen=f"127.0.0.1:{port}"))],
+                      cwd=workdir, log=workdir / "sidecar.log")
+    try:
+        wait_until(30, "the sidecar", lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+        body = "\n".join(json.dumps(e) for e in odd).encode()
+        assert post(f"http://127.0.0.1:{port}/v1/events", body, "application/x-ndjson")["accepted"] == len(odd)
+    finally:
+        assert sidecar.stop() == 0, sidecar.log()
+    with am.Monitor(agent_toml(workdir, "dicts", collector.url)) as m:
+        for e in odd:
+            assert m.record(e)
+        assert m.flush(timeout=60)
+
+    def by_window(agent: str) -> Dict[int, dict]:
+        stored = collector.summaries(agent)
+        if sum(s["summary"]["events"] for s in stored) < len(odd):
+            return {}
+        return {s["window_start_ms"]: s["summary"] for s in stored}
+
+    sidecar_summaries = wait_until(60, "the sidecar's summaries", lambda: by_window("sidecar") or None)
+    assert wait_until(60, "the monitor's summaries", lambda: by_window("dicts") or None) == sidecar_summaries
