@@ -266,3 +266,24 @@ def test_record_agrees_with_the_sidecar_on_odd_but_valid_events(workdir: Path, c
 
     sidecar_summaries = wait_until(60, "the sidecar's summaries", lambda: by_window("sidecar") or None)
     assert wait_until(60, "the monitor's summaries", lambda: by_window("dicts") or None) == sidecar_summaries
+
+
+def test_a_dict_config_with_a_profile_object(workdir: Path) -> None:
+    from test_assess import MODEL
+
+    profile = am.build_reference(CURRENT, CONFIG)
+    cfg = {"agent_id": "from-dict", "model": MODEL, "ship": {"collector_url": ""},
+           "spool": {"dir": str(workdir / "spool-from-dict")}}
+    with am.Monitor(cfg, profile=profile) as m:
+        assert m.record_batch(events_frame(50))["accepted"] == 50
+        assert m.flush(timeout=30)
+    summaries = spooled(workdir, "from-dict")
+    assert sum(s["summary"]["events"] for s in summaries) == 50
+    assert {s["summary"]["profile_hash"] for s in summaries} == {profile.hash}
+
+
+def test_no_reference_anywhere_is_a_config_error_not_a_hang(workdir: Path) -> None:
+    cfg = agent_toml(workdir, "no-reference", f"http://127.0.0.1:{free_port()}")
+    cfg.write_text(cfg.read_text().replace(f'path = "{PROFILE}"', ""))
+    with pytest.raises(am.ConfigError, match="no reference profile within 1"):
+        am.Monitor(cfg, start_timeout=1.0)
