@@ -287,6 +287,9 @@ pub struct Plan {
     label: Option<Slot>,
     latency: Option<Slot>,
     task: Task,
+    /// Classes whose label is an integer, by that integer: a numeric prediction or label column
+    /// finds its class without formatting the number as text.
+    int_classes: Vec<(f64, u32)>,
 }
 
 impl Plan {
@@ -386,6 +389,15 @@ impl Plan {
             label: slot(&columns.label, "label".into(), regression)?,
             latency: slot(&columns.latency_ms, "latency_ms".into(), true)?,
             task: schema.task,
+            int_classes: schema
+                .classes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let n: i64 = c.parse().ok()?;
+                    (number_text(n as f64) == *c).then_some((n as f64, i as u32))
+                })
+                .collect(),
         })
     }
 
@@ -470,16 +482,21 @@ impl Plan {
                 }
             }
         } else {
-            let text = p.col.text(i).ok_or_else(|| {
-                fail(
-                    p,
-                    RejectReason::MissingField,
-                    "the prediction is empty".into(),
-                )
-            })?;
-            let class = schema
-                .parse_class(&p.field, &text)
-                .map_err(|e| with_column(p, e))?;
+            let class = match self.int_class(&p.col, i) {
+                Some(c) => c,
+                None => {
+                    let text = p.col.text(i).ok_or_else(|| {
+                        fail(
+                            p,
+                            RejectReason::MissingField,
+                            "the prediction is empty".into(),
+                        )
+                    })?;
+                    schema
+                        .parse_class(&p.field, &text)
+                        .map_err(|e| with_column(p, e))?
+                }
+            };
             let score = match self
                 .score
                 .as_ref()
@@ -504,13 +521,16 @@ impl Plan {
                 if let Some(x) = s.col.number(i) {
                     finite(s, x)?;
                 }
-                match s.col.text(i) {
-                    None => None,
-                    Some(t) => Some(
-                        schema
-                            .parse_target_text(&s.field, &t)
-                            .map_err(|e| with_column(s, e))?,
-                    ),
+                match self.int_class(&s.col, i) {
+                    Some(c) => Some(aims_core::Target::Class(c)),
+                    None => match s.col.text(i) {
+                        None => None,
+                        Some(t) => Some(
+                            schema
+                                .parse_target_text(&s.field, &t)
+                                .map_err(|e| with_column(s, e))?,
+                        ),
+                    },
                 }
             }
         };
@@ -551,6 +571,18 @@ impl Plan {
             },
         };
         Ok(())
+    }
+}
+
+impl Plan {
+    /// The class of a numeric cell holding one of the integer class labels.
+    #[inline]
+    fn int_class(&self, col: &Col, i: usize) -> Option<u32> {
+        let x = col.number(i)?;
+        self.int_classes
+            .iter()
+            .find(|(n, _)| *n == x)
+            .map(|&(_, c)| c)
     }
 }
 
