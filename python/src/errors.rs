@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use crate::frame::FrameError;
 
 pyo3::create_exception!(
-    _native,
+    aims_monitor,
     InputError,
     pyo3::exceptions::PyValueError,
     "Bad input data: a missing or mistyped column, or a row that fails validation.\n\n\
@@ -22,7 +22,7 @@ pyo3::create_exception!(
      (0-based, tables) and line (1-based, files); each is None where it does not apply."
 );
 pyo3::create_exception!(
-    _native,
+    aims_monitor,
     ConfigError,
     pyo3::exceptions::PyValueError,
     "A configuration, reference profile or objectives file that cannot be used; the message \
