@@ -287,3 +287,34 @@ def test_no_reference_anywhere_is_a_config_error_not_a_hang(workdir: Path) -> No
     cfg.write_text(cfg.read_text().replace(f'path = "{PROFILE}"', ""))
     with pytest.raises(am.ConfigError, match="no reference profile within 1"):
         am.Monitor(cfg, start_timeout=1.0)
+
+
+def test_record_batch_releases_the_gil(workdir: Path) -> None:
+    """Another Python thread runs while a batch is converted. The table is a pyarrow Table, so
+    what runs is the extension's own row loop (no pandas conversion). A call holding the GIL
+    throughout would leave the counting thread no step in the first half of the call."""
+    import threading
+    import time
+
+    table = pa.Table.from_pandas(pd.concat([events_frame(20000)] * 10, ignore_index=True))
+    with offline(workdir) as m:
+        done = threading.Event()
+        stamps: List[float] = []
+
+        def count() -> None:
+            n = 0
+            while not done.is_set():
+                n += 1
+                if n % 200 == 0:
+                    stamps.append(time.perf_counter())
+
+        counter = threading.Thread(target=count)
+        counter.start()
+        t0 = time.perf_counter()
+        reply = m.record_batch(table)
+        t1 = time.perf_counter()
+        done.set()
+        counter.join()
+        assert reply["accepted"] + reply["dropped"] == 200000
+        first_half = [t for t in stamps if t0 < t < t0 + (t1 - t0) / 2]
+        assert first_half, f"no step of the other thread during the first {(t1 - t0) / 2:.3f} s"
