@@ -139,7 +139,7 @@ impl Monitor {
             running: Mutex::new(Some(Running { runtime, monitor })),
             metrics,
             columns: cfg.columns.clone(),
-            fast: FastDecoder::new(&cfg.model),
+            fast: FastDecoder::new(py, &cfg.model)?,
             shipping: !cfg.ship.collector_url.is_empty(),
             pid: std::process::id(),
         })

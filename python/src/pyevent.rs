@@ -6,18 +6,37 @@
 //! and the event goes through the general path (`pyjson` into aims-core's `RawEvent` and
 //! `ModelSchema::validate`), so every rejection and its message come from one place.
 
-use std::collections::HashMap;
-
 use aims_core::event::parse_timestamp;
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
 use aims_core::{Event, FeatureValue, Prediction, Target};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
-/// Name lookups for one schema, built once per monitor.
+/// Name lookups for one schema, built once per monitor: Python dicts from name to index, so a
+/// key is found by its cached hash without converting it to UTF-8.
 pub struct FastDecoder {
-    features: HashMap<String, usize>,
-    attributes: HashMap<String, usize>,
+    top: Py<PyDict>,
+    features: Py<PyDict>,
+    attributes: Py<PyDict>,
+}
+
+/// The event's top-level keys, by index in [`FastDecoder::top`].
+const TOP: [&str; 7] = [
+    "id",
+    "ts",
+    "features",
+    "attributes",
+    "prediction",
+    "label",
+    "latency_ms",
+];
+
+/// The index a lookup dict gives `key`.
+fn index(lookup: &Bound<'_, PyDict>, key: &Bound<'_, PyAny>) -> Option<usize> {
+    if !key.is_instance_of::<PyString>() {
+        return None;
+    }
+    lookup.get_item(key).ok()??.extract::<usize>().ok()
 }
 
 /// A Python value as a label's text (`1` and `"1"` are the same class, as over HTTP).
@@ -48,21 +67,19 @@ fn number(v: &Bound<'_, PyAny>) -> Option<f64> {
 
 impl FastDecoder {
     /// Lookups for `schema`.
-    pub fn new(schema: &ModelSchema) -> Self {
-        Self {
-            features: schema
-                .features
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.name.clone(), i))
-                .collect(),
-            attributes: schema
-                .attributes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.name.clone(), i))
-                .collect(),
-        }
+    pub fn new(py: Python<'_>, schema: &ModelSchema) -> PyResult<Self> {
+        let dict = |names: &mut dyn Iterator<Item = &str>| -> PyResult<Py<PyDict>> {
+            let d = PyDict::new(py);
+            for (i, name) in names.enumerate() {
+                d.set_item(pyo3::types::PyString::intern(py, name), i)?;
+            }
+            Ok(d.unbind())
+        };
+        Ok(Self {
+            top: dict(&mut TOP.iter().copied())?,
+            features: dict(&mut schema.features.iter().map(|f| f.name.as_str()))?,
+            attributes: dict(&mut schema.attributes.iter().map(|a| a.name.as_str()))?,
+        })
     }
 
     /// The event, when `d` is plainly valid; `None` sends it down the general path.
@@ -80,16 +97,22 @@ impl FastDecoder {
             label: None,
             latency_ms: None,
         };
+        let py = d.py();
+        let (top, features, attributes) = (
+            self.top.bind(py),
+            self.features.bind(py),
+            self.attributes.bind(py),
+        );
         let mut predicted = false;
         for (k, v) in d.iter() {
-            let key = k.downcast::<PyString>().ok()?.to_cow().ok()?;
+            let key = TOP[index(top, &k)?];
             if v.is_none() {
-                match key.as_ref() {
-                    "id" | "ts" | "features" | "attributes" | "label" | "latency_ms" => continue,
-                    _ => return None,
+                match key {
+                    "prediction" => return None,
+                    _ => continue,
                 }
             }
-            match key.as_ref() {
+            match key {
                 "id" => event.id = Some(label_text(&v)?),
                 "ts" => {
                     let s = v.downcast::<PyString>().ok()?.to_cow().ok()?;
@@ -97,8 +120,7 @@ impl FastDecoder {
                 }
                 "features" => {
                     for (name, value) in v.downcast::<PyDict>().ok()?.iter() {
-                        let name = name.downcast::<PyString>().ok()?.to_cow().ok()?;
-                        let i = *self.features.get(name.as_ref())?;
+                        let i = index(features, &name)?;
                         if value.is_none() {
                             continue;
                         }
@@ -112,8 +134,7 @@ impl FastDecoder {
                 }
                 "attributes" => {
                     for (name, value) in v.downcast::<PyDict>().ok()?.iter() {
-                        let name = name.downcast::<PyString>().ok()?.to_cow().ok()?;
-                        let i = *self.attributes.get(name.as_ref())?;
+                        let i = index(attributes, &name)?;
                         if !value.is_none() {
                             event.groups[i] = schema.group_of(i, &label_text(&value)?);
                         }
