@@ -25,7 +25,13 @@ import os
 import weakref
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-from . import _native
+# The extension allocates with mimalloc. Events of a batch are allocated on the caller's thread
+# and freed on the monitor's; returning the freed pages to the OS after mimalloc's default 10 ms
+# made the next batch fault them back in, a large part of record_batch's time. Keeping them
+# for a second costs at most one batch's memory for that second. Set the variable to override.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
+
+from . import _native  # noqa: E402
 from ._native import ConfigError, InputError, Profile
 
 __all__ = [
