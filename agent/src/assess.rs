@@ -150,16 +150,40 @@ pub fn build_reference(config: &Path, data: &Path, output: &Path) -> anyhow::Res
 /// Computes the assessment (no printing).
 pub fn assess(args: &AssessArgs) -> anyhow::Result<Assessment> {
     let config = load_config(&args.config)?;
-    let schema = &config.model;
-    let profile = if Format::of(&args.reference) == Format::Ndjson
-        && args.reference.extension().is_some_and(|e| e == "json")
-    {
-        read_profile(&args.reference, schema)?
-    } else {
-        profile_from_dataset(&config, &args.reference)?
-    };
-    let (parts, current) = dataset::fold(
+    assess_files(
+        &config,
+        &args.reference,
         &args.current,
+        args.objectives.as_deref(),
+    )
+}
+
+/// The reference profile `reference` names: a profile JSON (`.json`) or a dataset to build it
+/// from.
+pub fn reference_profile(
+    config: &AgentConfig,
+    reference: &Path,
+) -> anyhow::Result<ReferenceProfile> {
+    if Format::of(reference) == Format::Ndjson && reference.extension().is_some_and(|e| e == "json")
+    {
+        read_profile(reference, &config.model)
+    } else {
+        profile_from_dataset(config, reference)
+    }
+}
+
+/// The assessment of the dataset at `current` against `reference` (a profile or a dataset),
+/// with a loaded configuration.
+pub fn assess_files(
+    config: &AgentConfig,
+    reference: &Path,
+    current: &Path,
+    objectives: Option<&Path>,
+) -> anyhow::Result<Assessment> {
+    let schema = &config.model;
+    let profile = reference_profile(config, reference)?;
+    let (parts, rows) = dataset::fold(
+        current,
         schema,
         &config.columns,
         || WindowSummary::new(schema, &profile),
@@ -169,9 +193,23 @@ pub fn assess(args: &AssessArgs) -> anyhow::Result<Assessment> {
     for part in &parts {
         summary.merge(part)?;
     }
-    let report = metrics::report(schema, &profile, &summary, None);
+    assessment(config, profile, &summary, rows, objectives)
+}
 
-    let objectives = match &args.objectives {
+/// The assessment of a current dataset already folded into `summary` (binned on `profile`),
+/// judged against the objectives file at `objectives` when given. Embedders that read data
+/// their own way (the Python package reads Arrow tables) share this with the CLI.
+pub fn assessment(
+    config: &AgentConfig,
+    profile: ReferenceProfile,
+    summary: &WindowSummary,
+    current: u64,
+    objectives: Option<&Path>,
+) -> anyhow::Result<Assessment> {
+    let schema = &config.model;
+    let report = metrics::report(schema, &profile, summary, None);
+
+    let objectives = match objectives {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -161,6 +161,20 @@ impl Recorder {
         self.metrics.labels_received.inc();
         self.submit(Input::Labels(vec![(id, target)]))
     }
+
+    /// Closes every open window into the spool now and waits until everything queued before
+    /// this call has been applied and spooled; false when the monitor has stopped. Unlike
+    /// [`Recorder::record`] this waits (for a queue slot and for the windowing task), so it is
+    /// for tests, shutdown hooks and batch jobs, not the request path. A window flushed early
+    /// and recorded into again ships as a further summary of that window, which the collector
+    /// merges.
+    pub async fn flush(&self) -> bool {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Input::Flush(done)).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
+    }
 }
 
 /// The running monitor: its tasks and a [`Recorder`].

@@ -44,6 +44,9 @@ pub enum Input {
     Labels(Vec<(String, Target)>),
     /// Events that failed validation, counted in the current window's summary.
     Rejected(u64),
+    /// Close every open window into the spool now (the embedded `flush`); the sender is told
+    /// once everything queued before it has been applied and spooled.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl Input {
@@ -53,7 +56,7 @@ impl Input {
             Self::Event(_) => 1,
             Self::Events(v) => v.len(),
             Self::Labels(v) => v.len(),
-            Self::Rejected(_) => 0,
+            Self::Rejected(_) | Self::Flush(_) => 0,
         }
     }
 }
@@ -467,6 +470,10 @@ impl Windower {
                 for _ in 0..n {
                     summary.record_rejected();
                 }
+            }
+            Input::Flush(done) => {
+                self.flush_all(now);
+                let _ = done.send(());
             }
         }
     }
