@@ -685,4 +685,138 @@ objectives:
         assert!(errs[0].message.contains("ownr"), "{:?}", errs);
         assert_eq!(errs[0].line, 29);
     }
+
+    fn measurement(value: f64, lower: f64, upper: f64) -> Measurement {
+        Measurement {
+            value: Measured::Value(value),
+            samples: 5000,
+            interval: Some(crate::metrics::intervals::Interval {
+                lower,
+                upper,
+                confidence: 0.95,
+                adjusted: false,
+            }),
+            too_small: Default::default(),
+        }
+    }
+
+    #[test]
+    fn objectives_without_the_new_fields_keep_their_version() {
+        let f = parse(GOOD, &[]).unwrap();
+        let o = &f.objectives[0];
+        assert_eq!(o.breach, Breach::Point);
+        assert_eq!(o.min_group_samples, None);
+        let json = serde_json::to_value(o).unwrap();
+        for key in ["breach", "min_group_samples", "confidence"] {
+            assert!(
+                json.get(key).is_none(),
+                "{key} must not enter the canonical JSON"
+            );
+        }
+        // An objective stored before these fields existed reads back equal.
+        let back: Objective = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, o);
+        assert_eq!(back.version(), o.version());
+    }
+
+    #[test]
+    fn significance_fields_parse_and_are_checked() {
+        let with = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n    min_group_samples: 200\n    confidence: 0.9\n",
+        );
+        let f = parse(&with, &[]).unwrap();
+        let o = &f.objectives[0];
+        assert_eq!(o.breach, Breach::Significant);
+        assert_eq!(
+            o.fairness_options(),
+            FairnessOptions {
+                confidence: 0.9,
+                min_group_samples: 200
+            }
+        );
+        assert_ne!(
+            o.version(),
+            parse(GOOD, &[]).unwrap().objectives[0].version()
+        );
+
+        let bad = with.replace("confidence: 0.9", "confidence: 95");
+        let errs = parse(&bad, &[]).unwrap_err();
+        assert_eq!(
+            errs[0].location,
+            "objectives[0] (credit-approval-parity).confidence"
+        );
+        assert_eq!(errs[0].line, 14);
+
+        let bad = GOOD.replace(
+            "    target: \"<= 0.2\"",
+            "    target: \"<= 0.2\"\n    breach: significant\n    min_group_samples: 5",
+        );
+        let errs = parse(&bad, &[]).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "objectives[1] (income-drift).breach",
+                "objectives[1] (income-drift).min_group_samples"
+            ]
+        );
+        let bad = GOOD.replace(
+            "min_samples: 1000",
+            "min_samples: 1000\n    breach: sometimes",
+        );
+        assert!(parse(&bad, &[]).is_err());
+    }
+
+    #[test]
+    fn significant_breach_reads_the_interval() {
+        let text = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n",
+        );
+        let f = parse(&text, &[]).unwrap();
+        let o = &f.objectives[0]; // target >= 0.8, warning >= 0.85
+        let j = o.judge_measurement(&measurement(0.70, 0.62, 0.78));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Breached, Reading::IntervalBeyond)
+        );
+        // The value breaches but the interval reaches the target: at risk, never met.
+        let j = o.judge_measurement(&measurement(0.78, 0.70, 0.86));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalStraddles)
+        );
+        // The value meets the target but the interval reaches below it: at risk too.
+        let j = o.judge_measurement(&measurement(0.9, 0.79, 0.95));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalStraddles)
+        );
+        let j = o.judge_measurement(&measurement(0.9, 0.87, 0.93));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Met, Reading::IntervalWithin)
+        );
+        let j = o.judge_measurement(&measurement(0.83, 0.81, 0.86));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalWithin)
+        );
+        let mut no_interval = measurement(0.7, 0.0, 0.0);
+        no_interval.interval = None;
+        let j = o.judge_measurement(&no_interval);
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Breached, Reading::NoInterval)
+        );
+        let mut few = measurement(0.7, 0.6, 0.75);
+        few.samples = 10;
+        assert_eq!(o.judge_measurement(&few).verdict, Verdict::InsufficientData);
+
+        // The same measurement under breach: point fires on the value alone.
+        let point = &parse(GOOD, &[]).unwrap().objectives[0];
+        let j = point.judge_measurement(&measurement(0.78, 0.70, 0.86));
+        assert_eq!((j.verdict, j.reading), (Verdict::Breached, Reading::Point));
+    }
 }
