@@ -819,4 +819,37 @@ objectives:
         let j = point.judge_measurement(&measurement(0.78, 0.70, 0.86));
         assert_eq!((j.verdict, j.reading), (Verdict::Breached, Reading::Point));
     }
+
+    /// Through the lifecycle: a significant objective fires only on intervals beyond the
+    /// target; a straddling interval never starts a breach, clears a pending one and resolves
+    /// a firing one, exactly as a warning-only (`at_risk`) evaluation does.
+    #[test]
+    fn straddling_intervals_neither_start_nor_hold_a_breach() {
+        use crate::lifecycle::{step, Input, Lifecycle, State, Timing};
+        let text = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n",
+        );
+        let o = parse(&text, &[]).unwrap().objectives[0].clone();
+        let timing = Timing {
+            for_ms: 0,
+            resolved_hold_ms: 0,
+        };
+        let beyond = measurement(0.70, 0.62, 0.78);
+        let straddles = measurement(0.78, 0.70, 0.86);
+        let mut life = Lifecycle::initial(0);
+        let mut states = Vec::new();
+        for (t, m) in [&straddles, &straddles, &beyond, &straddles, &beyond]
+            .into_iter()
+            .enumerate()
+        {
+            let input = Input::Judged(o.judge_measurement(m).verdict);
+            life = step(life, input, t as i64 * 60_000, timing).0;
+            states.push(life.state);
+        }
+        assert_eq!(states[..2], [State::Ok, State::Ok]);
+        assert!(states[2].is_alert(), "{states:?}");
+        assert!(!states[3].is_alert(), "{states:?}");
+        assert!(states[4].is_alert(), "{states:?}");
+    }
 }
