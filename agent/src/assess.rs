@@ -10,6 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
+use aims_core::metrics::intervals::Interval;
 use aims_core::metrics::{self, Measured, Report};
 use aims_core::objective::{self, Verdict};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
@@ -70,6 +73,20 @@ pub struct JudgedObjective {
     pub warning: Option<String>,
     /// The verdict.
     pub verdict: Verdict,
+    /// `point` or `significant`.
+    pub breach: objective::Breach,
+    /// How the verdict was reached (against the point value or the interval).
+    pub reading: objective::Reading,
+    /// Confidence interval of the value, for fairness metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// Groups left out of the metric for having fewer than `min_group_samples` predictions,
+    /// with their counts.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub too_small: BTreeMap<String, u64>,
+    /// The minimum group size applied, when the objective sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_group_samples: Option<u64>,
 }
 
 /// The whole assessment, as `--format json` prints it.
@@ -221,28 +238,34 @@ pub fn assessment(
                     .collect();
                 anyhow::anyhow!("{}", lines.join("\n"))
             })?;
-            let judged = file
-                .objectives
-                .iter()
-                .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
-                .map(|o| {
-                    let m = metrics::measure(&o.metric, &o.selector, &report).map_err(|e| {
-                        anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id)
-                    })?;
-                    Ok(JudgedObjective {
-                        id: o.id.clone(),
-                        title: o.title.clone(),
-                        metric: o.metric.clone(),
-                        selector: o.selector.clone(),
-                        verdict: o.judge(&m.value, m.samples),
-                        value: m.value,
-                        samples: m.samples,
-                        min_samples: o.min_samples,
-                        target: o.target.to_string(),
-                        warning: o.warning.map(|w| w.to_string()),
+            let judged =
+                file.objectives
+                    .iter()
+                    .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
+                    .map(|o| {
+                        let m = metrics::measure_objective(o, schema, &summary, &report).map_err(
+                            |e| anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id),
+                        )?;
+                        let judgement = o.judge_measurement(&m);
+                        Ok(JudgedObjective {
+                            id: o.id.clone(),
+                            title: o.title.clone(),
+                            metric: o.metric.clone(),
+                            selector: o.selector.clone(),
+                            verdict: judgement.verdict,
+                            breach: o.breach,
+                            reading: judgement.reading,
+                            interval: m.interval,
+                            too_small: m.too_small,
+                            min_group_samples: o.min_group_samples,
+                            value: m.value,
+                            samples: m.samples,
+                            min_samples: o.min_samples,
+                            target: o.target.to_string(),
+                            warning: o.warning.map(|w| w.to_string()),
+                        })
                     })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                    .collect::<anyhow::Result<Vec<_>>>()?;
             Some(judged)
         }
     };
@@ -279,6 +302,11 @@ pub fn run(args: &AssessArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn show_interval(i: &Option<Interval>) -> String {
+    i.map(|i| format!(" [{:.4}, {:.4}] at {:.4}", i.lower, i.upper, i.confidence))
+        .unwrap_or_default()
 }
 
 fn show(m: &Measured) -> String {
@@ -363,14 +391,33 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
     writeln!(out, "\nFairness")?;
     for (attr, f) in &r.fairness {
         writeln!(out, "  {attr}: demographic parity ratio {}  difference {}  equalized odds difference {}  equal opportunity difference {}  disparate impact {}", show(&f.demographic_parity_ratio), show(&f.demographic_parity_difference), show(&f.equalized_odds_difference), show(&f.equal_opportunity_difference), show(&f.disparate_impact))?;
+        let i = &f.intervals;
+        writeln!(
+            out,
+            "    intervals ({} confidence, Bonferroni over groups): dp ratio{}  dp difference{}  disparate impact{}",
+            f.confidence,
+            show_interval(&i.demographic_parity_ratio.as_ref().map(|p| p.interval)),
+            show_interval(&i.demographic_parity_difference.as_ref().map(|p| p.interval)),
+            show_interval(&i.disparate_impact.as_ref().map(|p| p.interval)),
+        )?;
         for (group, g) in &f.groups {
             writeln!(
                 out,
-                "    {group:<10} n {:<8} selection rate {}  tpr {}  fpr {}",
+                "    {group:<10} n {:<8} selection rate {}{}  tpr {}{}  fpr {}{}",
                 g.n,
                 show(&g.selection_rate),
+                show_interval(&g.selection_rate_interval),
                 show(&g.tpr),
-                show(&g.fpr)
+                show_interval(&g.tpr_interval),
+                show(&g.fpr),
+                show_interval(&g.fpr_interval),
+            )?;
+        }
+        for (group, n) in &f.too_small {
+            writeln!(
+                out,
+                "    {group:<10} too small: {n} predictions (< {}), left out of the parity metrics",
+                f.min_group_samples
             )?;
         }
     }
@@ -427,13 +474,18 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
                 .unwrap_or_default();
             writeln!(
                 out,
-                "  {verdict:<18} {:<32} {}{on} = {} (target {}, {} samples)",
+                "  {verdict:<18} {:<32} {}{on} = {}{} (target {}, {} samples, reading {:?})",
                 o.id,
                 o.metric,
                 show(&o.value),
+                show_interval(&o.interval),
                 o.target,
-                o.samples
+                o.samples,
+                o.reading
             )?;
+            for (group, n) in &o.too_small {
+                writeln!(out, "      too small: {group} ({n} predictions)")?;
+            }
         }
     }
     Ok(())

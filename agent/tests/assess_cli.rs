@@ -265,3 +265,74 @@ fn ndjson_datasets_give_the_golden_values() {
     );
     assert!(matches!((got, expected), (Some(g), Some(w)) if (g - w).abs() < 1e-12));
 }
+
+/// `breach: significant` and `min_group_samples` on the example data: gender's parity ratio is
+/// significantly below 0.8 (its `other` group, 397 predictions, is left out and listed); the
+/// age bands' ratio is below 0.8 on its point value, but its interval reaches above the
+/// target, so the objective reads `at_risk` with the interval shown, not `breached`, not `met`.
+#[test]
+fn assess_shows_intervals_sample_sizes_and_too_small_groups() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let objectives = dir.path().join("objectives.yaml");
+    let common = "    model: credit-scoring\n    metric: demographic_parity_ratio\n    target: \">= 0.8\"\n    owner: governance@example.com\n    breach: significant\n";
+    std::fs::write(
+        &objectives,
+        format!(
+            "policy: AI Policy v3\nobjectives:\n  - id: gender-parity\n    title: g\n    attribute: gender\n    min_group_samples: 500\n{common}  - id: age-parity\n    title: a\n    attribute: age_band\n{common}"
+        ),
+    )
+    .expect("write objectives");
+    let (out, doc) = assess_json(&[
+        "--reference",
+        "config/examples/profile.json",
+        "--objectives",
+        objectives.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let judged = doc["objectives"].as_array().expect("objectives");
+    let (gender, age) = (&judged[0], &judged[1]);
+
+    assert_eq!(gender["verdict"], "breached");
+    assert_eq!(gender["reading"], "interval_beyond");
+    assert_eq!(gender["breach"], "significant");
+    assert_eq!(gender["too_small"], serde_json::json!({"other": 397}));
+    assert_eq!(gender["min_group_samples"], 500);
+    let upper = gender["interval"]["upper"].as_f64().expect("upper bound");
+    assert!(
+        upper < 0.8,
+        "the whole interval lies below the target: {upper}"
+    );
+    // Two groups compared once `other` is out: Bonferroni halves alpha.
+    assert!((gender["interval"]["confidence"].as_f64().unwrap() - 0.975).abs() < 1e-12);
+
+    assert_eq!(age["verdict"], "at_risk");
+    assert_eq!(age["reading"], "interval_straddles");
+    let (v, lo, hi) = (
+        age["value"].as_f64().unwrap(),
+        age["interval"]["lower"].as_f64().unwrap(),
+        age["interval"]["upper"].as_f64().unwrap(),
+    );
+    assert!(lo < v && v < 0.8 && 0.8 < hi, "{lo} < {v} < 0.8 < {hi}");
+    assert!((age["interval"]["confidence"].as_f64().unwrap() - 0.99).abs() < 1e-12);
+
+    // The fairness section carries the same intervals, the groups compared and every group's
+    // sample size and Wilson interval.
+    let f = &doc["fairness"]["age_band"];
+    assert_eq!(f["intervals"]["demographic_parity_ratio"]["lower"], lo);
+    assert_eq!(f["intervals"]["demographic_parity_ratio"]["groups"], 5);
+    assert_eq!(
+        f["intervals"]["demographic_parity_ratio"]["between"],
+        serde_json::json!(["65+", "18-29"])
+    );
+    let g = &doc["fairness"]["gender"]["groups"]["other"];
+    assert_eq!(g["n"], 397);
+    let (l, r, u) = (
+        g["selection_rate_interval"]["lower"].as_f64().unwrap(),
+        g["selection_rate"].as_f64().unwrap(),
+        g["selection_rate_interval"]["upper"].as_f64().unwrap(),
+    );
+    assert!(
+        l < r && r < u && u - l > 0.05,
+        "small group, wide interval: [{l}, {u}]"
+    );
+}

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::hash::{canonical_json, sha256_hex};
-use crate::metrics::{self, Measured, Selector};
+use crate::metrics::fairness::FairnessOptions;
+use crate::metrics::{self, Measured, Measurement, Scope, Selector};
 use crate::schema::ModelSchema;
 
 /// A comparison against a threshold, such as `>= 0.8`.
@@ -130,6 +131,54 @@ pub struct Plan {
     pub evaluation: String,
 }
 
+/// What counts as a breach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Breach {
+    /// The point value fails the target (the behaviour before intervals existed).
+    #[default]
+    Point,
+    /// The whole confidence interval lies beyond the target. An interval that straddles the
+    /// target is judged `at_risk` (never `met`) with the reading
+    /// [`Reading::IntervalStraddles`]: not shown breached, not shown met either.
+    Significant,
+}
+
+impl Breach {
+    fn is_point(&self) -> bool {
+        *self == Breach::Point
+    }
+}
+
+/// How a verdict was reached, so that an auditor can tell a significant breach from a point
+/// one and an inconclusive interval from a met target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reading {
+    /// `breach: point`: the value against the target.
+    Point,
+    /// `breach: significant`: the whole interval lies beyond the target.
+    IntervalBeyond,
+    /// `breach: significant`: the interval contains values on both sides of the target; the
+    /// verdict is `at_risk`.
+    IntervalStraddles,
+    /// `breach: significant`: the whole interval meets the target; the warning is then judged
+    /// on the value.
+    IntervalWithin,
+    /// `breach: significant` but no interval could be computed (fewer than two groups, no
+    /// trials): judged on the value, and said so.
+    NoInterval,
+}
+
+/// A verdict and how it was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// How it was reached.
+    pub reading: Reading,
+}
+
 /// An objective as written in YAML, before validation.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +204,9 @@ struct RawObjective {
     controls: Vec<String>,
     #[serde(default)]
     notify: Vec<String>,
+    breach: Option<Breach>,
+    min_group_samples: Option<u64>,
+    confidence: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +256,15 @@ pub struct Objective {
     pub controls: Vec<String>,
     /// Receivers to notify.
     pub notify: Vec<String>,
+    /// Point or significant breach (absent in objectives written before it existed).
+    #[serde(default, skip_serializing_if = "Breach::is_point")]
+    pub breach: Breach,
+    /// Fairness metrics: groups with fewer predictions are left out and listed as too small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_group_samples: Option<u64>,
+    /// Fairness metrics: confidence of the intervals (0.95 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 mod seconds {
@@ -244,7 +305,61 @@ impl Objective {
         sha256_hex(canonical_json(self).as_bytes())
     }
 
-    /// Judges a measured value backed by `samples` samples.
+    /// The fairness options this objective asks for.
+    pub fn fairness_options(&self) -> FairnessOptions {
+        let d = FairnessOptions::default();
+        FairnessOptions {
+            confidence: self.confidence.unwrap_or(d.confidence),
+            min_group_samples: self.min_group_samples.unwrap_or(d.min_group_samples),
+        }
+    }
+
+    /// Judges a measurement, reading its interval when the objective says `breach:
+    /// significant`.
+    pub fn judge_measurement(&self, m: &Measurement) -> Judgement {
+        let point = self.judge(&m.value, m.samples);
+        if self.breach == Breach::Point {
+            return Judgement {
+                verdict: point,
+                reading: Reading::Point,
+            };
+        }
+        if matches!(point, Verdict::InsufficientData | Verdict::NotMeasurable) {
+            return Judgement {
+                verdict: point,
+                reading: Reading::Point,
+            };
+        }
+        let Some(i) = m.interval else {
+            return Judgement {
+                verdict: point,
+                reading: Reading::NoInterval,
+            };
+        };
+        let (lower, upper) = (self.target.holds(i.lower), self.target.holds(i.upper));
+        if !lower && !upper {
+            Judgement {
+                verdict: Verdict::Breached,
+                reading: Reading::IntervalBeyond,
+            }
+        } else if lower && upper {
+            let verdict = match point {
+                Verdict::Breached => Verdict::AtRisk,
+                v => v,
+            };
+            Judgement {
+                verdict,
+                reading: Reading::IntervalWithin,
+            }
+        } else {
+            Judgement {
+                verdict: Verdict::AtRisk,
+                reading: Reading::IntervalStraddles,
+            }
+        }
+    }
+
+    /// Judges a measured value backed by `samples` samples, on the point value.
     pub fn judge(&self, value: &Measured, samples: u64) -> Verdict {
         if samples < self.min_samples {
             return Verdict::InsufficientData;
@@ -425,6 +540,34 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
         if window.is_zero() && o.window.is_some() {
             fail("window", "must be longer than zero".to_owned());
         }
+        let breach = o.breach.unwrap_or_default();
+        if breach == Breach::Significant && !metrics::catalogue::has_interval(&metric) {
+            fail(
+                "breach",
+                format!("{metric} has no confidence interval; use breach: point"),
+            );
+        }
+        if let Some(c) = o.confidence {
+            if !(c > 0.0 && c < 1.0) {
+                fail(
+                    "confidence",
+                    format!("{c} is not between 0 and 1 (exclusive)"),
+                );
+            }
+        }
+        let is_fairness = metrics::MetricSpec::find(&metric)
+            .is_some_and(|m| matches!(m.scope, Scope::Attribute | Scope::Group));
+        if !is_fairness {
+            if o.min_group_samples.is_some() {
+                fail(
+                    "min_group_samples",
+                    format!("{metric} is not a fairness metric"),
+                );
+            }
+            if o.confidence.is_some() {
+                fail("confidence", format!("{metric} has no confidence interval"));
+            }
+        }
         let Some(target) = target else { continue };
         objectives.push(Objective {
             id,
@@ -443,6 +586,9 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             plan: o.plan.unwrap_or_default(),
             controls: o.controls,
             notify: o.notify,
+            breach,
+            min_group_samples: o.min_group_samples,
+            confidence: o.confidence,
         });
     }
     if errors.is_empty() {
@@ -538,5 +684,172 @@ objectives:
         let errs = parse(&bad, &[]).unwrap_err();
         assert!(errs[0].message.contains("ownr"), "{:?}", errs);
         assert_eq!(errs[0].line, 29);
+    }
+
+    fn measurement(value: f64, lower: f64, upper: f64) -> Measurement {
+        Measurement {
+            value: Measured::Value(value),
+            samples: 5000,
+            interval: Some(crate::metrics::intervals::Interval {
+                lower,
+                upper,
+                confidence: 0.95,
+                adjusted: false,
+            }),
+            too_small: Default::default(),
+        }
+    }
+
+    #[test]
+    fn objectives_without_the_new_fields_keep_their_version() {
+        let f = parse(GOOD, &[]).unwrap();
+        let o = &f.objectives[0];
+        assert_eq!(o.breach, Breach::Point);
+        assert_eq!(o.min_group_samples, None);
+        let json = serde_json::to_value(o).unwrap();
+        for key in ["breach", "min_group_samples", "confidence"] {
+            assert!(
+                json.get(key).is_none(),
+                "{key} must not enter the canonical JSON"
+            );
+        }
+        // An objective stored before these fields existed reads back equal.
+        let back: Objective = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, o);
+        assert_eq!(back.version(), o.version());
+    }
+
+    #[test]
+    fn significance_fields_parse_and_are_checked() {
+        let with = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n    min_group_samples: 200\n    confidence: 0.9\n",
+        );
+        let f = parse(&with, &[]).unwrap();
+        let o = &f.objectives[0];
+        assert_eq!(o.breach, Breach::Significant);
+        assert_eq!(
+            o.fairness_options(),
+            FairnessOptions {
+                confidence: 0.9,
+                min_group_samples: 200
+            }
+        );
+        assert_ne!(
+            o.version(),
+            parse(GOOD, &[]).unwrap().objectives[0].version()
+        );
+
+        let bad = with.replace("confidence: 0.9", "confidence: 95");
+        let errs = parse(&bad, &[]).unwrap_err();
+        assert_eq!(
+            errs[0].location,
+            "objectives[0] (credit-approval-parity).confidence"
+        );
+        assert_eq!(errs[0].line, 14);
+
+        let bad = GOOD.replace(
+            "    target: \"<= 0.2\"",
+            "    target: \"<= 0.2\"\n    breach: significant\n    min_group_samples: 5",
+        );
+        let errs = parse(&bad, &[]).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "objectives[1] (income-drift).breach",
+                "objectives[1] (income-drift).min_group_samples"
+            ]
+        );
+        let bad = GOOD.replace(
+            "min_samples: 1000",
+            "min_samples: 1000\n    breach: sometimes",
+        );
+        assert!(parse(&bad, &[]).is_err());
+    }
+
+    #[test]
+    fn significant_breach_reads_the_interval() {
+        let text = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n",
+        );
+        let f = parse(&text, &[]).unwrap();
+        let o = &f.objectives[0]; // target >= 0.8, warning >= 0.85
+        let j = o.judge_measurement(&measurement(0.70, 0.62, 0.78));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Breached, Reading::IntervalBeyond)
+        );
+        // The value breaches but the interval reaches the target: at risk, never met.
+        let j = o.judge_measurement(&measurement(0.78, 0.70, 0.86));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalStraddles)
+        );
+        // The value meets the target but the interval reaches below it: at risk too.
+        let j = o.judge_measurement(&measurement(0.9, 0.79, 0.95));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalStraddles)
+        );
+        let j = o.judge_measurement(&measurement(0.9, 0.87, 0.93));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Met, Reading::IntervalWithin)
+        );
+        let j = o.judge_measurement(&measurement(0.83, 0.81, 0.86));
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::AtRisk, Reading::IntervalWithin)
+        );
+        let mut no_interval = measurement(0.7, 0.0, 0.0);
+        no_interval.interval = None;
+        let j = o.judge_measurement(&no_interval);
+        assert_eq!(
+            (j.verdict, j.reading),
+            (Verdict::Breached, Reading::NoInterval)
+        );
+        let mut few = measurement(0.7, 0.6, 0.75);
+        few.samples = 10;
+        assert_eq!(o.judge_measurement(&few).verdict, Verdict::InsufficientData);
+
+        // The same measurement under breach: point fires on the value alone.
+        let point = &parse(GOOD, &[]).unwrap().objectives[0];
+        let j = point.judge_measurement(&measurement(0.78, 0.70, 0.86));
+        assert_eq!((j.verdict, j.reading), (Verdict::Breached, Reading::Point));
+    }
+
+    /// Through the lifecycle: a significant objective fires only on intervals beyond the
+    /// target; a straddling interval never starts a breach, clears a pending one and resolves
+    /// a firing one, exactly as a warning-only (`at_risk`) evaluation does.
+    #[test]
+    fn straddling_intervals_neither_start_nor_hold_a_breach() {
+        use crate::lifecycle::{step, Input, Lifecycle, State, Timing};
+        let text = GOOD.replace(
+            "    min_samples: 1000\n",
+            "    min_samples: 1000\n    breach: significant\n",
+        );
+        let o = parse(&text, &[]).unwrap().objectives[0].clone();
+        let timing = Timing {
+            for_ms: 0,
+            resolved_hold_ms: 0,
+        };
+        let beyond = measurement(0.70, 0.62, 0.78);
+        let straddles = measurement(0.78, 0.70, 0.86);
+        let mut life = Lifecycle::initial(0);
+        let mut states = Vec::new();
+        for (t, m) in [&straddles, &straddles, &beyond, &straddles, &beyond]
+            .into_iter()
+            .enumerate()
+        {
+            let input = Input::Judged(o.judge_measurement(m).verdict);
+            life = step(life, input, t as i64 * 60_000, timing).0;
+            states.push(life.state);
+        }
+        assert_eq!(states[..2], [State::Ok, State::Ok]);
+        assert!(states[2].is_alert(), "{states:?}");
+        assert!(!states[3].is_alert(), "{states:?}");
+        assert!(states[4].is_alert(), "{states:?}");
     }
 }

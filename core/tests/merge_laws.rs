@@ -3,6 +3,7 @@
 //! of all the data, whatever the split (late labels included).
 
 use aims_core::event::{Event, FeatureValue, Prediction, Target};
+use aims_core::metrics::fairness::{fairness_with, FairnessOptions};
 use aims_core::metrics::report;
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
 use aims_core::schema::{AttributeSpec, FeatureKind, FeatureSpec, ModelSchema, Task};
@@ -215,6 +216,45 @@ proptest! {
         let r_split = report(&schema, &profile, &combined, Some(60.0));
         let cmp = approx_eq(&json(&r_whole), &json(&r_split), "report");
         prop_assert!(cmp.is_ok(), "{:?}", cmp);
+    }
+
+    /// Fairness intervals are functions of integer counts, so a merged summary gives exactly
+    /// (not only nearly) the intervals of one summary of all the rows, whatever the confidence
+    /// and minimum group size.
+    #[test]
+    fn intervals_of_merged_summaries_equal_intervals_of_all(
+        events in prop::collection::vec(event_strategy(), 1..160),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        confidence in 0.5f64..0.999,
+        min_group_samples in 0u64..30,
+    ) {
+        let schema = schema();
+        let profile = reference(&schema);
+        let whole = summarise(&schema, &profile, &events);
+        let mut bounds: Vec<usize> = cuts.iter().map(|i| i.index(events.len() + 1)).collect();
+        bounds.extend([0, events.len()]);
+        bounds.sort_unstable();
+        let parts: Vec<WindowSummary> = bounds
+            .windows(2)
+            .map(|w| summarise(&schema, &profile, &events[w[0]..w[1]]))
+            .collect();
+        let combined = merged(&parts.iter().collect::<Vec<_>>(), &schema, &profile);
+        let options = FairnessOptions { confidence, min_group_samples };
+        let a = fairness_with(&schema, &whole, &options);
+        let b = fairness_with(&schema, &combined, &options);
+        prop_assert_eq!(&a, &b);
+        let g = &a["g"];
+        prop_assert!(g.too_small.values().all(|&n| n < min_group_samples));
+        let compared = g.groups.len() - g.too_small.len();
+        if let Some(i) = &g.intervals.demographic_parity_ratio {
+            prop_assert_eq!(i.groups, compared);
+            prop_assert!(i.interval.lower <= i.interval.upper);
+            // Katz's interval contains its estimate; the 0.5-adjusted one (a zero count) need not.
+            let v = g.demographic_parity_ratio.value().unwrap();
+            if !i.interval.adjusted {
+                prop_assert!(i.interval.lower <= v + 1e-12 && v <= i.interval.upper + 1e-12);
+            }
+        }
     }
 
     #[test]

@@ -114,3 +114,38 @@ fn old_profiles_and_summaries_still_measure_wasserstein() {
         both.features
     });
 }
+
+/// Fairness results and measurements stored before intervals existed (in evaluations, reports
+/// or assess files) still read: no intervals, the default confidence, no minimum group size.
+#[test]
+fn fairness_results_without_intervals_still_load() {
+    use aims_core::metrics::fairness::{AttributeFairness, ParityIntervals};
+    use aims_core::metrics::Measurement;
+    let old = serde_json::json!({
+        "groups": {"F": {"n": 10, "labelled": 4, "selection_rate": 0.3, "tpr": 0.5,
+                         "fpr": {"undefined": "no labelled negatives"}}},
+        "demographic_parity_difference": 0.0,
+        "demographic_parity_ratio": 1.0,
+        "equalized_odds_difference": 0.0,
+        "equalized_odds_ratio": 1.0,
+        "equal_opportunity_difference": 0.0,
+        "equal_opportunity_ratio": 1.0,
+        "statistical_parity_difference": {"undefined": "the attribute declares no reference_group"},
+        "disparate_impact": {"undefined": "the attribute declares no reference_group"}
+    });
+    let f: AttributeFairness = serde_json::from_value(old).expect("old fairness JSON loads");
+    assert_eq!(f.intervals, ParityIntervals::default());
+    assert_eq!(f.confidence, 0.95);
+    assert_eq!(f.min_group_samples, 0);
+    assert!(f.too_small.is_empty());
+    assert!(f.groups["F"].selection_rate_interval.is_none());
+
+    let m: Measurement =
+        serde_json::from_value(serde_json::json!({"value": 0.7, "samples": 40})).expect("loads");
+    assert!(m.interval.is_none() && m.too_small.is_empty());
+    // And a measurement without an interval writes exactly the old shape.
+    assert_eq!(
+        serde_json::to_value(&m).unwrap(),
+        serde_json::json!({"value": 0.7, "samples": 40})
+    );
+}

@@ -4,8 +4,14 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use std::collections::BTreeMap;
+
+use super::fairness::{AttributeFairness, FairnessOptions};
+use super::intervals::Interval;
+use super::performance::Performance;
 use super::{Measured, Report};
 use crate::schema::ModelSchema;
+use crate::summary::WindowSummary;
 
 /// What a metric is measured over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,6 +369,58 @@ pub struct Measurement {
     pub value: Measured,
     /// Samples behind it (events or labelled events, by the metric's basis).
     pub samples: u64,
+    /// Confidence interval, for the fairness metrics that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// Groups left out of a parity metric for being smaller than `min_group_samples`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub too_small: BTreeMap<String, u64>,
+}
+
+/// Whether `metric` comes with a confidence interval (so `breach: significant` can use it).
+pub fn has_interval(metric: &str) -> bool {
+    matches!(
+        metric,
+        "selection_rate"
+            | "tpr"
+            | "fpr"
+            | "demographic_parity_difference"
+            | "demographic_parity_ratio"
+            | "equalized_odds_difference"
+            | "equalized_odds_ratio"
+            | "equal_opportunity_difference"
+            | "equal_opportunity_ratio"
+            | "statistical_parity_difference"
+            | "disparate_impact"
+    )
+}
+
+/// Measures an objective's metric: as [`measure`], except that a fairness metric is computed
+/// with the objective's own confidence and `min_group_samples` from the summary's counts
+/// (cheap: no drift is recomputed). This is what an evaluator calls per objective.
+pub fn measure_objective(
+    objective: &crate::objective::Objective,
+    schema: &ModelSchema,
+    summary: &WindowSummary,
+    report: &Report,
+) -> Result<Measurement, CatalogueError> {
+    let spec = check(&objective.metric, &objective.selector, None)?;
+    let options = objective.fairness_options();
+    if !matches!(spec.scope, Scope::Attribute | Scope::Group)
+        || options == FairnessOptions::default()
+    {
+        return measure(&objective.metric, &objective.selector, report);
+    }
+    let name = objective.selector.attribute.as_deref().unwrap_or_default();
+    let f = super::fairness::attribute(schema, summary, name, &options)
+        .ok_or_else(|| err("attribute", format!("no attribute {name:?}")))?;
+    Ok(measure_fairness(
+        &objective.metric,
+        spec,
+        &objective.selector,
+        &f,
+        &report.performance,
+    ))
 }
 
 /// Reads one metric out of a computed [`Report`].
@@ -373,7 +431,7 @@ pub fn measure(
 ) -> Result<Measurement, CatalogueError> {
     let spec = check(metric, selector, None)?;
     let perf = &report.performance;
-    let mut samples = match spec.basis {
+    let samples = match spec.basis {
         Basis::Events => perf.events,
         Basis::Labelled => perf.labelled,
     };
@@ -462,43 +520,74 @@ pub fn measure(
                 .fairness
                 .get(name)
                 .ok_or_else(|| err("attribute", format!("no attribute {name:?}")))?;
-            if let Some(group) = &selector.group {
-                match f.groups.get(group) {
-                    None => {
-                        samples = 0;
-                        Measured::undefined(format!(
-                            "group {group:?} has no predictions in the window"
-                        ))
-                    }
-                    Some(g) => {
-                        samples = match spec.basis {
-                            Basis::Events => g.n,
-                            Basis::Labelled => g.labelled,
-                        };
-                        match metric {
-                            "selection_rate" => g.selection_rate.clone(),
-                            "tpr" => g.tpr.clone(),
-                            "fpr" => g.fpr.clone(),
-                            _ => missing(metric),
-                        }
-                    }
-                }
-            } else {
-                match metric {
-                    "demographic_parity_difference" => f.demographic_parity_difference.clone(),
-                    "demographic_parity_ratio" => f.demographic_parity_ratio.clone(),
-                    "equalized_odds_difference" => f.equalized_odds_difference.clone(),
-                    "equalized_odds_ratio" => f.equalized_odds_ratio.clone(),
-                    "equal_opportunity_difference" => f.equal_opportunity_difference.clone(),
-                    "equal_opportunity_ratio" => f.equal_opportunity_ratio.clone(),
-                    "statistical_parity_difference" => f.statistical_parity_difference.clone(),
-                    "disparate_impact" => f.disparate_impact.clone(),
-                    _ => missing(metric),
-                }
-            }
+            return Ok(measure_fairness(metric, spec, selector, f, perf));
         }
     };
-    Ok(Measurement { value, samples })
+    Ok(Measurement {
+        value,
+        samples,
+        interval: None,
+        too_small: BTreeMap::new(),
+    })
+}
+
+/// A fairness metric of one attribute, with its interval and the groups left out.
+fn measure_fairness(
+    metric: &str,
+    spec: &MetricSpec,
+    selector: &Selector,
+    f: &AttributeFairness,
+    perf: &Performance,
+) -> Measurement {
+    let missing = |what: &str| Measured::undefined(format!("{what} not measured for this model"));
+    let mut samples = match spec.basis {
+        Basis::Events => perf.events,
+        Basis::Labelled => perf.labelled,
+    };
+    let (value, interval, too_small) = if let Some(group) = &selector.group {
+        match f.groups.get(group) {
+            None => {
+                samples = 0;
+                let u = Measured::undefined(format!(
+                    "group {group:?} has no predictions in the window"
+                ));
+                (u, None, BTreeMap::new())
+            }
+            Some(g) => {
+                samples = match spec.basis {
+                    Basis::Events => g.n,
+                    Basis::Labelled => g.labelled,
+                };
+                let (v, i) = match metric {
+                    "selection_rate" => (g.selection_rate.clone(), g.selection_rate_interval),
+                    "tpr" => (g.tpr.clone(), g.tpr_interval),
+                    "fpr" => (g.fpr.clone(), g.fpr_interval),
+                    _ => (missing(metric), None),
+                };
+                (v, i, BTreeMap::new())
+            }
+        }
+    } else {
+        let value = match metric {
+            "demographic_parity_difference" => f.demographic_parity_difference.clone(),
+            "demographic_parity_ratio" => f.demographic_parity_ratio.clone(),
+            "equalized_odds_difference" => f.equalized_odds_difference.clone(),
+            "equalized_odds_ratio" => f.equalized_odds_ratio.clone(),
+            "equal_opportunity_difference" => f.equal_opportunity_difference.clone(),
+            "equal_opportunity_ratio" => f.equal_opportunity_ratio.clone(),
+            "statistical_parity_difference" => f.statistical_parity_difference.clone(),
+            "disparate_impact" => f.disparate_impact.clone(),
+            _ => missing(metric),
+        };
+        let interval = f.intervals.get(metric).map(|p| p.interval);
+        (value, interval, f.too_small.clone())
+    };
+    Measurement {
+        value,
+        samples,
+        interval,
+        too_small,
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod drift;
 pub mod fairness;
+pub mod intervals;
 pub mod performance;
 pub mod quality;
 
@@ -19,7 +20,9 @@ use crate::profile::ReferenceProfile;
 use crate::schema::ModelSchema;
 use crate::summary::WindowSummary;
 
-pub use catalogue::{measure, CatalogueError, Measurement, MetricSpec, Scope, Selector};
+pub use catalogue::{
+    measure, measure_objective, CatalogueError, Measurement, MetricSpec, Scope, Selector,
+};
 
 /// A metric value, or the reason it has none.
 #[derive(Debug, Clone, PartialEq)]
