@@ -243,7 +243,7 @@ pub fn assessment(
                     .iter()
                     .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
                     .map(|o| {
-                        let m = metrics::measure_objective(o, schema, &summary, &report).map_err(
+                        let m = metrics::measure_objective(o, schema, summary, &report).map_err(
                             |e| anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id),
                         )?;
                         let judgement = o.judge_measurement(&m);

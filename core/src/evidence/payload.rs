@@ -16,6 +16,10 @@ use crate::metrics::{Measured, Selector};
 use crate::objective::Objective;
 
 /// What an evidence record says, by kind.
+///
+/// One payload is built per record and serialised at once; payloads are never held in bulk, so the
+/// size of the largest variant (an objective with its plan) costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Payload {
