@@ -157,7 +157,10 @@ fn metrics_can_require_a_bearer_token() {
     assert_eq!(get("/metrics", Some("wrong")).status(), 401);
     let ok = get("/metrics", Some(token));
     assert_eq!(ok.status(), 200);
-    assert!(ok.text().unwrap().contains("aims_collector_start_time_seconds"));
+    assert!(ok
+        .text()
+        .unwrap()
+        .contains("aims_collector_start_time_seconds"));
     assert_eq!(get("/readyz", None).status(), 200);
     assert_eq!(get("/healthz", None).status(), 200);
     assert!(c.stop().is_some_and(|s| s.success()), "{}", c.log());
