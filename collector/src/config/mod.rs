@@ -364,4 +364,32 @@ mod tests {
         assert_eq!(c.evaluation.interval, Duration::from_secs(5));
         assert_eq!(c.storage.retention, Duration::from_secs(2 * 86_400));
     }
+
+    #[test]
+    fn body_limits_below_the_summary_budget_and_bad_metrics_hashes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (body, key) in [
+            (
+                "[server]\nmax_decompressed_bytes = 4194304\n",
+                "server.max_decompressed_bytes",
+            ),
+            (
+                "[server]\nmax_body_bytes = 1048576\n",
+                "server.max_body_bytes",
+            ),
+            (
+                "[auth]\nmetrics_token_sha256 = [\"abc\"]\n",
+                "auth.metrics_token_sha256",
+            ),
+        ] {
+            std::fs::write(&path, body).unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let d = Config::default();
+        assert!(d.server.max_decompressed_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
+        assert!(d.server.max_body_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
+        assert!(d.auth.metrics_token_sha256.is_empty(), "off by default");
+    }
 }
