@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use aims_core::summary::MergeError;
 use aims_core::WindowSummary;
 
 use crate::store::HOUR_MS;
@@ -24,6 +25,33 @@ struct Bucket {
 struct Series {
     buckets: BTreeMap<(i64, u64), Bucket>,
     longest_ms: u64,
+    /// The merge of every bucket held. Counts are non-negative, so when a new summary merges
+    /// into the total without wrapping, it merges into any bucket or any window of buckets
+    /// without wrapping too: the one check [`Aggregates::admit`] needs.
+    total: Option<WindowSummary>,
+}
+
+impl Series {
+    fn recompute_total(&mut self) {
+        let mut total: Option<WindowSummary> = None;
+        for b in self.buckets.values() {
+            match &mut total {
+                None => total = Some(b.summary.clone()),
+                Some(t) => {
+                    if let Err(e) = t.merge(&b.summary) {
+                        tracing::error!(error = %e, "aggregate buckets no longer merge into their total");
+                    }
+                }
+            }
+        }
+        self.total = total;
+    }
+}
+
+/// The running totals of one batch of summaries being admitted, per (model, profile).
+#[derive(Debug, Default)]
+pub struct Pending {
+    totals: HashMap<(String, String), WindowSummary>,
 }
 
 /// A window's merged summary and where it came from.
@@ -45,8 +73,41 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
+    /// Whether `summary` may be merged into the aggregates of `model`, counting the summaries
+    /// already admitted into `pending` (one batch): `Err` names the field whose count would
+    /// wrap or whose sum would overflow. An admitted summary is added to `pending`.
+    pub fn admit(
+        &self,
+        pending: &mut Pending,
+        model: &str,
+        summary: &WindowSummary,
+    ) -> Result<(), String> {
+        let key = (model.to_owned(), summary.profile_hash.clone());
+        let total = match pending.totals.get_mut(&key) {
+            Some(t) => t,
+            None => {
+                let held = self.series.get(&key).and_then(|s| s.total.clone());
+                match held {
+                    None => {
+                        pending.totals.insert(key, summary.clone());
+                        return Ok(());
+                    }
+                    Some(t) => pending.totals.entry(key).or_insert(t),
+                }
+            }
+        };
+        match total.merge(summary) {
+            Ok(()) => Ok(()),
+            Err(MergeError::Overflow(field)) => Err(field),
+            // Another shape under the same hash cannot pass check_against; it is caught (and
+            // skipped) by add.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Merges a committed summary into its bucket. A summary that does not merge (another
-    /// shape under the same profile hash cannot happen for validated input) is skipped.
+    /// shape under the same profile hash cannot happen for validated input, and an overflow
+    /// was refused by [`Aggregates::admit`]) is skipped and logged.
     pub fn add(
         &mut self,
         model: &str,
@@ -60,9 +121,23 @@ impl Aggregates {
             .entry((model.to_owned(), summary.profile_hash.clone()))
             .or_default();
         series.longest_ms = series.longest_ms.max(window_ms);
+        let merged = match &mut series.total {
+            None => {
+                series.total = Some(summary.clone());
+                Ok(())
+            }
+            Some(t) => t.merge(summary),
+        };
+        if let Err(e) = merged {
+            tracing::error!(model, error = %e, "a committed summary does not merge into the aggregates; skipped");
+            return;
+        }
         match series.buckets.get_mut(&(window_start_ms, window_ms)) {
             Some(b) => {
-                if b.summary.merge(summary).is_ok() {
+                if let Err(e) = b.summary.merge(summary) {
+                    tracing::error!(model, error = %e, "a committed summary does not merge into its bucket; skipped");
+                    series.recompute_total();
+                } else {
                     b.versions.insert(model_version.to_owned());
                 }
             }
@@ -156,9 +231,13 @@ impl Aggregates {
                 }
                 series.longest_ms = series.longest_ms.max(HOUR_MS as u64);
             }
+            let held = series.buckets.len();
             series
                 .buckets
                 .retain(|(start, len), _| start.saturating_add(*len as i64) > drop_before_ms);
+            if series.buckets.len() != held {
+                series.recompute_total();
+            }
         }
         self.series.retain(|_, s| !s.buckets.is_empty());
     }
@@ -199,5 +278,32 @@ mod tests {
         agg.compact(2 * HOUR_MS, HOUR_MS + 1);
         assert_eq!(agg.bucket_count(), 1);
         assert!(agg.window("m", "other", 0, HOUR_MS).is_none());
+    }
+
+    #[test]
+    fn a_summary_whose_merge_would_wrap_is_not_admitted() {
+        let (schema, profile) = fixture();
+        let mut agg = Aggregates::default();
+        let mut big = WindowSummary::new(&schema, &profile);
+        big.record(&schema, &profile, &event(1.0));
+        // Counts scaled past what fits twice (merge checks wrapping, not plausibility).
+        big.events = u64::MAX / 2 + 1;
+        let mut pending = Pending::default();
+        assert_eq!(agg.admit(&mut pending, "m", &big), Ok(()));
+        agg.add("m", "1", 0, 60_000, &big);
+        // Another minute: its own bucket is empty, but the window over both would wrap.
+        let mut pending = Pending::default();
+        assert_eq!(agg.admit(&mut pending, "m", &big), Err("events".to_owned()));
+        // Within one batch, the second of two small summaries that together would wrap.
+        let mut agg = Aggregates::default();
+        let mut pending = Pending::default();
+        assert_eq!(agg.admit(&mut pending, "m", &big), Ok(()));
+        assert!(agg.admit(&mut pending, "m", &big).is_err());
+        // Once the held bucket is dropped, the total follows and the summary fits again.
+        agg.add("m", "1", 0, 60_000, &big);
+        agg.compact(0, HOUR_MS);
+        assert_eq!(agg.bucket_count(), 0);
+        assert_eq!(agg.admit(&mut Pending::default(), "m", &big), Ok(()));
+        let _ = &mut agg;
     }
 }

@@ -28,8 +28,19 @@ use crate::store::{ObjectiveRow, Store, StoreError};
 pub struct IngestJob {
     /// The summary.
     pub envelope: SummaryEnvelope,
-    /// `Ok(true)` when new, `Ok(false)` when a duplicate, `Err` when the commit failed.
-    pub reply: oneshot::Sender<Result<bool, String>>,
+    /// What became of it, or `Err` when the commit failed; taken when answered.
+    pub reply: Option<oneshot::Sender<Result<Commit, String>>>,
+}
+
+/// What the ingest writer did with a summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// Stored and merged.
+    New,
+    /// Its id was seen before; nothing was written.
+    Duplicate,
+    /// Refused, nothing written: merging it would overflow the named field of the aggregates.
+    Overflow(String),
 }
 
 /// Who is sending summaries or profiles.

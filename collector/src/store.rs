@@ -274,6 +274,13 @@ impl Store {
         }
     }
 
+    /// Whether the database answers: `SELECT 1` on a reader connection, constant time whatever
+    /// the size of the store (`GET /readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.reader).await?;
+        Ok(())
+    }
+
     /// Number of summaries accepted (ids remembered), for tests and the status.
     pub async fn summary_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT count(*) FROM summary_ids")

@@ -505,7 +505,7 @@ fn auth_validation_and_idempotency() {
     let oversized = client()
         .post(c.url("/v1/summaries"))
         .bearer_auth(agent_token)
-        .body(vec![b' '; 2 << 20])
+        .body(vec![b' '; (8 << 20) + 1])
         .send()
         .unwrap();
     assert_eq!(oversized.status(), 413);

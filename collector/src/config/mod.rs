@@ -15,6 +15,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+/// The agent's summary byte budget (`limits.max_summary_bytes`, 4 MiB by default): the
+/// agent refuses to start when its schema and caps could produce a larger summary.
+pub const SUMMARY_BUDGET_BYTES: usize = 4 << 20;
+
+/// Room for the envelope around a summary (ids, names, timestamps).
+pub const ENVELOPE_HEADROOM_BYTES: usize = 64 << 10;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,9 +46,12 @@ pub struct Config {
 pub struct Server {
     /// Address to bind; loopback by default so nothing is exposed by accident.
     pub listen: SocketAddr,
-    /// Largest accepted request body, as sent (compressed or not).
+    /// Largest accepted request body, as sent (compressed or not); at least the agent's summary
+    /// budget plus the envelope, since a summary of random category values barely compresses.
     pub max_body_bytes: usize,
-    /// Largest accepted body once decompressed: bounds gzip bombs.
+    /// Largest accepted body once decompressed: bounds gzip bombs. At least the agent's summary
+    /// budget ([`SUMMARY_BUDGET_BYTES`]) plus the envelope, so any summary the agent may send
+    /// is accepted by construction.
     pub max_decompressed_bytes: usize,
     /// Summaries waiting to be committed; beyond it ingest answers 429.
     pub ingest_queue: usize,
@@ -57,7 +67,7 @@ impl Default for Server {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
-            max_body_bytes: 1 << 20,
+            max_body_bytes: 8 << 20,
             max_decompressed_bytes: 8 << 20,
             ingest_queue: 4096,
             ingest_batch: 256,
@@ -149,6 +159,9 @@ pub struct Auth {
     pub agents: Vec<AgentToken>,
     /// Hashes of tokens allowed to read. When empty, reading is open.
     pub read_token_sha256: Vec<String>,
+    /// Hashes of tokens allowed to scrape `GET /metrics` (Prometheus's `authorization` block
+    /// sends one). When empty, `/metrics` is open, as Prometheus expects by default.
+    pub metrics_token_sha256: Vec<String>,
 }
 
 /// One agent's credentials and scope.
@@ -258,6 +271,36 @@ impl Config {
         if !self.auth.read_token_sha256.iter().all(|h| is_sha256_hex(h)) {
             return invalid("auth.read_token_sha256", "must be 64 lower-case hex digits");
         }
+        if !self
+            .auth
+            .metrics_token_sha256
+            .iter()
+            .all(|h| is_sha256_hex(h))
+        {
+            return invalid(
+                "auth.metrics_token_sha256",
+                "must be 64 lower-case hex digits",
+            );
+        }
+        let needed = SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES;
+        if self.server.max_body_bytes < needed {
+            return invalid(
+                "server.max_body_bytes",
+                &format!(
+                    "must be at least {needed}: the agent's summary budget ({SUMMARY_BUDGET_BYTES}) \
+                     plus room for the envelope (a summary of random category values barely compresses)"
+                ),
+            );
+        }
+        if self.server.max_decompressed_bytes < needed {
+            return invalid(
+                "server.max_decompressed_bytes",
+                &format!(
+                    "must be at least {needed}: the agent's summary budget ({SUMMARY_BUDGET_BYTES}) \
+                     plus room for the envelope, or a summary the agent may send is refused"
+                ),
+            );
+        }
         self.notify
             .check()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })
@@ -320,5 +363,33 @@ mod tests {
         let c = Config::load(Some(&path)).unwrap();
         assert_eq!(c.evaluation.interval, Duration::from_secs(5));
         assert_eq!(c.storage.retention, Duration::from_secs(2 * 86_400));
+    }
+
+    #[test]
+    fn body_limits_below_the_summary_budget_and_bad_metrics_hashes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (body, key) in [
+            (
+                "[server]\nmax_decompressed_bytes = 4194304\n",
+                "server.max_decompressed_bytes",
+            ),
+            (
+                "[server]\nmax_body_bytes = 1048576\n",
+                "server.max_body_bytes",
+            ),
+            (
+                "[auth]\nmetrics_token_sha256 = [\"abc\"]\n",
+                "auth.metrics_token_sha256",
+            ),
+        ] {
+            std::fs::write(&path, body).unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let d = Config::default();
+        assert!(d.server.max_decompressed_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
+        assert!(d.server.max_body_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
+        assert!(d.auth.metrics_token_sha256.is_empty(), "off by default");
     }
 }

@@ -68,3 +68,27 @@ impl FromRequestParts<Arc<App>> for Reader {
         }
     }
 }
+
+/// An authorised scraper of `/metrics`: 401 without or with an unknown metrics token, when
+/// metrics tokens are configured (`auth.metrics_token_sha256`); open otherwise.
+#[derive(Debug)]
+pub struct Scraper;
+
+impl FromRequestParts<Arc<App>> for Scraper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let tokens = &app.config.auth.metrics_token_sha256;
+        if tokens.is_empty() {
+            return Ok(Scraper);
+        }
+        let hash = bearer_hash(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("a bearer token is required (auth.metrics_token_sha256)")
+        })?;
+        if tokens.contains(&hash) {
+            Ok(Scraper)
+        } else {
+            Err(ApiError::unauthorized("unknown metrics token"))
+        }
+    }
+}

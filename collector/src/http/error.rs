@@ -63,7 +63,7 @@ impl ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         let status = match r.reason {
-            Reason::Invalid => StatusCode::BAD_REQUEST,
+            Reason::Invalid | Reason::Impossible | Reason::Overflow => StatusCode::BAD_REQUEST,
             Reason::Forbidden => StatusCode::FORBIDDEN,
             Reason::UnknownProfile => StatusCode::UNPROCESSABLE_ENTITY,
             Reason::Overloaded => StatusCode::TOO_MANY_REQUESTS,

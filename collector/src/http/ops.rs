@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::Reader;
+use super::auth::{Reader, Scraper};
 use super::error::ApiError;
 use crate::services::reload::{self, ReloadError};
 use crate::state::App;
@@ -32,8 +32,9 @@ pub async fn reload(State(app): State<Arc<App>>, _: Reader) -> Result<Json<Value
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// `GET /metrics`: the Prometheus text exposition; behind a bearer token when
+/// `auth.metrics_token_sha256` is set, since it names agents, models and objectives.
+pub async fn metrics(State(app): State<Arc<App>>, _: Scraper) -> Response {
     let (content_type, body) = app.metrics.render();
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -43,10 +44,11 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database answers. Cheap (one `SELECT 1` on a reader connection, no table
+/// touched), because agents probe it every second while they wait out an outage.
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     app.store
-        .summary_count()
+        .ping()
         .await
         .map_err(|e| ApiError::unavailable(&e.to_string()))?;
     Ok(Json(json!({"status": "ready"})))

@@ -15,7 +15,8 @@ use aims_core::wire::SummaryEnvelope;
 use aims_core::ReferenceProfile;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::state::{App, Caller, IngestJob};
+use crate::aggregate::Pending;
+use crate::state::{App, Caller, Commit, IngestJob};
 
 /// The longest window an agent may summarise; longer ones are refused rather than trusted.
 const MAX_WINDOW_MS: u64 = 86_400_000;
@@ -25,6 +26,13 @@ const MAX_WINDOW_MS: u64 = 86_400_000;
 pub enum Reason {
     /// It does not parse or validate.
     Invalid,
+    /// It parses and has the schema's shape, but could not have been recorded from real
+    /// events: a count past 2^53, counts that disagree with their histograms, `min > max`, a
+    /// negative sum of squares, a float that is not finite ([`aims_core::invariants::validate`]).
+    Impossible,
+    /// Merging it into what is already held would wrap a count or overflow a sum
+    /// ([`aims_core::summary::MergeError::Overflow`]); it is refused, so no aggregate ever wraps.
+    Overflow,
     /// The caller may not send it.
     Forbidden,
     /// It names a reference profile the collector does not know.
@@ -40,6 +48,8 @@ impl Reason {
     pub fn outcome(self) -> &'static str {
         match self {
             Reason::Invalid => "invalid",
+            Reason::Impossible => "impossible",
+            Reason::Overflow => "overflow",
             Reason::Forbidden => "forbidden",
             Reason::UnknownProfile => "unknown_profile",
             Reason::Overloaded => "overloaded",
@@ -141,9 +151,19 @@ pub async fn submit_summary(
         .summary
         .check_against(&profile.schema, &profile)
         .map_err(|e| Rejection::new(Reason::Invalid, "summary", e.to_string()))?;
+    aims_core::invariants::validate(&envelope.summary).map_err(|e| {
+        Rejection::new(
+            Reason::Impossible,
+            &format!("summary.{}", e.field),
+            e.message,
+        )
+    })?;
     let id = envelope.id.clone();
     let (reply, answer) = oneshot::channel();
-    match app.ingest.try_send(IngestJob { envelope, reply }) {
+    match app.ingest.try_send(IngestJob {
+        envelope,
+        reply: Some(reply),
+    }) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             return Err(Rejection::new(
@@ -157,7 +177,14 @@ pub async fn submit_summary(
         }
     }
     match answer.await {
-        Ok(Ok(new)) => Ok((id, new)),
+        Ok(Ok(Commit::New)) => Ok((id, true)),
+        Ok(Ok(Commit::Duplicate)) => Ok((id, false)),
+        Ok(Ok(Commit::Overflow(field))) => Err(Rejection::new(
+            Reason::Overflow,
+            &format!("summary.{field}"),
+            "merging this summary into the aggregates already held would overflow it; \
+             no real window holds that much",
+        )),
         Ok(Err(e)) => Err(Rejection::new(Reason::Unavailable, "", e)),
         Err(_) => Err(Rejection::new(Reason::Unavailable, "", "shutting down")),
     }
@@ -276,6 +303,28 @@ pub async fn writer(
         if received == 0 {
             return;
         }
+        // Refuse, before anything is written, the summaries whose merge would wrap a count or
+        // overflow a sum of what is held (checked cumulatively over this batch).
+        {
+            let agg = app.aggregates.read();
+            let mut pending = Pending::default();
+            jobs.retain_mut(|job| {
+                let e = &job.envelope;
+                match agg.admit(&mut pending, &e.model, &e.summary) {
+                    Ok(()) => true,
+                    Err(field) => {
+                        tracing::warn!(agent = %e.agent, model = %e.model, %field, "summary refused: merging it would overflow");
+                        if let Some(reply) = job.reply.take() {
+                            reply.send(Ok(Commit::Overflow(field))).ok();
+                        }
+                        false
+                    }
+                }
+            });
+        }
+        if jobs.is_empty() {
+            continue;
+        }
         let now = app.now_ms();
         let refs: Vec<&SummaryEnvelope> = jobs.iter().map(|j| &j.envelope).collect();
         match app.store.insert_summaries(&refs, now).await {
@@ -300,14 +349,20 @@ pub async fn writer(
                             .set(now as f64 / 1000.0);
                     }
                 }
-                for (job, new) in jobs.drain(..).zip(fresh) {
-                    job.reply.send(Ok(new)).ok();
+                for (mut job, new) in jobs.drain(..).zip(fresh) {
+                    if let Some(reply) = job.reply.take() {
+                        reply
+                            .send(Ok(if new { Commit::New } else { Commit::Duplicate }))
+                            .ok();
+                    }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, batch = jobs.len(), "committing summaries failed");
-                for job in jobs.drain(..) {
-                    job.reply.send(Err(e.to_string())).ok();
+                for mut job in jobs.drain(..) {
+                    if let Some(reply) = job.reply.take() {
+                        reply.send(Err(e.to_string())).ok();
+                    }
                 }
             }
         }
