@@ -295,6 +295,9 @@ mod tests {
                 model_versions: Some(vec!["1".into()]),
                 profile_hash: None,
                 state: State::Ok,
+                interval: None,
+                reading: None,
+                too_small: Default::default(),
             }),
         )
     }
