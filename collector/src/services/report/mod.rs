@@ -102,8 +102,10 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         if !in_scope(&o.model) || live_to < req.from_ms || t.first_in_force_ms.is_none() {
             continue;
         }
-        finish_intervals(&mut t.breaches, req.from_ms, req.to_ms);
-        finish_intervals(&mut t.alerts, req.from_ms, req.to_ms);
+        // A breach or alert still open is measured to the period's end or to now, whichever
+        // comes first: never into the future.
+        finish_intervals(&mut t.breaches, req.from_ms, period_end);
+        finish_intervals(&mut t.alerts, req.from_ms, period_end);
         if req.interval.as_millis() > 0 {
             completeness.scheduled +=
                 ((live_to - live_from).max(0) as u128 / req.interval.as_millis()) as u64;
@@ -463,6 +465,79 @@ mod tests {
         assert!(!page.contains("<script>") && !page.contains("<b>title</b>"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("a &quot;quoted&quot; &lt;b&gt;title&lt;/b&gt; &amp; more"));
+    }
+
+    /// A period that includes now: a breach and an alert still open end at now, not at the
+    /// period's end (issue 22: `open | 18h 22m` for a breach that began minutes earlier).
+    #[tokio::test]
+    async fn open_breaches_end_at_now_when_the_period_includes_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
+            .await
+            .unwrap();
+        let version = Entry::objective(
+            "parity",
+            Payload::ObjectiveVersion(ObjectiveVersion {
+                objective: "parity".into(),
+                version: "v1".into(),
+                previous_version: None,
+                file_version: "f".into(),
+                policy: "P".into(),
+                definition: definition("0.8"),
+            }),
+        );
+        let firing = Entry::objective(
+            "parity",
+            Payload::Transition(Transition {
+                objective: "parity".into(),
+                version: "v1".into(),
+                from: State::Ok,
+                to: State::Firing,
+                at_ms: 3_000,
+                value: None,
+                target: ">= 0.8".into(),
+                severity: "critical".into(),
+            }),
+        );
+        log.append(vec![version], &[], 1_000).await.unwrap();
+        log.append(
+            vec![evaluation("breached", 0.5, "0.8", "v1"), firing],
+            &[],
+            3_000,
+        )
+        .await
+        .unwrap();
+        let req = Request {
+            from_ms: 0,
+            to_ms: 86_400_000,
+            model: None,
+            now_ms: 10_000,
+            interval: Duration::from_secs(1),
+            config_path: None,
+        };
+        let r = build(&store, &req).await.unwrap();
+        let o = &r.objectives[0];
+        assert_eq!(
+            (o.breaches[0].start_ms, o.breaches[0].end_ms),
+            (3_000, None)
+        );
+        assert_eq!(
+            o.breaches[0].duration_seconds, 7.0,
+            "open breach measured to now, not to the period end"
+        );
+        assert_eq!(o.alerts[0].duration_seconds, 7.0);
+        // The intervals' evidence column says what its numbers are, the verification commands
+        // wrap instead of overflowing the page, and durations are whole seconds.
+        let page = html::render(&r);
+        assert!(page.contains("<th>Evidence records</th>"), "{page}");
+        assert!(page.contains("#2 (start)") && !page.contains("<td>2</td>"));
+        assert!(page.contains("pre{white-space:pre-wrap"));
+        assert!(page.contains("<td>7s</td>"), "{page}");
+        let md = markdown::render(&r);
+        assert!(md.contains("| Evidence records |") && md.contains("#2 (start)"));
     }
 
     #[test]
