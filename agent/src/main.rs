@@ -62,7 +62,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Build or inspect reference profiles.
+    /// Build a reference profile from a training or validation dataset.
     Reference {
         #[command(subcommand)]
         command: ReferenceCommand,

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub model_dataset_drift_share: GaugeVec,
     /// Fairness metrics per model and attribute.
     pub model_fairness: GaugeVec,
+    /// Lower bound of a fairness metric's confidence interval, beside `model_fairness`.
+    pub model_fairness_lower: GaugeVec,
+    /// Upper bound of a fairness metric's confidence interval, beside `model_fairness`.
+    pub model_fairness_upper: GaugeVec,
     /// Selection rate per model, attribute and group.
     pub model_selection_rate: GaugeVec,
     /// True positive rate per model, attribute and group (the fairness dashboard's per-group view).
@@ -240,6 +244,18 @@ impl Metrics {
                 &r,
                 "aims_model_fairness",
                 "Fairness metric of an attribute over the metrics window",
+                &["model", "attribute", "metric"],
+            ),
+            model_fairness_lower: gauge(
+                &r,
+                "aims_model_fairness_lower",
+                "Lower bound of the fairness metric's confidence interval (Bonferroni-adjusted)",
+                &["model", "attribute", "metric"],
+            ),
+            model_fairness_upper: gauge(
+                &r,
+                "aims_model_fairness_upper",
+                "Upper bound of the fairness metric's confidence interval (Bonferroni-adjusted)",
                 &["model", "attribute", "metric"],
             ),
             model_selection_rate: gauge(

@@ -111,17 +111,24 @@ fn the_kubernetes_sidecar_config_is_a_valid_agent_configuration() {
     );
 }
 
+/// The demo passes its own check: with the quickstart's collector configuration too, so every
+/// receiver its objectives name is one that configuration delivers to.
 #[test]
 fn the_quickstart_objectives_check() {
-    let out = run(
-        &binary("aims-collector"),
-        &["check", "config/quickstart/objectives.yaml"],
-        &[],
-        &repo_root(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for args in [
+        &["check", "config/quickstart/objectives.yaml"][..],
+        &[
+            "check",
+            "config/quickstart/objectives.yaml",
+            "--config",
+            "config/quickstart/collector.toml",
+        ][..],
+    ] {
+        let out = run(&binary("aims-collector"), args, &[], &repo_root());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -14,8 +14,11 @@ use aims_core::evidence::payload::{
     Evaluation, GapEdge, IngestionGap, Payload, Transition, Window,
 };
 use aims_core::lifecycle::{step, Input, State, Timing};
+use aims_core::metrics::intervals::Interval;
 use aims_core::metrics::{self, Report, Selector};
+use aims_core::objective::Reading;
 use aims_core::objective::{Objective, Verdict, NO_DATA_METRIC};
+use aims_core::summary::WindowSummary;
 use aims_core::{Measured, ReferenceProfile};
 use tokio::sync::watch;
 
@@ -79,8 +82,19 @@ const LATENCY: &[(&str, &str)] = &[
 /// A window's merged summary and its catalogue, shared by the objectives that need it.
 struct Computed {
     report: Report,
+    /// The merged summary, from which an objective's own fairness options are computed.
+    summary: WindowSummary,
     versions: BTreeSet<String>,
     profile: Arc<ReferenceProfile>,
+}
+
+/// What `measure_objective` and `judge_measurement` add to a value: recorded as evidence.
+#[derive(Default)]
+struct Detail {
+    interval: Option<Interval>,
+    reading: Option<Reading>,
+    too_small: std::collections::BTreeMap<String, u64>,
+    verdict: Option<Verdict>,
 }
 
 /// The verdict's JSON name.
@@ -188,6 +202,7 @@ pub async fn cycle(
                 );
                 Some(Arc::new(Computed {
                     report,
+                    summary: merged.summary,
                     versions: merged.versions,
                     profile,
                 }))
@@ -206,6 +221,7 @@ pub async fn cycle(
         };
         let window_ms = o.window.as_millis().min(i64::MAX as u128) as i64;
         let mut context = None;
+        let mut detail = Detail::default();
         let (input, value, samples, verdict) = if o.metric == NO_DATA_METRIC {
             let since = last
                 .get(&o.model)
@@ -231,15 +247,24 @@ pub async fn cycle(
                     0,
                 ),
                 Some(c) => {
-                    let m = metrics::measure(&o.metric, &o.selector, &c.report);
+                    let m = metrics::measure_objective(o, &c.profile.schema, &c.summary, &c.report);
                     context = Some(c);
                     match m {
-                        Ok(m) => (m.value, m.samples),
+                        Ok(m) => {
+                            let judgement = o.judge_measurement(&m);
+                            detail = Detail {
+                                interval: m.interval,
+                                reading: Some(judgement.reading),
+                                too_small: m.too_small,
+                                verdict: Some(judgement.verdict),
+                            };
+                            (m.value, m.samples)
+                        }
                         Err(e) => (Measured::undefined(e.to_string()), 0),
                     }
                 }
             };
-            let verdict = o.judge(&value, samples);
+            let verdict = detail.verdict.unwrap_or_else(|| o.judge(&value, samples));
             (
                 Input::Judged(verdict),
                 Some(value),
@@ -275,6 +300,9 @@ pub async fn cycle(
                     .map(|c| c.versions.iter().cloned().collect()),
                 profile_hash: context.as_ref().map(|c| c.profile.hash.clone()),
                 state: lifecycle.state,
+                interval: detail.interval,
+                reading: detail.reading,
+                too_small: detail.too_small,
             }),
         ));
         for t in &transitions {
@@ -432,7 +460,17 @@ fn model_gauges(app: &App, model: &str, report: &Report) {
         };
         for name in FAIRNESS {
             if let Ok(x) = metrics::measure(name, &selector, report) {
-                set(&m.model_fairness, &[model, attribute, name], &x.value);
+                let labels = [model, attribute.as_str(), *name];
+                set(&m.model_fairness, &labels, &x.value);
+                let (lower, upper) = match x.interval {
+                    Some(i) => (Measured::Value(i.lower), Measured::Value(i.upper)),
+                    None => (
+                        Measured::undefined("no interval"),
+                        Measured::undefined("no interval"),
+                    ),
+                };
+                set(&m.model_fairness_lower, &labels, &lower);
+                set(&m.model_fairness_upper, &labels, &upper);
             }
         }
         for (group, g) in &f.groups {

@@ -7,13 +7,16 @@
 //! keeps its name and is always present, `null` when empty. Fields added later must be
 //! `Option` so older records still read.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Kind, Record};
 use crate::lifecycle::State;
+use crate::metrics::intervals::Interval;
 use crate::metrics::{Measured, Selector};
-use crate::objective::Objective;
+use crate::objective::{Objective, Reading};
 
 /// What an evidence record says, by kind.
 ///
@@ -144,6 +147,17 @@ pub struct Evaluation {
     pub profile_hash: Option<String>,
     /// Lifecycle state after this evaluation.
     pub state: State,
+    /// Confidence interval of the value, for fairness metrics (absent in records written
+    /// before intervals, so they still verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// How the verdict was read: `point`, or for `breach: significant` whether the interval
+    /// lies beyond, straddles or meets the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<Reading>,
+    /// Groups left out of a parity metric as smaller than `min_group_samples`, with counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub too_small: BTreeMap<String, u64>,
 }
 
 /// `transition`: a lifecycle step.

@@ -24,6 +24,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:2px solid #234;padding-
 h3{margin-bottom:.3rem}table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #bbb;padding:.25rem .45rem;text-align:left;vertical-align:top}th{background:#eef1f5}
 code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem;word-break:break-all}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%}
 .met{color:#17612e}.at_risk{color:#8a5a00}.not_met{color:#a11}.not_measurable{color:#555}
 .cards{display:flex;gap:.6rem;flex-wrap:wrap}.card{border:1px solid #bbb;border-radius:6px;padding:.5rem .9rem;min-width:8rem}
 .card b{display:block;font-size:1.5rem}svg.chart{width:100%;height:auto;border:1px solid #ddd;background:#fff}
@@ -104,7 +105,7 @@ pub fn render(r: &Report) -> String {
                     p { "No monitoring gaps." }
                 } @else {
                     table {
-                        tr { th { "Model" } th { "Start" } th { "End" } th { "Duration" } th { "Records" } }
+                        tr { th { "Model" } th { "Start" } th { "End" } th { "Duration" } th { "Evidence records" } }
                         @for g in &r.coverage.gaps {
                             tr {
                                 td { (g.model) }
@@ -247,10 +248,12 @@ fn list(items: &[String], empty: &str) -> Markup {
     }
 }
 
+/// The evidence records where an interval starts and ends, by sequence number, so a reader
+/// can look them up with `GET /v1/evidence` or in the pack.
 fn seqs(start: u64, end: Option<u64>) -> String {
     match end {
-        Some(e) => format!("{start}, {e}"),
-        None => start.to_string(),
+        Some(e) => format!("#{start} (start), #{e} (end)"),
+        None => format!("#{start} (start)"),
     }
 }
 
@@ -293,7 +296,14 @@ fn objective(o: &ObjectiveSection, from_ms: i64, to_ms: i64) -> Markup {
                 (row("Plan: evaluation method", html! { (o.plan.evaluation) }))
                 (row("Annex A controls", html! { (o.controls.join(", ")) }))
             }
-            (chart_markup(&o.series, o.target_threshold, &o.breaches, from_ms, to_ms))
+            @let (a, b) = data_extent(&o.series, &o.breaches, from_ms, to_ms);
+            (chart_markup(&o.series, o.target_threshold, &o.breaches, a, b))
+            @if (a, b) != (from_ms, to_ms) {
+                p class="note" {
+                    "The chart spans the evaluations recorded, " (rfc3339(a)) " to " (rfc3339(b))
+                    "; the period runs " (rfc3339(from_ms)) " to " (rfc3339(to_ms)) " and has no data outside it."
+                }
+            }
             (intervals("Breaches", &o.breaches))
             (intervals("Alerts (firing)", &o.alerts))
         }
@@ -307,7 +317,7 @@ fn intervals(title: &str, items: &[Interval]) -> Markup {
             p { "None." }
         } @else {
             table {
-                tr { th { "Start" } th { "End" } th { "Duration" } th { "Records" } }
+                tr { th { "Start" } th { "End" } th { "Duration" } th { "Evidence records" } }
                 @for i in items {
                     tr {
                         td { (i.start) }
@@ -406,10 +416,38 @@ fn chart_markup(
             @for (ms, anchor) in [(from_ms, "start"), (to_ms, "end")] {
                 text x=(f1(x(ms))) y=(f1(HEIGHT - 8.0)) font-size="11" text-anchor=(anchor) { (rfc3339(ms)) }
             }
+            text x=(f1(PAD_LEFT + plot_w / 2.0)) y=(f1(HEIGHT - 8.0)) font-size="11" text-anchor="middle" { "time (UTC)" }
             @for run in runs.iter().filter(|r| !r.is_empty()) {
                 polyline class="value" points=(points(run)) fill="none" stroke="#1f5fa8" stroke-width="1.6" {}
             }
         }
+    }
+}
+
+/// The time span a chart shows: from the first to the last evaluation or breach edge inside the
+/// period, so twelve minutes of data fill the chart instead of a hairline between the period's
+/// end labels. Without data, the whole period.
+pub fn data_extent(
+    series: &[Point],
+    breaches: &[Interval],
+    from_ms: i64,
+    to_ms: i64,
+) -> (i64, i64) {
+    let times = series
+        .iter()
+        .map(|p| p.at_ms)
+        .chain(
+            breaches
+                .iter()
+                .flat_map(|b| [Some(b.start_ms), b.end_ms])
+                .flatten(),
+        )
+        .filter(|t| (from_ms..=to_ms).contains(t));
+    let (lo, hi) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    if lo >= hi {
+        (from_ms, to_ms)
+    } else {
+        (lo, hi)
     }
 }
 
@@ -483,6 +521,43 @@ mod tests {
         let xs = coords(&svg, "x");
         assert!(xs.iter().any(|x| (x - points[1].0).abs() < 0.2));
         assert!(xs.iter().any(|x| (x - points[4].0).abs() < 0.2));
+    }
+
+    /// Twelve minutes of data in a day-long period fill the chart (issue 22: a hairline
+    /// between the period's end labels), and the time axis is labelled.
+    #[test]
+    fn the_chart_spans_the_data_not_the_whole_period() {
+        let day = 86_400_000;
+        let series: Vec<Point> = (0..=12)
+            .map(|i| Point {
+                at_ms: 36_000_000 + i * 60_000,
+                value: Some(0.9),
+                target: Some(0.8),
+                verdict: "met".to_owned(),
+            })
+            .collect();
+        let (a, b) = data_extent(&series, &[], 0, day);
+        assert_eq!((a, b), (36_000_000, 36_720_000));
+        assert_eq!(
+            data_extent(&[], &[], 0, day),
+            (0, day),
+            "no data: the period"
+        );
+        let svg = chart(&series, 0.8, &[], a, b);
+        let xs: Vec<f64> = svg
+            .split("class=\"value\" points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split_once(',').unwrap().0.parse().unwrap())
+            .collect();
+        let width = xs.last().unwrap() - xs.first().unwrap();
+        assert!(
+            width > 0.9 * (WIDTH - PAD_LEFT - PAD_RIGHT),
+            "the line spans the plot: {width}"
+        );
+        assert!(svg.contains("time (UTC)"));
     }
 
     #[test]

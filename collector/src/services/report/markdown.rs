@@ -17,7 +17,7 @@ fn intervals(m: &mut String, title: &str, items: &[Interval]) {
         m.push_str("None.\n");
         return;
     }
-    m.push_str("| Start | End | Duration | Records |\n|---|---|---|---|\n");
+    m.push_str("| Start | End | Duration | Evidence records |\n|---|---|---|---|\n");
     for i in items {
         let _ = writeln!(
             m,
@@ -26,7 +26,10 @@ fn intervals(m: &mut String, title: &str, items: &[Interval]) {
             if i.end.is_empty() { "open" } else { &i.end },
             duration(i.duration_seconds),
             i.end_seq
-                .map_or(i.start_seq.to_string(), |e| format!("{}, {e}", i.start_seq))
+                .map_or(format!("#{} (start)", i.start_seq), |e| format!(
+                    "#{} (start), #{e} (end)",
+                    i.start_seq
+                ))
         );
     }
 }

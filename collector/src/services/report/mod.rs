@@ -102,13 +102,14 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         if !in_scope(&o.model) || live_to < req.from_ms || t.first_in_force_ms.is_none() {
             continue;
         }
-        finish_intervals(&mut t.breaches, req.from_ms, req.to_ms);
-        finish_intervals(&mut t.alerts, req.from_ms, req.to_ms);
-        if req.interval.as_millis() > 0 {
-            completeness.scheduled +=
-                ((live_to - live_from).max(0) as u128 / req.interval.as_millis()) as u64;
-        }
-        completeness.completed += t.counts.total;
+        // A breach or alert still open is measured to the period's end or to now, whichever
+        // comes first: never into the future.
+        finish_intervals(&mut t.breaches, req.from_ms, period_end);
+        finish_intervals(&mut t.alerts, req.from_ms, period_end);
+        let times: Vec<i64> = t.series.iter().map(|p| p.at_ms).collect();
+        let (scheduled, completed) = slots(&times, live_from, live_to, req.interval);
+        completeness.scheduled += scheduled;
+        completeness.completed += completed;
         completeness.insufficient_data += t.counts.insufficient_data;
         completeness.no_data += t.counts.no_data;
         let fired = !t.alerts.is_empty();
@@ -249,6 +250,24 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
     Ok(report)
 }
 
+/// Evaluation slots of one objective: the period it was in force, `[from_ms, to_ms)`, cut into
+/// slots of one `interval` each (the last may be partial), and how many of them hold at least one
+/// evaluation. Counting slots, not evaluations, keeps `completed <= scheduled` whatever
+/// restarts, reloads or a changed cadence add.
+pub fn slots(times: &[i64], from_ms: i64, to_ms: i64, interval: std::time::Duration) -> (u64, u64) {
+    let step = interval.as_millis().min(i64::MAX as u128) as i64;
+    if step <= 0 || to_ms <= from_ms {
+        return (0, 0);
+    }
+    let scheduled = to_ms.saturating_sub(from_ms).saturating_add(step - 1) / step;
+    let hit: BTreeSet<i64> = times
+        .iter()
+        .filter(|t| (from_ms..to_ms).contains(t))
+        .map(|t| (t - from_ms) / step)
+        .collect();
+    (scheduled as u64, hit.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::scan::breach_intervals;
@@ -295,6 +314,9 @@ mod tests {
                 model_versions: Some(vec!["1".into()]),
                 profile_hash: None,
                 state: State::Ok,
+                interval: None,
+                reading: None,
+                too_small: Default::default(),
             }),
         )
     }
@@ -439,8 +461,8 @@ mod tests {
         assert_eq!(r.coverage.gaps[0].duration_seconds, 2.0);
         assert_eq!(r.completeness.completed, 5);
         assert_eq!(
-            r.completeness.scheduled, 6,
-            "1.5 s to 8 s at one per second"
+            r.completeness.scheduled, 7,
+            "1.5 s to 8 s at one per second: seven slots, the last one half"
         );
         assert_eq!(r.summary.not_met, 1);
         assert_eq!(r.controls[0].evaluations, 5);
@@ -460,6 +482,99 @@ mod tests {
         assert!(!page.contains("<script>") && !page.contains("<b>title</b>"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("a &quot;quoted&quot; &lt;b&gt;title&lt;/b&gt; &amp; more"));
+    }
+
+    /// A period that includes now: a breach and an alert still open end at now, not at the
+    /// period's end (issue 22: `open | 18h 22m` for a breach that began minutes earlier).
+    #[tokio::test]
+    async fn open_breaches_end_at_now_when_the_period_includes_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
+            .await
+            .unwrap();
+        let version = Entry::objective(
+            "parity",
+            Payload::ObjectiveVersion(ObjectiveVersion {
+                objective: "parity".into(),
+                version: "v1".into(),
+                previous_version: None,
+                file_version: "f".into(),
+                policy: "P".into(),
+                definition: definition("0.8"),
+            }),
+        );
+        let firing = Entry::objective(
+            "parity",
+            Payload::Transition(Transition {
+                objective: "parity".into(),
+                version: "v1".into(),
+                from: State::Ok,
+                to: State::Firing,
+                at_ms: 3_000,
+                value: None,
+                target: ">= 0.8".into(),
+                severity: "critical".into(),
+            }),
+        );
+        log.append(vec![version], &[], 1_000).await.unwrap();
+        log.append(
+            vec![evaluation("breached", 0.5, "0.8", "v1"), firing],
+            &[],
+            3_000,
+        )
+        .await
+        .unwrap();
+        let req = Request {
+            from_ms: 0,
+            to_ms: 86_400_000,
+            model: None,
+            now_ms: 10_000,
+            interval: Duration::from_secs(1),
+            config_path: None,
+        };
+        let r = build(&store, &req).await.unwrap();
+        let o = &r.objectives[0];
+        assert_eq!(
+            (o.breaches[0].start_ms, o.breaches[0].end_ms),
+            (3_000, None)
+        );
+        assert_eq!(
+            o.breaches[0].duration_seconds, 7.0,
+            "open breach measured to now, not to the period end"
+        );
+        assert_eq!(o.alerts[0].duration_seconds, 7.0);
+        // The intervals' evidence column says what its numbers are, the verification commands
+        // wrap instead of overflowing the page, and durations are whole seconds.
+        let page = html::render(&r);
+        assert!(page.contains("<th>Evidence records</th>"), "{page}");
+        assert!(page.contains("#2 (start)") && !page.contains("<td>2</td>"));
+        assert!(page.contains("pre{white-space:pre-wrap"));
+        assert!(page.contains("<td>7s</td>"), "{page}");
+        let md = markdown::render(&r);
+        assert!(md.contains("| Evidence records |") && md.contains("#2 (start)"));
+    }
+
+    /// The defining identity of section 6: completed slots never exceed scheduled ones, even
+    /// when restarts and reloads record more evaluations than the cadence (issue 22: `Scheduled
+    /// 730 | Completed 735`).
+    #[test]
+    fn completed_slots_never_exceed_scheduled_ones() {
+        let second = Duration::from_secs(1);
+        // Two collectors' worth of evaluations (a restart doubling the cadence) in 10 s.
+        let times: Vec<i64> = (0..20).map(|i| i * 500).collect();
+        assert_eq!(slots(&times, 0, 10_000, second), (10, 10));
+        // Evaluations outside the period are not counted; a gap leaves slots empty.
+        let times = [-500, 0, 1_000, 5_000, 10_000];
+        assert_eq!(slots(&times, 0, 10_000, second), (10, 3));
+        assert_eq!(slots(&[], 0, 0, second), (0, 0));
+        for n in 0..50_i64 {
+            let times: Vec<i64> = (0..n * 3).map(|i| (i * 7_919) % 30_000).collect();
+            let (scheduled, completed) = slots(&times, 0, 1_000 * n, second);
+            assert!(completed <= scheduled, "{completed} > {scheduled}");
+        }
     }
 
     #[test]

@@ -355,9 +355,9 @@ pub struct ObjectiveSection {
 /// Evaluations expected and recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completeness {
-    /// Expected from the cadence and the time each objective was in force.
+    /// Evaluation slots (one evaluation interval each) while each objective was in force.
     pub scheduled: u64,
-    /// Recorded.
+    /// Scheduled slots holding at least one recorded evaluation: never more than `scheduled`.
     pub completed: u64,
     /// Recorded with too few samples.
     pub insufficient_data: u64,

@@ -20,8 +20,28 @@ pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
-/// Seconds as a human duration.
+/// Seconds as a human duration, to the second (`18h 22m 15s`, not `… 543ms`): evidence is
+/// recorded at evaluation cadence, so milliseconds claim a precision the report does not have.
+/// Durations under a second keep their milliseconds, so a sub-second cadence is not `0s`.
 pub fn duration(seconds: f64) -> String {
-    let ms = (seconds * 1000.0).round().max(0.0) as u64;
-    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+    let seconds = seconds.max(0.0);
+    let d = if seconds < 1.0 {
+        std::time::Duration::from_millis((seconds * 1000.0).round() as u64)
+    } else {
+        std::time::Duration::from_secs(seconds.round() as u64)
+    };
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_are_shown_to_the_second() {
+        assert_eq!(duration(66_135.543), "18h 22m 16s");
+        assert_eq!(duration(2.0), "2s");
+        assert_eq!(duration(0.25), "250ms");
+        assert_eq!(duration(0.0), "0s");
+    }
 }
