@@ -1,5 +1,5 @@
 //! Golden tests against NannyML 0.13.1 (`scripts/golden/nannyml_cases.py`,
-//! `fixtures/golden/nannyml.json`): CBPE and PCA reconstruction error, fitted here from the same
+//! `fixtures/golden/nannyml/cases.json`): CBPE and PCA reconstruction error, fitted here from the same
 //! reference rows and compared chunk by chunk (NannyML's default chunker: 10 chunks in row
 //! order).
 //!
@@ -20,7 +20,8 @@ use aims_core::pca::{ErrorMoments, ReconstructionModel};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/nannyml.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/nannyml/cases.json");
     serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
 }
 

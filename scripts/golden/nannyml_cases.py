@@ -1,6 +1,6 @@
 """Golden values for CBPE and PCA reconstruction error, computed with NannyML.
 
-Writes core/tests/fixtures/golden/nannyml.json: the seeded reference rows, and per case the
+Writes core/tests/fixtures/golden/nannyml/cases.json: the seeded reference rows, and per case the
 analysis rows and NannyML's per-chunk results with its default chunker (10 chunks in row order).
 The Rust tests fit the profile from the same reference rows and compare chunk by chunk.
 
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import nannyml as nml  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[2] / "core/tests/fixtures/golden/nannyml.json"
+OUT = Path(__file__).resolve().parents[2] / "core/tests/fixtures/golden/nannyml/cases.json"
 N = 5000
 NUMERIC = ["x1", "x2", "x3", "x4"]
 CATEGORICAL = ["channel"]
@@ -153,6 +153,7 @@ def main():
         "reference": {c: column(reference, c) for c in NUMERIC + CATEGORICAL + ["score", "pred", "label"]},
         "cases": cases,
     }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, separators=(",", ":")) + "\n")
     print(f"wrote {OUT.name}")
 
