@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Equal-width score bins the estimated ROC AUC is computed on.
-pub const CBPE_SCORE_BINS: usize = 200;
+pub const CBPE_SCORE_BINS: usize = 100;
 
 /// Half-width of the sampling-error band, in standard errors (NannyML's `SAMPLING_ERROR_RANGE`).
 pub const SAMPLING_ERROR_RANGE: f64 = 3.0;
