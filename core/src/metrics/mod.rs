@@ -172,7 +172,10 @@ fn reconstruction(profile: &ReferenceProfile, summary: &WindowSummary) -> Option
     let mean = m.mean();
     Some(Reconstruction {
         method: RECONSTRUCTION_METHOD.to_owned(),
-        value: mean.map_or_else(|| Measured::undefined("no events"), Measured::Value),
+        value: mean.map_or_else(
+            || Measured::undefined("no events"),
+            |v| Measured::finite(v, "not computable"),
+        ),
         sampling_error: m.sampling_error(),
         components: model.components.len(),
         lower_threshold: model.lower_threshold,
