@@ -145,7 +145,6 @@ pub fn summary_bound(
     if let Some(c) = s.cbpe.as_mut() {
         (c.predicted_positive, c.predicted_negative) = (WIDE, WIDE);
         (c.predicted_positive_p, c.predicted_negative_p) = (LONG, LONG);
-        c.bin_counts = vec![WIDE; aims_core::cbpe::CBPE_SCORE_BINS];
         c.bin_p = vec![LONG; aims_core::cbpe::CBPE_SCORE_BINS];
     }
     if let Some(m) = s.reconstruction.as_mut() {

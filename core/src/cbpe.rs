@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Equal-width score bins the estimated ROC AUC is computed on.
-pub const CBPE_SCORE_BINS: usize = 100;
+/// Equal-width score bins the estimated ROC AUC is computed on: the summary's own score bins
+/// ([`crate::profile::SCORE_BINS`]), whose counts it already keeps.
+pub const CBPE_SCORE_BINS: usize = crate::profile::SCORE_BINS;
 
 /// Half-width of the sampling-error band, in standard errors (NannyML's `SAMPLING_ERROR_RANGE`).
 pub const SAMPLING_ERROR_RANGE: f64 = 3.0;
@@ -417,22 +418,10 @@ pub struct CbpeSums {
     pub predicted_negative: u64,
     /// Sum of calibrated probabilities over rows predicted negative (expected FN).
     pub predicted_negative_p: f64,
-    /// Rows per equal-width score bin ([`CBPE_SCORE_BINS`] of them; empty until a row).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bin_counts: Vec<u64>,
-    /// Sum of calibrated probabilities per score bin.
+    /// Sum of calibrated probabilities per equal-width score bin ([`CBPE_SCORE_BINS`] of
+    /// them; empty until a row). The rows per bin are the summary's `prediction.score_bins`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bin_p: Vec<f64>,
-}
-
-/// Bin of a score among [`CBPE_SCORE_BINS`] equal-width bins on [0, 1] (1.0 in the last).
-pub fn cbpe_bin(score: f64) -> usize {
-    let s = if score.is_finite() {
-        score.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    ((s * CBPE_SCORE_BINS as f64) as usize).min(CBPE_SCORE_BINS - 1)
 }
 
 /// One estimate with NannyML's sampling-error band (`value ± 3 SE`, clipped to [0, 1]).
@@ -487,13 +476,10 @@ impl CbpeSums {
             self.predicted_negative += 1;
             self.predicted_negative_p += p;
         }
-        if self.bin_counts.is_empty() {
-            self.bin_counts = vec![0; CBPE_SCORE_BINS];
+        if self.bin_p.is_empty() {
             self.bin_p = vec![0.0; CBPE_SCORE_BINS];
         }
-        let b = cbpe_bin(score);
-        self.bin_counts[b] += 1;
-        self.bin_p[b] += p;
+        self.bin_p[crate::profile::score_bin(score)] += p;
     }
 
     /// Adds another window's sums (associative and commutative; the default is the identity).
@@ -502,13 +488,9 @@ impl CbpeSums {
         self.predicted_positive_p += other.predicted_positive_p;
         self.predicted_negative += other.predicted_negative;
         self.predicted_negative_p += other.predicted_negative_p;
-        if self.bin_counts.is_empty() {
-            self.bin_counts = other.bin_counts.clone();
+        if self.bin_p.is_empty() {
             self.bin_p = other.bin_p.clone();
-        } else if !other.bin_counts.is_empty() {
-            for (a, b) in self.bin_counts.iter_mut().zip(&other.bin_counts) {
-                *a += b;
-            }
+        } else {
             for (a, b) in self.bin_p.iter_mut().zip(&other.bin_p) {
                 *a += b;
             }
@@ -529,16 +511,20 @@ impl CbpeSums {
         (tp, fp, fn_, tn)
     }
 
-    /// Estimated ROC AUC from the score bins, highest scores first. Within a bin the rows are
-    /// taken as one step (a straight segment of the curve).
-    pub fn estimated_roc_auc(&self) -> Option<f64> {
+    /// Estimated ROC AUC from the score bins (`score_counts`: rows per bin, the summary's
+    /// `prediction.score_bins`), highest scores first. Within a bin the rows are taken as one
+    /// step (a straight segment of the curve).
+    pub fn estimated_roc_auc(&self, score_counts: &[u64]) -> Option<f64> {
+        if score_counts.len() != self.bin_p.len() {
+            return None;
+        }
         let total_p: f64 = self.bin_p.iter().sum();
-        let total_n = self.bin_counts.iter().sum::<u64>() as f64 - total_p;
+        let total_n = score_counts.iter().sum::<u64>() as f64 - total_p;
         if total_p <= 0.0 || total_n <= 0.0 {
             return None;
         }
         let (mut tp, mut fp, mut area) = (0.0f64, 0.0f64, 0.0f64);
-        for (c, p) in self.bin_counts.iter().zip(&self.bin_p).rev() {
+        for (c, p) in score_counts.iter().zip(&self.bin_p).rev() {
             let (tp1, fp1) = (tp + p, fp + (*c as f64 - p));
             area += (fp1 - fp) * (tp + tp1) / 2.0;
             (tp, fp) = (tp1, fp1);
@@ -546,8 +532,13 @@ impl CbpeSums {
         Some((area / (total_p * total_n)).clamp(0.0, 1.0))
     }
 
-    /// CBPE estimates with NannyML's sampling-error bands (absent without rows).
-    pub fn estimate(&self, sampling: &SamplingComponents) -> Option<CbpeEstimates> {
+    /// CBPE estimates with NannyML's sampling-error bands (absent without rows);
+    /// `score_counts` as for [`estimated_roc_auc`](Self::estimated_roc_auc).
+    pub fn estimate(
+        &self,
+        sampling: &SamplingComponents,
+        score_counts: &[u64],
+    ) -> Option<CbpeEstimates> {
         let rows = self.rows();
         if rows == 0 {
             return None;
@@ -565,7 +556,7 @@ impl CbpeSums {
                 sampling.f1.standard_error(n),
             ),
             roc_auc: self
-                .estimated_roc_auc()
+                .estimated_roc_auc(score_counts)
                 .map(|v| Estimate::new(v, sampling.roc_auc.standard_error(n))),
         })
     }
@@ -598,7 +589,7 @@ mod tests {
         let (tp, fp, fn_, tn) = s.expected_confusion();
         assert!((tp - 0.9).abs() < 1e-12 && (fp - 0.1).abs() < 1e-12);
         assert!((fn_ - 0.2).abs() < 1e-12 && (tn - 0.8).abs() < 1e-12);
-        let e = s.estimate(&SamplingComponents::default()).unwrap();
+        let e = s.estimate(&SamplingComponents::default(), &[]).unwrap();
         assert!((e.accuracy.value - 0.85).abs() < 1e-12);
         assert_eq!(e.accuracy.sampling_error, None);
     }

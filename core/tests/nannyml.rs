@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use aims_core::cbpe::{needs_calibration, CbpeProfile, CbpeSums};
 use aims_core::event::FeatureValue;
 use aims_core::pca::{ErrorMoments, ReconstructionModel};
+use aims_core::profile::{score_bin, SCORE_BINS};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -182,10 +183,12 @@ fn cbpe_matches_nannyml() {
                 chunk["end"].as_u64().unwrap() as usize,
             );
             let mut sums = CbpeSums::default();
+            let mut counts = vec![0u64; SCORE_BINS];
             for i in start..end {
                 sums.record(&profile.map, a_scores[i], a_pred[i]);
+                counts[score_bin(a_scores[i])] += 1;
             }
-            let e = sums.estimate(&profile.sampling).expect("rows");
+            let e = sums.estimate(&profile.sampling, &counts).expect("rows");
             let auc = e.roc_auc.expect("auc");
             for (metric, ours, tolerance) in [
                 ("accuracy", e.accuracy, 0.005),

@@ -158,7 +158,10 @@ pub struct Reconstruction {
 
 fn estimated(profile: &ReferenceProfile, summary: &WindowSummary) -> Option<Estimated> {
     let c = profile.cbpe.as_ref()?;
-    let estimates = summary.cbpe.as_ref()?.estimate(&c.sampling)?;
+    let estimates = summary
+        .cbpe
+        .as_ref()?
+        .estimate(&c.sampling, &summary.prediction.score_bins)?;
     Some(Estimated {
         method: CBPE_METHOD.to_owned(),
         calibrated: c.calibrated,
