@@ -388,6 +388,45 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
             show(&g.r2)
         )?;
     }
+    if let Some(e) = &r.estimated {
+        let band = |x: &aims_core::cbpe::Estimate| match (x.lower, x.upper) {
+            (Some(l), Some(u)) => format!("{:.4} [{l:.4}, {u:.4}]", x.value),
+            _ => format!("{:.4}", x.value),
+        };
+        let est = &e.estimates;
+        writeln!(
+            out,
+            "  estimated without labels ({} rows, ±3 SE): accuracy {}  precision {}  recall {}  f1 {}  roc_auc {}",
+            est.rows,
+            band(&est.accuracy),
+            band(&est.precision),
+            band(&est.recall),
+            band(&est.f1),
+            est.roc_auc.as_ref().map_or_else(|| "n/a".to_owned(), band)
+        )?;
+        writeln!(
+            out,
+            "  method: {}{}",
+            e.method,
+            if e.calibrated {
+                ""
+            } else {
+                " (the reference scores needed no calibration)"
+            }
+        )?;
+    }
+    if let Some(m) = &r.reconstruction {
+        writeln!(
+            out,
+            "\nMultivariate drift: reconstruction error {} (thresholds {:.4} to {:.4}, {} components) -> {}",
+            show(&m.value),
+            m.lower_threshold,
+            m.upper_threshold,
+            m.components,
+            if m.alert { "DRIFT" } else { "ok" }
+        )?;
+        writeln!(out, "  method: {}", m.method)?;
+    }
     writeln!(out, "\nFairness")?;
     for (attr, f) in &r.fairness {
         writeln!(out, "  {attr}: demographic parity ratio {}  difference {}  equalized odds difference {}  equal opportunity difference {}  disparate impact {}", show(&f.demographic_parity_ratio), show(&f.demographic_parity_difference), show(&f.equalized_odds_difference), show(&f.equal_opportunity_difference), show(&f.disparate_impact))?;

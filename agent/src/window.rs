@@ -142,6 +142,14 @@ pub fn summary_bound(
             (WIDE, WIDE, WIDE, WIDE, WIDE, WIDE, WIDE);
         (g.abs_error, g.sq_error) = (LONG, LONG);
     }
+    if let Some(c) = s.cbpe.as_mut() {
+        (c.predicted_positive, c.predicted_negative) = (WIDE, WIDE);
+        (c.predicted_positive_p, c.predicted_negative_p) = (LONG, LONG);
+        c.bin_p = vec![LONG; aims_core::cbpe::CBPE_SCORE_BINS];
+    }
+    if let Some(m) = s.reconstruction.as_mut() {
+        (m.count, m.sum, m.sum_sq) = (WIDE, LONG, LONG);
+    }
     let id = "\u{1}".repeat(64);
     let envelope = SummaryEnvelope::new(
         &id,

@@ -145,6 +145,41 @@ fn main() {
         median(cpu_rates)
     );
 
+    // The same events against the profile without its PCA model and CBPE calibration: what
+    // the per-event reconstruction error (k × d multiply-adds) and the calibrated sums cost.
+    let mut plain = profile.clone();
+    plain.reconstruction = None;
+    plain.cbpe = None;
+    let k = profile
+        .reconstruction
+        .as_ref()
+        .map_or(0, |m| m.components.len());
+    for (label, p) in [
+        ("with PCA + CBPE", &profile),
+        ("without PCA + CBPE", &plain),
+    ] {
+        let per_event: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let mut s = WindowSummary::new(&schema, p);
+                let cpu = thread_cpu_seconds();
+                let t = Instant::now();
+                for e in &current {
+                    s.record(&schema, p, black_box(e));
+                }
+                black_box(&s);
+                let wall = t.elapsed().as_secs_f64();
+                let cpu = thread_cpu_seconds()
+                    .zip(cpu)
+                    .map_or(wall, |(b, a)| (b - a).max(0.01));
+                cpu / EVENTS as f64 * 1e9
+            })
+            .collect();
+        println!(
+            "record {label}: median {:.0} ns per event (CPU), {k} components × 20 features",
+            median(per_event)
+        );
+    }
+
     // A one-minute window at 100 events/s, as an agent ships it.
     let minute: Vec<WindowSummary> = current
         .chunks(6_000)

@@ -8,6 +8,8 @@
 //! - [`profile`]: the reference profile built from training or validation data;
 //! - [`summary`]: the additive, mergeable window summary agents ship;
 //! - [`sketch`]: the relative-error quantile sketch behind latency quantiles;
+//! - [`cbpe`]: confidence-based performance estimation (NannyML's CBPE) without labels;
+//! - [`pca`]: multivariate drift by PCA reconstruction error (NannyML's method);
 //! - [`metrics`]: the metrics catalogue, computed from (summary, profile);
 //! - [`objective`]: AI objectives (ISO/IEC 42001 Clause 6.2) and their targets.
 //! - [`wire`]: the envelope a summary travels in, with its deterministic id.
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cbpe;
 pub mod event;
 pub mod evidence;
 pub mod hash;
@@ -24,6 +27,7 @@ pub mod invariants;
 pub mod lifecycle;
 pub mod metrics;
 pub mod objective;
+pub mod pca;
 pub mod profile;
 pub mod quantile;
 pub mod schema;

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cbpe::CbpeProfile;
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::hash::{canonical_json, sha256_hex};
+use crate::pca::ReconstructionModel;
 use crate::quantile::{
     fine_probabilities, sorted_quantiles, tail_probabilities, tail_sub_bin, tail_sub_bounds,
     FINE_BINS, TAIL_SPLITS, TAIL_SUB_BINS,
 };
-use crate::schema::{FeatureKind, ModelSchema};
+use crate::schema::{FeatureKind, ModelSchema, Task};
 
 /// Version of the profile's serialised form.
 pub const PROFILE_FORMAT: u32 = 1;
@@ -230,6 +232,14 @@ pub struct ReferenceProfile {
     pub prediction: PredictionProfile,
     /// Per attribute, in schema order.
     pub attributes: Vec<AttributeProfile>,
+    /// CBPE's calibration map and sampling-error components (binary models with labelled,
+    /// scored reference rows of both classes). Absent in older profiles, whose hashes stay
+    /// those of their content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cbpe: Option<CbpeProfile>,
+    /// The PCA reconstruction model for multivariate drift (absent in older profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<ReconstructionModel>,
     /// SHA-256 of the canonical JSON of everything above; empty while building.
     #[serde(default)]
     pub hash: String,
@@ -327,6 +337,10 @@ pub struct ProfileBuilder {
     score_bins: Vec<u64>,
     values: Vec<f64>,
     groups: Vec<Vec<GroupProfile>>,
+    /// Whole rows, in order, for the PCA reconstruction model (it needs the joint values).
+    rows_kept: Vec<Vec<FeatureValue>>,
+    /// Labelled, scored rows of a binary model: (score, predicted positive, actual positive).
+    scored: Vec<(f64, bool, bool)>,
 }
 
 impl ProfileBuilder {
@@ -364,6 +378,8 @@ impl ProfileBuilder {
                         .collect()
                 })
                 .collect(),
+            rows_kept: Vec::new(),
+            scored: Vec::new(),
         }
     }
 
@@ -390,6 +406,8 @@ impl ProfileBuilder {
             *a += b;
         }
         self.values.extend(other.values);
+        self.rows_kept.extend(other.rows_kept);
+        self.scored.extend(other.scored);
         for (a, b) in self.groups.iter_mut().zip(other.groups) {
             for (x, y) in a.iter_mut().zip(b) {
                 x.count += y.count;
@@ -413,6 +431,7 @@ impl ProfileBuilder {
     /// Adds one validated reference row.
     pub fn add(&mut self, event: &Event) {
         self.rows += 1;
+        self.rows_kept.push(event.features.clone());
         for (i, v) in event.features.iter().enumerate() {
             match v {
                 FeatureValue::Missing => self.missing[i] += 1,
@@ -431,6 +450,11 @@ impl ProfileBuilder {
                 self.class_counts[class as usize] += 1;
                 if let Some(s) = score {
                     self.score_bins[score_bin(s)] += 1;
+                    if let (Task::Binary, Some(Target::Class(l))) = (self.schema.task, event.label)
+                    {
+                        self.scored
+                            .push((s, Some(class) == positive, Some(l) == positive));
+                    }
                 }
                 Some(class) == positive
             }
@@ -465,7 +489,18 @@ impl ProfileBuilder {
             score_bins,
             values,
             groups,
+            rows_kept,
+            scored,
         } = self;
+        let reconstruction = ReconstructionModel::fit(&rows_kept).ok();
+        drop(rows_kept);
+        let both_classes = scored.iter().any(|r| r.2) && scored.iter().any(|r| !r.2);
+        let cbpe = both_classes.then(|| {
+            let scores: Vec<f64> = scored.iter().map(|r| r.0).collect();
+            let predicted: Vec<bool> = scored.iter().map(|r| r.1).collect();
+            let labels: Vec<bool> = scored.iter().map(|r| r.2).collect();
+            CbpeProfile::fit(&scores, &predicted, &labels)
+        });
         let features = schema
             .features
             .iter()
@@ -508,6 +543,8 @@ impl ProfileBuilder {
                     groups,
                 })
                 .collect(),
+            cbpe,
+            reconstruction,
             hash: String::new(),
         };
         profile.hash = profile.content_hash();

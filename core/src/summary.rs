@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::cbpe::CbpeSums;
 use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::pca::ErrorMoments;
 use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
 use crate::quantile::{
     fine_bin, position, sum_slot, summed_bins, tail_sub_bin, tail_sub_bounds, FinePosition,
@@ -440,6 +442,14 @@ pub struct WindowSummary {
     pub performance: PerformanceStats,
     /// Per attribute, per group bucket (`other` last).
     pub groups: Vec<Vec<GroupStats>>,
+    /// CBPE's calibrated-probability sums, when the profile carries a calibration. Absent in
+    /// older summaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cbpe: Option<CbpeSums>,
+    /// Moments of the per-event PCA reconstruction error, when the profile carries the
+    /// model. Absent in older summaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<ErrorMoments>,
 }
 
 impl WindowSummary {
@@ -498,6 +508,11 @@ impl WindowSummary {
                     vec![group; a.bucket_count()]
                 })
                 .collect(),
+            cbpe: (schema.task == Task::Binary && profile.cbpe.is_some()).then(CbpeSums::default),
+            reconstruction: profile
+                .reconstruction
+                .as_ref()
+                .map(|_| ErrorMoments::default()),
         }
     }
 
@@ -536,6 +551,9 @@ impl WindowSummary {
                 (FeatureStats::Categorical(s), _, _) => s.missing += 1,
             }
         }
+        if let (Some(m), Some(model)) = (self.reconstruction.as_mut(), &profile.reconstruction) {
+            m.record(model.error(&event.features));
+        }
         let positive = schema.positive_index().map(|p| p as u32);
         match event.prediction {
             Prediction::Class { class, score } => {
@@ -544,6 +562,9 @@ impl WindowSummary {
                 }
                 if let Some(s) = score {
                     self.prediction.score_bins[score_bin(s)] += 1;
+                    if let (Some(sums), Some(c)) = (self.cbpe.as_mut(), &profile.cbpe) {
+                        sums.record(&c.map, s, Some(class) == positive);
+                    }
                 }
             }
             Prediction::Value(v) => {
@@ -742,6 +763,16 @@ impl WindowSummary {
             for (x, y) in a.iter_mut().zip(b) {
                 x.merge(y);
             }
+        }
+        // Kept only when both sides have them (one may predate them): an estimate from part
+        // of the window would read as the whole.
+        match (self.cbpe.as_mut(), other.cbpe.as_ref()) {
+            (Some(a), Some(b)) => a.merge(b),
+            _ => self.cbpe = None,
+        }
+        match (self.reconstruction.as_mut(), other.reconstruction.as_ref()) {
+            (Some(a), Some(b)) => a.merge(b),
+            _ => self.reconstruction = None,
         }
         Ok(())
     }

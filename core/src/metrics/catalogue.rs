@@ -167,6 +167,42 @@ pub const CATALOGUE: &[MetricSpec] = &[
         "F1 of the positive class (macro for multiclass)"
     ),
     spec!("roc_auc", Model, Labelled, "area under the ROC curve"),
+    spec!(
+        "estimated_accuracy",
+        Model,
+        Events,
+        "accuracy estimated without labels (CBPE; assumes no concept drift)"
+    ),
+    spec!(
+        "estimated_precision",
+        Model,
+        Events,
+        "precision estimated without labels (CBPE)"
+    ),
+    spec!(
+        "estimated_recall",
+        Model,
+        Events,
+        "recall estimated without labels (CBPE)"
+    ),
+    spec!(
+        "estimated_f1",
+        Model,
+        Events,
+        "F1 estimated without labels (CBPE)"
+    ),
+    spec!(
+        "estimated_roc_auc",
+        Model,
+        Events,
+        "ROC AUC estimated without labels (CBPE)"
+    ),
+    spec!(
+        "reconstruction_error",
+        Model,
+        Events,
+        "mean PCA reconstruction error in standardised space (multivariate drift)"
+    ),
     spec!("log_loss", Model, Labelled, "mean log loss"),
     spec!("brier", Model, Labelled, "Brier score"),
     spec!("mae", Model, Labelled, "mean absolute error"),
@@ -507,6 +543,31 @@ pub fn measure(
                 "r2" => reg(|r| &r.r2),
                 "label_coverage" => perf.label_coverage.clone(),
                 "error_rate" => perf.error_rate.clone(),
+                "estimated_accuracy"
+                | "estimated_precision"
+                | "estimated_recall"
+                | "estimated_f1"
+                | "estimated_roc_auc" => report.estimated.as_ref().map_or_else(
+                    || missing(metric),
+                    |e| {
+                        let e = &e.estimates;
+                        let v = match metric {
+                            "estimated_accuracy" => Some(e.accuracy),
+                            "estimated_precision" => Some(e.precision),
+                            "estimated_recall" => Some(e.recall),
+                            "estimated_f1" => Some(e.f1),
+                            _ => e.roc_auc,
+                        };
+                        v.map_or_else(
+                            || Measured::undefined("needs scores of both expected classes"),
+                            |v| Measured::finite(v.value, "not computable"),
+                        )
+                    },
+                ),
+                "reconstruction_error" => report
+                    .reconstruction
+                    .as_ref()
+                    .map_or_else(|| missing(metric), |r| r.value.clone()),
                 "latency_p50" => report.latency.p50.clone(),
                 "latency_p90" => report.latency.p90.clone(),
                 "latency_p99" => report.latency.p99.clone(),

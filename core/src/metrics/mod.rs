@@ -109,6 +109,85 @@ pub struct Report {
     pub data_quality: quality::DataQuality,
     /// Latency quantiles.
     pub latency: performance::Latency,
+    /// CBPE estimates without labels (binary models whose profile carries a calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<Estimated>,
+    /// PCA reconstruction error against its reference thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<Reconstruction>,
+}
+
+/// Method statement shown beside every CBPE estimate.
+pub const CBPE_METHOD: &str = "confidence-based performance estimation (NannyML's CBPE): the \
+    expected confusion matrix from reference-calibrated scores (isotonic); it assumes no concept \
+    drift, i.e. that the reference relation between score and outcome still holds";
+
+/// Method statement of the reconstruction error.
+pub const RECONSTRUCTION_METHOD: &str = "PCA reconstruction error (NannyML's data \
+    reconstruction): impute, frequency-encode, standardise, project onto the components \
+    explaining 65 % of the reference variance; mean per-event Euclidean error, thresholds \
+    mean ± 3 σ over 10 reference chunks";
+
+/// CBPE estimates of a window, with the method they were made by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimated {
+    /// How the estimates were made, and what they assume.
+    pub method: String,
+    /// Whether the reference needed calibration (NannyML's rule).
+    pub calibrated: bool,
+    /// The estimates with their ±3 SE bands.
+    #[serde(flatten)]
+    pub estimates: crate::cbpe::CbpeEstimates,
+}
+
+/// The window's reconstruction error against the reference thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reconstruction {
+    /// How it is computed.
+    pub method: String,
+    /// Mean per-event error, or why there is none.
+    pub value: Measured,
+    /// Its sampling error, `std / √n`.
+    pub sampling_error: Option<f64>,
+    /// Components kept.
+    pub components: usize,
+    /// Default lower threshold from the reference.
+    pub lower_threshold: f64,
+    /// Default upper threshold from the reference.
+    pub upper_threshold: f64,
+    /// Whether the value lies outside the thresholds.
+    pub alert: bool,
+}
+
+fn estimated(profile: &ReferenceProfile, summary: &WindowSummary) -> Option<Estimated> {
+    let c = profile.cbpe.as_ref()?;
+    let estimates = summary
+        .cbpe
+        .as_ref()?
+        .estimate(&c.sampling, &summary.prediction.score_bins)?;
+    Some(Estimated {
+        method: CBPE_METHOD.to_owned(),
+        calibrated: c.calibrated,
+        estimates,
+    })
+}
+
+fn reconstruction(profile: &ReferenceProfile, summary: &WindowSummary) -> Option<Reconstruction> {
+    let model = profile.reconstruction.as_ref()?;
+    let m = summary.reconstruction.as_ref()?;
+    let mean = m.mean();
+    Some(Reconstruction {
+        method: RECONSTRUCTION_METHOD.to_owned(),
+        value: mean.map_or_else(
+            || Measured::undefined("no events"),
+            |v| Measured::finite(v, "not computable"),
+        ),
+        sampling_error: m.sampling_error(),
+        components: model.components.len(),
+        lower_threshold: model.lower_threshold,
+        upper_threshold: model.upper_threshold,
+        alert: mean.is_some_and(|v| model.alerts(v)),
+    })
 }
 
 /// Computes the whole catalogue. `window_seconds` is the span throughput is measured over; when
@@ -128,5 +207,7 @@ pub fn report(
         fairness: fairness::fairness(schema, summary),
         data_quality: quality::data_quality(schema, profile, summary),
         latency: performance::latency(summary),
+        estimated: estimated(profile, summary),
+        reconstruction: reconstruction(profile, summary),
     }
 }

@@ -1,0 +1,596 @@
+//! Confidence-based performance estimation (CBPE) for binary classification, as NannyML does it.
+//!
+//! Labels often arrive late or never. CBPE estimates the confusion matrix from the model's own
+//! scores, once they are calibrated on the reference's labelled rows: a row predicted positive
+//! with calibrated probability `p` counts `p` towards the true positives and `1 - p` towards the
+//! false positives. Summed per window, those expectations are additive, so windows and replicas
+//! merge and the estimates stay exact. The method assumes no concept drift: the score-to-outcome
+//! relation of the reference still holds in production (covariate shift alone is fine).
+//!
+//! - [`CalibrationMap`]: the isotonic map from score to probability, stored as its knots;
+//! - [`needs_calibration`]: NannyML's rule for whether to calibrate at all;
+//! - [`CbpeProfile`]: what the reference profile carries (map + sampling-error components);
+//! - [`CbpeSums`]: what a window summary carries, with [`CbpeSums::merge`];
+//! - [`CbpeSums::estimate`]: accuracy, precision, recall, F1 and ROC AUC with ±3 SE bands.
+
+use serde::{Deserialize, Serialize};
+
+/// Equal-width score bins the estimated ROC AUC is computed on: the summary's own score bins
+/// ([`crate::profile::SCORE_BINS`]), whose counts it already keeps.
+pub const CBPE_SCORE_BINS: usize = crate::profile::SCORE_BINS;
+
+/// Half-width of the sampling-error band, in standard errors (NannyML's `SAMPLING_ERROR_RANGE`).
+pub const SAMPLING_ERROR_RANGE: f64 = 3.0;
+
+/// A monotone, piecewise-linear map from score to the probability of the positive class.
+///
+/// The knots are scikit-learn's `IsotonicRegression(out_of_bounds="clip")` thresholds: scores
+/// between two knots are interpolated linearly, scores outside are clipped to the end knots. No
+/// knots means the identity (NannyML's "no calibration needed").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationMap {
+    /// Knot scores, ascending.
+    #[serde(default)]
+    pub x: Vec<f64>,
+    /// Calibrated probability at each knot, non-decreasing.
+    #[serde(default)]
+    pub y: Vec<f64>,
+}
+
+impl CalibrationMap {
+    /// The identity map (scores are already calibrated).
+    pub fn identity() -> Self {
+        Self::default()
+    }
+
+    /// Whether this is the identity.
+    pub fn is_identity(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// Fits isotonic regression of `labels` (0/1) on `scores`, as scikit-learn does: ties in
+    /// the score are pooled to their mean label, pool-adjacent-violators makes the fit
+    /// non-decreasing, and only the knots where the fitted value changes are kept.
+    pub fn fit_isotonic(scores: &[f64], labels: &[bool]) -> Self {
+        let mut rows: Vec<(f64, f64)> = scores
+            .iter()
+            .zip(labels)
+            .map(|(&s, &l)| (s, f64::from(u8::from(l))))
+            .collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Unique scores with their mean label and weight.
+        let mut xs: Vec<f64> = Vec::new();
+        let mut ys: Vec<f64> = Vec::new();
+        let mut ws: Vec<f64> = Vec::new();
+        for (s, l) in rows {
+            if xs.last() == Some(&s) {
+                let i = xs.len() - 1;
+                ys[i] += l;
+                ws[i] += 1.0;
+            } else {
+                xs.push(s);
+                ys.push(l);
+                ws.push(1.0);
+            }
+        }
+        for (y, w) in ys.iter_mut().zip(&ws) {
+            *y /= w;
+        }
+        // Pool adjacent violators on blocks (value, weight, length).
+        let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(xs.len());
+        for (&y, &w) in ys.iter().zip(&ws) {
+            blocks.push((y, w, 1));
+            while blocks.len() > 1 {
+                let n = blocks.len();
+                if blocks[n - 2].0 <= blocks[n - 1].0 {
+                    break;
+                }
+                let (b, a) = (blocks[n - 1], blocks[n - 2]);
+                let w = a.1 + b.1;
+                blocks[n - 2] = ((a.0 * a.1 + b.0 * b.1) / w, w, a.2 + b.2);
+                blocks.pop();
+            }
+        }
+        let fitted: Vec<f64> = blocks
+            .iter()
+            .flat_map(|&(v, _, len)| std::iter::repeat_n(v, len))
+            .collect();
+        // scikit-learn keeps the first and last point and every point where the fit changes
+        // on either side.
+        let n = xs.len();
+        let mut map = Self::default();
+        for i in 0..n {
+            let keep =
+                i == 0 || i == n - 1 || fitted[i - 1] != fitted[i] || fitted[i] != fitted[i + 1];
+            if keep {
+                map.x.push(xs[i]);
+                map.y.push(fitted[i]);
+            }
+        }
+        map
+    }
+
+    /// The calibrated probability of a score.
+    pub fn apply(&self, score: f64) -> f64 {
+        let (x, y) = (&self.x, &self.y);
+        match x.len() {
+            0 => score,
+            1 => y[0],
+            n => {
+                if score <= x[0] {
+                    return y[0];
+                }
+                if score >= x[n - 1] {
+                    return y[n - 1];
+                }
+                // First knot above the score: the score lies in [x[i - 1], x[i]).
+                let i = x.partition_point(|&k| k <= score);
+                let (x0, x1, y0, y1) = (x[i - 1], x[i], y[i - 1], y[i]);
+                y0 + (y1 - y0) * (score - x0) / (x1 - x0)
+            }
+        }
+    }
+}
+
+/// NannyML's index-based bins for the expected calibration error.
+fn ece_bin_edges(n: usize, bin_count: usize) -> Vec<(usize, usize)> {
+    let bin_count = if n <= 2 * bin_count { n / 2 } else { bin_count };
+    if bin_count < 2 {
+        return Vec::new();
+    }
+    let width = n / bin_count;
+    let mut edges: Vec<usize> = (0..=n).step_by(width).collect();
+    if let Some(last) = edges.last_mut() {
+        *last = n;
+    }
+    edges.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Expected calibration error on index bins of the rows sorted by probability.
+fn expected_calibration_error(rows: &mut [(f64, f64)], edges: &[(usize, usize)]) -> f64 {
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = rows.len() as f64;
+    edges
+        .iter()
+        .map(|&(l, r)| {
+            let bin = &rows[l..r];
+            let len = bin.len() as f64;
+            let p = bin.iter().map(|x| x.0).sum::<f64>() / len;
+            let t = bin.iter().map(|x| x.1).sum::<f64>() / len;
+            len / n * (p - t).abs()
+        })
+        .sum()
+}
+
+/// ROC AUC of labelled scores, ties counted half (scikit-learn's `roc_auc_score`).
+pub fn exact_roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut rows: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut below, mut wins, mut i) = (0.0f64, 0.0f64, 0);
+    while i < rows.len() {
+        let mut j = i;
+        let (mut p, mut n) = (0.0, 0.0);
+        while j < rows.len() && rows[j].0 == rows[i].0 {
+            if rows[j].1 {
+                p += 1.0;
+            } else {
+                n += 1.0;
+            }
+            j += 1;
+        }
+        wins += p * (below + 0.5 * n);
+        below += n;
+        i = j;
+    }
+    let np = rows.iter().filter(|r| r.1).count() as f64;
+    wins / (np * below)
+}
+
+/// SplitMix64, for the seeded splits of [`needs_calibration`].
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// NannyML's `needs_calibration` rule: calibrate only when isotonic calibration lowers the
+/// expected calibration error (10 index bins) over 10 stratified 90 / 10 splits, pooled.
+///
+/// Single-class labels and an ROC AUC above 0.999 need no calibration. The splits are seeded
+/// and stratified like scikit-learn's `StratifiedShuffleSplit(n_splits=10, test_size=0.1)`,
+/// but drawn with SplitMix64 rather than NumPy's generator, so the held-out rows differ; the
+/// rule, the bins and the comparison are NannyML's.
+pub fn needs_calibration(scores: &[f64], labels: &[bool]) -> bool {
+    let positives: Vec<usize> = (0..labels.len()).filter(|&i| labels[i]).collect();
+    let negatives: Vec<usize> = (0..labels.len()).filter(|&i| !labels[i]).collect();
+    if positives.is_empty() || negatives.is_empty() {
+        return false;
+    }
+    if exact_roc_auc(scores, labels) > 0.999 {
+        return false;
+    }
+    let n = labels.len();
+    let n_test = n.div_ceil(10);
+    let test_pos = ((n_test as f64) * positives.len() as f64 / n as f64).round() as usize;
+    let test_neg = n_test.saturating_sub(test_pos).min(negatives.len());
+    let mut state = 42u64;
+    let mut before: Vec<(f64, f64)> = Vec::new();
+    let mut after: Vec<(f64, f64)> = Vec::new();
+    for _ in 0..10 {
+        let mut test = vec![false; n];
+        for (class, take) in [(&positives, test_pos), (&negatives, test_neg)] {
+            let mut idx = class.clone();
+            // Partial Fisher-Yates: the first `take` entries are a uniform sample.
+            for i in 0..take.min(idx.len()) {
+                let j = i + (splitmix(&mut state) % (idx.len() - i) as u64) as usize;
+                idx.swap(i, j);
+                test[idx[i]] = true;
+            }
+        }
+        let (mut tr_s, mut tr_l) = (Vec::new(), Vec::new());
+        for i in (0..n).filter(|&i| !test[i]) {
+            tr_s.push(scores[i]);
+            tr_l.push(labels[i]);
+        }
+        let map = CalibrationMap::fit_isotonic(&tr_s, &tr_l);
+        for i in (0..n).filter(|&i| test[i]) {
+            let t = f64::from(u8::from(labels[i]));
+            before.push((scores[i], t));
+            after.push((map.apply(scores[i]), t));
+        }
+    }
+    let edges = ece_bin_edges(before.len(), 10);
+    if edges.is_empty() {
+        return false;
+    }
+    expected_calibration_error(&mut before, &edges) > expected_calibration_error(&mut after, &edges)
+}
+
+/// NannyML's sampling-error components, fitted on the reference's labelled rows: a standard
+/// deviation and the fraction of rows it applies to, so that `SE = std / √(n · fraction)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplingComponent {
+    /// Standard deviation of the observation-level statistic (ddof = 0).
+    pub std: f64,
+    /// Share of rows the statistic is computed over.
+    pub fraction: f64,
+}
+
+impl SamplingComponent {
+    /// The standard error for a window of `n` rows (absent when it is undefined).
+    pub fn standard_error(&self, n: f64) -> Option<f64> {
+        let d = n * self.fraction;
+        (d > 0.0 && self.std.is_finite()).then(|| self.std / d.sqrt())
+    }
+}
+
+fn std0(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
+}
+
+/// Sampling-error components of every estimated metric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplingComponents {
+    /// Accuracy: std of "prediction correct" over all rows.
+    pub accuracy: SamplingComponent,
+    /// Precision: over predicted positives.
+    pub precision: SamplingComponent,
+    /// Recall: over actual positives.
+    pub recall: SamplingComponent,
+    /// F1: NannyML's corrected observation-level F1 over TP, FP and FN rows.
+    pub f1: SamplingComponent,
+    /// ROC AUC: from the Mann-Whitney form of AUC.
+    pub roc_auc: SamplingComponent,
+}
+
+impl SamplingComponents {
+    /// Fits the components as NannyML's `*_sampling_error_components` do.
+    pub fn fit(scores: &[f64], predicted: &[bool], labels: &[bool]) -> Self {
+        let n = labels.len() as f64;
+        let correct: Vec<f64> = predicted
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| f64::from(u8::from(p == l)))
+            .collect();
+        let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+        for (&p, &l) in predicted.iter().zip(labels) {
+            match (p, l) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fn_ += 1,
+                (false, false) => {}
+            }
+        }
+        let ones_then_zeros = |ones: usize, zeros: usize| -> Vec<f64> {
+            let mut v = vec![1.0; ones];
+            v.extend(std::iter::repeat_n(0.0, zeros));
+            v
+        };
+        let precision = SamplingComponent {
+            std: std0(&ones_then_zeros(tp, fp)),
+            fraction: (tp + fp) as f64 / n,
+        };
+        let recall = SamplingComponent {
+            std: std0(&ones_then_zeros(tp, fn_)),
+            fraction: (tp + fn_) as f64 / n,
+        };
+        let relevant = tp + fp + fn_;
+        let f1 = if relevant == 0 {
+            SamplingComponent {
+                std: f64::NAN,
+                fraction: 0.0,
+            }
+        } else {
+            let factor = relevant as f64 / ((fn_ + fp) as f64 * 0.5 + tp as f64);
+            let obs: Vec<f64> = ones_then_zeros(tp, fp + fn_)
+                .into_iter()
+                .map(|v| v * factor)
+                .collect();
+            SamplingComponent {
+                std: std0(&obs),
+                fraction: relevant as f64 / n,
+            }
+        };
+        Self {
+            accuracy: SamplingComponent {
+                std: std0(&correct),
+                fraction: 1.0,
+            },
+            precision,
+            recall,
+            f1,
+            roc_auc: auroc_component(scores, labels),
+        }
+    }
+}
+
+/// NannyML's `auroc_sampling_error_components`, quirks included: labels are flipped when
+/// positives are the majority, and the positive at sorted rank 0 (if any) is left out, as
+/// NannyML's `np.unique(positive_ranks)[1:]` does.
+fn auroc_component(scores: &[f64], labels: &[bool]) -> SamplingComponent {
+    let n = labels.len();
+    let positives = labels.iter().filter(|&&l| l).count();
+    let flip = positives * 2 > n;
+    let mut rows: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &l)| if flip { (1.0 - s, !l) } else { (s, l) })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n_pos = rows.iter().filter(|r| r.1).count();
+    let n_neg = n - n_pos;
+    let ser: Vec<f64> = rows
+        .iter()
+        .enumerate()
+        .filter(|&(rank, r)| r.1 && rank > 0)
+        .enumerate()
+        .map(|(i, (rank, _))| (rank - i) as f64 / n_neg as f64)
+        .collect();
+    SamplingComponent {
+        std: std0(&ser),
+        fraction: n_pos as f64 / n as f64,
+    }
+}
+
+/// What the reference profile carries for CBPE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CbpeProfile {
+    /// Whether NannyML's rule chose to calibrate (the map is the identity otherwise).
+    pub calibrated: bool,
+    /// Score to probability of the positive class.
+    pub map: CalibrationMap,
+    /// Sampling-error components from the reference's labelled rows.
+    pub sampling: SamplingComponents,
+}
+
+impl CbpeProfile {
+    /// Fits on the reference's labelled rows: score, predicted positive, actual positive.
+    pub fn fit(scores: &[f64], predicted: &[bool], labels: &[bool]) -> Self {
+        let calibrated = needs_calibration(scores, labels);
+        let map = if calibrated {
+            CalibrationMap::fit_isotonic(scores, labels)
+        } else {
+            CalibrationMap::identity()
+        };
+        Self {
+            calibrated,
+            map,
+            sampling: SamplingComponents::fit(scores, predicted, labels),
+        }
+    }
+}
+
+/// Per-window sums that make CBPE's expected confusion matrix exact, additive under merge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CbpeSums {
+    /// Rows predicted positive.
+    pub predicted_positive: u64,
+    /// Sum of calibrated probabilities over rows predicted positive (expected TP).
+    pub predicted_positive_p: f64,
+    /// Rows predicted negative.
+    pub predicted_negative: u64,
+    /// Sum of calibrated probabilities over rows predicted negative (expected FN).
+    pub predicted_negative_p: f64,
+    /// Sum of calibrated probabilities per equal-width score bin ([`CBPE_SCORE_BINS`] of
+    /// them; empty until a row). The rows per bin are the summary's `prediction.score_bins`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_p: Vec<f64>,
+}
+
+/// One estimate with NannyML's sampling-error band (`value ± 3 SE`, clipped to [0, 1]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// The estimated metric.
+    pub value: f64,
+    /// Its standard error, from the reference (absent when undefined).
+    pub sampling_error: Option<f64>,
+    /// `max(0, value − 3 SE)`.
+    pub lower: Option<f64>,
+    /// `min(1, value + 3 SE)`.
+    pub upper: Option<f64>,
+}
+
+impl Estimate {
+    fn new(value: f64, se: Option<f64>) -> Self {
+        Self {
+            value,
+            sampling_error: se,
+            lower: se.map(|s| (value - SAMPLING_ERROR_RANGE * s).max(0.0)),
+            upper: se.map(|s| (value + SAMPLING_ERROR_RANGE * s).min(1.0)),
+        }
+    }
+}
+
+/// CBPE estimates of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CbpeEstimates {
+    /// Rows estimated over.
+    pub rows: u64,
+    /// `estimated_accuracy`.
+    pub accuracy: Estimate,
+    /// `estimated_precision` (NannyML's 0 when nothing is predicted positive).
+    pub precision: Estimate,
+    /// `estimated_recall`.
+    pub recall: Estimate,
+    /// `estimated_f1`.
+    pub f1: Estimate,
+    /// `estimated_roc_auc`, on score bins (absent without binned rows or with one class).
+    pub roc_auc: Option<Estimate>,
+}
+
+impl CbpeSums {
+    /// Adds one row: its score, whether it was predicted positive, and the profile's map.
+    pub fn record(&mut self, map: &CalibrationMap, score: f64, predicted_positive: bool) {
+        let p = map.apply(score).clamp(0.0, 1.0);
+        if predicted_positive {
+            self.predicted_positive += 1;
+            self.predicted_positive_p += p;
+        } else {
+            self.predicted_negative += 1;
+            self.predicted_negative_p += p;
+        }
+        if self.bin_p.is_empty() {
+            self.bin_p = vec![0.0; CBPE_SCORE_BINS];
+        }
+        self.bin_p[crate::profile::score_bin(score)] += p;
+    }
+
+    /// Adds another window's sums (associative and commutative; the default is the identity).
+    pub fn merge(&mut self, other: &CbpeSums) {
+        self.predicted_positive += other.predicted_positive;
+        self.predicted_positive_p += other.predicted_positive_p;
+        self.predicted_negative += other.predicted_negative;
+        self.predicted_negative_p += other.predicted_negative_p;
+        if self.bin_p.is_empty() {
+            self.bin_p = other.bin_p.clone();
+        } else {
+            for (a, b) in self.bin_p.iter_mut().zip(&other.bin_p) {
+                *a += b;
+            }
+        }
+    }
+
+    /// Rows recorded.
+    pub fn rows(&self) -> u64 {
+        self.predicted_positive + self.predicted_negative
+    }
+
+    /// The expected confusion matrix `(tp, fp, fn, tn)`.
+    pub fn expected_confusion(&self) -> (f64, f64, f64, f64) {
+        let tp = self.predicted_positive_p;
+        let fp = self.predicted_positive as f64 - tp;
+        let fn_ = self.predicted_negative_p;
+        let tn = self.predicted_negative as f64 - fn_;
+        (tp, fp, fn_, tn)
+    }
+
+    /// Estimated ROC AUC from the score bins (`score_counts`: rows per bin, the summary's
+    /// `prediction.score_bins`), highest scores first. Within a bin the rows are taken as one
+    /// step (a straight segment of the curve).
+    pub fn estimated_roc_auc(&self, score_counts: &[u64]) -> Option<f64> {
+        if score_counts.len() != self.bin_p.len() {
+            return None;
+        }
+        let total_p: f64 = self.bin_p.iter().sum();
+        let total_n = score_counts.iter().sum::<u64>() as f64 - total_p;
+        if total_p <= 0.0 || total_n <= 0.0 {
+            return None;
+        }
+        let (mut tp, mut fp, mut area) = (0.0f64, 0.0f64, 0.0f64);
+        for (c, p) in score_counts.iter().zip(&self.bin_p).rev() {
+            let (tp1, fp1) = (tp + p, fp + (*c as f64 - p));
+            area += (fp1 - fp) * (tp + tp1) / 2.0;
+            (tp, fp) = (tp1, fp1);
+        }
+        Some((area / (total_p * total_n)).clamp(0.0, 1.0))
+    }
+
+    /// CBPE estimates with NannyML's sampling-error bands (absent without rows);
+    /// `score_counts` as for [`estimated_roc_auc`](Self::estimated_roc_auc).
+    pub fn estimate(
+        &self,
+        sampling: &SamplingComponents,
+        score_counts: &[u64],
+    ) -> Option<CbpeEstimates> {
+        let rows = self.rows();
+        if rows == 0 {
+            return None;
+        }
+        let n = rows as f64;
+        let (tp, fp, fn_, tn) = self.expected_confusion();
+        let ratio = |a: f64, b: f64| if b != 0.0 { a / b } else { 0.0 };
+        Some(CbpeEstimates {
+            rows,
+            accuracy: Estimate::new((tp + tn) / n, sampling.accuracy.standard_error(n)),
+            precision: Estimate::new(ratio(tp, tp + fp), sampling.precision.standard_error(n)),
+            recall: Estimate::new(ratio(tp, tp + fn_), sampling.recall.standard_error(n)),
+            f1: Estimate::new(
+                ratio(tp, tp + 0.5 * (fp + fn_)),
+                sampling.f1.standard_error(n),
+            ),
+            roc_auc: self
+                .estimated_roc_auc(score_counts)
+                .map(|v| Estimate::new(v, sampling.roc_auc.standard_error(n))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isotonic_pools_violators_and_keeps_change_points() {
+        let scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let labels = [false, true, false, false, true, true];
+        let map = CalibrationMap::fit_isotonic(&scores, &labels);
+        // 0.2..0.4 pool to 1/3; 0.1 is 0; 0.5, 0.6 are 1.
+        assert_eq!(map.x, vec![0.1, 0.2, 0.4, 0.5, 0.6]);
+        let third = 1.0 / 3.0;
+        assert!((map.y[1] - third).abs() < 1e-12 && (map.y[2] - third).abs() < 1e-12);
+        assert!((map.apply(0.45) - (third + 0.5 * (1.0 - third))).abs() < 1e-12);
+        assert_eq!(map.apply(-1.0), 0.0);
+        assert_eq!(map.apply(2.0), 1.0);
+    }
+
+    #[test]
+    fn expected_confusion_counts_each_row_once() {
+        let mut s = CbpeSums::default();
+        let id = CalibrationMap::identity();
+        s.record(&id, 0.9, true);
+        s.record(&id, 0.2, false);
+        let (tp, fp, fn_, tn) = s.expected_confusion();
+        assert!((tp - 0.9).abs() < 1e-12 && (fp - 0.1).abs() < 1e-12);
+        assert!((fn_ - 0.2).abs() < 1e-12 && (tn - 0.8).abs() < 1e-12);
+        let e = s.estimate(&SamplingComponents::default(), &[]).unwrap();
+        assert!((e.accuracy.value - 0.85).abs() < 1e-12);
+        assert_eq!(e.accuracy.sampling_error, None);
+    }
+}

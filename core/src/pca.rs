@@ -1,0 +1,467 @@
+//! Multivariate drift by PCA reconstruction error, as NannyML's `DataReconstructionDriftCalculator`.
+//!
+//! Fitted on the reference: impute (mean for numeric, most frequent for categorical), encode
+//! each category by its reference frequency, standardise, and keep the principal components
+//! that explain more than 65 % of the variance. An event's reconstruction error is the
+//! Euclidean norm of what those components cannot reproduce, in standardised space. A shift
+//! that breaks the correlation between features raises it even when every marginal holds.
+//!
+//! Per window only the count, sum and sum of squares of the per-event errors are kept
+//! ([`ErrorMoments`]), so windows and replicas merge; the window's value is their mean, as
+//! NannyML's chunk value. The default threshold is NannyML's: mean ± 3 σ of the reference
+//! chunks' values (10 chunks in row order), the lower one floored at 0.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::FeatureValue;
+
+/// Variance share the kept components must exceed (NannyML's default `n_components=0.65`).
+pub const VARIANCE_SHARE: f64 = 0.65;
+
+/// Reference chunks the threshold is computed over (NannyML's `DefaultChunker`).
+pub const REFERENCE_CHUNKS: usize = 10;
+
+/// How one feature is turned into a number before standardisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoding {
+    /// A numeric feature; missing values become the reference mean.
+    Numeric {
+        /// The imputed value.
+        impute: f64,
+    },
+    /// A categorical feature, encoded by its reference frequency (category-encoders'
+    /// `CountEncoder(normalize=True)`); missing values become the most frequent category, and
+    /// unseen categories encode as 0.
+    Categorical {
+        /// The imputed category.
+        impute: String,
+        /// Share of reference rows per category, after imputation.
+        frequencies: BTreeMap<String, f64>,
+    },
+}
+
+impl Encoding {
+    /// The number one value stands for: imputed when missing (or a non-finite number),
+    /// the reference frequency of its category (0 when unseen).
+    fn encode(&self, value: Option<&FeatureValue>) -> f64 {
+        match (self, value) {
+            (Self::Numeric { .. }, Some(FeatureValue::Numeric(x))) if x.is_finite() => *x,
+            (Self::Numeric { impute }, _) => *impute,
+            (
+                Self::Categorical {
+                    impute,
+                    frequencies,
+                },
+                v,
+            ) => {
+                let c = match v {
+                    Some(FeatureValue::Categorical(c)) => c.as_str(),
+                    _ => impute.as_str(),
+                };
+                frequencies.get(c).copied().unwrap_or(0.0)
+            }
+        }
+    }
+}
+
+/// The fitted reconstruction model the reference profile carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconstructionModel {
+    /// One encoding per feature, in schema order.
+    pub encodings: Vec<Encoding>,
+    /// Standardisation: per-column mean of the encoded reference.
+    pub mean: Vec<f64>,
+    /// Standardisation: per-column population std (1 where it is 0, as scikit-learn).
+    pub scale: Vec<f64>,
+    /// Mean of the standardised reference (≈ 0), which PCA centres on.
+    pub center: Vec<f64>,
+    /// Kept components, `k` rows of `d` orthonormal weights.
+    pub components: Vec<Vec<f64>>,
+    /// Explained variance ratio of each kept component.
+    pub explained_variance_ratio: Vec<f64>,
+    /// Default lower threshold (mean − 3 σ of the reference chunks, floored at 0).
+    pub lower_threshold: f64,
+    /// Default upper threshold (mean + 3 σ of the reference chunks).
+    pub upper_threshold: f64,
+}
+
+/// Why a reconstruction model cannot be fitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FitError {
+    /// Fewer than two rows.
+    #[error("reconstruction error needs at least two reference rows, got {0}")]
+    TooFewRows(usize),
+    /// No features.
+    #[error("reconstruction error needs at least one feature")]
+    NoFeatures,
+    /// A row's length or kinds differ from the first row's.
+    #[error("reference row {row}: feature {feature} has the wrong kind")]
+    Kind {
+        /// Row index.
+        row: usize,
+        /// Feature index.
+        feature: usize,
+    },
+}
+
+/// Per-window moments of the per-event reconstruction error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorMoments {
+    /// Events.
+    pub count: u64,
+    /// Sum of errors.
+    pub sum: f64,
+    /// Sum of squared errors.
+    pub sum_sq: f64,
+}
+
+impl ErrorMoments {
+    /// Adds one event's error.
+    pub fn record(&mut self, error: f64) {
+        self.count += 1;
+        self.sum += error;
+        self.sum_sq += error * error;
+    }
+
+    /// Adds another window's moments.
+    pub fn merge(&mut self, other: &ErrorMoments) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+
+    /// Mean error (the `reconstruction_error` metric).
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// Sample standard deviation (ddof = 1, as NannyML).
+    pub fn std(&self) -> Option<f64> {
+        (self.count > 1).then(|| {
+            let n = self.count as f64;
+            ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0))
+                .max(0.0)
+                .sqrt()
+        })
+    }
+
+    /// NannyML's sampling error of the mean: `std / √n`.
+    pub fn sampling_error(&self) -> Option<f64> {
+        self.std().map(|s| s / (self.count as f64).sqrt())
+    }
+}
+
+/// Cyclic Jacobi eigen-decomposition of a symmetric matrix: eigenvalues (descending) and unit
+/// eigenvectors (as rows).
+// Matrix code reads clearer with explicit indices.
+#[allow(clippy::needless_range_loop)]
+fn symmetric_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let d = a.len();
+    let mut v: Vec<Vec<f64>> = (0..d)
+        .map(|i| (0..d).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect();
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        let diag: f64 = (0..d).map(|i| a[i][i] * a[i][i]).sum();
+        if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let sign = if theta >= 0.0 { 1.0 } else { -1.0 };
+                let t = sign / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..d {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                for row in v.iter_mut() {
+                    let (vp, vq) = (row[p], row[q]);
+                    row[p] = c * vp - s * vq;
+                    row[q] = s * vp + c * vq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&i, &j| a[j][j].total_cmp(&a[i][i]));
+    let values = order.iter().map(|&i| a[i][i]).collect();
+    let vectors = order
+        .iter()
+        .map(|&i| (0..d).map(|k| v[k][i]).collect())
+        .collect();
+    (values, vectors)
+}
+
+impl ReconstructionModel {
+    /// Fits on reference rows (each one value per feature, in schema order), as NannyML does.
+    #[allow(clippy::needless_range_loop)]
+    pub fn fit(rows: &[Vec<FeatureValue>]) -> Result<Self, FitError> {
+        let n = rows.len();
+        if n < 2 {
+            return Err(FitError::TooFewRows(n));
+        }
+        let d = rows[0].len();
+        if d == 0 {
+            return Err(FitError::NoFeatures);
+        }
+        // A feature is categorical when its first non-missing value is.
+        let mut categorical = vec![None::<bool>; d];
+        for (r, row) in rows.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let kind = match v {
+                    FeatureValue::Missing => continue,
+                    FeatureValue::Numeric(_) => false,
+                    FeatureValue::Categorical(_) => true,
+                };
+                match categorical.get(j).copied().flatten() {
+                    None if j < d => categorical[j] = Some(kind),
+                    Some(k) if k == kind => {}
+                    _ => return Err(FitError::Kind { row: r, feature: j }),
+                }
+            }
+            if row.len() != d {
+                return Err(FitError::Kind { row: r, feature: d });
+            }
+        }
+        let mut encodings = Vec::with_capacity(d);
+        for j in 0..d {
+            if categorical[j] == Some(true) {
+                let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+                let mut missing = 0u64;
+                for row in rows {
+                    match &row[j] {
+                        FeatureValue::Categorical(c) => *counts.entry(c.as_str()).or_insert(0) += 1,
+                        _ => missing += 1,
+                    }
+                }
+                // Most frequent, the smallest on ties (scikit-learn's SimpleImputer).
+                let impute = counts
+                    .iter()
+                    .fold(None::<(&str, u64)>, |best, (&c, &k)| match best {
+                        Some((_, bk)) if bk >= k => best,
+                        _ => Some((c, k)),
+                    })
+                    .map_or_else(String::new, |(c, _)| c.to_owned());
+                let mut frequencies: BTreeMap<String, f64> = counts
+                    .into_iter()
+                    .map(|(c, k)| (c.to_owned(), k as f64))
+                    .collect();
+                *frequencies.entry(impute.clone()).or_insert(0.0) += missing as f64;
+                for f in frequencies.values_mut() {
+                    *f /= n as f64;
+                }
+                encodings.push(Encoding::Categorical {
+                    impute,
+                    frequencies,
+                });
+            } else {
+                let (mut sum, mut k) = (0.0f64, 0usize);
+                for row in rows {
+                    if let FeatureValue::Numeric(x) = row[j] {
+                        sum += x;
+                        k += 1;
+                    }
+                }
+                encodings.push(Encoding::Numeric {
+                    impute: if k > 0 { sum / k as f64 } else { 0.0 },
+                });
+            }
+        }
+        let mut model = Self {
+            encodings,
+            mean: vec![0.0; d],
+            scale: vec![1.0; d],
+            center: vec![0.0; d],
+            components: Vec::new(),
+            explained_variance_ratio: Vec::new(),
+            lower_threshold: 0.0,
+            upper_threshold: f64::INFINITY,
+        };
+        let encoded: Vec<Vec<f64>> = rows.iter().map(|r| model.encode(r)).collect();
+        for j in 0..d {
+            let mean = encoded.iter().map(|x| x[j]).sum::<f64>() / n as f64;
+            let var = encoded.iter().map(|x| (x[j] - mean).powi(2)).sum::<f64>() / n as f64;
+            model.mean[j] = mean;
+            model.scale[j] = if var > 0.0 { var.sqrt() } else { 1.0 };
+        }
+        let z: Vec<Vec<f64>> = encoded
+            .iter()
+            .map(|x| {
+                (0..d)
+                    .map(|j| (x[j] - model.mean[j]) / model.scale[j])
+                    .collect()
+            })
+            .collect();
+        for j in 0..d {
+            model.center[j] = z.iter().map(|x| x[j]).sum::<f64>() / n as f64;
+        }
+        let mut cov = vec![vec![0.0f64; d]; d];
+        for x in &z {
+            for a in 0..d {
+                let xa = x[a] - model.center[a];
+                for b in a..d {
+                    cov[a][b] += xa * (x[b] - model.center[b]);
+                }
+            }
+        }
+        for a in 0..d {
+            for b in a..d {
+                cov[a][b] /= (n - 1) as f64;
+                cov[b][a] = cov[a][b];
+            }
+        }
+        let (values, vectors) = symmetric_eigen(cov);
+        let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+        // scikit-learn: the fewest components whose cumulative ratio exceeds the share.
+        let mut cumulative = 0.0;
+        for (value, vector) in values.iter().zip(vectors) {
+            let ratio = if total > 0.0 {
+                value.max(0.0) / total
+            } else {
+                0.0
+            };
+            model.components.push(vector);
+            model.explained_variance_ratio.push(ratio);
+            cumulative += ratio;
+            if cumulative > VARIANCE_SHARE {
+                break;
+            }
+        }
+        // Thresholds from the reference chunks, in row order (incomplete last chunk kept).
+        let chunk = (n / REFERENCE_CHUNKS).max(1);
+        let values: Vec<f64> = z
+            .chunks(chunk)
+            .map(|c| {
+                let mut m = ErrorMoments::default();
+                for x in c {
+                    m.record(model.standardised_error(x));
+                }
+                m.mean().unwrap_or(0.0)
+            })
+            .collect();
+        let k = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / k;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k).sqrt();
+        model.lower_threshold = (mean - 3.0 * std).max(0.0);
+        model.upper_threshold = mean + 3.0 * std;
+        Ok(model)
+    }
+
+    /// Imputes and frequency-encodes one row (before standardisation).
+    fn encode(&self, row: &[FeatureValue]) -> Vec<f64> {
+        self.encodings
+            .iter()
+            .enumerate()
+            .map(|(j, e)| e.encode(row.get(j)))
+            .collect()
+    }
+
+    /// Reconstruction error of a standardised row: `√(‖c‖² − ‖W c‖²)` with `c` the centred
+    /// row and `W` the kept components (orthonormal rows): k × d multiply-adds plus 2 d.
+    fn standardised_error(&self, z: &[f64]) -> f64 {
+        let mut norm_sq = 0.0;
+        let mut c = [0.0f64; 64];
+        let mut heap;
+        let c: &mut [f64] = if z.len() <= 64 {
+            &mut c[..z.len()]
+        } else {
+            heap = vec![0.0; z.len()];
+            &mut heap
+        };
+        for (j, x) in z.iter().enumerate() {
+            c[j] = x - self.center[j];
+            norm_sq += c[j] * c[j];
+        }
+        let mut projected = 0.0;
+        for w in &self.components {
+            let y: f64 = w.iter().zip(c.iter()).map(|(a, b)| a * b).sum();
+            projected += y * y;
+        }
+        (norm_sq - projected).max(0.0).sqrt()
+    }
+
+    /// Reconstruction error of one event's features (schema order).
+    pub fn error(&self, row: &[FeatureValue]) -> f64 {
+        let d = self.encodings.len();
+        let mut z = [0.0f64; 64];
+        let mut heap;
+        let z: &mut [f64] = if d <= 64 {
+            &mut z[..d]
+        } else {
+            heap = vec![0.0; d];
+            &mut heap
+        };
+        for (j, e) in self.encodings.iter().enumerate() {
+            let x = e.encode(row.get(j));
+            z[j] = (x - self.mean[j]) / self.scale[j];
+        }
+        self.standardised_error(z)
+    }
+
+    /// Whether a window's mean error lies outside the default thresholds.
+    pub fn alerts(&self, mean_error: f64) -> bool {
+        !(self.lower_threshold < mean_error && mean_error < self.upper_threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(x: f64) -> FeatureValue {
+        FeatureValue::Numeric(x)
+    }
+
+    #[test]
+    fn jacobi_recovers_a_known_spectrum() {
+        let (values, vectors) = symmetric_eigen(vec![vec![2.0, 1.0], vec![1.0, 2.0]]);
+        assert!((values[0] - 3.0).abs() < 1e-12 && (values[1] - 1.0).abs() < 1e-12);
+        let v = &vectors[0];
+        assert!((v[0].abs() - v[1].abs()).abs() < 1e-12 && v[0] * v[1] > 0.0);
+    }
+
+    #[test]
+    fn breaking_a_correlation_raises_the_error() {
+        // Two perfectly correlated features: one component explains everything.
+        let rows: Vec<Vec<FeatureValue>> = (0..100)
+            .map(|i| {
+                let x = f64::from(i) / 10.0;
+                vec![num(x), num(2.0 * x + 1.0)]
+            })
+            .collect();
+        let model = ReconstructionModel::fit(&rows).unwrap();
+        assert_eq!(model.components.len(), 1);
+        assert!(model.error(&[num(3.0), num(7.0)]) < 1e-9);
+        // Standardised, (3, 19) sits (z1 - z2) / √2 ≈ 1.47 off the line.
+        let off = model.error(&[num(3.0), num(19.0)]);
+        assert!((off - 1.47).abs() < 0.01, "{off}");
+    }
+
+    #[test]
+    fn moments_give_the_sample_std() {
+        let mut m = ErrorMoments::default();
+        for x in [1.0, 2.0, 3.0, 4.0] {
+            m.record(x);
+        }
+        assert_eq!(m.mean(), Some(2.5));
+        assert!((m.std().unwrap() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+}
