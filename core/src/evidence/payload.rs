@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{Kind, Record};
 use crate::lifecycle::State;
 use crate::metrics::{Measured, Selector};
+use crate::nonconformity::{Input, Status};
 use crate::objective::Objective;
 
 /// What an evidence record says, by kind.
@@ -33,6 +34,8 @@ pub enum Payload {
     Startup(Startup),
     /// One attempt to deliver an alert notification.
     Notification(Notification),
+    /// A step of a nonconformity.
+    Nonconformity(NonconformityStep),
 }
 
 /// A payload that does not read as its kind says.
@@ -58,6 +61,7 @@ impl Payload {
             Payload::ConfigReload(_) => Kind::ConfigReload,
             Payload::Startup(_) => Kind::Startup,
             Payload::Notification(_) => Kind::Notification,
+            Payload::Nonconformity(_) => Kind::Nonconformity,
         }
     }
 
@@ -352,4 +356,29 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// `nonconformity`: one accepted step of a nonconformity (Clause 10.2). Replaying a
+/// nonconformity's steps in order through [`crate::nonconformity::Nonconformity::apply`]
+/// rebuilds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NonconformityStep {
+    /// The nonconformity's id.
+    pub nonconformity: u64,
+    /// Objective id.
+    pub objective: String,
+    /// Objective version when it opened.
+    pub version: String,
+    /// Severity of the objective.
+    pub severity: String,
+    /// Status left.
+    pub from: Status,
+    /// Status entered.
+    pub to: Status,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who, for steps people took.
+    pub actor: Option<String>,
+    /// What was accepted.
+    pub input: Input,
 }
