@@ -19,6 +19,9 @@ use crate::objective::Objective;
 /// What an evidence record says, by kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+// A payload is built once per record and written; boxing the objective definition would buy
+// nothing but noise at every construction site.
+#[allow(clippy::large_enum_variant)]
 pub enum Payload {
     /// An objective version came into force.
     ObjectiveVersion(ObjectiveVersion),
