@@ -114,16 +114,24 @@ pub fn observe(
         let input = Input::Evaluated {
             outcome: outcome(verdict),
         };
-        if let Ok(Some(step)) = nc.apply(&input, now_ms, policy) {
-            tracing::info!(
-                nonconformity = id,
-                objective,
-                from = step.from.as_str(),
-                to = step.to.as_str(),
-                "nonconformity verification"
-            );
-            out.entries.push(entry(&nc, &step, input));
-            changed.insert(id, nc);
+        let before = nc.verification;
+        match nc.apply(&input, now_ms, policy) {
+            Ok(Some(step)) => {
+                tracing::info!(
+                    nonconformity = id,
+                    objective,
+                    from = step.from.as_str(),
+                    to = step.to.as_str(),
+                    "nonconformity verification"
+                );
+                out.entries.push(entry(&nc, &step, input));
+                changed.insert(id, nc);
+            }
+            // A pass counted (or a run broken): stored, but no step of the timeline.
+            Ok(None) if nc.verification != before => {
+                changed.insert(id, nc);
+            }
+            _ => {}
         }
     }
     for objective in firing {
