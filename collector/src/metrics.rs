@@ -46,6 +46,8 @@ pub struct Metrics {
     pub evaluation_duration: Histogram,
     /// Sequence of the last evidence record.
     pub evidence_head_sequence: IntGauge,
+    /// Nonconformities and corrective actions (Clause 10.2).
+    pub corrective: CorrectiveMetrics,
     /// Hash of the last evidence record, as a label of a constant 1.
     pub evidence_head: IntGaugeVec,
     /// Reloads by outcome.
@@ -331,6 +333,7 @@ impl Metrics {
             evaluation_duration,
             evidence_head,
             start_time,
+            corrective: CorrectiveMetrics::new(&r),
             registry: r,
         }
     }
@@ -469,5 +472,46 @@ mod tests {
         let t = text(&m);
         assert!(!t.contains("aims_objective_info{"), "{t}");
         assert!(!t.contains("aims_objective_warning{"), "{t}");
+    }
+}
+
+/// The Clause 10.2 gauges, set from the nonconformities after every change.
+#[derive(Debug, Clone)]
+pub struct CorrectiveMetrics {
+    /// Nonconformities by status.
+    pub nonconformities: IntGaugeVec,
+    /// Corrective actions past their due date and not done.
+    pub actions_overdue: IntGauge,
+    /// Mean time from opening to first acknowledgement, over acknowledged nonconformities.
+    pub mean_time_to_acknowledge: Gauge,
+    /// Mean time from opening to effective, over nonconformities that became effective.
+    pub mean_time_to_effective: Gauge,
+}
+
+impl CorrectiveMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            nonconformities: register::int_gauge_vec(
+                r,
+                "aims_nonconformities",
+                "Nonconformities (Clause 10.2) by status",
+                &["status"],
+            ),
+            actions_overdue: register::int_gauge(
+                r,
+                "aims_corrective_actions_overdue",
+                "Corrective actions past their due date and not done",
+            ),
+            mean_time_to_acknowledge: register::gauge(
+                r,
+                "aims_nonconformity_mean_time_to_acknowledge_seconds",
+                "Mean time from a nonconformity opening to its acknowledgement",
+            ),
+            mean_time_to_effective: register::gauge(
+                r,
+                "aims_nonconformity_mean_time_to_effective_seconds",
+                "Mean time from a nonconformity opening to verified effective corrective action",
+            ),
+        }
     }
 }

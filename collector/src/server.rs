@@ -86,6 +86,12 @@ pub async fn run_with_clock(
     for (_, objective, receiver) in notify::Notifier::unknown_receivers(&file, &config.notify) {
         tracing::warn!(objective, receiver, "notify: names a receiver not configured in [[notify.receivers]]; its alerts go nowhere");
     }
+    let nonconformities = store
+        .nonconformities()
+        .await?
+        .into_iter()
+        .map(|n| (n.id, n))
+        .collect();
     let (notifier, targets) = notify::Notifier::new(&config, metrics.clone())?;
     let (tx, rx) = mpsc::channel(config.server.ingest_queue);
     let app = Arc::new(App {
@@ -98,6 +104,8 @@ pub async fn run_with_clock(
         status: RwLock::new(status),
         ingest: tx,
         reload_lock: tokio::sync::Mutex::new(()),
+        nonconformities: RwLock::new(nonconformities),
+        corrective_lock: tokio::sync::Mutex::new(()),
         started_ms: now,
         clock,
         config,

@@ -4,12 +4,13 @@
 //! await). They do not poison: a panic in one holder cannot make every later request fail.
 //! The evidence log has its own async lock around the chain head.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use aims_core::lifecycle::Lifecycle;
+use aims_core::nonconformity::Nonconformity;
 use aims_core::objective::ObjectivesFile;
 use aims_core::wire::SummaryEnvelope;
 use aims_core::{Measured, ModelSchema, ReferenceProfile};
@@ -195,6 +196,11 @@ pub struct App {
     pub ingest: mpsc::Sender<IngestJob>,
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// Nonconformities (Clause 10.2), by id.
+    pub nonconformities: RwLock<BTreeMap<u64, Nonconformity>>,
+    /// Serialises changes to nonconformities from the evaluator and the API, held across
+    /// their evidence write.
+    pub corrective_lock: tokio::sync::Mutex<()>,
     /// Process start, ms.
     pub started_ms: i64,
     /// Where every task reads the time.

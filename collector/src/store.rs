@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use aims_core::evidence::{Kind, Sealed};
+use aims_core::nonconformity::Nonconformity;
 use aims_core::wire::SummaryEnvelope;
 use aims_core::{ReferenceProfile, WindowSummary};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -578,6 +579,46 @@ impl Store {
                 evaluated_ms: r.get("evaluated_ms"),
             })
             .collect())
+    }
+
+    /// Stores the current form of a nonconformity.
+    pub async fn put_nonconformity(
+        &self,
+        nc: &Nonconformity,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(nc).map_err(|source| StoreError::Corrupt {
+            what: format!("nonconformity {}", nc.id),
+            source,
+        })?;
+        sqlx::query(
+            "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_ms = excluded.updated_ms",
+        )
+        .bind(nc.id as i64)
+        .bind(&nc.objective)
+        .bind(nc.status.as_str())
+        .bind(body)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Every nonconformity, by id.
+    pub async fn nonconformities(&self) -> Result<Vec<Nonconformity>, StoreError> {
+        let rows = sqlx::query("SELECT id, body FROM nonconformities ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get("id");
+                serde_json::from_str(r.get("body")).map_err(|source| StoreError::Corrupt {
+                    what: format!("nonconformity {id}"),
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// Closes both pools, checkpointing the WAL.

@@ -39,6 +39,8 @@ pub enum Kind {
     Startup,
     /// One attempt to deliver an alert notification, and its outcome.
     Notification,
+    /// A step of a nonconformity (Clause 10.2): opened, acknowledged, cause, action, verdict.
+    Nonconformity,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::ConfigReload => "config_reload",
             Kind::Startup => "startup",
             Kind::Notification => "notification",
+            Kind::Nonconformity => "nonconformity",
         }
     }
 }

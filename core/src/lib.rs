@@ -16,6 +16,8 @@
 //! - [`lifecycle`]: the evaluation state machine (ok, pending, firing, resolved, ...).
 //! - [`evidence`]: the hash chain of the evidence log.
 //! - [`invariants`]: what a true summary satisfies, and the overflow check of merge.
+//! - [`nonconformity`]: the Clause 10.2 lifecycle, from a fired breach to verified corrective
+//!   action.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,6 +28,7 @@ pub mod hash;
 pub mod invariants;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nonconformity;
 pub mod objective;
 pub mod pca;
 pub mod profile;

@@ -38,6 +38,29 @@ pub struct Config {
     pub logging: Logging,
     /// Alert delivery to Alertmanager and webhooks.
     pub notify: notify::Notify,
+    /// How corrective actions are verified (Clause 10.2).
+    pub effectiveness: Effectiveness,
+}
+
+/// When a nonconformity's corrective actions count as effective: the objective meets its
+/// target for `evaluations` consecutive evaluations, or without interruption for `period`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Effectiveness {
+    /// Consecutive passing evaluations.
+    pub evaluations: u64,
+    /// Or uninterrupted passing for this long.
+    #[serde(with = "humantime_serde")]
+    pub period: Option<Duration>,
+}
+
+impl Default for Effectiveness {
+    fn default() -> Self {
+        Self {
+            evaluations: 100,
+            period: None,
+        }
+    }
 }
 
 /// HTTP listener settings.
@@ -162,6 +185,9 @@ pub struct Auth {
     /// Hashes of tokens allowed to scrape `GET /metrics` (Prometheus's `authorization` block
     /// sends one). When empty, `/metrics` is open, as Prometheus expects by default.
     pub metrics_token_sha256: Vec<String>,
+    /// Hashes of tokens allowed to act on nonconformities (acknowledge, cause, actions,
+    /// close). When empty, nobody may: these requests write evidence, so they are never open.
+    pub corrective_token_sha256: Vec<String>,
 }
 
 /// One agent's credentials and scope.

@@ -92,3 +92,27 @@ impl FromRequestParts<Arc<App>> for Scraper {
         }
     }
 }
+
+/// An authorised corrector of nonconformities (acknowledge, cause, actions, close): 401
+/// without a bearer token, 403 with a token that is not a corrective-action token. With no
+/// such tokens configured nobody may act, since every action writes evidence.
+#[derive(Debug)]
+pub struct Corrector;
+
+impl FromRequestParts<Arc<App>> for Corrector {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let hash = bearer_hash(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("a corrective-action token is required"))?;
+        if app.config.auth.corrective_token_sha256.contains(&hash) {
+            Ok(Corrector)
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "Authorization",
+                "this token may not act on nonconformities",
+            ))
+        }
+    }
+}

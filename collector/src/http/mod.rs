@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod evidence;
+pub mod nonconformities;
 pub mod objectives;
 pub mod openapi;
 pub mod ops;
@@ -44,6 +45,28 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/evidence", get(evidence::list))
+        .route("/v1/nonconformities", get(nonconformities::list))
+        .route("/v1/nonconformities/{id}", get(nonconformities::get))
+        .route(
+            "/v1/nonconformities/{id}/acknowledge",
+            post(nonconformities::acknowledge),
+        )
+        .route(
+            "/v1/nonconformities/{id}/cause",
+            post(nonconformities::cause),
+        )
+        .route(
+            "/v1/nonconformities/{id}/actions",
+            post(nonconformities::plan),
+        )
+        .route(
+            "/v1/nonconformities/{id}/actions/{action}/done",
+            post(nonconformities::done),
+        )
+        .route(
+            "/v1/nonconformities/{id}/close",
+            post(nonconformities::close),
+        )
         .route("/v1/reports", get(reports::get))
         .route("/-/reload", post(ops::reload))
         .route("/metrics", get(ops::metrics))

@@ -23,6 +23,7 @@ use aims_core::{Measured, ReferenceProfile};
 use tokio::sync::watch;
 
 use crate::evidence::Entry;
+use crate::services::corrective;
 use crate::services::notify::Notifier;
 use crate::state::{App, ObjectiveStatus};
 use crate::store::{ObjectiveRow, StoreError};
@@ -344,8 +345,18 @@ pub async fn cycle(
             ..s.row(id)
         })
         .collect();
+    // Nonconformities change in the same evidence append as the evaluations behind them.
+    let serial = app.corrective_lock.lock().await;
+    let judged: Vec<(&str, &str)> = verdicts
+        .iter()
+        .map(|(o, v, _, _)| (o.id.as_str(), *v))
+        .collect();
+    let observed = corrective::observe(app, &objectives, &judged, &newly_firing, now_ms);
+    entries.extend(observed.entries);
     let records = entries.len();
     let (head_seq, head_hash) = app.evidence.append(entries, &rows, now_ms).await?;
+    corrective::commit(app, observed.changed, now_ms).await?;
+    drop(serial);
 
     {
         let mut status = app.status.write();

@@ -2,6 +2,7 @@
 //!
 //! - [`ingest`]: validation of summaries and profiles, and the single writer that group-commits
 //!   them;
+//! - [`corrective`]: nonconformities and corrective actions (Clause 10.2);
 //! - [`evaluate`]: the evaluation cycle, lifecycles and their evidence;
 //! - [`notify`]: alert delivery to Alertmanager and webhooks;
 //! - [`reload`]: loading and reloading the objectives file;
@@ -9,6 +10,7 @@
 //! - [`status`]: the status page's snapshot and rendering;
 //! - [`maintenance`]: roll-up, expiry and compaction.
 
+pub mod corrective;
 pub mod evaluate;
 pub mod ingest;
 pub mod maintenance;

@@ -16,6 +16,7 @@ use super::{Kind, Record};
 use crate::lifecycle::State;
 use crate::metrics::intervals::Interval;
 use crate::metrics::{Measured, Selector};
+use crate::nonconformity::{Input, Status};
 use crate::objective::{Objective, Reading};
 
 /// What an evidence record says, by kind.
@@ -40,6 +41,8 @@ pub enum Payload {
     Startup(Startup),
     /// One attempt to deliver an alert notification.
     Notification(Notification),
+    /// A step of a nonconformity.
+    Nonconformity(NonconformityStep),
 }
 
 /// A payload that does not read as its kind says.
@@ -65,6 +68,7 @@ impl Payload {
             Payload::ConfigReload(_) => Kind::ConfigReload,
             Payload::Startup(_) => Kind::Startup,
             Payload::Notification(_) => Kind::Notification,
+            Payload::Nonconformity(_) => Kind::Nonconformity,
         }
     }
 
@@ -370,4 +374,29 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// `nonconformity`: one accepted step of a nonconformity (Clause 10.2). Replaying a
+/// nonconformity's steps in order through [`crate::nonconformity::Nonconformity::apply`]
+/// rebuilds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NonconformityStep {
+    /// The nonconformity's id.
+    pub nonconformity: u64,
+    /// Objective id.
+    pub objective: String,
+    /// Objective version when it opened.
+    pub version: String,
+    /// Severity of the objective.
+    pub severity: String,
+    /// Status left.
+    pub from: Status,
+    /// Status entered.
+    pub to: Status,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who, for steps people took.
+    pub actor: Option<String>,
+    /// What was accepted.
+    pub input: Input,
 }

@@ -1,0 +1,367 @@
+//! Nonconformities and corrective actions (Clause 10.2), in process over real HTTP with a
+//! manual clock: a breach that fires opens a nonconformity; requests without the role token
+//! are refused and store nothing; acknowledged, with a cause and a done action, it becomes
+//! effective after N passing evaluations; a second breach verifies ineffective and reopens.
+
+use std::time::Duration;
+
+use aims_collector::{Clock, Config};
+use aims_core::hash::sha256_hex;
+use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::{eventually, net, prom::sample};
+use serde_json::{json, Value};
+
+const ROLE: &str = "corrective-secret";
+const READ: &str = "read-secret";
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(READ)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut r = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn nonconformities(&self) -> Vec<Value> {
+        self.get("/v1/nonconformities?objective=income-drift").await["nonconformities"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn nc_records(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .get(&format!("/v1/evidence?after={after}&limit=1000"))
+                .await;
+            let items = page["items"].as_array().unwrap();
+            out.extend(
+                items
+                    .iter()
+                    .filter(|i| i["kind"] == "nonconformity" && i["objective"] == "income-drift")
+                    .cloned(),
+            );
+            match page["next_after"].as_u64() {
+                Some(n) => after = n,
+                None => return out,
+            }
+        }
+    }
+
+    async fn wait_status(&self, id: u64, status: &str) -> Value {
+        eventually(Duration::from_secs(20), status, || async {
+            let nc = self.get(&format!("/v1/nonconformities/{id}")).await;
+            nc.as_object()
+                .filter(|n| n["status"] == status)
+                .map(|n| Value::Object(n.clone()))
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_ineffective() {
+    let dir = aims_testkit::temp_dir();
+    let objectives = dir.path().join("objectives.yaml");
+    std::fs::write(&objectives, OBJECTIVES).unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    config.evaluation.objectives = objectives;
+    config.evaluation.interval = Duration::from_millis(50);
+    config.effectiveness.evaluations = 3;
+    config.auth.read_token_sha256 = vec![sha256_hex(READ.as_bytes())];
+    config.auth.corrective_token_sha256 = vec![sha256_hex(ROLE.as_bytes())];
+    let listener = net::listener();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let start = minute();
+    let clock = Clock::manual(start + 1_000);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(aims_collector::server::run_with_clock(
+        config,
+        clock.clone(),
+        listener,
+        async move {
+            stopped.await.ok();
+        },
+    ));
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: base.clone(),
+    };
+    eventually(Duration::from_secs(20), "healthz", || async {
+        api.client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    let schema = schema(3);
+    let profile = profile(&schema);
+    let put = api
+        .client
+        .put(format!("{base}/v1/models/{}/reference", schema.name))
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let mut seq = 0;
+    let send = |at: i64, traffic: Traffic, seq: u64| {
+        let e = envelope("a1", at, seq, summary(&schema, &profile, traffic, 300, seq));
+        let c = api.client.clone();
+        let url = format!("{base}/v1/summaries");
+        async move {
+            let s = c.post(url).json(&e).send().await.unwrap().status();
+            assert_eq!(s, 202);
+        }
+    };
+
+    // A drift breach fires (after `for: 1s` of clock time) and opens nonconformity 1.
+    send(start, Traffic::Drifted, seq).await;
+    seq += 1;
+    eventually(Duration::from_secs(20), "pending", || async {
+        let v = api.get("/v1/objectives").await;
+        v["objectives"]
+            .as_array()?
+            .iter()
+            .any(|o| o["id"] == "income-drift" && o["state"] == "pending")
+            .then_some(())
+    })
+    .await;
+    clock.advance(Duration::from_secs(2));
+    let opened = eventually(Duration::from_secs(20), "opened", || async {
+        api.nonconformities().await.into_iter().next()
+    })
+    .await;
+    assert_eq!(opened["status"], "open");
+    assert_eq!(opened["id"], 1);
+    let records_before = api.nc_records().await.len();
+    assert_eq!(records_before, 1, "the opening is one record");
+
+    // Without the role token: 401 without a token, 403 with a read token; nothing stored.
+    let ack = json!({"actor": "ana@example.com", "note": "looking into it"});
+    let (s, _) = api
+        .post("/v1/nonconformities/1/acknowledge", None, ack.clone())
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = api
+        .post("/v1/nonconformities/1/acknowledge", Some(READ), ack.clone())
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = api
+        .post(
+            "/v1/nonconformities/1/cause",
+            Some("guess"),
+            json!({"actor": "x", "cause": "y", "category": "z"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(api.nc_records().await.len(), records_before);
+    assert_eq!(api.nonconformities().await[0]["status"], "open");
+
+    // Out of order or incomplete: refused with the reason, nothing stored.
+    let (s, body) = api
+        .post(
+            "/v1/nonconformities/1/cause",
+            Some(ROLE),
+            json!({"actor": "ana", "cause": "c", "category": "data"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    let (s, body) = api
+        .post(
+            "/v1/nonconformities/1/acknowledge",
+            Some(ROLE),
+            json!({"note": "who?"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(body["error"].as_str().unwrap().contains("actor"), "{body}");
+    assert_eq!(api.nc_records().await.len(), records_before);
+
+    // React, find the cause, plan an action.
+    let (s, body) = api
+        .post("/v1/nonconformities/1/acknowledge", Some(ROLE), ack)
+        .await;
+    assert_eq!((s, body["status"].as_str()), (200, Some("acknowledged")));
+    let (s, _) = api
+        .post(
+            "/v1/nonconformities/1/cause",
+            Some(ROLE),
+            json!({"actor": "ana@example.com", "cause": "upstream unit change in income", "category": "data"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, body) = api
+        .post(
+            "/v1/nonconformities/1/actions",
+            Some(ROLE),
+            json!({"actor": "ana@example.com", "description": "fix the unit conversion", "owner": "ml-platform@example.com", "due": "2099-01-01", "control": "A.7.4"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["status"], "action_planned");
+    assert_eq!(body["owner"], "ml-platform@example.com");
+
+    // Traffic recovers: an hour later the window holds only normal traffic.
+    clock.advance(Duration::from_secs(3720));
+    send(start + 3_720_000, Traffic::Normal, seq).await;
+    seq += 1;
+    eventually(Duration::from_secs(20), "recovered", || async {
+        let v = api.get("/v1/objectives").await;
+        v["objectives"]
+            .as_array()?
+            .iter()
+            .any(|o| o["id"] == "income-drift" && o["state"] != "firing" && o["state"] != "pending")
+            .then_some(())
+    })
+    .await;
+    let (s, body) = api
+        .post(
+            "/v1/nonconformities/1/actions/1/done",
+            Some(ROLE),
+            json!({"actor": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body["status"] == "verifying" || body["status"] == "effective",
+        "{body}"
+    );
+    let effective = api.wait_status(1, "effective").await;
+    assert!(effective["verification"].is_null() || effective["effective"].is_string());
+    let (s, _) = api
+        .post(
+            "/v1/nonconformities/1/close",
+            Some(ROLE),
+            json!({"actor": "ana@example.com", "note": "verified"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // The evidence records tell the same story as the timeline.
+    let records = api.nc_records().await;
+    let path: Vec<&str> = records
+        .iter()
+        .filter(|r| r["record"]["data"]["nonconformity"] == 1)
+        .map(|r| r["record"]["data"]["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "open",
+            "acknowledged",
+            "cause_found",
+            "action_planned",
+            "verifying",
+            "effective",
+            "closed"
+        ]
+    );
+    let closed = api.get("/v1/nonconformities/1").await;
+    assert_eq!(closed["timeline"].as_array().unwrap().len(), path.len());
+    let actors: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["record"]["data"]["actor"].as_str())
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "ana@example.com",
+            "ana@example.com",
+            "ana@example.com",
+            "bo@example.com",
+            "ana@example.com"
+        ]
+    );
+
+    // A second breach opens nonconformity 2 (1 is closed); its action is done while the
+    // drift persists, so verification finds it ineffective and it reopens.
+    clock.advance(Duration::from_secs(3720));
+    send(start + 7_440_000, Traffic::Drifted, seq).await;
+    eventually(Duration::from_secs(20), "pending again", || async {
+        let v = api.get("/v1/objectives").await;
+        v["objectives"]
+            .as_array()?
+            .iter()
+            .any(|o| o["id"] == "income-drift" && o["state"] == "pending")
+            .then_some(())
+    })
+    .await;
+    clock.advance(Duration::from_secs(2));
+    api.wait_status(2, "open").await;
+    for (path, body) in [
+        ("acknowledge", json!({"actor": "ana", "note": ""})),
+        (
+            "cause",
+            json!({"actor": "ana", "cause": "the same conversion, elsewhere", "category": "data"}),
+        ),
+        (
+            "actions",
+            json!({"actor": "ana", "description": "patch one site", "owner": "ml-platform@example.com", "due": "2099-01-01", "control": "A.7.4"}),
+        ),
+        ("actions/1/done", json!({"actor": "bo"})),
+    ] {
+        let (s, b) = api
+            .post(&format!("/v1/nonconformities/2/{path}"), Some(ROLE), body)
+            .await;
+        assert!(s == 200 || s == 201, "{path}: {s} {b}");
+    }
+    let reopened = api.wait_status(2, "reopened").await;
+    assert_eq!(reopened["ineffective_verifications"], 1);
+    assert!(reopened["effective"].is_null());
+
+    let metrics = api
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&metrics, "aims_nonconformities", &[("status", "closed")]),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "aims_nonconformities", &[("status", "reopened")]),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "aims_nonconformity_mean_time_to_effective_seconds",
+            &[]
+        )
+        .unwrap()
+            >= 3600.0
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
