@@ -22,6 +22,7 @@ pub mod evidence;
 pub mod hash;
 pub mod invariants;
 pub mod lifecycle;
+pub mod merkle;
 pub mod metrics;
 pub mod objective;
 pub mod profile;
