@@ -48,6 +48,8 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
+pub mod tree;
+pub mod tree_commands;
 
 pub use clock::Clock;
 pub use config::Config;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use aims_collector::commands::{self, Period};
 use aims_collector::config::{Config, LogFormat};
 use aims_collector::services::report::Format;
+use aims_collector::tree_commands;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -90,6 +91,45 @@ enum EvidenceCommand {
         /// An evidence pack written by `evidence export`.
         #[arg(long)]
         pack: Option<PathBuf>,
+        /// An earlier signed checkpoint: also prove the log only grew since (consistency proof).
+        #[arg(long, requires = "key", conflicts_with = "pack")]
+        since: Option<PathBuf>,
+        /// The collector's public key (as printed by `evidence key`), to check `--since`.
+        #[arg(long, requires = "since")]
+        key: Option<PathBuf>,
+    },
+    /// Write a new Ed25519 signing key for checkpoints; prints its public key.
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Configuration file naming the log (`evidence.origin`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the public key of `evidence.key_file`, to give to auditors.
+    Key {
+        /// Configuration file naming the key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Verify the chain and print a signed checkpoint of the whole log.
+    Checkpoint {
+        /// Configuration file naming the key and the data directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the inclusion proof of one record against a checkpoint, as JSON.
+    Prove {
+        /// The record's sequence number.
+        #[arg(long)]
+        seq: u64,
+        /// The tree size to prove against (default: the whole log).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Configuration file locating the data directory (and the key).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Write a period's report and evidence records, with its checkpoints, to a tar file.
     Export {
@@ -113,8 +153,31 @@ fn main() -> ExitCode {
             },
         } => commands::verify_pack(&pack),
         Command::Evidence {
-            command: EvidenceCommand::Verify { config, pack: None },
+            command:
+                EvidenceCommand::Verify {
+                    config,
+                    pack: None,
+                    since: Some(since),
+                    key: Some(key),
+                },
+        } => block_on(tree_commands::verify_since(&since, &key, config.as_deref())),
+        Command::Evidence {
+            command: EvidenceCommand::Verify {
+                config, pack: None, ..
+            },
         } => block_on(commands::verify(config.as_deref())),
+        Command::Evidence {
+            command: EvidenceCommand::Keygen { output, config },
+        } => edge(tree_commands::keygen(&output, config.as_deref())),
+        Command::Evidence {
+            command: EvidenceCommand::Key { config },
+        } => edge(tree_commands::key(config.as_deref())),
+        Command::Evidence {
+            command: EvidenceCommand::Checkpoint { config },
+        } => block_on(tree_commands::checkpoint(config.as_deref())),
+        Command::Evidence {
+            command: EvidenceCommand::Prove { seq, size, config },
+        } => block_on(tree_commands::prove(seq, size, config.as_deref())),
         Command::Evidence {
             command:
                 EvidenceCommand::Export {
@@ -151,6 +214,14 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs a command on a multi-threaded runtime and turns an error into exit status 1.
+/// The exit status of a synchronous command, its error printed.
+fn edge(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
 fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -22,11 +22,13 @@
 #![warn(missing_docs)]
 
 pub mod cbpe;
+pub mod checkpoint;
 pub mod event;
 pub mod evidence;
 pub mod hash;
 pub mod invariants;
 pub mod lifecycle;
+pub mod merkle;
 pub mod metrics;
 pub mod nonconformity;
 pub mod objective;

@@ -40,6 +40,8 @@ pub struct Config {
     pub notify: notify::Notify,
     /// How corrective actions are verified (Clause 10.2).
     pub effectiveness: Effectiveness,
+    /// Signed checkpoints of the evidence log.
+    pub evidence: Evidence,
 }
 
 /// When a nonconformity's corrective actions count as effective: the objective meets its
@@ -59,6 +61,27 @@ impl Default for Effectiveness {
         Self {
             evaluations: 100,
             period: None,
+        }
+    }
+}
+
+/// Signed checkpoints of the evidence log's Merkle tree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Evidence {
+    /// The log's name in checkpoints: unique to this deployment, so a checkpoint of one log
+    /// is never mistaken for another's.
+    pub origin: String,
+    /// The Ed25519 signing key written by `aims-collector evidence keygen`. Without it the
+    /// collector signs no checkpoints.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for Evidence {
+    fn default() -> Self {
+        Self {
+            origin: "aims-monitor/evidence".to_owned(),
+            key_file: None,
         }
     }
 }
@@ -262,6 +285,7 @@ impl Config {
         resolve(file, &mut self.evaluation.objectives);
         resolve_opt(file, &mut self.server.tls_cert);
         resolve_opt(file, &mut self.server.tls_key);
+        resolve_opt(file, &mut self.evidence.key_file);
         for r in &mut self.notify.receivers {
             resolve_opt(file, &mut r.token_file);
         }
