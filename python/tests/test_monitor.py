@@ -24,16 +24,22 @@ def agent_toml(workdir: Path, agent_id: str, collector_url: str, *, listen: str 
                window: str = "1h", grace: str = "5s") -> Path:
     """The example agent configuration with this test's names, directories and windows."""
     text = CONFIG.read_text()
-    text = text.replace('agent_id = "credit-scoring-agent-1"', f'agent_id = "{agent_id}"')
-    text = text.replace('path = "config/examples/profile.json"', f'path = "{PROFILE}"')
-    text = text.replace('listen = "127.0.0.1:9464"', f'listen = "{listen}"')
-    text = text.replace('length = "60s"', f'length = "{window}"')
-    text = text.replace('grace = "5s"', f'grace = "{grace}"')
-    text = text.replace('collector_url = "http://127.0.0.1:9470"', f'collector_url = "{collector_url}"')
-    text = text.replace('initial_backoff = "500ms"', 'initial_backoff = "50ms"')
-    text = text.replace('max_backoff = "60s"', 'max_backoff = "300ms"')
-    text = text.replace('shutdown_timeout = "5s"', 'shutdown_timeout = "20s"')
-    text = text.replace('dir = "data/agent/spool"', f'dir = "{workdir / ("spool-" + agent_id)}"')
+    # Each replacement must match: a changed example file fails here, by name, instead of leaving
+    # a test on the example's own paths and ports.
+    for old, new in [
+        ('agent_id = "credit-scoring-agent-1"', f'agent_id = "{agent_id}"'),
+        ('path = "examples/profile.json"', f'path = "{PROFILE}"'),
+        ('listen = "127.0.0.1:9464"', f'listen = "{listen}"'),
+        ('length = "60s"', f'length = "{window}"'),
+        ('grace = "5s"', f'grace = "{grace}"'),
+        ('collector_url = "http://127.0.0.1:9470"', f'collector_url = "{collector_url}"'),
+        ('initial_backoff = "500ms"', 'initial_backoff = "50ms"'),
+        ('max_backoff = "60s"', 'max_backoff = "300ms"'),
+        ('shutdown_timeout = "5s"', 'shutdown_timeout = "20s"'),
+        ('dir = "../data/agent/spool"', f'dir = "{workdir / ("spool-" + agent_id)}"'),
+    ]:
+        assert old in text, f"config/agent.toml no longer has {old!r}"
+        text = text.replace(old, new)
     path = workdir / f"{agent_id}.toml"
     path.write_text(text)
     return path
