@@ -293,3 +293,103 @@ fn forged_summaries_are_refused_naming_the_field() {
         .message
         .contains(&MAX_COUNT.to_string()));
 }
+
+/// Every maximal run of digits (with sign, point and exponent) in a summary's JSON, as byte ranges:
+/// the places a forged number can go.
+fn number_spans(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit()
+            || (bytes[i] == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            let start = i;
+            i += 1;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+            {
+                i += 1;
+            }
+            spans.push((start, i));
+        } else {
+            i += 1;
+        }
+    }
+    spans
+}
+
+fn forged_number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("18446744073709551615".to_owned()),
+        Just("18446744073709546176".to_owned()),
+        Just("9223372036854775808".to_owned()),
+        Just("-1".to_owned()),
+        Just("1e308".to_owned()),
+        Just("-1e308".to_owned()),
+        Just("1e309".to_owned()),
+        Just("0.5".to_owned()),
+        Just("null".to_owned()),
+        Just("\"7\"".to_owned()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|x| format!("{x:e}")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The summary parser under forged input: a valid summary's JSON with numbers replaced,
+    /// bytes cut out, or the text truncated. Parsing and validating never panic; what parses
+    /// either passes every invariant (and then merges with the original without panicking) or is
+    /// refused naming a field; what does not parse is a serde error, never a crash. A merge that
+    /// fails leaves the target unchanged.
+    #[test]
+    fn forged_summary_json_is_parsed_validated_and_merged_without_panic(
+        task in task_strategy(),
+        raws in prop::collection::vec(raw_strategy(), 1..40),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), forged_number()), 1..4),
+        cut in prop::option::of((any::<prop::sample::Index>(), 0usize..16)),
+        truncate in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let (_, _, original) = summarise(task, &raws);
+        let mut text = serde_json::to_string(&original).unwrap();
+        for (at, value) in edits {
+            let spans = number_spans(&text);
+            let (s, e) = spans[at.index(spans.len())];
+            text.replace_range(s..e, &value);
+        }
+        if let Some((at, len)) = cut {
+            let s = at.index(text.len());
+            let e = (s + len).min(text.len());
+            if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                text.replace_range(s..e, "");
+            }
+        }
+        if let Some(at) = truncate {
+            let n = at.index(text.len() + 1);
+            if text.is_char_boundary(n) {
+                text.truncate(n);
+            }
+        }
+        match serde_json::from_str::<WindowSummary>(&text) {
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+            Ok(forged) => match validate(&forged) {
+                Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty(), "{e:?}"),
+                Ok(()) => {
+                    let mut merged = original.clone();
+                    if merged.merge(&forged).is_ok() {
+                        // Two valid summaries can still sum past the exact-integer bound: that
+                        // is refused naming the field, like any other forgery.
+                        if let Err(e) = validate(&merged) {
+                            prop_assert!(!e.field.is_empty(), "{e:?}");
+                        }
+                    } else {
+                        prop_assert_eq!(&merged, &original);
+                    }
+                }
+            },
+        }
+    }
+}
