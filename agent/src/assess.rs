@@ -238,34 +238,34 @@ pub fn assessment(
                     .collect();
                 anyhow::anyhow!("{}", lines.join("\n"))
             })?;
-            let judged =
-                file.objectives
-                    .iter()
-                    .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
-                    .map(|o| {
-                        let m = metrics::measure_objective(o, schema, summary, &report).map_err(
-                            |e| anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id),
-                        )?;
-                        let judgement = o.judge_measurement(&m);
-                        Ok(JudgedObjective {
-                            id: o.id.clone(),
-                            title: o.title.clone(),
-                            metric: o.metric.clone(),
-                            selector: o.selector.clone(),
-                            verdict: judgement.verdict,
-                            breach: o.breach,
-                            reading: judgement.reading,
-                            interval: m.interval,
-                            too_small: m.too_small,
-                            min_group_samples: o.min_group_samples,
-                            value: m.value,
-                            samples: m.samples,
-                            min_samples: o.min_samples,
-                            target: o.target.to_string(),
-                            warning: o.warning.map(|w| w.to_string()),
-                        })
+            let judged = file
+                .objectives
+                .iter()
+                .filter(|o| o.model == schema.name && o.metric != objective::NO_DATA_METRIC)
+                .map(|o| {
+                    let m = o.measure(schema, summary, &report).map_err(|e| {
+                        anyhow::anyhow!("{}: objective {}: {e}", path.display(), o.id)
+                    })?;
+                    let judgement = o.judge_measurement(&m);
+                    Ok(JudgedObjective {
+                        id: o.id.clone(),
+                        title: o.title.clone(),
+                        metric: o.metric.clone(),
+                        selector: o.selector.clone(),
+                        verdict: judgement.verdict,
+                        breach: o.breach,
+                        reading: judgement.reading,
+                        interval: m.interval,
+                        too_small: m.too_small,
+                        min_group_samples: o.min_group_samples,
+                        value: m.value,
+                        samples: m.samples,
+                        min_samples: o.min_samples,
+                        target: o.target.to_string(),
+                        warning: o.warning.map(|w| w.to_string()),
                     })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             Some(judged)
         }
     };

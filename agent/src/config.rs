@@ -48,7 +48,7 @@ pub struct AgentConfig {
     pub log: LogConfig,
     /// CloudEvents ingest (KServe, Seldon, Open Inference Protocol); off when absent.
     #[serde(default)]
-    pub cloudevents: Option<crate::cloudevents::CloudEventsConfig>,
+    pub cloudevents: Option<crate::cloudevents::config::CloudEventsConfig>,
 }
 
 fn default_agent_id() -> String {
@@ -333,7 +333,7 @@ pub enum ConfigError {
         /// The file.
         path: String,
         /// What is wrong, naming the key.
-        source: crate::cloudevents::MappingError,
+        source: crate::cloudevents::mapping::MappingError,
     },
 }
 
@@ -362,7 +362,7 @@ impl AgentConfig {
                 source,
             })?;
         if let Some(ce) = &cfg.cloudevents {
-            crate::cloudevents::Mapping::compile(ce, &cfg.model).map_err(|source| {
+            crate::cloudevents::mapping::Mapping::compile(ce, &cfg.model).map_err(|source| {
                 ConfigError::CloudEvents {
                     path: shown.clone(),
                     source,

@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Equal-width score bins the estimated ROC AUC is computed on: the summary's own score bins
-/// ([`crate::profile::SCORE_BINS`]), whose counts it already keeps.
-pub const CBPE_SCORE_BINS: usize = crate::profile::SCORE_BINS;
+/// ([`crate::score::SCORE_BINS`]), whose counts it already keeps.
+pub const CBPE_SCORE_BINS: usize = crate::score::SCORE_BINS;
 
 /// Half-width of the sampling-error band, in standard errors (NannyML's `SAMPLING_ERROR_RANGE`).
 pub const SAMPLING_ERROR_RANGE: f64 = 3.0;
@@ -479,7 +479,7 @@ impl CbpeSums {
         if self.bin_p.is_empty() {
             self.bin_p = vec![0.0; CBPE_SCORE_BINS];
         }
-        self.bin_p[crate::profile::score_bin(score)] += p;
+        self.bin_p[crate::score::score_bin(score)] += p;
     }
 
     /// Adds another window's sums (associative and commutative; the default is the identity).

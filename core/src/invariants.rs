@@ -13,17 +13,15 @@ use thiserror::Error;
 
 use crate::sketch::QuantileSketch;
 use crate::summary::{
-    CategoricalStats, FeatureStats, GroupStats, MergeError, NumericStats, RegressionStats,
-    WindowSummary,
+    CategoricalStats, FeatureStats, GroupStats, NumericStats, RegressionStats, WindowSummary,
 };
 
 /// The largest count a summary may hold: 2^53, the last integer an `f64` (which every metric
 /// computes in) represents exactly. No window holds that many events.
 pub const MAX_COUNT: u64 = 1 << 53;
 
-/// The sketch bucket indices a latency can reach: from the zero threshold (1e-6 ms) to
-/// `f64::MAX`, with room to spare.
-pub const SKETCH_INDEX_RANGE: (i64, i64) = (-1_000, 40_000);
+pub use crate::sketch::SKETCH_INDEX_RANGE;
+pub use crate::summary::check_merge;
 
 /// A summary that cannot be true, naming the field and the rule it breaks.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -307,141 +305,6 @@ pub fn validate(s: &WindowSummary) -> Result<(), InvariantError> {
         )?;
         for (g, stats) in groups.iter().enumerate() {
             group(&format!("groups[{a}][{g}]"), stats, classification)?;
-        }
-    }
-    Ok(())
-}
-
-/// Adding two counts; errs naming `field` if the sum wraps.
-fn add(field: &str, a: u64, b: u64) -> Result<(), MergeError> {
-    a.checked_add(b)
-        .map(|_| ())
-        .ok_or_else(|| MergeError::Overflow(field.to_owned()))
-}
-
-/// Adding two float sums; errs naming `field` if the sum is not finite.
-fn add_f(field: &str, a: f64, b: f64) -> Result<(), MergeError> {
-    if (a + b).is_finite() {
-        Ok(())
-    } else {
-        Err(MergeError::Overflow(field.to_owned()))
-    }
-}
-
-fn add_all(field: &str, a: &[u64], b: &[u64]) -> Result<(), MergeError> {
-    a.iter().zip(b).try_for_each(|(x, y)| add(field, *x, *y))
-}
-
-fn numeric_fits(path: &str, a: &NumericStats, b: &NumericStats) -> Result<(), MergeError> {
-    add(&format!("{path}.missing"), a.missing, b.missing)?;
-    add(&format!("{path}.count"), a.count, b.count)?;
-    add_f(&format!("{path}.sum"), a.sum, b.sum)?;
-    add_f(&format!("{path}.sum_sq"), a.sum_sq, b.sum_sq)?;
-    add_f(&format!("{path}.below_sum"), a.below_sum, b.below_sum)?;
-    add_f(&format!("{path}.above_sum"), a.above_sum, b.above_sum)?;
-    add_all(&format!("{path}.bins"), &a.bins, &b.bins)
-}
-
-fn group_fits(path: &str, a: &GroupStats, b: &GroupStats) -> Result<(), MergeError> {
-    for (name, x, y) in [
-        ("count", a.count, b.count),
-        ("selected", a.selected, b.selected),
-        ("labelled", a.labelled, b.labelled),
-        ("tp", a.tp, b.tp),
-        ("fp", a.fp, b.fp),
-        ("tn", a.tn, b.tn),
-        ("fn", a.fn_, b.fn_),
-    ] {
-        add(&format!("{path}.{name}"), x, y)?;
-    }
-    add_f(&format!("{path}.abs_error"), a.abs_error, b.abs_error)?;
-    add_f(&format!("{path}.sq_error"), a.sq_error, b.sq_error)
-}
-
-fn sketch_fits(a: &QuantileSketch, b: &QuantileSketch) -> Result<(), MergeError> {
-    add("latency.zeros", a.zeros, b.zeros)?;
-    if !a.counts.is_empty() && !b.counts.is_empty() {
-        let first = i64::from(a.offset).min(i64::from(b.offset));
-        let last = (i64::from(a.offset) + a.counts.len() as i64)
-            .max(i64::from(b.offset) + b.counts.len() as i64);
-        let (lo, hi) = SKETCH_INDEX_RANGE;
-        if last - first > hi - lo {
-            // The merged sketch would need more buckets than any latency can fill.
-            return Err(MergeError::Overflow("latency.offset".to_owned()));
-        }
-    }
-    for (k, &c) in b.counts.iter().enumerate() {
-        let index = i64::from(b.offset) + k as i64;
-        let pos = index - i64::from(a.offset);
-        if let Some(&mine) = usize::try_from(pos).ok().and_then(|p| a.counts.get(p)) {
-            add("latency.counts", mine, c)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether `b` can be added into `a` without a count wrapping or a sum overflowing; `Err` names
-/// the first field that would. Both must have the same shape (checked by the caller).
-pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeError> {
-    add("events", a.events, b.events)?;
-    add("rejected", a.rejected, b.rejected)?;
-    add("failed", a.failed, b.failed)?;
-    add("labelled", a.labelled, b.labelled)?;
-    sketch_fits(&a.latency, &b.latency)?;
-    for (i, (x, y)) in a.features.iter().zip(&b.features).enumerate() {
-        let path = format!("features[{i}]");
-        match (x, y) {
-            (FeatureStats::Numeric(x), FeatureStats::Numeric(y)) => numeric_fits(&path, x, y)?,
-            (FeatureStats::Categorical(x), FeatureStats::Categorical(y)) => {
-                add(&format!("{path}.missing"), x.missing, y.missing)?;
-                add(&format!("{path}.count"), x.count, y.count)?;
-                add(&format!("{path}.overflow"), x.overflow, y.overflow)?;
-                for (k, v) in &y.counts {
-                    add(
-                        &format!("{path}.counts"),
-                        x.counts.get(k).copied().unwrap_or(0),
-                        *v,
-                    )?;
-                }
-            }
-            _ => return Err(MergeError::ShapeMismatch("features")),
-        }
-    }
-    let (p, q) = (&a.prediction, &b.prediction);
-    add_all("prediction.class_counts", &p.class_counts, &q.class_counts)?;
-    add_all("prediction.score_bins", &p.score_bins, &q.score_bins)?;
-    if let (Some(x), Some(y)) = (&p.value, &q.value) {
-        numeric_fits("prediction.value", x, y)?;
-    }
-    let (p, q) = (&a.performance, &b.performance);
-    add_all("performance.confusion", &p.confusion, &q.confusion)?;
-    add("performance.scored", p.scored, q.scored)?;
-    add_all(
-        "performance.positive_scores",
-        &p.positive_scores,
-        &q.positive_scores,
-    )?;
-    add_all(
-        "performance.negative_scores",
-        &p.negative_scores,
-        &q.negative_scores,
-    )?;
-    add_f("performance.log_loss_sum", p.log_loss_sum, q.log_loss_sum)?;
-    add_f("performance.brier_sum", p.brier_sum, q.brier_sum)?;
-    let (r, s) = (&p.regression, &q.regression);
-    add("performance.regression.n", r.n, s.n)?;
-    for (name, x, y) in [
-        ("abs_error", r.abs_error, s.abs_error),
-        ("sq_error", r.sq_error, s.sq_error),
-        ("abs_pct_error", r.abs_pct_error, s.abs_pct_error),
-        ("y_sum", r.y_sum, s.y_sum),
-        ("y_sq_sum", r.y_sq_sum, s.y_sq_sum),
-    ] {
-        add_f(&format!("performance.regression.{name}"), x, y)?;
-    }
-    for (i, (x, y)) in a.groups.iter().zip(&b.groups).enumerate() {
-        for (j, (g, h)) in x.iter().zip(y).enumerate() {
-            group_fits(&format!("groups[{i}][{j}]"), g, h)?;
         }
     }
     Ok(())

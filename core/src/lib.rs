@@ -36,6 +36,7 @@ pub mod pca;
 pub mod profile;
 pub mod quantile;
 pub mod schema;
+pub mod score;
 pub mod sketch;
 pub mod summary;
 pub mod time;

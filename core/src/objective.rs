@@ -305,6 +305,26 @@ impl Objective {
         sha256_hex(canonical_json(self).as_bytes())
     }
 
+    /// Measures this objective's metric on a (merged) summary and its report: a fairness metric
+    /// with the objective's own confidence and `min_group_samples`, any other as the report has
+    /// it. This is what an evaluator calls per objective, before
+    /// [`judge_measurement`](Self::judge_measurement).
+    pub fn measure(
+        &self,
+        schema: &ModelSchema,
+        summary: &crate::summary::WindowSummary,
+        report: &metrics::Report,
+    ) -> Result<Measurement, metrics::CatalogueError> {
+        metrics::measure_with_options(
+            &self.metric,
+            &self.selector,
+            &self.fairness_options(),
+            schema,
+            summary,
+            report,
+        )
+    }
+
     /// The fairness options this objective asks for.
     pub fn fairness_options(&self) -> FairnessOptions {
         let d = FairnessOptions::default();

@@ -22,16 +22,10 @@ use crate::schema::{FeatureKind, ModelSchema, Task};
 /// Version of the profile's serialised form.
 pub const PROFILE_FORMAT: u32 = 1;
 
-/// Number of equal-width score bins on [0, 1].
-pub const SCORE_BINS: usize = 100;
+pub use crate::score::{score_bin, SCORE_BINS};
 
 /// Distinct values counted exactly before a reference feature is "many-valued".
 const DISTINCT_CAP: usize = 1000;
-
-/// Bin of a score in [0, 1] among [`SCORE_BINS`] equal-width bins (1.0 in the last).
-pub fn score_bin(score: f64) -> usize {
-    ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1)
-}
 
 /// Reference statistics of a numeric feature (or of a regression output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

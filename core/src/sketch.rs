@@ -111,6 +111,10 @@ impl QuantileSketch {
     }
 }
 
+/// The sketch bucket indices a latency can reach: from the zero threshold (1e-6 ms) to
+/// `f64::MAX`, with room to spare.
+pub const SKETCH_INDEX_RANGE: (i64, i64) = (-1_000, 40_000);
+
 #[cfg(test)]
 mod tests {
     use super::*;

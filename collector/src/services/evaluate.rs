@@ -89,7 +89,7 @@ struct Computed {
     profile: Arc<ReferenceProfile>,
 }
 
-/// What `measure_objective` and `judge_measurement` add to a value: recorded as evidence.
+/// What `Objective::measure` and `judge_measurement` add to a value: recorded as evidence.
 #[derive(Default)]
 struct Detail {
     interval: Option<Interval>,
@@ -248,7 +248,7 @@ pub async fn cycle(
                     0,
                 ),
                 Some(c) => {
-                    let m = metrics::measure_objective(o, &c.profile.schema, &c.summary, &c.report);
+                    let m = o.measure(&c.profile.schema, &c.summary, &c.report);
                     context = Some(c);
                     match m {
                         Ok(m) => {

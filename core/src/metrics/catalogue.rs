@@ -431,29 +431,31 @@ pub fn has_interval(metric: &str) -> bool {
     )
 }
 
-/// Measures an objective's metric: as [`measure`], except that a fairness metric is computed
-/// with the objective's own confidence and `min_group_samples` from the summary's counts
-/// (cheap: no drift is recomputed). This is what an evaluator calls per objective.
-pub fn measure_objective(
-    objective: &crate::objective::Objective,
+/// Measures a metric as [`measure`] does, except that a fairness metric is computed with the
+/// given confidence and `min_group_samples` from the summary's counts (cheap: no drift is
+/// recomputed). An objective measures itself through this
+/// ([`Objective::measure`](crate::objective::Objective::measure)).
+pub fn measure_with_options(
+    metric: &str,
+    selector: &Selector,
+    options: &FairnessOptions,
     schema: &ModelSchema,
     summary: &WindowSummary,
     report: &Report,
 ) -> Result<Measurement, CatalogueError> {
-    let spec = check(&objective.metric, &objective.selector, None)?;
-    let options = objective.fairness_options();
+    let spec = check(metric, selector, None)?;
     if !matches!(spec.scope, Scope::Attribute | Scope::Group)
-        || options == FairnessOptions::default()
+        || *options == FairnessOptions::default()
     {
-        return measure(&objective.metric, &objective.selector, report);
+        return measure(metric, selector, report);
     }
-    let name = objective.selector.attribute.as_deref().unwrap_or_default();
-    let f = super::fairness::attribute(schema, summary, name, &options)
+    let name = selector.attribute.as_deref().unwrap_or_default();
+    let f = super::fairness::attribute(schema, summary, name, options)
         .ok_or_else(|| err("attribute", format!("no attribute {name:?}")))?;
     Ok(measure_fairness(
-        &objective.metric,
+        metric,
         spec,
-        &objective.selector,
+        selector,
         &f,
         &report.performance,
     ))

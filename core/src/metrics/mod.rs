@@ -21,7 +21,7 @@ use crate::schema::ModelSchema;
 use crate::summary::WindowSummary;
 
 pub use catalogue::{
-    measure, measure_objective, CatalogueError, Measurement, MetricSpec, Scope, Selector,
+    measure, measure_with_options, CatalogueError, Measurement, MetricSpec, Scope, Selector,
 };
 
 /// A metric value, or the reason it has none.
