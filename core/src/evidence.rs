@@ -39,6 +39,8 @@ pub enum Kind {
     Startup,
     /// One attempt to deliver an alert notification, and its outcome.
     Notification,
+    /// A collector replica became the leader (the one that evaluates).
+    LeaderChange,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::ConfigReload => "config_reload",
             Kind::Startup => "startup",
             Kind::Notification => "notification",
+            Kind::LeaderChange => "leader_change",
         }
     }
 }

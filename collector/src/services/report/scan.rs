@@ -217,7 +217,7 @@ pub fn apply<F: Fn(&str) -> bool>(
                 }
             }
         }
-        Payload::Startup(_) | Payload::Notification(_) => {}
+        Payload::Startup(_) | Payload::Notification(_) | Payload::LeaderChange(_) => {}
     }
 }
 
