@@ -3,12 +3,13 @@
 //! are refused and store nothing; acknowledged, with a cause and a done action, it becomes
 //! effective after N passing evaluations; a second breach verifies ineffective and reopens.
 
+mod common;
+
 use std::time::Duration;
 
-use aims_collector::{Clock, Config};
 use aims_core::hash::sha256_hex;
-use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
-use aims_testkit::{eventually, net, prom::sample};
+use aims_testkit::fixtures::{envelope, profile, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::{eventually, prom::sample};
 use serde_json::{json, Value};
 
 const ROLE: &str = "corrective-secret";
@@ -82,29 +83,12 @@ impl Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_ineffective() {
-    let dir = aims_testkit::temp_dir();
-    let objectives = dir.path().join("objectives.yaml");
-    std::fs::write(&objectives, OBJECTIVES).unwrap();
-    let mut config = Config::default();
-    config.storage.data_dir = dir.path().join("data");
-    config.evaluation.objectives = objectives;
-    config.evaluation.interval = Duration::from_millis(50);
-    config.effectiveness.evaluations = 3;
-    config.auth.read_token_sha256 = vec![sha256_hex(READ.as_bytes())];
-    config.auth.corrective_token_sha256 = vec![sha256_hex(ROLE.as_bytes())];
-    let listener = net::listener();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let start = minute();
-    let clock = Clock::manual(start + 1_000);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(aims_collector::server::run_with_clock(
-        config,
-        clock.clone(),
-        listener,
-        async move {
-            stopped.await.ok();
-        },
-    ));
+    let c = common::InProcess::start(OBJECTIVES, |config| {
+        config.effectiveness.evaluations = 3;
+        config.auth.read_token_sha256 = vec![sha256_hex(READ.as_bytes())];
+        config.auth.corrective_token_sha256 = vec![sha256_hex(ROLE.as_bytes())];
+    });
+    let (base, clock, start) = (c.base.clone(), c.clock.clone(), c.start);
     let api = Api {
         client: reqwest::Client::new(),
         base: base.clone(),
@@ -362,6 +346,5 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
             >= 3600.0
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    c.shutdown().await;
 }

@@ -1,11 +1,12 @@
 //! The collector as a library: started in process on a listener bound to port 0, driven over
 //! real HTTP, with a manual clock so a lifecycle advances without waiting for wall time.
 
+mod common;
+
 use std::time::Duration;
 
-use aims_collector::{Clock, Config};
-use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
-use aims_testkit::{eventually, net, prom::sample};
+use aims_testkit::fixtures::{envelope, profile, schema, summary, Traffic, OBJECTIVES};
+use aims_testkit::{eventually, prom::sample};
 use serde_json::Value;
 
 async fn state(client: &reqwest::Client, base: &str, id: &str) -> String {
@@ -28,26 +29,8 @@ async fn state(client: &reqwest::Client, base: &str, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
-    let dir = aims_testkit::temp_dir();
-    let objectives = dir.path().join("objectives.yaml");
-    std::fs::write(&objectives, OBJECTIVES).unwrap();
-    let mut config = Config::default();
-    config.storage.data_dir = dir.path().join("data");
-    config.evaluation.objectives = objectives;
-    config.evaluation.interval = Duration::from_millis(50);
-    let listener = net::listener();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let start = minute();
-    let clock = Clock::manual(start + 1_000);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(aims_collector::server::run_with_clock(
-        config,
-        clock.clone(),
-        listener,
-        async move {
-            stopped.await.ok();
-        },
-    ));
+    let c = common::InProcess::start(OBJECTIVES, |_| {});
+    let (base, clock, start) = (c.base.clone(), c.clock.clone(), c.start);
     let client = reqwest::Client::new();
 
     let health: Value = eventually(Duration::from_secs(20), "healthz", || async {
@@ -119,8 +102,7 @@ async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
         "{metrics}"
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    c.shutdown().await;
     assert!(
         client.get(format!("{base}/healthz")).send().await.is_err(),
         "the listener is closed"

@@ -3,11 +3,12 @@
 //! interval reads `at_risk` (never silently `ok`), and every evaluation record carries the
 //! interval, the reading and the groups left out as too small.
 
+mod common;
+
 use std::time::Duration;
 
-use aims_collector::{Clock, Config};
-use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic};
-use aims_testkit::{eventually, net, prom::sample};
+use aims_testkit::fixtures::{envelope, profile, schema, summary, Traffic};
+use aims_testkit::{eventually, prom::sample};
 use serde_json::Value;
 
 const OBJECTIVES: &str = r#"policy: "AI Policy v3, section 4"
@@ -78,26 +79,8 @@ async fn last_evaluation(client: &reqwest::Client, base: &str, id: &str) -> Opti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn significant_objectives_fire_only_beyond_the_interval_and_record_it() {
-    let dir = aims_testkit::temp_dir();
-    let objectives = dir.path().join("objectives.yaml");
-    std::fs::write(&objectives, OBJECTIVES).unwrap();
-    let mut config = Config::default();
-    config.storage.data_dir = dir.path().join("data");
-    config.evaluation.objectives = objectives;
-    config.evaluation.interval = Duration::from_millis(50);
-    let listener = net::listener();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let start = minute();
-    let clock = Clock::manual(start + 1_000);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(aims_collector::server::run_with_clock(
-        config,
-        clock.clone(),
-        listener,
-        async move {
-            stopped.await.ok();
-        },
-    ));
+    let c = common::InProcess::start(OBJECTIVES, |_| {});
+    let (base, clock, start) = (c.base.clone(), c.clock.clone(), c.start);
     let client = reqwest::Client::new();
     eventually(Duration::from_secs(20), "healthz", || async {
         client.get(format!("{base}/healthz")).send().await.ok()
@@ -202,6 +185,5 @@ async fn significant_objectives_fire_only_beyond_the_interval_and_record_it() {
     })
     .await;
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    c.shutdown().await;
 }
