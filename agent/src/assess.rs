@@ -115,14 +115,23 @@ fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
 /// Streams a dataset into a reference profile.
 pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result<ReferenceProfile> {
     let schema = &config.model;
-    let (mut parts, _) = dataset::fold(
+    let (parts, _) = dataset::fold(
         data,
         schema,
         &config.columns,
         || ProfileBuilder::new(schema),
         |b, e| b.add(e),
     )?;
-    // Sorting dominates the profile's cost: sort each part on its own core, then merge runs.
+    Ok(profile_from_parts(schema, parts))
+}
+
+/// One reference profile from builders that each took a part of the rows (the CLI's file
+/// chunks, the Python package's record batches). Sorting dominates the profile's cost: each part
+/// is sorted on its own core, then the sorted runs are merged.
+pub fn profile_from_parts(
+    schema: &aims_core::schema::ModelSchema,
+    mut parts: Vec<ProfileBuilder>,
+) -> ReferenceProfile {
     std::thread::scope(|scope| {
         for part in &mut parts {
             scope.spawn(|| part.presort());
@@ -132,7 +141,7 @@ pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result
     for part in parts {
         builder.merge(part);
     }
-    Ok(builder.finish())
+    builder.finish()
 }
 
 /// Reads a profile JSON and checks it belongs to `schema`.

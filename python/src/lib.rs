@@ -137,7 +137,7 @@ fn profile_of(
     let batches = frame::read_batches(data)?;
     py.allow_threads(|| {
         let schema = &cfg.model;
-        let mut parts = frame::fold(
+        let parts = frame::fold(
             &batches,
             schema,
             &cfg.columns,
@@ -146,16 +146,7 @@ fn profile_of(
             || ProfileBuilder::new(schema),
             |b, e| b.add(e),
         )?;
-        std::thread::scope(|scope| {
-            for part in &mut parts {
-                scope.spawn(|| part.presort());
-            }
-        });
-        let mut builder = ProfileBuilder::new(schema);
-        for part in parts {
-            builder.merge(part);
-        }
-        Ok(builder.finish())
+        Ok(aims_agent::assess::profile_from_parts(schema, parts))
     })
     .map_err(|e: frame::FrameError| errors::input_error(&e))
 }
