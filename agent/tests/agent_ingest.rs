@@ -557,16 +557,36 @@ async fn busy_ingest_slots_answer_503_at_once() {
         .replace("[server]\n", "[server]\nmax_concurrent_requests = 1\n");
     std::fs::write(&config, text).unwrap();
     let agent = Agent::start(&config);
-    // A slow client holds the only slot: headers sent, body still coming.
-    let mut slow = std::net::TcpStream::connect(agent.addr).unwrap();
-    write!(
-        slow,
-        "POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000\r\n\r\n{{"
-    )
-    .unwrap();
-    slow.flush().unwrap();
     let client = reqwest::Client::new();
+    // A slow client holds the only slot: headers sent, body still coming. A request racing it
+    // to the slot can win; then the slow one is the one refused, and is opened again.
+    let open_slow = || {
+        let mut slow = std::net::TcpStream::connect(agent.addr).unwrap();
+        write!(
+            slow,
+            "POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000\r\n\r\n{{"
+        )
+        .unwrap();
+        slow.flush().unwrap();
+        slow.set_nonblocking(true).unwrap();
+        slow
+    };
+    // Whether the agent has answered the slow request (it was refused: the slot was taken).
+    let answered_slow = |slow: &mut std::net::TcpStream| {
+        let mut buf = [0u8; 512];
+        match std::io::Read::read(slow, &mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                assert!(n == 0 || text.contains(" 503 "), "slow request got {text}");
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("slow connection: {e}"),
+        }
+    };
+    let mut slow = open_slow();
     let mut answered = None;
+    let mut races_lost = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while answered.is_none() {
         let resp = client
@@ -577,10 +597,21 @@ async fn busy_ingest_slots_answer_503_at_once() {
             .await
             .unwrap();
         if resp.status().as_u16() == 503 {
+            assert!(!answered_slow(&mut slow), "both requests were refused");
             answered = Some(resp);
         } else {
-            assert!(std::time::Instant::now() < deadline, "never saw 503");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(resp.status().as_u16(), 202);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never saw 503 ({races_lost} races to the slot lost)"
+            );
+            if answered_slow(&mut slow) {
+                races_lost += 1;
+                slow = open_slow();
+            } else {
+                // The slow request is not dispatched yet: give it a moment to take the slot.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
     let resp = answered.unwrap();
