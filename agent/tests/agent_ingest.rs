@@ -8,19 +8,7 @@ use std::time::Duration;
 use common::*;
 
 fn promtool_or_skip() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is required in CI (Debian package `prometheus`)"
-        );
-        eprintln!("SKIP promtool check: install the Debian package `prometheus` for promtool");
-    }
-    found
+    aims_testkit::skip::require_tool("promtool", "prometheus")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

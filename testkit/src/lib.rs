@@ -9,6 +9,7 @@
 //! - [`process`]: one harness for the binaries: start with a log file, wait for readiness,
 //!   SIGTERM, SIGKILL, kill on drop.
 //! - [`prom`]: one Prometheus-text sampler.
+//! - [`skip`]: skipping visibly when an outside tool is missing, and failing under `CI=true`.
 //! - [`fixtures`]: schema, event, profile and summary builders, and the example objectives.
 //! - [`temp_dir`]: temporary folders from `tempfile`, removed when dropped.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod fixtures;
 pub mod net;
 pub mod process;
 pub mod prom;
+pub mod skip;
 pub mod wait;
 
 pub use wait::{eventually, wait_until};
