@@ -299,6 +299,8 @@ impl<'de> Visitor<'de> for PredictionSeed<'_> {
                 "label" => label = Some(m.next_value::<Scalar<'de>>()?),
                 "score" => score = Some(m.next_value::<Scalar<'de>>()?),
                 "value" => value = Some(m.next_value::<Scalar<'de>>()?),
+                // Per-class probabilities are checked (and kept) by the general path only.
+                "scores" => return give_up(),
                 _ => {
                     m.next_value::<IgnoredAny>()?;
                 }
