@@ -378,3 +378,98 @@ mod split {
         }
     }
 }
+
+/// `class:` selects one class of a multiclass model for per-class precision, recall, F1 and
+/// AUC, a group's rate of predicting it and its parity; the values are the report's per-class
+/// ones. Anything else errs naming `class`.
+#[test]
+fn objectives_select_a_class() {
+    use aims_core::objective::parse;
+    let schema = schema();
+    let profile = profile(&schema);
+    let s = summary(&schema, &profile, 0..300);
+    let r = report(&schema, &profile, &s, None);
+    let objective = |metric: &str, extra: &str| {
+        format!(
+            "policy: p\nobjectives:\n  - id: o\n    title: t\n    model: tier\n    metric: {metric}\n{extra}    target: \">= 0.1\"\n    owner: x@example.com\n"
+        )
+    };
+    let m = r
+        .performance
+        .classification
+        .as_ref()
+        .and_then(|c| c.multiclass.as_ref())
+        .expect("multiclass");
+    let measured = |metric: &str, extra: &str| {
+        let file = parse(&objective(metric, extra), std::slice::from_ref(&schema))
+            .unwrap_or_else(|e| panic!("{metric}: {e:?}"));
+        let o = &file.objectives[0];
+        assert_eq!(o.selector.class.as_deref(), Some("mid"));
+        o.measure(&schema, &s, &r).expect("measured")
+    };
+    let mid = &m.per_class["mid"];
+    for (metric, want) in [
+        ("recall", &mid.recall),
+        ("precision", &mid.precision),
+        ("f1", &mid.f1),
+        ("roc_auc", &mid.roc_auc),
+    ] {
+        let got = measured(metric, "    class: mid\n");
+        assert_eq!(&got.value, want, "{metric}");
+        // Class "mid" is never predicted right here: its F1 is undefined, as scikit-learn's.
+        assert_eq!(want.value().is_some(), metric != "f1", "{metric}: {want:?}");
+    }
+    assert_ne!(
+        mid.recall, m.macro_avg.recall,
+        "one class's recall, not the macro average"
+    );
+    let parity = &r.fairness["g"].per_class["mid"];
+    let got = measured(
+        "demographic_parity_ratio",
+        "    attribute: g\n    class: mid\n",
+    );
+    assert_eq!(got.value, parity.demographic_parity_ratio);
+    let got = measured(
+        "selection_rate",
+        "    attribute: g\n    group: b\n    class: mid\n",
+    );
+    assert_eq!(got.value, parity.selection_rate["b"]);
+    assert_ne!(
+        got.value, r.fairness["g"].groups["b"].selection_rate,
+        "the rate of predicting mid, not the positive class"
+    );
+    assert_eq!(got.samples, r.fairness["g"].groups["b"].n);
+
+    let error = |metric: &str, extra: &str, schemas: &[ModelSchema]| {
+        let errs = parse(&objective(metric, extra), schemas).expect_err("refused");
+        (errs[0].location.clone(), errs[0].message.clone())
+    };
+    let here = std::slice::from_ref(&schema);
+    let (at, why) = error("accuracy", "    class: mid\n", here);
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("no per-class form"), "{why}");
+    let (at, why) = error("recall", "    class: top\n", here);
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("no class \"top\""), "{why}");
+    let binary = ModelSchema {
+        task: Task::Binary,
+        classes: vec!["0".into(), "1".into()],
+        positive_class: Some("1".into()),
+        ..schema.clone()
+    }
+    .validated()
+    .expect("binary schema");
+    let (at, why) = error(
+        "recall",
+        "    class: \"1\"\n",
+        std::slice::from_ref(&binary),
+    );
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("not a multiclass model"), "{why}");
+    let (at, _) = error(
+        "demographic_parity_ratio",
+        "    attribute: g\n    class: mid\n    breach: significant\n",
+        here,
+    );
+    assert_eq!(at, "objectives[0] (o).breach");
+}
