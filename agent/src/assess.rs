@@ -505,6 +505,7 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
                 &o.selector.feature,
                 &o.selector.attribute,
                 &o.selector.group,
+                &o.selector.class,
             ]
             .into_iter()
             .flatten()

@@ -439,6 +439,63 @@ fn multiclass_assess_gives_the_golden_values_from_ndjson_and_csv() {
     golden::check_multiclass(&doc, want);
     assert_eq!(doc["rows"]["current"], 2500);
 
+    // Objectives on one class: its recall, and the parity of predicting it across genders.
+    let objectives = dir.path().join("objectives.yaml");
+    let objective = |id: &str, metric: &str, extra: &str| {
+        format!("  - id: {id}\n    title: t\n    model: risk-tier\n    metric: {metric}\n{extra}    target: \">= 0\"\n    owner: o@example.com\n")
+    };
+    write(
+        &objectives,
+        &format!(
+            "policy: p\nobjectives:\n{}{}",
+            objective("medium-recall", "recall", "    class: medium\n"),
+            objective(
+                "medium-parity",
+                "demographic_parity_ratio",
+                "    attribute: gender\n    class: medium\n"
+            )
+        ),
+    );
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let out = agent(&[
+        "assess",
+        "--config",
+        &path("agent.toml"),
+        "--reference",
+        &path("reference.ndjson"),
+        "--current",
+        &path("current.ndjson"),
+        "--objectives",
+        &path("objectives.yaml"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let judged: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let by_id = |id: &str| {
+        judged["objectives"]
+            .as_array()
+            .expect("objectives")
+            .iter()
+            .find(|o| o["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} judged"))
+    };
+    let recall = by_id("medium-recall");
+    assert_eq!(recall["class"], "medium");
+    let (got, golden_recall) = (
+        recall["value"].as_f64().expect("value"),
+        want["performance"]["per_class"]["medium"]["recall"]
+            .as_f64()
+            .expect("golden"),
+    );
+    assert!((got - golden_recall).abs() < 1e-9, "{got} vs {golden_recall}");
+    let parity = by_id("medium-parity")["value"].as_f64().expect("value");
+    let golden_parity = want["fairness_per_class"]["gender"]["medium"]["demographic_parity_ratio"]
+        .as_f64()
+        .expect("golden");
+    assert!((parity - golden_parity).abs() < 1e-9, "{parity} vs {golden_parity}");
+
     let classes = fixture["schema"]["classes"]
         .as_array()
         .expect("classes")
