@@ -489,12 +489,18 @@ fn multiclass_assess_gives_the_golden_values_from_ndjson_and_csv() {
             .as_f64()
             .expect("golden"),
     );
-    assert!((got - golden_recall).abs() < 1e-9, "{got} vs {golden_recall}");
+    assert!(
+        (got - golden_recall).abs() < 1e-9,
+        "{got} vs {golden_recall}"
+    );
     let parity = by_id("medium-parity")["value"].as_f64().expect("value");
     let golden_parity = want["fairness_per_class"]["gender"]["medium"]["demographic_parity_ratio"]
         .as_f64()
         .expect("golden");
-    assert!((parity - golden_parity).abs() < 1e-9, "{parity} vs {golden_parity}");
+    assert!(
+        (parity - golden_parity).abs() < 1e-9,
+        "{parity} vs {golden_parity}"
+    );
 
     let classes = fixture["schema"]["classes"]
         .as_array()
