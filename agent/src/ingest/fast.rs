@@ -544,6 +544,8 @@ mod tests {
             r#"[1, 2]"#,
             r#"{"prediction": {"label": 0}} trailing"#,
             r#"{"prediction": "yes"}"#,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.9]}}"#,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.8]}}"#,
         ];
         for line in cases {
             let general = general(&schema, line);
@@ -551,5 +553,17 @@ mod tests {
                 assert_eq!(Some(e), general, "{line}");
             }
         }
+        // Per-class probabilities, good or bad, are left to the general path, which keeps them.
+        for line in [
+            r#"{"prediction": {"scores": [0.2, 0.8], "label": 1}}"#,
+            r#"{"prediction": {"label": 1, "scores": null}}"#,
+        ] {
+            assert_eq!(fast.decode(line.as_bytes(), 7), None, "{line}");
+        }
+        assert!(general(
+            &schema,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.9]}}"#
+        )
+        .is_none());
     }
 }
