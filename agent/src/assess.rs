@@ -208,12 +208,12 @@ pub fn assess_files(
 ) -> anyhow::Result<Assessment> {
     let schema = &config.model;
     let profile = reference_profile(config, reference)?;
-    let (parts, rows) = dataset::fold(
+    let (parts, rows) = dataset::fold_scored(
         current,
         schema,
         &config.columns,
         || WindowSummary::new(schema, &profile),
-        |s, e| s.record(schema, &profile, e),
+        |s, e, scores| s.record_scored(schema, &profile, e, scores),
     )?;
     let mut summary = WindowSummary::new(schema, &profile);
     for part in &parts {
@@ -505,6 +505,7 @@ fn write_text(out: &mut impl Write, a: &Assessment) -> std::io::Result<()> {
                 &o.selector.feature,
                 &o.selector.attribute,
                 &o.selector.group,
+                &o.selector.class,
             ]
             .into_iter()
             .flatten()

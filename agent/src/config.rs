@@ -80,6 +80,10 @@ pub struct ColumnsConfig {
     pub prediction: String,
     /// Positive-class score column.
     pub score: String,
+    /// Prefix of the per-class probability columns of a multiclass model: one column
+    /// `{prefix}{class}` per schema class (`score_low`, `score_medium`, ...). Read when any of
+    /// them is in the header; then all must be.
+    pub class_score_prefix: String,
     /// Ground-truth label column.
     pub label: String,
     /// Latency column, milliseconds.
@@ -93,6 +97,7 @@ impl Default for ColumnsConfig {
             ts: "ts".into(),
             prediction: "prediction".into(),
             score: "score".into(),
+            class_score_prefix: "score_".into(),
             label: "label".into(),
             latency_ms: "latency_ms".into(),
         }

@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
 
 use crate::config::ColumnsConfig;
+use crate::window::Scored;
 
 /// A dataset that cannot be read, naming where.
 #[derive(Debug, Error)]
@@ -108,6 +109,19 @@ pub fn fold<S: Send>(
     init: impl Fn() -> S + Sync,
     step: impl Fn(&mut S, &Event) + Sync,
 ) -> Result<(Vec<S>, u64), DatasetError> {
+    fold_scored(path, schema, columns, init, |s, e, _| step(s, e))
+}
+
+/// [`fold`], with the per-class probabilities of each row's prediction, when it has them
+/// (NDJSON `prediction.scores`, or the CSV columns `{columns.class_score_prefix}{class}`),
+/// checked by `ModelSchema::check_class_scores`.
+pub fn fold_scored<S: Send>(
+    path: &Path,
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    init: impl Fn() -> S + Sync,
+    step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
+) -> Result<(Vec<S>, u64), DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_owned(),
         source,
@@ -140,6 +154,7 @@ pub fn fold<S: Send>(
                 let mut state = init();
                 let mut rows = 0u64;
                 let mut record = csv::StringRecord::new();
+                let mut scores = Vec::new();
                 let mut event = Event {
                     id: None,
                     ts_ms: 0,
@@ -173,17 +188,18 @@ pub fn fold<S: Send>(
                                         ))
                                     }
                                 }
-                                plan.fill(&record, schema, &mut event)
+                                let scored = plan
+                                    .fill(&record, schema, &mut event, &mut scores)
                                     .map_err(|e| row_error(path, line, e))?;
-                                step(&mut state, &event);
+                                step(&mut state, &event, scored.then_some(scores.as_slice()));
                                 rows += 1;
                             }
                         }
                         (Batch::Json(lines), _) => {
                             for (line, text) in lines {
-                                let event = parse_json(&text, schema)
+                                let (event, scores) = parse_json(&text, schema)
                                     .map_err(|e| row_error(path, line, e))?;
-                                step(&mut state, &event);
+                                step(&mut state, &event, scores.as_deref());
                                 rows += 1;
                             }
                         }
@@ -242,10 +258,10 @@ fn row_error(path: &Path, line: u64, source: EventError) -> DatasetError {
     }
 }
 
-fn parse_json(text: &str, schema: &ModelSchema) -> Result<Event, EventError> {
+fn parse_json(text: &str, schema: &ModelSchema) -> Result<Scored, EventError> {
     let raw: RawEvent = serde_json::from_str(text)
         .map_err(|e| EventError::new("line", RejectReason::InvalidJson, e.to_string()))?;
-    schema.validate(raw, 0)
+    schema.validate_scored(raw, 0)
 }
 
 /// Sends batches round-robin; a closed worker (it met a bad row) stops the read.
@@ -404,6 +420,8 @@ struct Plan {
     ts: Option<usize>,
     prediction: usize,
     score: Option<usize>,
+    /// One column per class of a multiclass model's probabilities, when the header has them.
+    class_scores: Option<Vec<usize>>,
     label: Option<usize>,
     latency: Option<usize>,
 }
@@ -439,7 +457,29 @@ impl Plan {
             .iter()
             .map(|a| need(&a.name, format!("attribute {}", a.name)))
             .collect::<Result<_, _>>()?;
+        let class_scores = if schema.task == Task::Regression {
+            None
+        } else {
+            let names: Vec<String> = schema
+                .classes
+                .iter()
+                .map(|c| format!("{}{c}", columns.class_score_prefix))
+                .collect();
+            if names.iter().any(|n| find(n).is_some()) {
+                let purpose = |n: &str| format!("probability of class {n:?}");
+                Some(
+                    names
+                        .iter()
+                        .zip(&schema.classes)
+                        .map(|(n, c)| need(n, purpose(c)))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            } else {
+                None
+            }
+        };
         Ok(Plan {
+            class_scores,
             width: header.len(),
             features,
             attributes,
@@ -452,14 +492,16 @@ impl Plan {
         })
     }
 
-    /// Fills `event` from a row, reusing its buffers: a dataset of millions of rows then costs
-    /// no allocation per row.
+    /// Fills `event` from a row, and `scores` with its per-class probabilities (true when the
+    /// row has them), reusing their buffers: a dataset of millions of rows then costs no
+    /// allocation per row. A row leaves every probability cell empty or fills them all.
     fn fill(
         &self,
         row: &csv::StringRecord,
         schema: &ModelSchema,
         event: &mut Event,
-    ) -> Result<(), EventError> {
+        scores: &mut Vec<f64>,
+    ) -> Result<bool, EventError> {
         if row.len() != self.width {
             return Err(EventError::new(
                 "row",
@@ -546,7 +588,30 @@ impl Plan {
             Some(s) => parse_timestamp("ts", s)?,
             None => 0,
         };
-        Ok(())
+        scores.clear();
+        let Some(columns) = &self.class_scores else {
+            return Ok(false);
+        };
+        if columns.iter().all(|&i| cell(i).is_none()) {
+            return Ok(false);
+        }
+        for (k, &i) in columns.iter().enumerate() {
+            // Field names are built only for an error: no allocation per good row.
+            let field = || format!("prediction.scores[{k}]");
+            let Some(text) = cell(i) else {
+                return Err(EventError::new(
+                    field(),
+                    RejectReason::MissingField,
+                    "a row with class probabilities needs one for every class",
+                ));
+            };
+            scores.push(parse_number("", text).map_err(|e| EventError {
+                field: field(),
+                ..e
+            })?);
+        }
+        schema.check_class_scores("prediction.scores", scores)?;
+        Ok(true)
     }
 }
 

@@ -16,6 +16,7 @@ use aims_runtime::gzip::DecodeError;
 pub use fast::FastDecoder;
 
 use crate::config::LimitsConfig;
+use crate::window::Scored;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -359,14 +360,27 @@ pub fn decode_item(
     limits: &LimitsConfig,
     now_ms: i64,
 ) -> Result<Event, EventError> {
-    let event = match fast.decode(item, now_ms) {
-        Some(e) => e,
+    decode_item_scored(item, schema, fast, limits, now_ms).map(|(event, _)| event)
+}
+
+/// [`decode_item`], with the per-class probabilities of the prediction
+/// (`prediction.scores`, checked by `ModelSchema::class_scores`). The fast path declines items
+/// that carry them, so they are always judged by aims-core.
+pub fn decode_item_scored(
+    item: &[u8],
+    schema: &ModelSchema,
+    fast: &FastDecoder,
+    limits: &LimitsConfig,
+    now_ms: i64,
+) -> Result<Scored, EventError> {
+    let (event, scores) = match fast.decode(item, now_ms) {
+        Some(e) => (e, None),
         None => {
             let raw = serde_json::from_slice::<RawEvent>(item).map_err(json_error)?;
-            schema.validate(raw, now_ms)?
+            schema.validate_scored(raw, now_ms)?
         }
     };
-    check_lengths(event, schema, limits)
+    Ok((check_lengths(event, schema, limits)?, scores))
 }
 
 /// One label item that passed the JSON rule; its id is held to `limits.max_id_bytes`.

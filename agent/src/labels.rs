@@ -3,7 +3,8 @@
 //! Bounded three ways: by entry count and by bytes (the oldest waiting prediction is evicted
 //! first in both cases) and by age (a prediction older than the TTL is forgotten). Every
 //! outcome is reported to the caller so that it is counted, never silent. The byte count is an
-//! estimate of the heap held: ids (kept twice: map key and age order), groups, and a fixed
+//! estimate of the heap held: ids (kept twice: map key and age order), groups, per-class
+//! probabilities, and a fixed
 //! overhead per entry and per order record.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +20,9 @@ pub struct Pending {
     pub prediction: Prediction,
     /// The prediction's group per attribute.
     pub groups: Vec<u16>,
+    /// The per-class probabilities of the prediction (multiclass models), credited with the
+    /// label.
+    pub class_scores: Option<Vec<f64>>,
 }
 
 /// The outcome of looking up a label's prediction.
@@ -84,7 +88,10 @@ impl JoinBuffer {
     }
 
     fn entry_cost(id: &str, p: &Pending) -> usize {
-        ENTRY_OVERHEAD + id.len() + 2 * p.groups.len()
+        ENTRY_OVERHEAD
+            + id.len()
+            + 2 * p.groups.len()
+            + 8 * p.class_scores.as_ref().map_or(0, Vec::len)
     }
 
     fn order_cost(id: &str) -> usize {
@@ -205,6 +212,7 @@ mod tests {
                 score: Some(0.7),
             },
             groups: vec![0],
+            class_scores: None,
         }
     }
 

@@ -142,12 +142,17 @@ impl Recorder {
         self.metrics.events_received.inc();
         let validated = self
             .schema
-            .validate(raw, crate::window::now_ms())
-            .and_then(|e| crate::ingest::check_lengths(e, &self.schema, &self.limits));
+            .validate_scored(raw, crate::window::now_ms())
+            .and_then(|(e, scores)| {
+                Ok((
+                    crate::ingest::check_lengths(e, &self.schema, &self.limits)?,
+                    scores,
+                ))
+            });
         match validated {
-            Ok(e) => {
+            Ok(scored) => {
                 self.metrics.events_accepted.inc();
-                Ok(self.submit(Input::Event(e)))
+                Ok(self.submit(Input::Scored(vec![scored])))
             }
             Err(e) => {
                 self.reject(&e);

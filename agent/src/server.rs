@@ -37,7 +37,7 @@ use crate::config::{AgentConfig, LimitsConfig, ServerConfig};
 use crate::ingest::{self, BodyError, IngestReply, ItemError, Position};
 use crate::metrics::AgentMetrics;
 use crate::monitor::{Monitor, MonitorError, Recorder};
-use crate::window::{admit, now_ms, Input};
+use crate::window::{admit, now_ms, Input, Scored};
 
 /// Body memory is budgeted in units of this many bytes (a semaphore permit each).
 const BODY_UNIT: usize = 1024;
@@ -497,12 +497,12 @@ impl Tally {
 
 /// Hands a batch of valid events to the windowing task; on overload they are dropped and
 /// listed (the recorder counts them).
-fn submit_events(app: &App, batch: &mut Vec<(Position, aims_core::Event)>, tally: &mut Tally) {
+fn submit_events(app: &App, batch: &mut Vec<(Position, Scored)>, tally: &mut Tally) {
     if batch.is_empty() {
         return;
     }
     let (positions, events): (Vec<Position>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
-    if !app.recorder.submit(Input::Events(events)) {
+    if !app.recorder.submit(Input::Scored(events)) {
         for position in positions {
             tally.drop_item(position, "overload");
         }
@@ -528,11 +528,13 @@ async fn events(State(app): State<App>, req: Request) -> Response {
         &app.limits,
         &mut |position, item| {
             metrics.events_received.inc();
-            match item.and_then(|i| ingest::decode_item(i, schema, &app.fast, &app.limits, now)) {
+            let decoded = item
+                .and_then(|i| ingest::decode_item_scored(i, schema, &app.fast, &app.limits, now));
+            match decoded {
                 Ok(e) => {
                     tally.reply.accepted += 1;
                     metrics.events_accepted.inc();
-                    match admit(e.ts_ms, now, app.recorder.window()) {
+                    match admit(e.0.ts_ms, now, app.recorder.window()) {
                         Ok(()) => batch.push((position, e)),
                         Err(why) => {
                             metrics

@@ -40,6 +40,9 @@ pub enum Input {
     Event(Event),
     /// Validated events of one request.
     Events(Vec<Event>),
+    /// Validated events with the per-class probabilities of their predictions
+    /// (`prediction.scores`, multiclass models), from the HTTP ingest and `record_raw`.
+    Scored(Vec<Scored>),
     /// Validated late labels.
     Labels(Vec<(String, Target)>),
     /// Validated late labels whose sender is told how each joined (the HTTP reply says it).
@@ -60,6 +63,7 @@ impl Input {
         match self {
             Self::Event(_) => 1,
             Self::Events(v) => v.len(),
+            Self::Scored(v) => v.len(),
             Self::Labels(v) | Self::LabelsTold(v, _) => v.len(),
             Self::Rejected(_) | Self::Flush(_) => 0,
         }
@@ -84,6 +88,10 @@ enum Joined {
     Unmatched,
     Expired,
 }
+
+/// A validated event and the per-class probabilities its prediction came with, if any
+/// ([`ModelSchema::validate_scored`]).
+pub type Scored = (Event, Option<Vec<f64>>);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -152,6 +160,13 @@ pub fn summary_bound(
     widen(&mut p.negative_scores);
     p.scored = WIDE;
     (p.log_loss_sum, p.brier_sum) = (LONG, LONG);
+    if let Some(c) = p.class_scores.as_mut() {
+        (c.scored, c.log_loss_sum) = (WIDE, LONG);
+        c.positive
+            .iter_mut()
+            .chain(c.negative.iter_mut())
+            .for_each(widen);
+    }
     let r = &mut p.regression;
     r.n = WIDE;
     (
@@ -485,10 +500,15 @@ impl Windower {
     fn apply(&mut self, input: Input, now: i64) {
         self.dirty = true;
         match input {
-            Input::Event(e) => self.record(e, now),
+            Input::Event(e) => self.record(e, None, now),
             Input::Events(events) => {
                 for e in events {
-                    self.record(e, now);
+                    self.record(e, None, now);
+                }
+            }
+            Input::Scored(events) => {
+                for (e, scores) in events {
+                    self.record(e, scores, now);
                 }
             }
             Input::Labels(labels) => {
@@ -532,7 +552,7 @@ impl Windower {
             .or_insert_with(|| WindowSummary::new(&self.schema, &self.profile))
     }
 
-    fn record(&mut self, event: Event, now: i64) {
+    fn record(&mut self, event: Event, class_scores: Option<Vec<f64>>, now: i64) {
         let start = align(event.ts_ms, self.window_ms);
         if let Err(drop) = admit(event.ts_ms, now, &self.settings) {
             self.metrics
@@ -542,8 +562,12 @@ impl Windower {
             return;
         }
         let (schema, profile) = (Arc::clone(&self.schema), Arc::clone(&self.profile));
-        self.summary_for(start, now)
-            .record(&schema, &profile, &event);
+        self.summary_for(start, now).record_scored(
+            &schema,
+            &profile,
+            &event,
+            class_scores.as_deref(),
+        );
         self.metrics.events_summarised.inc();
         if let (Some(id), None) = (event.id, event.label) {
             if !matches!(event.prediction, Prediction::Failed) {
@@ -551,6 +575,7 @@ impl Windower {
                     window_start_ms: start,
                     prediction: event.prediction,
                     groups: event.groups,
+                    class_scores,
                 };
                 let removed = self.join.insert(id, pending, now);
                 self.metrics.join_evicted.inc_by(removed.evicted);
@@ -563,12 +588,14 @@ impl Windower {
         let joined = match self.join.take(id, now) {
             Lookup::Joined(p) => {
                 let schema = Arc::clone(&self.schema);
-                self.summary_for(p.window_start_ms, now).record_label(
-                    &schema,
-                    &p.prediction,
-                    &p.groups,
-                    target,
-                );
+                self.summary_for(p.window_start_ms, now)
+                    .record_label_scored(
+                        &schema,
+                        &p.prediction,
+                        &p.groups,
+                        target,
+                        p.class_scores.as_deref(),
+                    );
                 self.metrics.labels_joined.inc();
                 Joined::Yes
             }

@@ -359,3 +359,272 @@ fn assess_shows_intervals_sample_sizes_and_too_small_groups() {
         "small group, wide interval: [{l}, {u}]"
     );
 }
+
+#[path = "common/golden.rs"]
+mod golden;
+
+/// Runs `assess --format json` on the fixture's reference and current rows written by
+/// `write_rows` with extension `ext`; returns the JSON output.
+fn assess_multiclass(
+    dir: &Path,
+    fixture: &Value,
+    ext: &str,
+    write_rows: &dyn Fn(&Path, &[Value]),
+) -> Value {
+    write(
+        &dir.join("agent.toml"),
+        &golden::model_section(&fixture["schema"]),
+    );
+    for key in ["reference", "current"] {
+        write_rows(
+            &dir.join(format!("{key}.{ext}")),
+            fixture[key].as_array().expect("events"),
+        );
+    }
+    let path = |name: String| dir.join(name).to_str().expect("utf-8 path").to_owned();
+    let out = agent(&[
+        "assess",
+        "--config",
+        &path("agent.toml".into()),
+        "--reference",
+        &path(format!("reference.{ext}")),
+        "--current",
+        &path(format!("current.{ext}")),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// The fixture's events as CSV: one column per feature and attribute, the predicted class, the
+/// positive-class score, one `score_{class}` column per class, the label.
+fn write_csv(path: &Path, events: &[Value], classes: &[Value]) {
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let first = &events[0];
+    let features: Vec<&String> = first["features"]
+        .as_object()
+        .expect("features")
+        .keys()
+        .collect();
+    let attributes: Vec<&String> = first["attributes"]
+        .as_object()
+        .expect("attributes")
+        .keys()
+        .collect();
+    let mut w = csv::Writer::from_path(path).expect("CSV file");
+    let mut header: Vec<String> = vec!["id".into(), "ts".into()];
+    header.extend(features.iter().map(|f| f.to_string()));
+    header.extend(attributes.iter().map(|a| a.to_string()));
+    header.extend(["prediction".into(), "score".into()]);
+    header.extend(classes.iter().map(|c| format!("score_{}", cell(c))));
+    header.extend(["label".into(), "latency_ms".into()]);
+    w.write_record(&header).expect("header");
+    for e in events {
+        let mut row = vec![cell(&e["id"]), cell(&e["ts"])];
+        row.extend(features.iter().map(|f| cell(&e["features"][f.as_str()])));
+        row.extend(
+            attributes
+                .iter()
+                .map(|a| cell(&e["attributes"][a.as_str()])),
+        );
+        row.push(cell(&e["prediction"]["label"]));
+        row.push(cell(&e["prediction"]["score"]));
+        match e["prediction"]["scores"].as_array() {
+            Some(scores) => row.extend(scores.iter().map(cell)),
+            None => row.extend(classes.iter().map(|_| String::new())),
+        }
+        row.push(cell(&e["label"]));
+        row.push(cell(&e["latency_ms"]));
+        w.write_record(&row).expect("row");
+    }
+    w.flush().expect("flush");
+}
+
+/// A three-class model through `aims-agent assess`, from NDJSON (`prediction.scores`) and from
+/// CSV (`score_{class}` columns): the same accuracy, averaged and per-class P/R/F1, log loss,
+/// one-vs-rest AUC and per-class parity as scikit-learn and Fairlearn on the same rows. Without
+/// the probabilities, log loss and AUC are undefined (not made up from the positive score).
+#[test]
+fn multiclass_assess_gives_the_golden_values_from_ndjson_and_csv() {
+    let fixture = golden::multiclass_fixture();
+    let want = &fixture["expected"];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ndjson = |path: &Path, events: &[Value]| {
+        let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+        write(path, &(lines.join("\n") + "\n"));
+    };
+    let doc = assess_multiclass(dir.path(), &fixture, "ndjson", &ndjson);
+    golden::check_multiclass(&doc, want);
+    assert_eq!(doc["rows"]["current"], 2500);
+
+    // Objectives on one class: its recall, and the parity of predicting it across genders.
+    let objectives = dir.path().join("objectives.yaml");
+    let objective = |id: &str, metric: &str, extra: &str| {
+        format!("  - id: {id}\n    title: t\n    model: risk-tier\n    metric: {metric}\n{extra}    target: \">= 0\"\n    owner: o@example.com\n")
+    };
+    write(
+        &objectives,
+        &format!(
+            "policy: p\nobjectives:\n{}{}",
+            objective("medium-recall", "recall", "    class: medium\n"),
+            objective(
+                "medium-parity",
+                "demographic_parity_ratio",
+                "    attribute: gender\n    class: medium\n"
+            )
+        ),
+    );
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let out = agent(&[
+        "assess",
+        "--config",
+        &path("agent.toml"),
+        "--reference",
+        &path("reference.ndjson"),
+        "--current",
+        &path("current.ndjson"),
+        "--objectives",
+        &path("objectives.yaml"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let judged: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let by_id = |id: &str| {
+        judged["objectives"]
+            .as_array()
+            .expect("objectives")
+            .iter()
+            .find(|o| o["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} judged"))
+    };
+    let recall = by_id("medium-recall");
+    assert_eq!(recall["class"], "medium");
+    let (got, golden_recall) = (
+        recall["value"].as_f64().expect("value"),
+        want["performance"]["per_class"]["medium"]["recall"]
+            .as_f64()
+            .expect("golden"),
+    );
+    assert!(
+        (got - golden_recall).abs() < 1e-9,
+        "{got} vs {golden_recall}"
+    );
+    let parity = by_id("medium-parity")["value"].as_f64().expect("value");
+    let golden_parity = want["fairness_per_class"]["gender"]["medium"]["demographic_parity_ratio"]
+        .as_f64()
+        .expect("golden");
+    assert!(
+        (parity - golden_parity).abs() < 1e-9,
+        "{parity} vs {golden_parity}"
+    );
+
+    let classes = fixture["schema"]["classes"]
+        .as_array()
+        .expect("classes")
+        .clone();
+    let csv = |path: &Path, events: &[Value]| write_csv(path, events, &classes);
+    let from_csv = assess_multiclass(dir.path(), &fixture, "csv", &csv);
+    golden::check_multiclass(&from_csv, want);
+
+    let unscored = |path: &Path, events: &[Value]| {
+        let lines: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e["prediction"]
+                    .as_object_mut()
+                    .expect("prediction")
+                    .remove("scores");
+                e.to_string()
+            })
+            .collect();
+        write(path, &(lines.join("\n") + "\n"));
+    };
+    let without = assess_multiclass(dir.path(), &fixture, "jsonl", &unscored);
+    let c = &without["performance"]["classification"];
+    assert_eq!(
+        c["accuracy"],
+        doc["performance"]["classification"]["accuracy"]
+    );
+    assert!(c["log_loss"]["undefined"].is_string(), "{}", c["log_loss"]);
+    assert!(
+        c["multiclass"]["roc_auc_ovr"]["undefined"].is_string(),
+        "{}",
+        c["multiclass"]["roc_auc_ovr"]
+    );
+}
+
+/// Bad per-class probabilities stop `assess` with the file, the line and the field, from CSV
+/// and NDJSON alike; a header with some but not all probability columns names the missing one.
+#[test]
+fn bad_class_probabilities_name_line_and_field() {
+    let fixture = golden::multiclass_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("agent.toml");
+    write(&cfg, &golden::model_section(&fixture["schema"]));
+    let reference = dir.path().join("reference.ndjson");
+    let lines: Vec<String> = fixture["reference"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    write(&reference, &(lines.join("\n") + "\n"));
+    let run = |current: &Path| {
+        agent(&[
+            "assess",
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "--reference",
+            reference.to_str().expect("utf-8"),
+            "--current",
+            current.to_str().expect("utf-8"),
+        ])
+    };
+    let header = "id,income,age,debt_ratio,region,gender,age_band,prediction,score_low,score_medium,score_high,label";
+    let row = |scores: &str| format!("r,50000,40,0.2,north,F,40-49,low,{scores},low");
+    for (scores, line, field) in [
+        ("0.5,0.5,0.5", 3, "prediction.scores:"),
+        ("0.5,NaN,0.5", 3, "prediction.scores[1]"),
+        ("0.5,,0.5", 3, "prediction.scores[1]"),
+        ("1.2,-0.2,0", 3, "prediction.scores[0]"),
+    ] {
+        let bad = dir.path().join("bad.csv");
+        write(
+            &bad,
+            &format!("{header}\n{}\n{}\n", row("0.7,0.2,0.1"), row(scores)),
+        );
+        let out = run(&bad);
+        assert_eq!(out.status.code(), Some(2), "{scores}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("bad.csv: line {line}: {field}")),
+            "{scores}: {err}"
+        );
+    }
+    let partial = dir.path().join("partial.csv");
+    write(
+        &partial,
+        "id,income,age,debt_ratio,region,gender,age_band,prediction,score_low,score_high\n",
+    );
+    let err = stderr(&run(&partial));
+    assert!(err.contains("column \"score_medium\""), "{err}");
+
+    let bad = dir.path().join("bad.ndjson");
+    write(
+        &bad,
+        "{\"prediction\": {\"label\": \"low\", \"scores\": [0.9, 0.9, 0.9]}}\n{\"prediction\": {\"label\": \"low\", \"scores\": [0.5, 0.5]}}\n",
+    );
+    let err = stderr(&run(&bad));
+    assert!(
+        err.contains("bad.ndjson: line 1: prediction.scores"),
+        "{err}"
+    );
+}

@@ -210,6 +210,13 @@ fn wrong_type(field: &str, expected: &str, got: &Value) -> EventError {
 /// of overflowing its window's summary (which the collector could then not accept).
 pub const MAX_MAGNITUDE: f64 = 1e100;
 
+/// How far the per-class probabilities of a prediction (`prediction.scores`) may sum from 1.
+/// It admits probabilities rounded to four decimals for up to 20 classes (each off by at most
+/// 5e-5) and float32 softmax outputs; anything further off is not a probability distribution
+/// (logits, a wrong column) and is refused rather than renormalised. Log loss uses the true
+/// class's probability as given, so it moves by at most this much relative to a renormalised one.
+pub const SCORE_SUM_TOLERANCE: f64 = 1e-3;
+
 /// `x` if it is finite and within [`MAX_MAGNITUDE`], or the error for `field`.
 pub fn check_magnitude(field: &str, x: f64) -> Result<f64, EventError> {
     if !x.is_finite() {
@@ -313,7 +320,9 @@ impl ModelSchema {
     }
 
     /// The per-class probabilities of a classification prediction, `prediction.scores`: one
-    /// per class in schema order, each in [0, 1]. `None` when the prediction has none.
+    /// per class in schema order, each in [0, 1], summing to 1 within
+    /// [`SCORE_SUM_TOLERANCE`] (see [`check_class_scores`](Self::check_class_scores)). `None`
+    /// when the prediction has none.
     ///
     /// They are what multiclass log loss and one-vs-rest ROC AUC need (see
     /// [`WindowSummary::record_class_scores`](crate::summary::WindowSummary::record_class_scores)).
@@ -324,26 +333,59 @@ impl ModelSchema {
             Some(Value::Array(a)) => a,
             Some(v) => return Err(wrong_type(FIELD, "an array of probabilities", v)),
         };
-        if scores.len() != self.classes.len() {
+        self.check_score_count(FIELD, scores.len())?;
+        let scores = scores
+            .iter()
+            .enumerate()
+            .map(|(i, v)| finite(&format!("{FIELD}[{i}]"), v))
+            .collect::<Result<Vec<f64>, _>>()?;
+        self.check_class_scores(FIELD, &scores)?;
+        Ok(Some(scores))
+    }
+
+    fn check_score_count(&self, field: &str, n: usize) -> Result<(), EventError> {
+        if self.task == Task::Regression {
             return Err(EventError::new(
-                FIELD,
+                field,
+                RejectReason::UnknownClass,
+                "a regression model has no class probabilities",
+            ));
+        }
+        if n != self.classes.len() {
+            return Err(EventError::new(
+                field,
                 RejectReason::InvalidNumber,
                 format!(
-                    "{} probabilities for {} classes",
-                    scores.len(),
-                    self.classes.len()
+                    "{n} probabilities for {} classes ({:?})",
+                    self.classes.len(),
+                    self.classes
                 ),
             ));
         }
-        scores
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let field = format!("{FIELD}[{i}]");
-                self.check_score(&field, finite(&field, v)?)
-            })
-            .collect::<Result<Vec<f64>, _>>()
-            .map(Some)
+        Ok(())
+    }
+
+    /// Checks per-class probabilities already read as numbers (a JSON array, CSV cells): one
+    /// per class in schema order (so their count is capped by the schema's class cap), each
+    /// finite and in [0, 1] (errors name `field[i]`), and summing to 1 within
+    /// [`SCORE_SUM_TOLERANCE`].
+    pub fn check_class_scores(&self, field: &str, scores: &[f64]) -> Result<(), EventError> {
+        self.check_score_count(field, scores.len())?;
+        for (i, &s) in scores.iter().enumerate() {
+            if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
+                let f = format!("{field}[{i}]");
+                self.check_score(&f, check_magnitude(&f, s)?)?;
+            }
+        }
+        let sum: f64 = scores.iter().sum();
+        if (sum - 1.0).abs() > SCORE_SUM_TOLERANCE {
+            return Err(EventError::new(
+                field,
+                RejectReason::InvalidNumber,
+                format!("the probabilities sum to {sum}, not 1 (within {SCORE_SUM_TOLERANCE})"),
+            ));
+        }
+        Ok(())
     }
 
     /// The group index of an attribute value given as text.
@@ -351,8 +393,21 @@ impl ModelSchema {
         self.attributes[attribute].group_index(text) as u16
     }
 
-    /// Validates a raw event. `now_ms` stands in for a missing timestamp.
+    /// Validates a raw event. `now_ms` stands in for a missing timestamp. Per-class
+    /// probabilities (`prediction.scores`) are checked, and refused when bad, but not returned:
+    /// [`validate_scored`](Self::validate_scored) returns them too.
     pub fn validate(&self, raw: RawEvent, now_ms: i64) -> Result<Event, EventError> {
+        self.validate_scored(raw, now_ms).map(|(event, _)| event)
+    }
+
+    /// Validates a raw event and its per-class probabilities ([`class_scores`](Self::class_scores)),
+    /// which a summary records with
+    /// [`record_scored`](crate::summary::WindowSummary::record_scored).
+    pub fn validate_scored(
+        &self,
+        raw: RawEvent,
+        now_ms: i64,
+    ) -> Result<(Event, Option<Vec<f64>>), EventError> {
         let id = match raw.id {
             None | Some(Value::Null) => None,
             Some(v) => Some(label_text("id", &v)?),
@@ -403,6 +458,7 @@ impl ModelSchema {
             Some(Value::String(_)) | Some(Value::Bool(true)) => true,
             Some(other) => return Err(wrong_type("error", "a string", other)),
         };
+        let mut scores = None;
         let prediction = match (raw.prediction.as_ref().filter(|v| !v.is_null()), failed) {
             (None, true) => Prediction::Failed,
             (None, false) => {
@@ -412,7 +468,13 @@ impl ModelSchema {
                     "a prediction is required unless the event reports an error",
                 ))
             }
-            (Some(p), _) => self.prediction(object("prediction", p)?)?,
+            (Some(p), _) => {
+                let prediction = self.prediction(object("prediction", p)?)?;
+                if self.task != Task::Regression {
+                    scores = self.class_scores(p)?;
+                }
+                prediction
+            }
         };
 
         let label = match raw.label {
@@ -433,7 +495,7 @@ impl ModelSchema {
                 Some(x)
             }
         };
-        Ok(Event {
+        let event = Event {
             id,
             ts_ms,
             features,
@@ -441,7 +503,8 @@ impl ModelSchema {
             prediction,
             label,
             latency_ms,
-        })
+        };
+        Ok((event, scores))
     }
 
     fn feature_value(&self, i: usize, value: &Value) -> Result<FeatureValue, EventError> {

@@ -11,9 +11,11 @@
 
 use thiserror::Error;
 
+use crate::profile::SCORE_BINS;
 use crate::sketch::QuantileSketch;
 use crate::summary::{
-    CategoricalStats, FeatureStats, GroupStats, NumericStats, RegressionStats, WindowSummary,
+    CategoricalStats, ClassScoreStats, FeatureStats, GroupStats, NumericStats, RegressionStats,
+    WindowSummary,
 };
 
 /// The largest count a summary may hold: 2^53, the last integer an `f64` (which every metric
@@ -199,6 +201,70 @@ fn group(path: &str, g: &GroupStats, classification: bool) -> Result<(), Invaria
     Ok(())
 }
 
+/// Per-class probabilities: one histogram of [`SCORE_BINS`] bins per class and side; every
+/// scored prediction puts one probability of each class into that class's histograms (its
+/// true class's on the positive side), and a true class's positives are among its labelled
+/// rows (`confusion` row). At most `labelled` predictions are scored.
+fn class_scores(
+    c: &ClassScoreStats,
+    confusion: &[u64],
+    labelled: u64,
+) -> Result<(), InvariantError> {
+    const PATH: &str = "performance.class_scores";
+    let scored = count(&format!("{PATH}.scored"), c.scored)?;
+    at_most(&format!("{PATH}.scored"), scored, labelled, "labelled")?;
+    non_negative(&format!("{PATH}.log_loss_sum"), c.log_loss_sum)?;
+    let k = c.positive.len();
+    if c.negative.len() != k || k * k != confusion.len() {
+        return fail(
+            format!("{PATH}.positive"),
+            format!(
+                "{} positive and {} negative histograms for {} confusion cells",
+                k,
+                c.negative.len(),
+                confusion.len()
+            ),
+        );
+    }
+    let mut positives = 0u64;
+    for (class, (pos, neg)) in c.positive.iter().zip(&c.negative).enumerate() {
+        for (side, bins) in [("positive", pos), ("negative", neg)] {
+            if bins.len() != SCORE_BINS {
+                return fail(
+                    format!("{PATH}.{side}[{class}]"),
+                    format!("{} bins, not {SCORE_BINS}", bins.len()),
+                );
+            }
+        }
+        let p = total(&format!("{PATH}.positive[{class}]"), pos.iter().copied())?;
+        let n = total(&format!("{PATH}.negative[{class}]"), neg.iter().copied())?;
+        let both = total(&format!("{PATH}.positive[{class}]"), [p, n])?;
+        equal(
+            &format!("{PATH}.positive[{class}]"),
+            both,
+            scored,
+            "scored (positive + negative)",
+        )?;
+        let row = total(
+            "performance.confusion",
+            confusion[class * k..(class + 1) * k].iter().copied(),
+        )?;
+        at_most(
+            &format!("{PATH}.positive[{class}]"),
+            p,
+            row,
+            "the class's labelled rows (confusion row)",
+        )?;
+        positives = total(&format!("{PATH}.positive"), [positives, p])?;
+    }
+    equal(
+        &format!("{PATH}.positive"),
+        positives,
+        scored,
+        "scored (one true class each)",
+    )
+}
+
 /// Checks that `s` could have been recorded from real events: counts agree with their
 /// histograms and with each other, no count is past [`MAX_COUNT`], every float is finite, sums of
 /// non-negative terms are non-negative, and `min <= max`.
@@ -287,6 +353,9 @@ pub fn validate(s: &WindowSummary) -> Result<(), InvariantError> {
     }
     non_negative("performance.log_loss_sum", perf.log_loss_sum)?;
     non_negative("performance.brier_sum", perf.brier_sum)?;
+    if let Some(c) = &perf.class_scores {
+        class_scores(c, &perf.confusion, labelled)?;
+    }
     regression("performance.regression", &perf.regression)?;
     for (a, groups) in s.groups.iter().enumerate() {
         let counted = total(&format!("groups[{a}]"), groups.iter().map(|g| g.count))?;

@@ -190,6 +190,7 @@ struct RawObjective {
     feature: Option<String>,
     attribute: Option<String>,
     group: Option<String>,
+    class: Option<String>,
     target: Option<serde_yaml_ng::Value>,
     warning: Option<serde_yaml_ng::Value>,
     window: Option<String>,
@@ -511,6 +512,7 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             feature: o.feature.clone(),
             attribute: o.attribute.clone(),
             group: o.group.clone(),
+            class: o.class.clone(),
         };
         if metric != NO_DATA_METRIC {
             let schema = schemas.iter().find(|s| s.name == model);
@@ -565,6 +567,11 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             fail(
                 "breach",
                 format!("{metric} has no confidence interval; use breach: point"),
+            );
+        } else if breach == Breach::Significant && o.class.is_some() {
+            fail(
+                "breach",
+                format!("{metric} of one class has no confidence interval; use breach: point"),
             );
         }
         if let Some(c) = o.confidence {

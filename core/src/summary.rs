@@ -667,6 +667,43 @@ impl WindowSummary {
         }
     }
 
+    /// Records a validated event with the per-class probabilities of its prediction (see
+    /// [`ModelSchema::validate_scored`]): [`record`](Self::record), then, when the event came
+    /// labelled, [`record_class_scores`](Self::record_class_scores). An unlabelled event's
+    /// probabilities wait with it for its late label ([`record_label_scored`](Self::record_label_scored)).
+    pub fn record_scored(
+        &mut self,
+        schema: &ModelSchema,
+        profile: &ReferenceProfile,
+        event: &Event,
+        scores: Option<&[f64]>,
+    ) {
+        self.record(schema, profile, event);
+        if let (Some(scores), Some(Target::Class(truth))) = (scores, event.label) {
+            if matches!(event.prediction, Prediction::Class { .. }) {
+                self.record_class_scores(scores, truth);
+            }
+        }
+    }
+
+    /// [`record_label`](Self::record_label) of a late label, with the per-class probabilities
+    /// its prediction came with.
+    pub fn record_label_scored(
+        &mut self,
+        schema: &ModelSchema,
+        prediction: &Prediction,
+        groups: &[u16],
+        label: Target,
+        scores: Option<&[f64]>,
+    ) {
+        self.record_label(schema, prediction, groups, label);
+        if let (Some(scores), Target::Class(truth), Prediction::Class { .. }) =
+            (scores, label, prediction)
+        {
+            self.record_class_scores(scores, truth);
+        }
+    }
+
     /// Records the per-class probabilities of a labelled multiclass prediction (see
     /// [`ModelSchema::class_scores`]), alongside [`record`](Self::record) or
     /// [`record_label`](Self::record_label) of its label. Ignored for other models and for
@@ -947,6 +984,20 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
     )?;
     add_f("performance.log_loss_sum", p.log_loss_sum, q.log_loss_sum)?;
     add_f("performance.brier_sum", p.brier_sum, q.brier_sum)?;
+    if let (Some(x), Some(y)) = (&p.class_scores, &q.class_scores) {
+        add("performance.class_scores.scored", x.scored, y.scored)?;
+        add_f(
+            "performance.class_scores.log_loss_sum",
+            x.log_loss_sum,
+            y.log_loss_sum,
+        )?;
+        for (a, b) in x.positive.iter().zip(&y.positive) {
+            add_all("performance.class_scores.positive", a, b)?;
+        }
+        for (a, b) in x.negative.iter().zip(&y.negative) {
+            add_all("performance.class_scores.negative", a, b)?;
+        }
+    }
     let (r, s) = (&p.regression, &q.regression);
     add("performance.regression.n", r.n, s.n)?;
     for (name, x, y) in [

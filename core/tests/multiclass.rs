@@ -1,7 +1,10 @@
 //! Multiclass summaries: per-class probabilities are validated with the field named, merge like
 //! every other count, and summaries from before they existed still merge and still report.
 
-use aims_core::event::{Event, FeatureValue, Prediction, Target};
+use aims_core::event::{
+    Event, FeatureValue, Prediction, RawEvent, RejectReason, Target, SCORE_SUM_TOLERANCE,
+};
+use aims_core::invariants::validate;
 use aims_core::metrics::report;
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
 use aims_core::schema::{AttributeSpec, FeatureKind, FeatureSpec, ModelSchema, Task};
@@ -99,6 +102,131 @@ fn class_scores_are_validated_with_the_field_named() {
         .class_scores(&json!({"scores": "0.5"}))
         .expect_err("not an array");
     assert_eq!(text.field, "prediction.scores");
+}
+
+#[test]
+fn scores_off_from_a_distribution_are_refused_naming_the_field() {
+    let schema = schema();
+    // Rounded to four decimals: within the tolerance.
+    assert!(schema
+        .class_scores(&json!({"scores": [0.3333, 0.3333, 0.3333]}))
+        .expect("rounded probabilities")
+        .is_some());
+    for (scores, field) in [
+        (json!([0.5, 0.5, 0.5]), "prediction.scores"),
+        (json!([2.0, 1.0, -2.0]), "prediction.scores[0]"),
+        (json!([0.5, -0.1, 0.6]), "prediction.scores[1]"),
+        (json!([0.5, 0.5, null]), "prediction.scores[2]"),
+        (json!([0.5, 0.5, 1e300]), "prediction.scores[2]"),
+        (json!([0.1, 0.1, 0.1, 0.7]), "prediction.scores"),
+    ] {
+        let e = schema
+            .class_scores(&json!({ "scores": scores }))
+            .expect_err("bad scores");
+        assert_eq!(e.field, field, "{scores}");
+    }
+    // NaN cannot be written in JSON; the text path (CSV cells) gets it as a number.
+    let nan = schema
+        .check_class_scores("scores", &[f64::NAN, 0.5, 0.5])
+        .expect_err("NaN");
+    assert_eq!(
+        (nan.field.as_str(), nan.reason),
+        ("scores[0]", RejectReason::InvalidNumber)
+    );
+    assert!((SCORE_SUM_TOLERANCE - 1e-3).abs() < f64::EPSILON);
+}
+
+#[test]
+fn validate_refuses_bad_scores_and_validate_scored_returns_good_ones() {
+    let schema = schema();
+    let raw = |scores: serde_json::Value| -> RawEvent {
+        serde_json::from_value(json!({
+            "features": {"x": 1.0},
+            "prediction": {"label": "mid", "scores": scores},
+            "label": "high"
+        }))
+        .expect("raw event")
+    };
+    let (event, scores) = schema
+        .validate_scored(raw(json!([0.2, 0.5, 0.3])), 0)
+        .expect("valid");
+    assert_eq!(scores, Some(vec![0.2, 0.5, 0.3]));
+    let e = schema
+        .validate(raw(json!([0.2, 0.5])), 0)
+        .expect_err("short scores are refused by validate too");
+    assert_eq!(
+        (e.field.as_str(), e.reason),
+        ("prediction.scores", RejectReason::InvalidNumber)
+    );
+
+    // record_scored counts the probabilities of a labelled event; a late label brings them
+    // with record_label_scored; both satisfy the summary invariants.
+    let profile = profile(&schema);
+    let mut s = WindowSummary::new(&schema, &profile);
+    s.record_scored(&schema, &profile, &event, scores.as_deref());
+    let late = Event {
+        label: None,
+        ..event.clone()
+    };
+    s.record_scored(&schema, &profile, &late, Some(&[0.1, 0.1, 0.8]));
+    let c = s.performance.class_scores.as_ref().expect("multiclass");
+    assert_eq!(c.scored, 1, "the unlabelled event waits for its label");
+    s.record_label_scored(
+        &schema,
+        &late.prediction,
+        &late.groups,
+        Target::Class(0),
+        Some(&[0.1, 0.1, 0.8]),
+    );
+    let c = s.performance.class_scores.as_ref().expect("multiclass");
+    assert_eq!(c.scored, 2);
+    assert!((c.log_loss_sum - (-(0.3f64.ln()) - 0.1f64.ln())).abs() < 1e-12);
+    validate(&s).expect("a recorded summary holds its invariants");
+}
+
+#[test]
+fn forged_class_scores_are_refused_naming_the_field() {
+    let schema = schema();
+    let profile = profile(&schema);
+    let good = summary(&schema, &profile, 0..60);
+    validate(&good).expect("recorded");
+    let forge = |f: &dyn Fn(&mut aims_core::summary::ClassScoreStats)| {
+        let mut s = good.clone();
+        f(s.performance.class_scores.as_mut().expect("multiclass"));
+        validate(&s).expect_err("forged").field
+    };
+    assert_eq!(
+        forge(&|c| c.scored -= 1),
+        "performance.class_scores.positive[0]"
+    );
+    assert_eq!(forge(&|c| c.scored += 1), "performance.class_scores.scored");
+    assert_eq!(
+        forge(&|c| c.log_loss_sum = -1.0),
+        "performance.class_scores.log_loss_sum"
+    );
+    assert_eq!(
+        forge(&|c| c.negative[2].truncate(3)),
+        "performance.class_scores.negative[2]"
+    );
+    assert_eq!(
+        forge(&|c| {
+            // One class-0 truth relabelled class 1: every per-class total still holds, but class
+            // 1 now has more positives than labelled rows.
+            let b0 = c.positive[0]
+                .iter()
+                .position(|&n| n > 0)
+                .expect("a positive");
+            let b1 = c.negative[1]
+                .iter()
+                .position(|&n| n > 0)
+                .expect("a negative");
+            c.positive[0][b0] -= 1;
+            c.negative[0][b0] += 1;
+            c.negative[1][b1] -= 1;
+            c.positive[1][b1] += 1;
+        }),
+        "performance.class_scores.positive[1]"
+    );
 }
 
 #[test]
@@ -249,4 +377,99 @@ mod split {
             prop_assert!(close(x.0, y.0) && close(x.1, y.1) && close(x.2, y.2) && close(x.3, y.3), "{:?} vs {:?}", x, y);
         }
     }
+}
+
+/// `class:` selects one class of a multiclass model for per-class precision, recall, F1 and
+/// AUC, a group's rate of predicting it and its parity; the values are the report's per-class
+/// ones. Anything else errs naming `class`.
+#[test]
+fn objectives_select_a_class() {
+    use aims_core::objective::parse;
+    let schema = schema();
+    let profile = profile(&schema);
+    let s = summary(&schema, &profile, 0..300);
+    let r = report(&schema, &profile, &s, None);
+    let objective = |metric: &str, extra: &str| {
+        format!(
+            "policy: p\nobjectives:\n  - id: o\n    title: t\n    model: tier\n    metric: {metric}\n{extra}    target: \">= 0.1\"\n    owner: x@example.com\n"
+        )
+    };
+    let m = r
+        .performance
+        .classification
+        .as_ref()
+        .and_then(|c| c.multiclass.as_ref())
+        .expect("multiclass");
+    let measured = |metric: &str, extra: &str| {
+        let file = parse(&objective(metric, extra), std::slice::from_ref(&schema))
+            .unwrap_or_else(|e| panic!("{metric}: {e:?}"));
+        let o = &file.objectives[0];
+        assert_eq!(o.selector.class.as_deref(), Some("mid"));
+        o.measure(&schema, &s, &r).expect("measured")
+    };
+    let mid = &m.per_class["mid"];
+    for (metric, want) in [
+        ("recall", &mid.recall),
+        ("precision", &mid.precision),
+        ("f1", &mid.f1),
+        ("roc_auc", &mid.roc_auc),
+    ] {
+        let got = measured(metric, "    class: mid\n");
+        assert_eq!(&got.value, want, "{metric}");
+        // Class "mid" is never predicted right here: its F1 is undefined, as scikit-learn's.
+        assert_eq!(want.value().is_some(), metric != "f1", "{metric}: {want:?}");
+    }
+    assert_ne!(
+        mid.recall, m.macro_avg.recall,
+        "one class's recall, not the macro average"
+    );
+    let parity = &r.fairness["g"].per_class["mid"];
+    let got = measured(
+        "demographic_parity_ratio",
+        "    attribute: g\n    class: mid\n",
+    );
+    assert_eq!(got.value, parity.demographic_parity_ratio);
+    let got = measured(
+        "selection_rate",
+        "    attribute: g\n    group: b\n    class: mid\n",
+    );
+    assert_eq!(got.value, parity.selection_rate["b"]);
+    assert_ne!(
+        got.value, r.fairness["g"].groups["b"].selection_rate,
+        "the rate of predicting mid, not the positive class"
+    );
+    assert_eq!(got.samples, r.fairness["g"].groups["b"].n);
+
+    let error = |metric: &str, extra: &str, schemas: &[ModelSchema]| {
+        let errs = parse(&objective(metric, extra), schemas).expect_err("refused");
+        (errs[0].location.clone(), errs[0].message.clone())
+    };
+    let here = std::slice::from_ref(&schema);
+    let (at, why) = error("accuracy", "    class: mid\n", here);
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("no per-class form"), "{why}");
+    let (at, why) = error("recall", "    class: top\n", here);
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("no class \"top\""), "{why}");
+    let binary = ModelSchema {
+        task: Task::Binary,
+        classes: vec!["0".into(), "1".into()],
+        positive_class: Some("1".into()),
+        ..schema.clone()
+    }
+    .validated()
+    .expect("binary schema");
+    let (at, why) = error(
+        "recall",
+        "    class: \"1\"\n",
+        std::slice::from_ref(&binary),
+    );
+    assert_eq!(at, "objectives[0] (o).class");
+    assert!(why.contains("not a multiclass model"), "{why}");
+    let (at, _) = error(
+        "demographic_parity_ratio",
+        "    attribute: g\n    class: mid\n    breach: significant\n",
+        here,
+    );
+    assert_eq!(at, "objectives[0] (o).breach");
 }

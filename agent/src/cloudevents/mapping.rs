@@ -91,6 +91,9 @@ pub struct RowIn {
 /// A row that failed, kept as its reason so the join can count it once.
 pub type RowResult<T> = Result<T, RejectReason>;
 
+/// A row's prediction and, for a multiclass model, its per-class probabilities in schema order.
+pub type ScoredPrediction = (Prediction, Option<Vec<f64>>);
+
 fn slot_of(schema: &ModelSchema, name: &str) -> Option<Slot> {
     schema
         .feature_index(name)
@@ -478,6 +481,23 @@ impl Mapping {
         frame: &Frame,
         errors: &mut Vec<EventError>,
     ) -> Result<Vec<RowResult<Prediction>>, Refusal> {
+        Ok(self
+            .response_rows_scored(schema, frame, errors)?
+            .into_iter()
+            .map(|r| r.map(|(p, _)| p))
+            .collect())
+    }
+
+    /// [`response_rows`](Self::response_rows), with each row's per-class probabilities in
+    /// schema order when a multiclass model's score output holds one per schema class
+    /// (`class_names` naming every class, in any order); they are checked like
+    /// `prediction.scores` (`ModelSchema::check_class_scores`) and a bad row is refused alone.
+    pub fn response_rows_scored(
+        &self,
+        schema: &ModelSchema,
+        frame: &Frame,
+        errors: &mut Vec<EventError>,
+    ) -> Result<Vec<RowResult<ScoredPrediction>>, Refusal> {
         let member = match frame.protocol {
             Protocol::V1 => "predictions",
             Protocol::V2 => "outputs",
@@ -504,7 +524,7 @@ impl Mapping {
             }
         };
         let mut rows = Vec::with_capacity(frame.rows);
-        let mut push = |r: Result<Prediction, EventError>| match r {
+        let mut push = |r: Result<ScoredPrediction, EventError>| match r {
             Ok(p) => rows.push(Ok(p)),
             Err(e) => {
                 rows.push(Err(e.reason));
@@ -517,7 +537,7 @@ impl Mapping {
                 one_wide(c)?;
                 for r in 0..frame.rows {
                     let field = format!("{member}[{name}][{r}]");
-                    push(number(&c.row(r)[0], &field).map(Prediction::Value));
+                    push(number(&c.row(r)[0], &field).map(|v| (Prediction::Value(v), None)));
                 }
             }
             Output::Class {
@@ -581,7 +601,8 @@ impl Mapping {
         threshold: Option<f64>,
         names: &[u32],
         positive: Option<usize>,
-    ) -> Result<Prediction, EventError> {
+    ) -> Result<ScoredPrediction, EventError> {
+        let mut class_scores = None;
         let mut class = None;
         if let Some(c) = label_col {
             let field = format!("{member}[{}][{r}]", c.name);
@@ -612,6 +633,17 @@ impl Mapping {
                     probs.push(schema.check_score(&f, number(v, &f)?)?);
                 }
                 score = positive.map(|p| probs[p]);
+                if schema.task == Task::Multiclass && names.len() == schema.classes.len() {
+                    let mut ordered = vec![f64::NAN; names.len()];
+                    for (&class, &p) in names.iter().zip(&probs) {
+                        if let Some(slot) = ordered.get_mut(class as usize) {
+                            *slot = p;
+                        }
+                    }
+                    // A class named twice leaves another NaN: refused by the check.
+                    schema.check_class_scores(&field, &ordered)?;
+                    class_scores = Some(ordered);
+                }
                 if class.is_none() {
                     let best = probs
                         .iter()
@@ -628,7 +660,7 @@ impl Mapping {
                 "no label could be derived",
             )
         })?;
-        Ok(Prediction::Class { class, score })
+        Ok((Prediction::Class { class, score }, class_scores))
     }
 }
 
@@ -935,6 +967,43 @@ argmax = true
             (e.reason, e.field.as_str()),
             ("unknown_tensor", "outputs[proba]")
         );
+    }
+
+    /// A multiclass model's probability tensor, in the order `class_names` gives, reaches the
+    /// summary in schema order; a row whose probabilities are not a distribution is refused
+    /// alone, naming its cell.
+    #[test]
+    fn multiclass_probabilities_in_schema_order_and_bad_rows_alone() {
+        let s: ModelSchema = serde_json::from_value(serde_json::json!({
+            "name": "m", "task": "multiclass", "classes": ["low", "mid", "high"],
+            "features": [{"name": "income", "kind": "numeric"}],
+            "attributes": []
+        }))
+        .unwrap();
+        let s = s.validated().unwrap();
+        let m = Mapping::compile(
+            &cfg("[prediction]\nscore = \"proba\"\nargmax = true\nclass_names = [\"high\", \"low\", \"mid\"]\n"),
+            &s,
+        )
+        .unwrap();
+        let resp = parse_bytes(
+            br#"{"outputs":[{"name":"proba","shape":[3,3],"datatype":"FP64","data":[0.7,0.2,0.1, 0.5,0.5,0.5, 0.1,0.3,0.6]}]}"#,
+            Half::Response,
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let rows = m.response_rows_scored(&s, &resp, &mut errors).unwrap();
+        let (prediction, scores) = rows[0].clone().unwrap();
+        assert!(matches!(prediction, Prediction::Class { class: 2, .. }));
+        assert_eq!(scores, Some(vec![0.2, 0.1, 0.7]), "low, mid, high");
+        assert_eq!(rows[1], Err(RejectReason::InvalidNumber));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "outputs[proba][1]");
+        let (prediction, scores) = rows[2].clone().unwrap();
+        assert!(matches!(prediction, Prediction::Class { class: 1, .. }));
+        assert_eq!(scores, Some(vec![0.3, 0.6, 0.1]));
+        // The plain form drops the probabilities, same rows.
+        assert_eq!(m.response_rows(&s, &resp, &mut errors).unwrap().len(), 3);
     }
 
     #[test]

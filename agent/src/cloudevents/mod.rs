@@ -24,7 +24,7 @@ pub mod tensor;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction};
+use aims_core::event::{parse_timestamp, Event, FeatureValue};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
@@ -43,7 +43,7 @@ use crate::monitor::Recorder;
 use crate::window::{now_ms, Input};
 use envelope::{CloudEvent, Data, Mode};
 use join::{Gone, JoinBuffer, Offer, Unjoined};
-use mapping::RowResult;
+use mapping::{RowResult, ScoredPrediction};
 use tensor::{refusal, Half, Refusal};
 
 /// Event types read as requests.
@@ -182,7 +182,7 @@ pub struct RequestHalf {
 #[derive(Debug)]
 pub struct ResponseHalf {
     ts_ms: Option<i64>,
-    rows: Vec<RowResult<Prediction>>,
+    rows: Vec<RowResult<ScoredPrediction>>,
 }
 
 /// What waits in the join buffer.
@@ -201,7 +201,7 @@ impl Waiting {
 
     /// An estimate of the heap bytes held, for the join's byte budget.
     fn bytes(&self, id: &str) -> usize {
-        let rows = match self {
+        let rows: usize = match self {
             Self::Request(r) => r
                 .rows
                 .iter()
@@ -222,7 +222,18 @@ impl Waiting {
                     Err(_) => std::mem::size_of::<RowResult<RowIn>>(),
                 })
                 .sum(),
-            Self::Response(r) => r.rows.len() * std::mem::size_of::<RowResult<Prediction>>(),
+            Self::Response(r) => r
+                .rows
+                .iter()
+                .map(|row| {
+                    std::mem::size_of::<RowResult<ScoredPrediction>>()
+                        + row
+                            .as_ref()
+                            .ok()
+                            .and_then(|(_, s)| s.as_ref())
+                            .map_or(0, |s| s.len() * std::mem::size_of::<f64>())
+                })
+                .sum(),
         };
         rows + id.len() + 64
     }
@@ -412,7 +423,7 @@ impl Endpoint {
                 ts_ms,
                 rows: shared
                     .mapping
-                    .response_rows(schema, &frame, &mut row_errors)?,
+                    .response_rows_scored(schema, &frame, &mut row_errors)?,
             }),
         };
         for e in row_errors {
@@ -531,15 +542,18 @@ impl Endpoint {
         let mut rejected = 0u64;
         for (i, (input, output)) in request.rows.into_iter().zip(response.rows).enumerate() {
             match (input, output) {
-                (Ok(input), Ok(prediction)) => valid.push(Event {
-                    id: Some(format!("{id}-{i}")),
-                    ts_ms,
-                    features: input.features,
-                    groups: input.groups,
-                    prediction,
-                    label: None,
-                    latency_ms,
-                }),
+                (Ok(input), Ok((prediction, class_scores))) => valid.push((
+                    Event {
+                        id: Some(format!("{id}-{i}")),
+                        ts_ms,
+                        features: input.features,
+                        groups: input.groups,
+                        prediction,
+                        label: None,
+                        latency_ms,
+                    },
+                    class_scores,
+                )),
                 (Err(reason), _) | (_, Err(reason)) => {
                     rejected += 1;
                     metrics
@@ -556,7 +570,7 @@ impl Endpoint {
         reply.events += valid.len();
         if !valid.is_empty() {
             // A full queue drops and counts them (aims_agent_events_dropped_total{reason="overload"}).
-            self.0.recorder.submit(Input::Events(valid));
+            self.0.recorder.submit(Input::Scored(valid));
         }
         Ok(())
     }

@@ -299,6 +299,8 @@ impl<'de> Visitor<'de> for PredictionSeed<'_> {
                 "label" => label = Some(m.next_value::<Scalar<'de>>()?),
                 "score" => score = Some(m.next_value::<Scalar<'de>>()?),
                 "value" => value = Some(m.next_value::<Scalar<'de>>()?),
+                // Per-class probabilities are checked (and kept) by the general path only.
+                "scores" => return give_up(),
                 _ => {
                     m.next_value::<IgnoredAny>()?;
                 }
@@ -542,6 +544,8 @@ mod tests {
             r#"[1, 2]"#,
             r#"{"prediction": {"label": 0}} trailing"#,
             r#"{"prediction": "yes"}"#,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.9]}}"#,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.8]}}"#,
         ];
         for line in cases {
             let general = general(&schema, line);
@@ -549,5 +553,17 @@ mod tests {
                 assert_eq!(Some(e), general, "{line}");
             }
         }
+        // Per-class probabilities, good or bad, are left to the general path, which keeps them.
+        for line in [
+            r#"{"prediction": {"scores": [0.2, 0.8], "label": 1}}"#,
+            r#"{"prediction": {"label": 1, "scores": null}}"#,
+        ] {
+            assert_eq!(fast.decode(line.as_bytes(), 7), None, "{line}");
+        }
+        assert!(general(
+            &schema,
+            r#"{"prediction": {"label": 1, "scores": [0.2, 0.9]}}"#
+        )
+        .is_none());
     }
 }

@@ -317,13 +317,31 @@ pub struct Selector {
     /// Group, for per-group rates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// One class of a multiclass model, for the metrics of [`PER_CLASS_METRICS`]: that class's
+    /// precision, recall, F1 or one-vs-rest ROC AUC, a group's rate of predicting it, or the
+    /// demographic parity of that rate across groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
+
+/// The metrics that take a `class:` selector (multiclass models only). Without one, precision,
+/// recall and F1 are macro averages, ROC AUC is the macro one-vs-rest AUC, and selection rates
+/// and parity are of the positive class one-vs-rest.
+pub const PER_CLASS_METRICS: &[&str] = &[
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "selection_rate",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+];
 
 /// A metric request that cannot be answered, naming the field at fault.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{field}: {message}")]
 pub struct CatalogueError {
-    /// The objective field at fault (`metric`, `feature`, `attribute`, `group`).
+    /// The objective field at fault (`metric`, `feature`, `attribute`, `group`, `class`).
     pub field: &'static str,
     /// What is wrong.
     pub message: String,
@@ -371,7 +389,36 @@ pub fn check(
         }
         _ => {}
     }
+    if selector.class.is_some() && !PER_CLASS_METRICS.contains(&metric) {
+        return Err(err(
+            "class",
+            format!(
+                "{metric} has no per-class form; class applies to {}",
+                PER_CLASS_METRICS.join(", ")
+            ),
+        ));
+    }
     if let Some(schema) = schema {
+        if let Some(c) = &selector.class {
+            if schema.task != crate::schema::Task::Multiclass {
+                return Err(err(
+                    "class",
+                    format!(
+                        "model {} is not a multiclass model; class selects one class of a multiclass model",
+                        schema.name
+                    ),
+                ));
+            }
+            if schema.class_index(c).is_none() {
+                return Err(err(
+                    "class",
+                    format!(
+                        "model {} has no class {c:?}; its classes are {:?}",
+                        schema.name, schema.classes
+                    ),
+                ));
+            }
+        }
         if let Some(f) = &selector.feature {
             if schema.feature_index(f).is_none() {
                 return Err(err(
@@ -529,6 +576,14 @@ pub fn measure(
             let reg = |f: fn(&super::performance::Regression) -> &Measured| {
                 r.map_or_else(|| missing(metric), |r| f(r).clone())
             };
+            if let Some(class) = &selector.class {
+                return Ok(Measurement {
+                    value: per_class_performance(metric, class, c),
+                    samples,
+                    interval: None,
+                    too_small: BTreeMap::new(),
+                });
+            }
             match metric {
                 "dataset_drift_share" => report.dataset_drift.share.clone(),
                 "rejected_rate" => report.data_quality.rejected_rate.clone(),
@@ -594,6 +649,56 @@ pub fn measure(
     })
 }
 
+/// Precision, recall, F1 or one-vs-rest ROC AUC of one class of a multiclass model.
+fn per_class_performance(
+    metric: &str,
+    class: &str,
+    c: Option<&super::performance::Classification>,
+) -> Measured {
+    let Some(m) = c.and_then(|c| c.multiclass.as_ref()) else {
+        return Measured::undefined("per-class metrics need a multiclass model");
+    };
+    let Some(k) = m.per_class.get(class) else {
+        return Measured::undefined(format!("no class {class:?} in the report"));
+    };
+    match metric {
+        "precision" => k.precision.clone(),
+        "recall" => k.recall.clone(),
+        "f1" => k.f1.clone(),
+        "roc_auc" => k.roc_auc.clone(),
+        _ => Measured::undefined(format!("{metric} has no per-class form")),
+    }
+}
+
+/// A fairness metric of one class of a multiclass model: a group's rate of predicting it, or the
+/// parity of those rates. No interval is computed per class.
+fn class_fairness(
+    metric: &str,
+    class: &str,
+    selector: &Selector,
+    f: &AttributeFairness,
+) -> (Measured, Option<u64>) {
+    let Some(p) = f.per_class.get(class) else {
+        let why = "per-class rates need a multiclass model's per-group class counts";
+        return (Measured::undefined(why), None);
+    };
+    match (&selector.group, metric) {
+        (Some(group), "selection_rate") => match p.selection_rate.get(group) {
+            Some(v) => (v.clone(), f.groups.get(group).map(|g| g.n)),
+            None => (
+                Measured::undefined(format!("group {group:?} has no predictions in the window")),
+                Some(0),
+            ),
+        },
+        (None, "demographic_parity_difference") => (p.demographic_parity_difference.clone(), None),
+        (None, "demographic_parity_ratio") => (p.demographic_parity_ratio.clone(), None),
+        _ => (
+            Measured::undefined(format!("{metric} has no per-class form")),
+            None,
+        ),
+    }
+}
+
 /// A fairness metric of one attribute, with its interval and the groups left out.
 fn measure_fairness(
     metric: &str,
@@ -607,6 +712,20 @@ fn measure_fairness(
         Basis::Events => perf.events,
         Basis::Labelled => perf.labelled,
     };
+    if let Some(class) = &selector.class {
+        let (value, group_samples) = class_fairness(metric, class, selector, f);
+        let too_small = if selector.group.is_some() {
+            BTreeMap::new()
+        } else {
+            f.too_small.clone()
+        };
+        return Measurement {
+            value,
+            samples: group_samples.unwrap_or(samples),
+            interval: None,
+            too_small,
+        };
+    }
     let (value, interval, too_small) = if let Some(group) = &selector.group {
         match f.groups.get(group) {
             None => {
