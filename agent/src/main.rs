@@ -157,10 +157,10 @@ fn simulate(args: SimulateArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
             )
         })?;
     }
-    let report = runtime()?.block_on(aims_agent::simulate::run(
-        &args,
-        aims_agent::server::shutdown_signal(),
-    ))?;
+    // The signal handlers are installed inside the runtime (they need its reactor).
+    let report = runtime()?.block_on(async {
+        aims_agent::simulate::run(&args, aims_agent::server::shutdown_signal()).await
+    })?;
     println!(
         "sent {} events and {} labels; {} requests failed",
         report.events_sent, report.labels_sent, report.failed_requests

@@ -714,10 +714,14 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// Resolves on Ctrl-C or SIGTERM (the shared [`aims_runtime::shutdown::signal`]).
-pub async fn shutdown_signal() {
-    aims_runtime::shutdown::signal().await;
-    tracing::info!("shutting down: closing the open windows");
+/// Resolves on Ctrl-C or SIGTERM (the shared [`aims_runtime::shutdown::signal`]); the handlers
+/// are installed at the call, so call it before announcing that the agent listens.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let signal = aims_runtime::shutdown::signal();
+    async move {
+        signal.await;
+        tracing::info!("shutting down: closing the open windows");
+    }
 }
 
 /// `aims-agent run`: the monitor behind the HTTP server, until Ctrl-C or SIGTERM; then the open
@@ -741,6 +745,8 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| cfg.server.listen.clone());
+    // Before the "listening" line: a SIGTERM from then on is a clean shutdown.
+    let shutdown = shutdown_signal();
     tracing::info!(
         addr = %addr,
         model = %cfg.model.name,
@@ -758,7 +764,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
             &cfg.server,
         ));
     }
-    let served = serve(listener, routes, metrics, &cfg.server, shutdown_signal()).await;
+    let served = serve(listener, routes, metrics, &cfg.server, shutdown).await;
     monitor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

@@ -237,7 +237,12 @@ impl Spool {
         if let Err(e) = fs::rename(&from, &to) {
             tracing::error!(file = name, error = %e, "could not move a refused summary to dead/");
         }
-        let _ = fs::write(self.dead_dir.join(format!("{name}.reason")), reason);
+        // Written beside and renamed, so a reader never sees the reason file half written.
+        let reason_file = self.dead_dir.join(format!("{name}.reason"));
+        let tmp = self.dead_dir.join(format!("{name}.reason.tmp"));
+        if let Err(e) = fs::write(&tmp, reason).and_then(|()| fs::rename(&tmp, &reason_file)) {
+            tracing::error!(file = name, error = %e, "could not write why a summary was refused");
+        }
         self.metrics.summaries_dead_lettered.inc();
         tracing::error!(
             file = name,
