@@ -73,9 +73,8 @@ impl Api {
     async fn wait_status(&self, id: u64, status: &str) -> Value {
         eventually(Duration::from_secs(20), status, || async {
             let nc = self.get(&format!("/v1/nonconformities/{id}")).await;
-            nc.as_object()
-                .filter(|n| n["status"] == status)
-                .map(|n| Value::Object(n.clone()))
+            // Before it exists the answer is a 404 body without a status.
+            (nc.get("status").and_then(Value::as_str) == Some(status)).then_some(nc)
         })
         .await
     }
@@ -346,5 +345,226 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
             >= 3600.0
     );
 
+    c.shutdown().await;
+}
+
+/// A webhook receiver inside the test: every body posted to it, in arrival order.
+async fn hook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = aims_testkit::net::listener();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// The overdue-action alerts among the webhook bodies, as (status, nonconformity, action).
+fn overdue_alerts(got: &std::sync::Mutex<Vec<Value>>) -> Vec<(String, String, String)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == "AIMSCorrectiveActionOverdue")
+        .map(|a| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                s(&a["status"]),
+                s(&a["labels"]["nonconformity"]),
+                s(&a["labels"]["action"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_action_alerts_through_the_objectives_receivers_once_until_done() {
+    let (url, got) = hook().await;
+    let objectives = OBJECTIVES.replacen(
+        "    metric: psi\n    feature: income\n",
+        "    metric: psi\n    feature: income\n    notify: [hook]\n",
+        1,
+    );
+    assert_ne!(objectives, OBJECTIVES);
+    let c = common::InProcess::start(&objectives, |config| {
+        config.auth.read_token_sha256 = vec![sha256_hex(READ.as_bytes())];
+        config.auth.corrective_token_sha256 = vec![sha256_hex(ROLE.as_bytes())];
+        config.notify.receivers = vec![aims_collector::config::notify::Receiver {
+            name: "hook".into(),
+            kind: aims_collector::config::notify::ReceiverKind::Webhook,
+            urls: vec![],
+            url: Some(url),
+            token: None,
+            token_file: None,
+        }];
+    });
+    let (base, clock, start) = (c.base.clone(), c.clock.clone(), c.start);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: base.clone(),
+    };
+    eventually(Duration::from_secs(30), "healthz", || async {
+        api.client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    let schema = schema(3);
+    let profile = profile(&schema);
+    let put = api
+        .client
+        .put(format!("{base}/v1/models/{}/reference", schema.name))
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let e = envelope(
+        "a1",
+        start,
+        0,
+        summary(&schema, &profile, Traffic::Drifted, 300, 0),
+    );
+    let s = api
+        .client
+        .post(format!("{base}/v1/summaries"))
+        .json(&e)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 202);
+    eventually(Duration::from_secs(30), "pending", || async {
+        let v = api.get("/v1/objectives").await;
+        v["objectives"]
+            .as_array()?
+            .iter()
+            .any(|o| o["id"] == "income-drift" && o["state"] == "pending")
+            .then_some(())
+    })
+    .await;
+    clock.advance(Duration::from_secs(2));
+    api.wait_status(1, "open").await;
+
+    // An action due one minute from the collector's now.
+    let now = clock.now_ms();
+    let due = aims_core::time::rfc3339_millis(now + 60_000);
+    for (path, body) in [
+        ("acknowledge", json!({"actor": "ana", "note": ""})),
+        (
+            "cause",
+            json!({"actor": "ana", "cause": "unit change", "category": "data"}),
+        ),
+        (
+            "actions",
+            json!({"actor": "ana", "description": "fix the unit conversion", "owner": "bo@example.com", "due": due, "control": "A.7.4"}),
+        ),
+    ] {
+        let (s, b) = api
+            .post(&format!("/v1/nonconformities/1/{path}"), Some(ROLE), body)
+            .await;
+        assert!(s == 200 || s == 201, "{path}: {s} {b}");
+    }
+    // The breach alert reaches the hook; the action, not yet due, raises nothing.
+    eventually(
+        Duration::from_secs(30),
+        "breach alert delivered",
+        || async {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|b| b["alerts"][0]["labels"]["alertname"] == "AIMSObjectiveBreach")
+                .then_some(())
+        },
+    )
+    .await;
+    let metrics = |api: &Api| {
+        let c = api.client.clone();
+        let url = format!("{}/metrics", api.base);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        sample(&metrics(&api).await, "aims_corrective_actions_overdue", &[]),
+        Some(0.0)
+    );
+    assert!(overdue_alerts(&got).is_empty());
+
+    // Past due (by less than the resend interval): one firing alert, and the gauge counts it.
+    clock.advance(Duration::from_secs(61));
+    eventually(
+        Duration::from_secs(30),
+        "overdue alert delivered",
+        || async { (!overdue_alerts(&got).is_empty()).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        overdue_alerts(&got),
+        [("firing".to_owned(), "1".to_owned(), "1".to_owned())]
+    );
+    eventually(Duration::from_secs(30), "overdue gauge", || async {
+        (sample(&metrics(&api).await, "aims_corrective_actions_overdue", &[]) == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    let listed = api.get("/v1/nonconformities?overdue=true").await;
+    assert_eq!(listed["nonconformities"][0]["actions"][0]["overdue"], true);
+
+    // Done: the alert resolves, and is not raised again.
+    let (s, b) = api
+        .post(
+            "/v1/nonconformities/1/actions/1/done",
+            Some(ROLE),
+            json!({"actor": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    eventually(
+        Duration::from_secs(30),
+        "overdue alert resolved",
+        || async {
+            overdue_alerts(&got)
+                .iter()
+                .any(|(s, _, _)| s == "resolved")
+                .then_some(())
+        },
+    )
+    .await;
+    let alerts = overdue_alerts(&got);
+    assert_eq!(
+        alerts.iter().filter(|(s, _, _)| s == "firing").count(),
+        1,
+        "raised once: {alerts:?}"
+    );
+
+    // Each delivery is evidence that names the alert.
+    let delivered = eventually(Duration::from_secs(30), "notification evidence", || async {
+        let page = api.get("/v1/evidence?limit=1000").await;
+        let n = page["items"]
+            .as_array()?
+            .iter()
+            .filter(|i| {
+                i["kind"] == "notification"
+                    && i["record"]["data"]["alertname"] == "AIMSCorrectiveActionOverdue"
+            })
+            .count();
+        (n >= 2).then_some(n)
+    })
+    .await;
+    assert!(delivered >= 2);
     c.shutdown().await;
 }
