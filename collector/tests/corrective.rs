@@ -2,6 +2,8 @@
 //! manual clock: a breach that fires opens a nonconformity; requests without the role token
 //! are refused and store nothing; acknowledged, with a cause and a done action, it becomes
 //! effective after N passing evaluations; a second breach verifies ineffective and reopens.
+//! The CLI twins act the same way, and an overdue action alerts through the objective's
+//! receivers once, until it is done.
 
 mod common;
 
@@ -371,6 +373,27 @@ async fn hook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     (url, got)
 }
 
+/// Runs `aims-collector nonconformity ARGS --url BASE`, with `AIMS_CORRECTIVE_TOKEN` set to
+/// `token` (or unset): (success, stdout, stderr).
+async fn cli(base: &str, args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.arg("nonconformity").args(args).args(["--url", base]);
+    cmd.env_remove("AIMS_CORRECTIVE_TOKEN")
+        .env_remove("AIMS_READ_TOKEN")
+        .env_remove("AIMS_COLLECTOR_URL");
+    if let Some(t) = token {
+        cmd.env("AIMS_CORRECTIVE_TOKEN", t);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("running the CLI"))
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The overdue-action alerts among the webhook bodies, as (status, nonconformity, action).
 fn overdue_alerts(got: &std::sync::Mutex<Vec<Value>>) -> Vec<(String, String, String)> {
     got.lock()
@@ -390,7 +413,7 @@ fn overdue_alerts(got: &std::sync::Mutex<Vec<Value>>) -> Vec<(String, String, St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_overdue_action_alerts_through_the_objectives_receivers_once_until_done() {
+async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     let (url, got) = hook().await;
     let objectives = OBJECTIVES.replacen(
         "    metric: psi\n    feature: income\n",
@@ -461,25 +484,111 @@ async fn an_overdue_action_alerts_through_the_objectives_receivers_once_until_do
     clock.advance(Duration::from_secs(2));
     api.wait_status(1, "open").await;
 
-    // An action due one minute from the collector's now.
-    let now = clock.now_ms();
-    let due = aims_core::time::rfc3339_millis(now + 60_000);
-    for (path, body) in [
-        ("acknowledge", json!({"actor": "ana", "note": ""})),
-        (
+    // The CLI twins, as an operator runs them. Without a token, or with a read token: exit
+    // status 1, the reason, and nothing stored.
+    let read_file = c.dir.path().join("read.token");
+    let role_file = c.dir.path().join("role.token");
+    std::fs::write(&read_file, format!("{READ}\n")).unwrap();
+    std::fs::write(&role_file, format!("{ROLE}\n")).unwrap();
+    let records = api.nc_records().await.len();
+    let r = cli(&base, &["acknowledge", "1", "--actor", "ana"], None).await;
+    assert!(!r.0 && r.2.contains("AIMS_CORRECTIVE_TOKEN"), "{r:?}");
+    let file_arg = read_file.to_str().unwrap();
+    let r = cli(
+        &base,
+        &[
+            "acknowledge",
+            "1",
+            "--actor",
+            "ana",
+            "--token-file",
+            file_arg,
+        ],
+        None,
+    )
+    .await;
+    assert!(!r.0 && r.2.contains("403"), "{r:?}");
+    assert_eq!(
+        api.nc_records().await.len(),
+        records,
+        "a refusal stores nothing"
+    );
+
+    // With the role token (from the environment, then from a file): recorded, JSON printed.
+    let r = cli(
+        &base,
+        &["acknowledge", "1", "--actor", "ana", "--note", "on it"],
+        Some(ROLE),
+    )
+    .await;
+    assert!(r.0, "{r:?}");
+    let printed: Value = serde_json::from_str(&r.1).unwrap();
+    assert_eq!(printed["status"], "acknowledged");
+    let role_arg = role_file.to_str().unwrap();
+    let r = cli(
+        &base,
+        &[
             "cause",
-            json!({"actor": "ana", "cause": "unit change", "category": "data"}),
-        ),
-        (
-            "actions",
-            json!({"actor": "ana", "description": "fix the unit conversion", "owner": "bo@example.com", "due": due, "control": "A.7.4"}),
-        ),
-    ] {
-        let (s, b) = api
-            .post(&format!("/v1/nonconformities/1/{path}"), Some(ROLE), body)
-            .await;
-        assert!(s == 200 || s == 201, "{path}: {s} {b}");
-    }
+            "1",
+            "--actor",
+            "ana",
+            "--cause",
+            "unit change",
+            "--category",
+            "data",
+            "--token-file",
+            role_arg,
+        ],
+        None,
+    )
+    .await;
+    assert!(r.0, "{r:?}");
+    // An action due one minute from the collector's now.
+    let due = aims_core::time::rfc3339_millis(clock.now_ms() + 60_000);
+    let r = cli(
+        &base,
+        &[
+            "action",
+            "1",
+            "--actor",
+            "ana",
+            "--description",
+            "fix the unit conversion",
+            "--owner",
+            "bo@example.com",
+            "--due",
+            &due,
+            "--control",
+            "A.7.4",
+        ],
+        Some(ROLE),
+    )
+    .await;
+    assert!(r.0, "{r:?}");
+    // Not yet effective: the lifecycle refuses the close, and says why.
+    let r = cli(&base, &["close", "1", "--actor", "ana"], Some(ROLE)).await;
+    assert!(!r.0 && r.2.contains("409"), "{r:?}");
+    let r = cli(
+        &base,
+        &[
+            "list",
+            "--status",
+            "action_planned",
+            "--token-file",
+            file_arg,
+        ],
+        None,
+    )
+    .await;
+    assert!(r.0, "{r:?}");
+    let listed: Value = serde_json::from_str(&r.1).unwrap();
+    assert_eq!(listed["nonconformities"][0]["owner"], "bo@example.com");
+    let records_now = api.nc_records().await;
+    assert_eq!(records_now.len(), records + 3, "acknowledge, cause, action");
+    assert_eq!(
+        records_now.last().unwrap()["record"]["data"]["actor"],
+        "ana"
+    );
     // The breach alert reaches the hook; the action, not yet due, raises nothing.
     eventually(
         Duration::from_secs(30),
@@ -524,15 +633,14 @@ async fn an_overdue_action_alerts_through_the_objectives_receivers_once_until_do
     let listed = api.get("/v1/nonconformities?overdue=true").await;
     assert_eq!(listed["nonconformities"][0]["actions"][0]["overdue"], true);
 
-    // Done: the alert resolves, and is not raised again.
-    let (s, b) = api
-        .post(
-            "/v1/nonconformities/1/actions/1/done",
-            Some(ROLE),
-            json!({"actor": "bo@example.com"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    // Done (through the CLI): the alert resolves, and is not raised again.
+    let r = cli(
+        &base,
+        &["done", "1", "1", "--actor", "bo@example.com"],
+        Some(ROLE),
+    )
+    .await;
+    assert!(r.0, "{r:?}");
     eventually(
         Duration::from_secs(30),
         "overdue alert resolved",
