@@ -583,6 +583,27 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     assert!(r.0, "{r:?}");
     let listed: Value = serde_json::from_str(&r.1).unwrap();
     assert_eq!(listed["nonconformities"][0]["owner"], "bo@example.com");
+    // The status page lists it, with its age and owner.
+    let page = api
+        .client
+        .get(format!("{base}/"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let table = &page[page.find("<h2>Open nonconformities</h2>").expect("section")..];
+    let row = &table[..table.find("</table>").expect("a table")];
+    assert!(
+        row.contains("/v1/nonconformities/1") && row.contains("bo@example.com"),
+        "{row}"
+    );
+    assert!(
+        row.contains("action_planned") && row.contains(" s</td>"),
+        "{row}"
+    );
     let records_now = api.nc_records().await;
     assert_eq!(records_now.len(), records + 3, "acknowledge, cause, action");
     assert_eq!(
