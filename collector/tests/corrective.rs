@@ -283,7 +283,7 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
         ]
     );
 
-    // A second breach opens nonconformity 2 (1 is closed); its action is done while the
+    // A second breach opens a second nonconformity (1 is closed); its action is done while the
     // drift persists, so verification finds it ineffective and it reopens.
     clock.advance(Duration::from_secs(3720));
     send(start + 7_440_000, Traffic::Drifted, seq).await;
@@ -297,7 +297,21 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
     })
     .await;
     clock.advance(Duration::from_secs(2));
-    api.wait_status(2, "open").await;
+    // Its new nonconformity (the hour without summaries may have opened one for the heartbeat
+    // objective meanwhile, so its id is looked up, not assumed).
+    let second = eventually(
+        Duration::from_secs(30),
+        "a second nonconformity",
+        || async {
+            api.nonconformities()
+                .await
+                .into_iter()
+                .find(|n| n["status"] == "open")
+                .and_then(|n| n["id"].as_u64())
+        },
+    )
+    .await;
+    assert_ne!(second, 1);
     for (path, body) in [
         ("acknowledge", json!({"actor": "ana", "note": ""})),
         (
@@ -311,13 +325,71 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
         ("actions/1/done", json!({"actor": "bo"})),
     ] {
         let (s, b) = api
-            .post(&format!("/v1/nonconformities/2/{path}"), Some(ROLE), body)
+            .post(
+                &format!("/v1/nonconformities/{second}/{path}"),
+                Some(ROLE),
+                body,
+            )
             .await;
         assert!(s == 200 || s == 201, "{path}: {s} {b}");
     }
-    let reopened = api.wait_status(2, "reopened").await;
+    let reopened = api.wait_status(second, "reopened").await;
+    assert_eq!(reopened["objective"], "income-drift");
     assert_eq!(reopened["ineffective_verifications"], 1);
     assert!(reopened["effective"].is_null());
+
+    // The report's Clause 10.2 section tells the same story, record by record, and the 9.3
+    // management-review inputs count them by status.
+    let period = format!("from={}&to={}", start - 60_000, clock.now_ms() + 1_000);
+    let report = api.get(&format!("/v1/reports?{period}&format=json")).await;
+    let section = report["nonconformities"]["nonconformities"]
+        .as_array()
+        .unwrap();
+    let records = api.nc_records().await;
+    for (i, verdict) in [(1, "effective"), (second, "ineffective (reopened)")] {
+        let nc = section
+            .iter()
+            .find(|n| n["id"] == i)
+            .expect("in the report");
+        assert_eq!(nc["verdict"], verdict, "{nc}");
+        let from_report: Vec<u64> = nc["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["record"].as_u64().unwrap())
+            .collect();
+        let from_log: Vec<u64> = records
+            .iter()
+            .filter(|r| r["record"]["data"]["nonconformity"] == i)
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(from_report, from_log, "nonconformity {i}");
+    }
+    let nc1 = section.iter().find(|n| n["id"] == 1).unwrap();
+    assert_eq!(nc1["cause"][0], "upstream unit change in income");
+    assert_eq!(nc1["actions"][0]["owner"], "ml-platform@example.com");
+    let counts = &report["summary"]["nonconformities"];
+    assert_eq!(counts["closed"], 1);
+    assert_eq!(counts["reopened"], 1);
+    for (status, n) in counts.as_object().unwrap() {
+        let listed = section
+            .iter()
+            .filter(|x| x["status_at_end"] == status.as_str())
+            .count();
+        assert_eq!(n.as_u64(), Some(listed as u64), "{status}");
+    }
+    let html = api
+        .client
+        .get(format!("{base}/v1/reports?{period}&format=html"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("10. Nonconformities and corrective actions (Clause 10.2)"));
+    assert!(html.contains("upstream unit change in income") && html.contains("bo@example.com"));
 
     let metrics = api
         .client
