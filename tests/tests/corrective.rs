@@ -24,6 +24,9 @@ const TOKEN_SHA256: &str = "22ff7c65768db74e0af7e02f4318015bb5140b3c9be5ae8f2aa3
 /// Passing evaluations that verify an action effective (small, with a 1 s evaluation interval).
 const EVALUATIONS: u64 = 3;
 
+/// `min_group_samples` leaves the small groups out of the ratio: in a 5 s window their few
+/// predictions make steady traffic breach now and then, which would reopen a verification
+/// that the test expects to pass.
 const OBJECTIVES: &str = r#"policy: "AI Policy v3, section 4"
 objectives:
   - id: parity
@@ -34,6 +37,7 @@ objectives:
     target: ">= 0.8"
     window: 5s
     min_samples: 300
+    min_group_samples: 200
     for: 2s
     severity: critical
     owner: head-of-credit-risk@example.com
@@ -80,13 +84,32 @@ fn wait_status(stack: &Stack, id: u64, status: &str, within: Duration) -> Value 
             return nc;
         }
         if Instant::now() > deadline {
+            let evaluations = recent_verdicts(stack, now_ms() - 20_000);
             panic!(
-                "nonconformity {id} did not become {status} within {within:?}: {nc}\n--- collector ---\n{}",
+                "nonconformity {id} did not become {status} within {within:?}: {nc}\n--- parity evaluations ---\n{evaluations:?}\n--- collector ---\n{}",
                 tail(&stack.collector.log())
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The verdicts of parity's evaluations since `since_ms`, oldest first.
+fn recent_verdicts(stack: &Stack, since_ms: i64) -> Vec<String> {
+    get_json(&format!(
+        "{}/v1/objectives/parity/evaluations?from={since_ms}&limit=1000",
+        stack.collector_url
+    ))
+    .and_then(|page| page["items"].as_array().cloned())
+    .unwrap_or_default()
+    .iter()
+    .map(|i| {
+        i["record"]["data"]["verdict"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    })
+    .collect()
 }
 
 /// Every `nonconformity` evidence record of nonconformity `id`, in log order.
@@ -271,6 +294,17 @@ fn a_breach_becomes_a_nonconformity_whose_actions_are_verified_by_measurement() 
         "{b}"
     );
     stack.wait_state("parity", "resolved", Duration::from_secs(60));
+    // Resolved at the first evaluation meeting the target, while the 5 s window still mixes
+    // biased and steady traffic, so the next one may breach again. Six met evaluations in a
+    // row (one a second) mean the window holds steady traffic only.
+    wait_until(
+        Duration::from_secs(60),
+        "six met evaluations in a row",
+        || {
+            let v = recent_verdicts(&stack, now_ms() - 10_000);
+            (v.len() >= 6 && v[v.len() - 6..].iter().all(|x| x == "met")).then_some(())
+        },
+    );
     let (s, b) = post(
         &stack,
         &path("actions/2/done"),
