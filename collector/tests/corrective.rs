@@ -554,7 +554,17 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     })
     .await;
     clock.advance(Duration::from_secs(2));
-    api.wait_status(1, "open").await;
+    // Its id is looked up by objective: the heartbeat objective may open one in the same cycle.
+    let id = eventually(Duration::from_secs(30), "a nonconformity", || async {
+        api.nonconformities()
+            .await
+            .into_iter()
+            .find(|n| n["status"] == "open")
+            .and_then(|n| n["id"].as_u64())
+    })
+    .await;
+    let id_arg = id.to_string();
+    let id_s = id_arg.as_str();
 
     // The CLI twins, as an operator runs them. Without a token, or with a read token: exit
     // status 1, the reason, and nothing stored.
@@ -563,14 +573,14 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     std::fs::write(&read_file, format!("{READ}\n")).unwrap();
     std::fs::write(&role_file, format!("{ROLE}\n")).unwrap();
     let records = api.nc_records().await.len();
-    let r = cli(&base, &["acknowledge", "1", "--actor", "ana"], None).await;
+    let r = cli(&base, &["acknowledge", id_s, "--actor", "ana"], None).await;
     assert!(!r.0 && r.2.contains("AIMS_CORRECTIVE_TOKEN"), "{r:?}");
     let file_arg = read_file.to_str().unwrap();
     let r = cli(
         &base,
         &[
             "acknowledge",
-            "1",
+            id_s,
             "--actor",
             "ana",
             "--token-file",
@@ -589,7 +599,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     // With the role token (from the environment, then from a file): recorded, JSON printed.
     let r = cli(
         &base,
-        &["acknowledge", "1", "--actor", "ana", "--note", "on it"],
+        &["acknowledge", id_s, "--actor", "ana", "--note", "on it"],
         Some(ROLE),
     )
     .await;
@@ -601,7 +611,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
         &base,
         &[
             "cause",
-            "1",
+            id_s,
             "--actor",
             "ana",
             "--cause",
@@ -621,7 +631,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
         &base,
         &[
             "action",
-            "1",
+            id_s,
             "--actor",
             "ana",
             "--description",
@@ -638,7 +648,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     .await;
     assert!(r.0, "{r:?}");
     // Not yet effective: the lifecycle refuses the close, and says why.
-    let r = cli(&base, &["close", "1", "--actor", "ana"], Some(ROLE)).await;
+    let r = cli(&base, &["close", id_s, "--actor", "ana"], Some(ROLE)).await;
     assert!(!r.0 && r.2.contains("409"), "{r:?}");
     let r = cli(
         &base,
@@ -669,7 +679,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     let table = &page[page.find("<h2>Open nonconformities</h2>").expect("section")..];
     let row = &table[..table.find("</table>").expect("a table")];
     assert!(
-        row.contains("/v1/nonconformities/1") && row.contains("bo@example.com"),
+        row.contains(&format!("/v1/nonconformities/{id}")) && row.contains("bo@example.com"),
         "{row}"
     );
     assert!(
@@ -716,7 +726,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     .await;
     assert_eq!(
         overdue_alerts(&got),
-        [("firing".to_owned(), "1".to_owned(), "1".to_owned())]
+        [("firing".to_owned(), id_arg.clone(), "1".to_owned())]
     );
     eventually(Duration::from_secs(30), "overdue gauge", || async {
         (sample(&metrics(&api).await, "aims_corrective_actions_overdue", &[]) == Some(1.0))
@@ -729,7 +739,7 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     // Done (through the CLI): the alert resolves, and is not raised again.
     let r = cli(
         &base,
-        &["done", "1", "1", "--actor", "bo@example.com"],
+        &["done", id_s, "1", "--actor", "bo@example.com"],
         Some(ROLE),
     )
     .await;
