@@ -97,6 +97,8 @@ pub const RULE: &str = "A nonconformity opens when an objective's breach fires. 
 
 /// Folds the nonconformity records (`(sequence, step)`, in log order, up to the period's end)
 /// into the section for `[from_ms, to_ms]`; `objectives` are those in the report's scope.
+/// `to_ms` is the period's end or now, whichever is earlier: actions are judged overdue
+/// against it, never against a future.
 pub fn section(
     steps: &[(u64, NonconformityStep)],
     from_ms: i64,
@@ -148,7 +150,7 @@ pub fn section(
                     control: control.clone(),
                     planned_by: actor.clone(),
                     done: None,
-                    // Decided below, from the due date against the period's end.
+                    // Cleared when a later record marks it done.
                     overdue_at_end: *due_ms < to_ms,
                 });
                 detail = format!("action {id}: {description}");

@@ -196,7 +196,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
     let mut summary = summarise(&sections);
     let scope_ids: Vec<String> = sections.iter().map(|s| s.id.clone()).collect();
     let nonconformities =
-        corrective::section(&nonconformity_steps, req.from_ms, req.to_ms, &scope_ids);
+        corrective::section(&nonconformity_steps, req.from_ms, period_end, &scope_ids);
     summary.nonconformities = corrective::by_status(&nonconformities);
     let (agents, analysis) = analyse(store, req, &sections).await?;
     let scope_models: BTreeSet<String> = sections.iter().map(|s| s.model.clone()).collect();
