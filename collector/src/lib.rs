@@ -11,7 +11,8 @@
 //!
 //! - [`server`] and [`commands`]: the entry points. `server::run(config, listener, shutdown)`
 //!   restores the state, starts the tasks and serves HTTP; the commands (`check`, `report`,
-//!   `evidence verify`/`export`) work offline on the store.
+//!   `evidence verify`/`export`) work offline on the store; the `nonconformity` commands
+//!   ([`corrective_commands`]) are clients of the running collector's API.
 //! - [`http`]: the router, authentication as extractors ([`http::auth`]), one error type
 //!   ([`http::ApiError`]) and one file per resource: summaries, references, objectives, alerts,
 //!   evidence, reports, the status page, operations and the OpenAPI document.
@@ -37,6 +38,7 @@ pub mod aggregate;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod corrective_commands;
 pub mod evidence;
 pub mod html;
 pub mod http;

@@ -58,6 +58,174 @@ enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Act on nonconformities (Clause 10.2) through the running collector's API, with the
+    /// corrective-action token from --token-file or AIMS_CORRECTIVE_TOKEN.
+    Nonconformity {
+        #[command(flatten)]
+        target: NcTarget,
+        #[command(subcommand)]
+        command: NcCommand,
+    },
+}
+
+/// Where the collector is and how to prove the role.
+#[derive(Debug, clap::Args)]
+struct NcTarget {
+    /// The collector's base URL (else AIMS_COLLECTOR_URL, else http://127.0.0.1:9470).
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// A file holding the bearer token (else AIMS_CORRECTIVE_TOKEN; AIMS_READ_TOKEN for list).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum NcCommand {
+    /// List nonconformities (a read token, if the collector requires one).
+    List {
+        /// Only this status (open, acknowledged, cause_found, action_planned, verifying,
+        /// effective, reopened, closed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this objective.
+        #[arg(long)]
+        objective: Option<String>,
+        /// Only those with an action past due.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Record that you react to a nonconformity.
+    Acknowledge {
+        /// The nonconformity's id.
+        id: u64,
+        /// Who acts (recorded in the evidence).
+        #[arg(long)]
+        actor: String,
+        /// A note.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Record its root cause.
+    Cause {
+        /// The nonconformity's id.
+        id: u64,
+        /// Who acts.
+        #[arg(long)]
+        actor: String,
+        /// The root cause, in words.
+        #[arg(long)]
+        cause: String,
+        /// Its category (data, model, process, ...).
+        #[arg(long)]
+        category: String,
+    },
+    /// Plan a corrective action.
+    Action {
+        /// The nonconformity's id.
+        id: u64,
+        /// Who plans it.
+        #[arg(long)]
+        actor: String,
+        /// What will be done.
+        #[arg(long)]
+        description: String,
+        /// Who does it.
+        #[arg(long)]
+        owner: String,
+        /// When it is due: YYYY-MM-DD (end of that day, UTC), RFC 3339 or ms since the epoch.
+        #[arg(long)]
+        due: String,
+        /// The Annex A control it addresses, e.g. A.6.2.6.
+        #[arg(long)]
+        control: String,
+    },
+    /// Mark a corrective action done; when all are, verification starts.
+    Done {
+        /// The nonconformity's id.
+        id: u64,
+        /// The action's id (from 1).
+        action: u32,
+        /// Who acts.
+        #[arg(long)]
+        actor: String,
+    },
+    /// Close a nonconformity verified effective.
+    Close {
+        /// The nonconformity's id.
+        id: u64,
+        /// Who acts.
+        #[arg(long)]
+        actor: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+/// Runs `nonconformity ...`.
+async fn nonconformity(target: NcTarget, command: NcCommand) -> anyhow::Result<ExitCode> {
+    use aims_collector::corrective_commands::{self as cc, Act};
+    use aims_collector::http::nonconformities::{Acknowledge, Actor, Cause, Plan};
+    let url = cc::base_url(target.url);
+    let file = target.token_file.as_deref();
+    let act = match command {
+        NcCommand::List {
+            status,
+            objective,
+            overdue,
+        } => {
+            let mut query = Vec::new();
+            query.extend(status.map(|s| ("status", s)));
+            query.extend(objective.map(|o| ("objective", o)));
+            if overdue {
+                query.push(("overdue", "true".to_owned()));
+            }
+            return cc::list(&url, cc::token(file, "AIMS_READ_TOKEN")?, &query).await;
+        }
+        NcCommand::Acknowledge { id, actor, note } => {
+            Act::Acknowledge(id, Acknowledge { actor, note })
+        }
+        NcCommand::Cause {
+            id,
+            actor,
+            cause,
+            category,
+        } => Act::Cause(
+            id,
+            Cause {
+                actor,
+                cause,
+                category,
+            },
+        ),
+        NcCommand::Action {
+            id,
+            actor,
+            description,
+            owner,
+            due,
+            control,
+        } => Act::Action(
+            id,
+            Plan {
+                actor,
+                description,
+                owner,
+                due,
+                control,
+            },
+        ),
+        NcCommand::Done { id, action, actor } => Act::Done(
+            id,
+            action,
+            Actor {
+                actor,
+                note: String::new(),
+            },
+        ),
+        NcCommand::Close { id, actor, note } => Act::Close(id, Actor { actor, note }),
+    };
+    cc::act(&url, cc::token(file, cc::TOKEN_ENV)?, act).await
 }
 
 /// A reporting period.
@@ -200,6 +368,7 @@ fn main() -> ExitCode {
             config.as_deref(),
         )),
         Command::Run { config } => block_on(run(config)),
+        Command::Nonconformity { target, command } => block_on(nonconformity(target, command)),
     }
 }
 

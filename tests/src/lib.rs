@@ -407,6 +407,109 @@ fn listening(process: &Process, seen: usize) -> std::net::SocketAddr {
     )
 }
 
+/// The Alertmanager binary and amtool, or `None` (skip) off CI when the package is missing.
+pub fn alertmanager_tools() -> Option<(PathBuf, PathBuf)> {
+    let am = require_tool("prometheus-alertmanager", "prometheus-alertmanager")?;
+    let amtool = require_tool("amtool", "prometheus-alertmanager")?;
+    Some((am, amtool))
+}
+
+/// Starts an Alertmanager on 127.0.0.1:`port` with its own storage under `dir`, no clustering,
+/// and a configuration `amtool check-config` accepted; waits until it is ready.
+pub fn start_alertmanager(tools: &(PathBuf, PathBuf), dir: &Path, port: u16) -> Process {
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: blackhole\n",
+    )
+    .expect("alertmanager config");
+    let checked = Command::new(&tools.1)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("amtool runs");
+    assert!(
+        checked.status.success(),
+        "amtool check-config: {}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let storage = dir.join("alertmanager-data");
+    std::fs::create_dir_all(&storage).expect("alertmanager storage");
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.path={}", storage.display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--cluster.listen-address=".to_owned(),
+    ];
+    let am = Process::start(
+        "alertmanager",
+        &tools.0,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        dir,
+        &[],
+    );
+    wait_until(Duration::from_secs(30), "Alertmanager to be ready", || {
+        get_text(&format!("http://127.0.0.1:{port}/-/ready"))
+    });
+    am
+}
+
+/// The DOM of `html` (a file) as headless Chromium renders it (`--dump-dom`), or `None` (skip)
+/// off CI when Chromium is missing. Fails on a script error or when Chromium does not finish
+/// within two minutes.
+pub fn chromium_dom(html: &Path) -> Option<String> {
+    let chromium = require_tool("chromium", "chromium")?;
+    let dir = tempfile::tempdir().expect("chromium temp dir");
+    let out_path = dir.path().join("dom.html");
+    let err_path = dir.path().join("stderr.log");
+    let mut child = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("file://{}", html.display()))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("dom file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("chromium starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium --dump-dom did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "chromium --dump-dom failed: {}",
+        tail(&stderr)
+    );
+    assert!(
+        !stderr.contains("Uncaught"),
+        "no script errors: {}",
+        tail(&stderr)
+    );
+    Some(std::fs::read_to_string(&out_path).expect("the DOM"))
+}
+
 /// The last 60 lines of a log.
 pub fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();

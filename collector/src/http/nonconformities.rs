@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::query::Query;
@@ -137,12 +137,15 @@ async fn apply(app: &App, id: u64, input: Input) -> Result<Response, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `acknowledge` (also sent by the CLI twin).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Acknowledge {
-    actor: String,
+pub struct Acknowledge {
+    /// Who.
+    pub actor: String,
+    /// What they say.
     #[serde(default)]
-    note: String,
+    pub note: String,
 }
 
 /// `POST /v1/nonconformities/{id}/acknowledge` `{"actor", "note"}`.
@@ -164,12 +167,16 @@ pub async fn acknowledge(
     .await
 }
 
-#[derive(Deserialize)]
+/// The body of `cause`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Cause {
-    actor: String,
-    cause: String,
-    category: String,
+pub struct Cause {
+    /// Who.
+    pub actor: String,
+    /// The root cause, in words.
+    pub cause: String,
+    /// Its category (data, model, process, ...).
+    pub category: String,
 }
 
 /// `POST /v1/nonconformities/{id}/cause` `{"actor", "cause", "category"}`.
@@ -192,14 +199,20 @@ pub async fn cause(
     .await
 }
 
-#[derive(Deserialize)]
+/// The body of `actions`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Plan {
-    actor: String,
-    description: String,
-    owner: String,
-    due: String,
-    control: String,
+pub struct Plan {
+    /// Who plans it.
+    pub actor: String,
+    /// What will be done.
+    pub description: String,
+    /// Who does it.
+    pub owner: String,
+    /// When it is due: RFC 3339, a date, or ms since the epoch.
+    pub due: String,
+    /// The Annex A control it addresses.
+    pub control: String,
 }
 
 /// `POST /v1/nonconformities/{id}/actions` `{"actor", "description", "owner", "due",
@@ -229,12 +242,15 @@ pub async fn plan(
     Ok(r)
 }
 
-#[derive(Deserialize)]
+/// The body of `actions/{action}/done` and `close`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Actor {
-    actor: String,
+pub struct Actor {
+    /// Who.
+    pub actor: String,
+    /// Why (kept for `close`).
     #[serde(default)]
-    note: String,
+    pub note: String,
 }
 
 /// `POST /v1/nonconformities/{id}/actions/{action}/done` `{"actor"}`.

@@ -373,6 +373,7 @@ pub async fn cycle(
     }
     publish(app, &verdicts, &next_status, &newly_firing);
     notifier.observe(&objectives, &next_status, now_ms);
+    notifier.observe_overdue(&objectives, &app.nonconformities.read(), now_ms);
     let metrics_window = app.config.evaluation.metrics_window.as_millis() as i64;
     for model in &models {
         if is_stale(model) {

@@ -145,6 +145,25 @@ pub struct ModelView {
     pub agents: Vec<(String, i64, i64)>,
 }
 
+/// One nonconformity not yet closed (Clause 10.2), as the page shows it.
+#[derive(Debug, Clone)]
+pub struct NonconformityView {
+    /// Its id.
+    pub id: u64,
+    /// The objective that breached.
+    pub objective: String,
+    /// Its status name.
+    pub status: String,
+    /// Its severity.
+    pub severity: String,
+    /// When it opened, ms.
+    pub opened_ms: i64,
+    /// The owner of its first open action (else its last action's), if it has actions.
+    pub owner: Option<String>,
+    /// Its actions past due.
+    pub overdue: usize,
+}
+
 /// Everything the page shows, gathered first so rendering is a pure function.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -164,6 +183,8 @@ pub struct Snapshot {
     pub evidence_head: (u64, String),
     /// Query string carried by the refresh (`?token=...`), empty without a token.
     pub refresh_query: String,
+    /// Nonconformities not closed, oldest first.
+    pub nonconformities: Vec<NonconformityView>,
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#1d2329}\
@@ -174,7 +195,8 @@ th{font-weight:600;background:#f5f7f9}code{font-size:.92em}\
 .state-ok{background:#2e7d32}.state-firing{background:#c62828}.state-pending{background:#ef6c00}.state-resolved{background:#1565c0}\
 .state-insufficient_data,.state-no_data{background:#6c7a86}.stale{color:#c62828;font-weight:600}\
 .spark polyline{fill:none;stroke:#1d2329;stroke-width:1.5}.spark circle{fill:#1d2329}.spark .target{stroke:#c62828;stroke-dasharray:3 3}\
-.spark .none{font-size:10px;fill:#5f6b76}.alerts td{background:#fdecea}ul{padding-left:1.2em}";
+.spark .none{font-size:10px;fill:#5f6b76}.alerts td{background:#fdecea}ul{padding-left:1.2em}\
+.nc-open,.nc-reopened{background:#c62828}.nc-verifying{background:#1565c0}.nc-effective{background:#2e7d32}";
 
 /// Renders the page.
 pub fn render(s: &Snapshot) -> String {
@@ -229,6 +251,8 @@ pub fn render(s: &Snapshot) -> String {
         }
         h.push_str("</table>");
     }
+
+    nonconformities(&mut h, s);
 
     h.push_str("<h2>Objectives</h2>");
     if s.objectives.is_empty() {
@@ -322,6 +346,38 @@ pub fn render(s: &Snapshot) -> String {
         hash = escape(&s.evidence_head.1),
     );
     h
+}
+
+/// The "Open nonconformities" table: every one not closed, with its age and owner.
+fn nonconformities(h: &mut String, s: &Snapshot) {
+    h.push_str("<h2>Open nonconformities</h2>");
+    if s.nonconformities.is_empty() {
+        h.push_str("<p class=\"muted\">None.</p>");
+        return;
+    }
+    h.push_str("<table class=\"nonconformities\"><tr><th>id</th><th>objective</th><th>status</th><th>severity</th><th>age</th><th>owner</th><th>overdue actions</th></tr>");
+    for n in &s.nonconformities {
+        let owner = match &n.owner {
+            Some(o) => escape(o),
+            None => "<span class=\"muted\">no action yet</span>".to_owned(),
+        };
+        let overdue = if n.overdue > 0 {
+            format!("<span class=\"stale\">{}</span>", n.overdue)
+        } else {
+            "0".to_owned()
+        };
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"/v1/nonconformities/{id}\">{id}</a></td><td><a href=\"#o-{obj}\">{obj}</a></td>\
+             <td><span class=\"badge nc-{st}\">{st}</span></td><td>{sev}</td><td>{age}</td><td>{owner}</td><td>{overdue}</td></tr>",
+            id = n.id,
+            obj = escape(&n.objective),
+            st = escape(&n.status),
+            sev = escape(&n.severity),
+            age = age(s.now_ms - n.opened_ms),
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn value_text(v: &Result<f64, String>) -> String {
@@ -430,6 +486,21 @@ pub async fn snapshot(
         stale_after_ms: app.config.evaluation.stale_after.as_millis() as i64,
         evidence_head: app.evidence.head().await,
         refresh_query,
+        nonconformities: app
+            .nonconformities
+            .read()
+            .values()
+            .filter(|n| n.status.is_active())
+            .map(|n| NonconformityView {
+                id: n.id,
+                objective: n.objective.clone(),
+                status: n.status.as_str().to_owned(),
+                severity: n.severity.clone(),
+                opened_ms: n.opened_ms,
+                owner: n.owner().map(str::to_owned),
+                overdue: n.overdue(now_ms).count(),
+            })
+            .collect(),
     })
 }
 
@@ -558,8 +629,30 @@ mod tests {
             stale_after_ms: 600_000,
             evidence_head: (42, "ff00".into()),
             refresh_query: String::new(),
+            nonconformities: vec![NonconformityView {
+                id: 3,
+                objective: "parity".into(),
+                status: "action_planned".into(),
+                severity: "critical".into(),
+                opened_ms: 1_800_000_000_000 - 3 * 3_600_000,
+                owner: Some("ml-platform <ops>@example.com".into()),
+                overdue: 1,
+            }],
         };
         let html = render(&snap);
+        assert!(html.contains("<h2>Open nonconformities</h2>"));
+        assert!(
+            html.contains("<a href=\"/v1/nonconformities/3\">3</a>")
+                && html.contains("<td>3 h</td>")
+                && html.contains("ml-platform &lt;ops&gt;@example.com")
+                && html.contains("<span class=\"stale\">1</span>"),
+            "id, age, owner and overdue actions"
+        );
+        let none = render(&Snapshot {
+            nonconformities: vec![],
+            ..snap.clone()
+        });
+        assert!(!none.contains("class=\"nonconformities\""));
         assert!(!html.contains("<script>"), "data is escaped");
         assert!(html.contains("&lt;script&gt;") && html.contains("Policy &lt;v3&gt;"));
         assert!(html.contains("<title>(1 firing) AIMS Monitor</title>"));

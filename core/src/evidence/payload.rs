@@ -286,6 +286,10 @@ pub struct Notification {
     pub http_status: Option<u16>,
     /// The error, if any.
     pub error: Option<String>,
+    /// The alert's name when it is not the objective's breach alert (e.g.
+    /// `AIMSCorrectiveActionOverdue`); absent on breach alerts, so older records read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertname: Option<String>,
 }
 
 #[cfg(test)]
@@ -352,6 +356,12 @@ mod tests {
                 json!({"objective": "o", "receiver": "am", "kind": "alertmanager", "url": "http://127.0.0.1:1/",
                        "alert_status": "firing", "attempt": 1, "outcome": "failed", "http_status": null,
                        "error": "connection refused"}),
+            ),
+            record(
+                Kind::Notification,
+                json!({"objective": "o", "receiver": "am", "kind": "alertmanager", "url": "http://127.0.0.1:1/",
+                       "alert_status": "firing", "attempt": 1, "outcome": "delivered", "http_status": 200,
+                       "error": null, "alertname": "AIMSCorrectiveActionOverdue"}),
             ),
         ];
         for r in cases {

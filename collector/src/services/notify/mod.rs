@@ -11,16 +11,24 @@
 //! so a slow or dead receiver delays nobody but itself. Attempts retry with capped exponential
 //! backoff and full jitter (`aims_runtime::retry`, as the agent retries); every attempt's
 //! outcome is counted in `aims_notifications_total`, logged, and recorded as evidence.
+//!
+//! Corrective actions past their due date (Clause 10.2) are alerts of their own,
+//! `AIMSCorrectiveActionOverdue`, one per action, sent by [`Notifier::observe_overdue`] to the
+//! receivers of the objective whose nonconformity the action belongs to, with the same lease,
+//! re-send and resolution rules: `startsAt` is the due date, so every re-send (and a restart)
+//! is the same alert to Alertmanager, and it resolves once the action is done or its
+//! nonconformity closes.
 
 pub mod payload;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aims_core::evidence::payload::{Notification, Payload};
 use aims_core::lifecycle::State;
+use aims_core::nonconformity::{Nonconformity, Status as NcStatus};
 use aims_core::objective::{ObjectiveError, ObjectivesFile};
 use aims_runtime::retry::Backoff;
 use parking_lot::Mutex;
@@ -61,8 +69,9 @@ pub const OUTCOMES: [&str; 5] = ["delivered", "failed", "abandoned", "rejected",
 pub struct Job {
     /// The JSON body.
     body: Value,
-    /// Objectives whose alerts it carries, and whether each is firing or resolved.
-    alerts: Vec<(String, &'static str)>,
+    /// Objectives whose alerts it carries, whether each is firing or resolved, and the
+    /// alert's name when it is not the breach alert.
+    alerts: Vec<(String, &'static str, Option<String>)>,
 }
 
 /// One receiver URL and its queue's consuming end (no `Debug`: it holds the token).
@@ -92,6 +101,8 @@ pub struct Notifier {
     hold_ms: i64,
     queues: HashMap<String, (ReceiverKind, Vec<mpsc::Sender<Job>>)>,
     tracked: Mutex<HashMap<String, Tracked>>,
+    /// Overdue-action alerts, by (nonconformity, action).
+    overdue: Mutex<HashMap<(u64, u32), Tracked>>,
     metrics: Metrics,
 }
 
@@ -137,6 +148,7 @@ impl Notifier {
                 hold_ms: ms(config.evaluation.resolved_hold),
                 queues,
                 tracked: Mutex::new(HashMap::new()),
+                overdue: Mutex::new(HashMap::new()),
                 metrics,
             },
             targets,
@@ -213,14 +225,108 @@ impl Notifier {
                     t.resolve(now_ms);
                 }
             }
-            let hold = self.hold_ms;
-            tracked.retain(|_, t| t.resolved_at_ms.is_none_or(|r| now_ms - r <= hold));
-            for t in tracked.values_mut() {
-                if now_ms.saturating_sub(t.last_sent_ms) >= self.resend_ms {
-                    t.last_sent_ms = now_ms;
-                    due.push((t.receivers.clone(), t.alert.clone()));
+            self.take_due(&mut tracked, now_ms, &mut due);
+        }
+        self.enqueue(due);
+    }
+
+    /// Drops resolutions older than `resolved_hold` and takes the alerts due for (re-)sending.
+    fn take_due<K>(
+        &self,
+        tracked: &mut HashMap<K, Tracked>,
+        now_ms: i64,
+        due: &mut Vec<(Vec<String>, Alert)>,
+    ) {
+        let hold = self.hold_ms;
+        tracked.retain(|_, t| t.resolved_at_ms.is_none_or(|r| now_ms - r <= hold));
+        for t in tracked.values_mut() {
+            if now_ms.saturating_sub(t.last_sent_ms) >= self.resend_ms {
+                t.last_sent_ms = now_ms;
+                due.push((t.receivers.clone(), t.alert.clone()));
+            }
+        }
+    }
+
+    /// Looks at the nonconformities at `now_ms` and enqueues the `AIMSCorrectiveActionOverdue`
+    /// alerts that are due: one per action past its due date and not done, while its
+    /// nonconformity is not closed, to the receivers its objective names. It resolves when the
+    /// action is done (at the time it was marked done), when the nonconformity closes, or when
+    /// the objective is removed or names no receivers any more.
+    pub fn observe_overdue(
+        &self,
+        objectives: &ObjectivesFile,
+        nonconformities: &BTreeMap<u64, Nonconformity>,
+        now_ms: i64,
+    ) {
+        let mut due = Vec::new();
+        {
+            let mut tracked = self.overdue.lock();
+            let mut seen = BTreeSet::new();
+            for nc in nonconformities.values() {
+                let objective = objectives
+                    .objectives
+                    .iter()
+                    .find(|o| o.id == nc.objective && !o.notify.is_empty());
+                for a in &nc.actions {
+                    let key = (nc.id, a.id);
+                    let overdue = nc.status != NcStatus::Closed && a.is_overdue(now_ms);
+                    match objective {
+                        Some(o) if overdue => {
+                            seen.insert(key);
+                            let alert = Alert {
+                                labels: payload::overdue_labels(o, nc.id, a.id),
+                                annotations: payload::overdue_annotations(o, a),
+                                starts_at_ms: a.due_ms,
+                                ends_at_ms: now_ms.saturating_add(self.lease_ms),
+                                generator_url: payload::nonconformity_url(
+                                    &self.external_url,
+                                    nc.id,
+                                ),
+                                resolved: false,
+                            };
+                            match tracked.get_mut(&key) {
+                                Some(t) if t.resolved_at_ms.is_none() => {
+                                    t.alert = alert;
+                                    t.receivers = o.notify.clone();
+                                }
+                                Some(_) => {}
+                                None => {
+                                    tracing::warn!(
+                                        nonconformity = nc.id,
+                                        action = a.id,
+                                        owner = %a.owner,
+                                        "corrective action overdue"
+                                    );
+                                    tracked.insert(
+                                        key,
+                                        Tracked {
+                                            alert,
+                                            receivers: o.notify.clone(),
+                                            resolved_at_ms: None,
+                                            last_sent_ms: i64::MIN,
+                                        },
+                                    );
+                                }
+                            }
+                        }
+                        _ => {
+                            if let Some(t) = tracked.get_mut(&key) {
+                                if t.resolved_at_ms.is_none() {
+                                    let at = a.done.as_ref().map_or(now_ms, |(at, _)| *at);
+                                    t.resolve(at.min(now_ms));
+                                }
+                            }
+                        }
+                    }
                 }
             }
+            // A nonconformity or action no longer known resolves its alert too.
+            for (key, t) in tracked.iter_mut() {
+                if t.resolved_at_ms.is_none() && !seen.contains(key) {
+                    t.resolve(now_ms);
+                }
+            }
+            self.take_due(&mut tracked, now_ms, &mut due);
         }
         self.enqueue(due);
     }
@@ -241,16 +347,13 @@ impl Notifier {
             let jobs: Vec<Job> = match kind {
                 ReceiverKind::Alertmanager => vec![Job {
                     body: payload::alertmanager(&alerts),
-                    alerts: alerts
-                        .iter()
-                        .map(|a| (a.objective().to_owned(), a.status()))
-                        .collect(),
+                    alerts: alerts.iter().map(job_alert).collect(),
                 }],
                 ReceiverKind::Webhook => alerts
                     .iter()
                     .map(|a| Job {
                         body: payload::webhook(name, &self.external_url, std::slice::from_ref(a)),
-                        alerts: vec![(a.objective().to_owned(), a.status())],
+                        alerts: vec![job_alert(a)],
                     })
                     .collect(),
             };
@@ -377,6 +480,15 @@ impl Tracked {
     }
 }
 
+/// What a job records of one alert it carries.
+fn job_alert(a: &Alert) -> (String, &'static str, Option<String>) {
+    let name = a
+        .labels
+        .get("alertname")
+        .filter(|n| *n != payload::ALERTNAME);
+    (a.objective().to_owned(), a.status(), name.cloned())
+}
+
 fn token(r: &Receiver) -> Result<Option<String>, NotifyError> {
     match &r.token_file {
         Some(path) => std::fs::read_to_string(path)
@@ -493,7 +605,7 @@ async fn record(
         .notifications
         .with_label_values(&[&t.receiver, outcome])
         .inc();
-    let objectives: Vec<&str> = job.alerts.iter().map(|(o, _)| o.as_str()).collect();
+    let objectives: Vec<&str> = job.alerts.iter().map(|(o, _, _)| o.as_str()).collect();
     if outcome == "delivered" {
         tracing::info!(receiver = %t.receiver, url = %t.url, attempt, ?objectives, "notification delivered");
     } else {
@@ -502,7 +614,7 @@ async fn record(
     let entries = job
         .alerts
         .iter()
-        .map(|(objective, status)| {
+        .map(|(objective, status, alertname)| {
             Entry::objective(
                 objective,
                 Payload::Notification(Notification {
@@ -515,6 +627,7 @@ async fn record(
                     outcome: outcome.to_owned(),
                     http_status,
                     error: error.map(str::to_owned),
+                    alertname: alertname.clone(),
                 }),
             )
         })
@@ -651,6 +764,121 @@ mod tests {
             sent[0].1[0]["startsAt"],
             payload::rfc3339(t1 + 400_000),
             "a new alert"
+        );
+    }
+
+    #[test]
+    fn an_overdue_action_alerts_once_until_done_or_closed() {
+        use aims_core::nonconformity::{Input, Policy};
+        let (n, mut targets, file) = notifier();
+        let t0 = 1_000_000_000;
+        let mut nc = Nonconformity::open(7, "parity", "v", "critical", t0);
+        let policy = Policy::default();
+        for input in [
+            Input::Acknowledge {
+                actor: "ana".into(),
+                note: String::new(),
+            },
+            Input::Cause {
+                actor: "ana".into(),
+                text: "c".into(),
+                category: "data".into(),
+            },
+            Input::PlanAction {
+                actor: "ana".into(),
+                description: "fix it".into(),
+                owner: "bo@example.com".into(),
+                due_ms: t0 + 10_000,
+                control: "A.6.2.6".into(),
+            },
+        ] {
+            nc.apply(&input, t0, policy).unwrap();
+        }
+        let all = |nc: &Nonconformity| BTreeMap::from([(nc.id, nc.clone())]);
+        n.observe_overdue(&file, &all(&nc), t0 + 10_000);
+        assert!(drain(&mut targets).is_empty(), "due, not yet overdue");
+
+        n.observe_overdue(&file, &all(&nc), t0 + 10_001);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "each Alertmanager and the webhook: {sent:?}");
+        let am = &sent[0].1[0];
+        assert_eq!(am["labels"]["alertname"], payload::OVERDUE_ALERTNAME);
+        assert_eq!(am["labels"]["nonconformity"], "7");
+        assert_eq!(am["labels"]["action"], "1");
+        assert_eq!(am["labels"]["objective"], "parity");
+        assert_eq!(am["annotations"]["owner"], "bo@example.com");
+        assert_eq!(
+            am["startsAt"],
+            payload::rfc3339(t0 + 10_000),
+            "since it was due"
+        );
+        assert!(am["generatorURL"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/nonconformities/7"));
+        assert_eq!(sent[2].1["status"], "firing");
+        // Breach alerts of the same objective are tracked apart: no objective status here
+        // resolves nothing of the overdue alert.
+        n.observe(&file, &HashMap::new(), t0 + 20_000);
+        n.observe_overdue(&file, &all(&nc), t0 + 20_000);
+        assert!(
+            drain(&mut targets).is_empty(),
+            "once: not again before resend_interval"
+        );
+        n.observe_overdue(&file, &all(&nc), t0 + 70_001);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "re-sent as the same alert");
+        assert_eq!(sent[0].1[0]["startsAt"], payload::rfc3339(t0 + 10_000));
+
+        // Marked done: resolved at once, at the time it was done.
+        nc.apply(
+            &Input::CompleteAction {
+                actor: "bo".into(),
+                action: 1,
+            },
+            t0 + 80_000,
+            policy,
+        )
+        .unwrap();
+        n.observe_overdue(&file, &all(&nc), t0 + 80_050);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0].1[0]["endsAt"], payload::rfc3339(t0 + 80_000));
+        assert_eq!(sent[2].1["status"], "resolved");
+        n.observe_overdue(&file, &all(&nc), t0 + 500_000);
+        n.observe_overdue(&file, &all(&nc), t0 + 700_000);
+        assert!(
+            drain(&mut targets).is_empty(),
+            "past resolved_hold, a done action stays quiet"
+        );
+
+        // Closed with the action still open: resolved too.
+        let mut other = nc.clone();
+        other.id = 9;
+        other.actions[0].done = None;
+        n.observe_overdue(&file, &all(&other), t0 + 710_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[2].1["status"], "firing");
+        other.status = NcStatus::Closed;
+        n.observe_overdue(&file, &all(&other), t0 + 720_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[2].1["status"], "resolved");
+        assert_eq!(sent[0].1[0]["endsAt"], payload::rfc3339(t0 + 720_000));
+
+        // An objective without receivers raises nothing.
+        let mut quiet = nc.clone();
+        quiet.objective = "quiet".into();
+        quiet.id = 8;
+        quiet.actions[0].done = None;
+        n.observe_overdue(&file, &all(&quiet), t0 + 800_000);
+        let sent = drain(&mut targets);
+        assert!(
+            sent.iter()
+                .all(|(_, b)| b[0]["labels"]["nonconformity"] == "9"
+                    || b["alerts"][0]["labels"]["nonconformity"] == "9"),
+            "only the held resolution of 9 is re-sent: {sent:?}"
         );
     }
 

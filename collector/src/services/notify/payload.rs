@@ -101,6 +101,45 @@ pub fn generator_url(external: &str, objective: &str) -> String {
 
 pub use aims_core::time::rfc3339_millis as rfc3339;
 
+/// The `alertname` of a corrective action past its due date (Clause 10.2): its own name, so
+/// it can be routed to the action's owner apart from the breach that caused it.
+pub const OVERDUE_ALERTNAME: &str = "AIMSCorrectiveActionOverdue";
+
+/// The labels of an overdue action's alert: `alertname`, the objective's `objective`, `model`
+/// and `severity`, and the `nonconformity` and `action` ids, so each action is its own alert.
+pub fn overdue_labels(o: &Objective, nonconformity: u64, action: u32) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("alertname".to_owned(), OVERDUE_ALERTNAME.to_owned()),
+        ("objective".to_owned(), o.id.clone()),
+        ("model".to_owned(), o.model.clone()),
+        ("severity".to_owned(), o.severity.as_str().to_owned()),
+        ("nonconformity".to_owned(), nonconformity.to_string()),
+        ("action".to_owned(), action.to_string()),
+    ])
+}
+
+/// The annotations of an overdue action's alert: what is late, whose it is, since when.
+pub fn overdue_annotations(
+    o: &Objective,
+    a: &aims_core::nonconformity::Action,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "title".to_owned(),
+            format!("Corrective action overdue: {}", a.description),
+        ),
+        ("owner".to_owned(), a.owner.clone()),
+        ("due".to_owned(), rfc3339(a.due_ms)),
+        ("control".to_owned(), a.control.clone()),
+        ("objective_title".to_owned(), o.title.clone()),
+    ])
+}
+
+/// `<external>/v1/nonconformities/<id>`.
+pub fn nonconformity_url(external: &str, id: u64) -> String {
+    format!("{}/v1/nonconformities/{id}", external.trim_end_matches('/'))
+}
+
 /// The label set's fingerprint as Alertmanager computes it (FNV-1a 64 over sorted names and
 /// values, each followed by a 0xff separator), so webhook receivers can correlate with it.
 pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {

@@ -66,6 +66,8 @@ pub fn summarise(sections: &[ObjectiveSection]) -> Summary {
         not_measurable: count("not_measurable"),
         open_alerts,
         decisions,
+        // Filled from the nonconformity records by the report builder.
+        nonconformities: Default::default(),
         rule: "not met: an alert fired in the period; not measurable: no evaluation had a value \
                with enough samples; at risk: some evaluations missed the target or the warning \
                without firing; met: every judged evaluation met target and warning."

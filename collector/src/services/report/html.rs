@@ -86,6 +86,7 @@ pub fn render(r: &Report) -> String {
                 }
                 h3 { "Decisions needed" }
                 (list(&s.decisions, "None."))
+                (super::corrective::html_counts(&s.nonconformities))
 
                 h2 id="coverage" { "3. Monitoring coverage" }
                 table {
@@ -227,6 +228,8 @@ pub fn render(r: &Report) -> String {
                 p { (v.explanation) }
                 pre { code { (v.database) } }
                 pre { code { (v.pack) } }
+
+                (super::corrective::html(&r.nonconformities))
             }
         }
     };

@@ -85,6 +85,7 @@ pub fn render(r: &Report) -> String {
     for x in &s.decisions {
         let _ = writeln!(m, "- {x}");
     }
+    super::corrective::markdown_counts(&mut m, &s.nonconformities);
 
     m.push_str("\n## 3. Monitoring coverage\n\n| Model | Versions evaluated |\n|---|---|\n");
     for (model, v) in &r.coverage.models {
@@ -323,5 +324,6 @@ pub fn render(r: &Report) -> String {
         "\n## 9. How to verify\n\n{}\n\n```sh\n{}\n{}\n```",
         v.explanation, v.database, v.pack
     );
+    super::corrective::markdown(&mut m, &r.nonconformities);
     m
 }

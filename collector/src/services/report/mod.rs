@@ -7,6 +7,7 @@
 //! from the live state, so a report of a past period reads the same tomorrow.
 
 pub mod analysis;
+pub mod corrective;
 pub mod html;
 pub mod markdown;
 pub mod model;
@@ -85,6 +86,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         chain_start,
         chain_end,
         records,
+        nonconformity_steps,
     } = scan::scan(store, req, &in_scope).await?;
 
     let cadence = req.interval.as_secs_f64();
@@ -191,7 +193,11 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
     }
     gaps.retain(|g| g.start_ms <= req.to_ms && g.end_ms.is_none_or(|e| e >= req.from_ms));
 
-    let summary = summarise(&sections);
+    let mut summary = summarise(&sections);
+    let scope_ids: Vec<String> = sections.iter().map(|s| s.id.clone()).collect();
+    let nonconformities =
+        corrective::section(&nonconformity_steps, req.from_ms, period_end, &scope_ids);
+    summary.nonconformities = corrective::by_status(&nonconformities);
     let (agents, analysis) = analyse(store, req, &sections).await?;
     let scope_models: BTreeSet<String> = sections.iter().map(|s| s.model.clone()).collect();
     let config_arg = req
@@ -233,6 +239,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         analysis,
         method_notes: method_notes(),
         controls: controls.into_values().collect(),
+        nonconformities,
         verification: Verification {
             database: format!("aims-collector evidence verify{config_arg}"),
             pack: format!(

@@ -112,6 +112,9 @@ pub struct Summary {
     pub open_alerts: Vec<String>,
     /// What management has to decide.
     pub decisions: Vec<String>,
+    /// Management-review input (Clause 9.3): nonconformities by status at the period's end.
+    #[serde(default)]
+    pub nonconformities: BTreeMap<String, u64>,
     /// How the judgement above is made.
     pub rule: String,
 }
@@ -499,6 +502,9 @@ pub struct Report {
     pub method_notes: Vec<String>,
     /// Annex A controls evidenced.
     pub controls: Vec<ControlLine>,
+    /// Nonconformities and corrective actions (Clause 10.2).
+    #[serde(default)]
+    pub nonconformities: super::corrective::CorrectiveSection,
     /// How to verify.
     pub verification: Verification,
 }

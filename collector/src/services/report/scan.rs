@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aims_core::evidence::payload::{GapEdge, Payload};
+use aims_core::evidence::payload::{GapEdge, NonconformityStep, Payload};
 use aims_core::evidence::{Record, GENESIS};
 use aims_core::lifecycle::State;
 use aims_core::objective::{Condition, Objective};
@@ -102,6 +102,8 @@ pub struct Scan<'a, F: Fn(&str) -> bool> {
     pub gaps: &'a mut Vec<Gap>,
     pub version_changes: &'a mut Vec<VersionChange>,
     pub in_scope: &'a F,
+    /// Every nonconformity step up to the period's end, with its record's sequence number.
+    pub nonconformity_steps: &'a mut Vec<(u64, NonconformityStep)>,
 }
 
 /// Folds one record into the scan; `before` records (ahead of the period) only set the state
@@ -217,7 +219,8 @@ pub fn apply<F: Fn(&str) -> bool>(
                 }
             }
         }
-        Payload::Startup(_) | Payload::Notification(_) | Payload::Nonconformity(_) => {}
+        Payload::Nonconformity(step) => s.nonconformity_steps.push((seq, step)),
+        Payload::Startup(_) | Payload::Notification(_) => {}
     }
 }
 
@@ -275,6 +278,8 @@ pub struct Scanned {
     pub chain_end: ChainPoint,
     /// Records in the period.
     pub records: u64,
+    /// Every nonconformity step up to the period's end, with its record's sequence number.
+    pub nonconformity_steps: Vec<(u64, NonconformityStep)>,
 }
 
 /// Scans the log up to the end of `req`'s period for the models `in_scope` accepts.
@@ -288,6 +293,7 @@ pub async fn scan<F: Fn(&str) -> bool>(
     let mut versions_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut gaps: Vec<Gap> = Vec::new();
     let mut version_changes = Vec::new();
+    let mut nonconformity_steps = Vec::new();
     let (chain_start, rows) = period_records(store, req.from_ms, req.to_ms).await?;
     let mut scan = Scan {
         tracks: &mut tracks,
@@ -296,6 +302,7 @@ pub async fn scan<F: Fn(&str) -> bool>(
         gaps: &mut gaps,
         version_changes: &mut version_changes,
         in_scope,
+        nonconformity_steps: &mut nonconformity_steps,
     };
     let mut after = 0u64;
     while after < chain_start.seq {
@@ -333,5 +340,6 @@ pub async fn scan<F: Fn(&str) -> bool>(
         chain_start,
         chain_end,
         records,
+        nonconformity_steps,
     })
 }
