@@ -112,29 +112,42 @@ fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
     Ok(AgentConfig::load(path)?)
 }
 
-/// Streams a dataset into a reference profile.
+/// Streams a dataset into a reference profile. The profile's PCA and CBPE fits take the rows in
+/// order, so the dataset is folded in blocks of [`BLOCK_ROWS`] rows, merged in row order, as
+/// [`profile_from_parts`] merges a table's blocks.
 pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result<ReferenceProfile> {
     let schema = &config.model;
-    let (parts, _) = dataset::fold(
+    let mut builder = ProfileBuilder::new(schema);
+    dataset::fold_blocks(
         data,
         schema,
         &config.columns,
         || ProfileBuilder::new(schema),
-        |b, e| b.add(e),
+        |b, e, _| b.add(e),
+        |mut block| {
+            // Sorted runs make the final sort a merge (see `profile_from_parts`).
+            block.presort();
+            builder.merge(block);
+        },
     )?;
-    Ok(profile_from_parts(schema, parts))
+    Ok(builder.finish())
 }
 
-/// One reference profile from builders that each took a part of the rows (the CLI's file
-/// chunks, the Python package's record batches). Sorting dominates the profile's cost: each part
-/// is sorted on its own core, then the sorted runs are merged.
+/// One reference profile from builders that each took a block of consecutive rows, given in
+/// row order (the Python package's blocks of a table, [`BLOCK_ROWS`] rows each, as
+/// [`profile_from_dataset`] folds a file). Sorting dominates the profile's cost: the blocks are
+/// sorted on up to four cores, then the sorted runs are merged.
 pub fn profile_from_parts(
     schema: &aims_core::schema::ModelSchema,
     mut parts: Vec<ProfileBuilder>,
 ) -> ReferenceProfile {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let per_thread = parts.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        for part in &mut parts {
-            scope.spawn(|| part.presort());
+        for group in parts.chunks_mut(per_thread) {
+            scope.spawn(|| group.iter_mut().for_each(ProfileBuilder::presort));
         }
     });
     let mut builder = ProfileBuilder::new(schema);
@@ -198,6 +211,68 @@ pub fn reference_profile(
     }
 }
 
+/// Rows per block of the current dataset. Float sums (log loss, Brier, the CBPE estimates, the
+/// reconstruction error) depend on the order of addition, so every reader folds the current
+/// dataset the same way: rows `k * BLOCK_ROWS .. (k + 1) * BLOCK_ROWS` into a fresh summary
+/// each, and the block summaries merged in `k` order by [`InOrder`]. A CSV or NDJSON file
+/// (read on several cores), a pandas, pyarrow or polars table (however its record batches are
+/// cut) and the same rows in any of them then give bit-identical assessments.
+pub const BLOCK_ROWS: usize = dataset::BLOCK_ROWS;
+
+/// Block summaries merged in row order into the current dataset's summary: the one order of
+/// accumulation of the CLI and of the Python package.
+pub struct InOrder {
+    summary: WindowSummary,
+    error: Option<aims_core::summary::MergeError>,
+}
+
+impl InOrder {
+    /// An empty summary binned on `profile`.
+    pub fn new(schema: &ModelSchema, profile: &ReferenceProfile) -> InOrder {
+        InOrder {
+            summary: WindowSummary::new(schema, profile),
+            error: None,
+        }
+    }
+
+    /// Merges the next block (block 0 first); the first failure is kept for [`InOrder::finish`].
+    pub fn push(&mut self, block: &WindowSummary) {
+        if self.error.is_none() {
+            if let Err(e) = self.summary.merge(block) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// The merged summary.
+    pub fn finish(self) -> Result<WindowSummary, aims_core::summary::MergeError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.summary),
+        }
+    }
+}
+
+/// The summary of the current dataset at `path` (CSV or NDJSON), binned on `profile`, and its
+/// row count; folded in blocks of [`BLOCK_ROWS`] rows.
+pub fn current_summary(
+    config: &AgentConfig,
+    profile: &ReferenceProfile,
+    path: &Path,
+) -> anyhow::Result<(WindowSummary, u64)> {
+    let schema = &config.model;
+    let mut merged = InOrder::new(schema, profile);
+    let rows = dataset::fold_blocks(
+        path,
+        schema,
+        &config.columns,
+        || WindowSummary::new(schema, profile),
+        |s, e, scores| s.record_scored(schema, profile, e, scores),
+        |block| merged.push(&block),
+    )?;
+    Ok((merged.finish()?, rows))
+}
+
 /// The assessment of the dataset at `current` against `reference` (a profile or a dataset),
 /// with a loaded configuration.
 pub fn assess_files(
@@ -206,19 +281,8 @@ pub fn assess_files(
     current: &Path,
     objectives: Option<&Path>,
 ) -> anyhow::Result<Assessment> {
-    let schema = &config.model;
     let profile = reference_profile(config, reference)?;
-    let (parts, rows) = dataset::fold_scored(
-        current,
-        schema,
-        &config.columns,
-        || WindowSummary::new(schema, &profile),
-        |s, e, scores| s.record_scored(schema, &profile, e, scores),
-    )?;
-    let mut summary = WindowSummary::new(schema, &profile);
-    for part in &parts {
-        summary.merge(part)?;
-    }
+    let (summary, rows) = current_summary(config, &profile, current)?;
     assessment(config, profile, &summary, rows, objectives)
 }
 

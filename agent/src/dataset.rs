@@ -1,10 +1,13 @@
 //! Reading datasets (CSV or NDJSON) into validated events, one row at a time.
 //!
-//! One thread splits the file into records and hands them in bounded batches to worker threads
-//! (one per core), each folding its rows into its own state: a profile builder or a window
-//! summary, which merge afterwards. Memory therefore does not grow with the file, and both cores
-//! work on a large dataset. A bad row stops the read with an error naming the file, the line and
-//! the field. CSV is read through a column plan computed once from the header.
+//! One thread splits the file into blocks of [`BLOCK_ROWS`] records and hands them, bounded, to
+//! worker threads (one per core), each folding its rows into a state: a profile builder or a
+//! window summary. Memory therefore does not grow with the file, and both cores work on a large
+//! dataset. Every block is folded into a fresh state and the states are handed over in row
+//! order ([`fold_blocks`]), so that float sums and the profile's fits take the rows in one
+//! order whatever the number of cores, and exactly as for a table split into the same blocks
+//! (the Python package's Arrow tables). A bad row stops the read with an error naming the file,
+//! the line and the field. CSV is read through a column plan computed once from the header.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -83,44 +86,83 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-/// NDJSON lines handed to a worker at a time.
-const BATCH: usize = 4096;
+/// Rows per block: the unit of work handed to a worker, and the unit of accumulation of
+/// [`fold_blocks`] (rows `k * BLOCK_ROWS ..` are folded into a fresh state, and the states are
+/// merged in `k` order). Changing it changes the last bits of float sums, never a count.
+pub const BLOCK_ROWS: usize = 8192;
 
 /// Batches in flight per worker: bounds memory whatever the file's size.
 const IN_FLIGHT: usize = 2;
 
-/// Bytes of CSV handed to a worker at a time (whole records only).
+/// Bytes of CSV read at a time.
 const CHUNK: usize = 1 << 20;
 
-/// Work for a worker: whole CSV records as bytes, or NDJSON lines, with the 1-based line
-/// number they start at.
-enum Batch {
+/// Work for a worker: one block (its index in the file, from 0), as whole CSV records in bytes
+/// with the 1-based line number they start at, or as NDJSON lines.
+struct Batch {
+    index: usize,
+    rows: Rows,
+}
+
+enum Rows {
     Csv { first_line: u64, bytes: Vec<u8> },
     Json(Vec<(u64, String)>),
 }
 
-/// Reads `path`, validating each row against `schema`, and folds every event into per-worker
-/// states made by `init` with `step`. Returns the states (to be merged by the caller) and the
-/// number of rows read.
-pub fn fold<S: Send>(
-    path: &Path,
-    schema: &ModelSchema,
-    columns: &ColumnsConfig,
-    init: impl Fn() -> S + Sync,
-    step: impl Fn(&mut S, &Event) + Sync,
-) -> Result<(Vec<S>, u64), DatasetError> {
-    fold_scored(path, schema, columns, init, |s, e, _| step(s, e))
-}
-
-/// [`fold`], with the per-class probabilities of each row's prediction, when it has them
-/// (NDJSON `prediction.scores`, or the CSV columns `{columns.class_score_prefix}{class}`),
-/// checked by `ModelSchema::check_class_scores`.
-pub fn fold_scored<S: Send>(
+/// Reads `path`, validating each row against `schema`, folds each block of [`BLOCK_ROWS`] rows
+/// into a fresh state made by `init` with `step`, and hands the blocks' states to `merge` in
+/// row order (block 0 first) while the read goes on: the one order of accumulation, whatever
+/// the number of cores. `step` also gets the per-class probabilities of each row's prediction,
+/// when it has them (NDJSON `prediction.scores`, or the CSV columns
+/// `{columns.class_score_prefix}{class}`), checked by `ModelSchema::check_class_scores`.
+/// Returns the number of rows read.
+pub fn fold_blocks<S: Send>(
     path: &Path,
     schema: &ModelSchema,
     columns: &ColumnsConfig,
     init: impl Fn() -> S + Sync,
     step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
+    mut merge: impl FnMut(S) + Send,
+) -> Result<u64, DatasetError> {
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, S)>();
+    std::thread::scope(|scope| {
+        // Blocks finish out of order (one per worker in flight): the few that come early wait
+        // here for their turn.
+        let merger = scope.spawn(move || {
+            let mut early = std::collections::BTreeMap::new();
+            let mut next = 0usize;
+            for (index, state) in rx {
+                early.insert(index, state);
+                while let Some(state) = early.remove(&next) {
+                    merge(state);
+                    next += 1;
+                }
+            }
+        });
+        let tx = std::sync::Mutex::new(tx);
+        let done = |index: usize, state: &mut S| {
+            let block = std::mem::replace(state, init());
+            // The merger only stops when every sender is gone.
+            let _ = tx.lock().map(|tx| tx.send((index, block)));
+        };
+        let result = fold_with(path, schema, columns, &init, &step, &done);
+        drop(tx);
+        merger
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        result.map(|(_, rows)| rows)
+    })
+}
+
+/// The read behind [`fold_blocks`]: `block_done` is called by a worker after each block with
+/// the block's index and the worker's state.
+fn fold_with<S: Send>(
+    path: &Path,
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    init: &(impl Fn() -> S + Sync),
+    step: &(impl Fn(&mut S, &Event, Option<&[f64]>) + Sync),
+    block_done: &(impl Fn(usize, &mut S) + Sync),
 ) -> Result<(Vec<S>, u64), DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_owned(),
@@ -149,7 +191,7 @@ pub fn fold_scored<S: Send>(
         for _ in 0..workers {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
             senders.push(tx);
-            let (plan, init, step) = (plan.as_ref().map(|(p, _)| p), &init, &step);
+            let plan = plan.as_ref().map(|(p, _)| p);
             handles.push(scope.spawn(move || -> Result<(S, u64), DatasetError> {
                 let mut state = init();
                 let mut rows = 0u64;
@@ -165,8 +207,8 @@ pub fn fold_scored<S: Send>(
                     latency_ms: None,
                 };
                 for batch in rx {
-                    match (batch, plan) {
-                        (Batch::Csv { first_line, bytes }, Some(plan)) => {
+                    match (batch.rows, plan) {
+                        (Rows::Csv { first_line, bytes }, Some(plan)) => {
                             let mut csv = csv::ReaderBuilder::new()
                                 .has_headers(false)
                                 .flexible(true)
@@ -195,7 +237,7 @@ pub fn fold_scored<S: Send>(
                                 rows += 1;
                             }
                         }
-                        (Batch::Json(lines), _) => {
+                        (Rows::Json(lines), _) => {
                             for (line, text) in lines {
                                 let (event, scores) = parse_json(&text, schema)
                                     .map_err(|e| row_error(path, line, e))?;
@@ -203,8 +245,9 @@ pub fn fold_scored<S: Send>(
                                 rows += 1;
                             }
                         }
-                        (Batch::Csv { .. }, None) => unreachable!("CSV batches come with a plan"),
+                        (Rows::Csv { .. }, None) => unreachable!("CSV batches come with a plan"),
                     }
+                    block_done(batch.index, &mut state);
                 }
                 Ok((state, rows))
             }));
@@ -264,29 +307,52 @@ fn parse_json(text: &str, schema: &ModelSchema) -> Result<Scored, EventError> {
     schema.validate_scored(raw, 0)
 }
 
-/// Sends batches round-robin; a closed worker (it met a bad row) stops the read.
-fn dispatch(senders: &[SyncSender<Batch>], turn: &mut usize, batch: Batch) -> bool {
-    let ok = senders[*turn % senders.len()].send(batch).is_ok();
-    *turn += 1;
-    ok
+/// Sends block `index` to its worker (round-robin, so each worker takes its blocks in order);
+/// a closed worker (it met a bad row) stops the read.
+fn dispatch(senders: &[SyncSender<Batch>], index: usize, rows: Rows) -> bool {
+    senders[index % senders.len()]
+        .send(Batch { index, rows })
+        .is_ok()
 }
 
-/// End of the last whole record in `bytes`: the last newline outside quotes. RFC 4180 escapes a
-/// quote by doubling it, so quote parity alone tells whether a newline is inside a field.
-fn last_record_end(bytes: &[u8]) -> Option<usize> {
-    if memchr::memchr(b'"', bytes).is_none() {
-        return memchr::memrchr(b'\n', bytes);
-    }
-    let mut in_quotes = false;
-    let mut end = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => end = Some(i),
-            _ => {}
+/// Finds where CSV records end, counting them as the csv reader yields them: a record ends at a
+/// newline outside quotes (RFC 4180 escapes a quote by doubling it, so quote parity alone tells
+/// whether a newline is inside a field), and an empty line is no record.
+#[derive(Debug, Default)]
+struct RecordEnds {
+    /// Where scanning resumes: just after the last newline seen.
+    pos: usize,
+    /// Where the current record starts.
+    record_start: usize,
+    in_quotes: bool,
+    /// Records ended so far.
+    records: usize,
+}
+
+impl RecordEnds {
+    /// Scans `bytes` on from where the last call stopped; returns the index of the newline that
+    /// ends record number `want` (1-based), or None when `bytes` holds fewer.
+    fn find(&mut self, bytes: &[u8], want: usize) -> Option<usize> {
+        let from = self.pos;
+        for nl in memchr::memchr_iter(b'\n', &bytes[from..]).map(|i| i + from) {
+            if memchr::memchr_iter(b'"', &bytes[self.pos..nl]).count() % 2 == 1 {
+                self.in_quotes = !self.in_quotes;
+            }
+            self.pos = nl + 1;
+            if self.in_quotes {
+                continue;
+            }
+            let record = &bytes[self.record_start..nl];
+            self.record_start = nl + 1;
+            if !record.is_empty() && record != b"\r" {
+                self.records += 1;
+                if self.records == want {
+                    return Some(nl);
+                }
+            }
         }
+        None
     }
-    end
 }
 
 /// Reads the header record; returns it and the number of lines it spans.
@@ -328,7 +394,7 @@ fn read_header(
     }
 }
 
-/// Cuts the CSV body into chunks of whole records and hands them out; counts the rows.
+/// Cuts the CSV body into blocks of [`BLOCK_ROWS`] whole records and hands them out.
 fn split_csv(
     path: &Path,
     mut reader: impl Read,
@@ -339,40 +405,35 @@ fn split_csv(
         path: path.to_owned(),
         source,
     };
-    let (mut turn, mut line) = (0usize, header_lines + 1);
+    let (mut index, mut line) = (0usize, header_lines + 1);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut ends = RecordEnds::default();
     loop {
         let start = buf.len();
         buf.resize(start + CHUNK, 0);
         let n = reader.read(&mut buf[start..]).map_err(io)?;
         buf.truncate(start + n);
         let at_end = n == 0;
-        let cut = if at_end {
-            (!buf.is_empty()).then(|| buf.len() - 1)
-        } else {
-            last_record_end(&buf)
-        };
-        let Some(cut) = cut else {
-            if at_end {
+        loop {
+            let cut = match ends.find(&buf, BLOCK_ROWS) {
+                Some(cut) => cut + 1,
+                None if at_end && !buf.is_empty() => buf.len(),
+                None if at_end => return Ok(()),
+                None => break,
+            };
+            let rest = buf.split_off(cut);
+            let block = std::mem::replace(&mut buf, rest);
+            ends = RecordEnds::default();
+            let first_line = line;
+            line += memchr::memchr_iter(b'\n', &block).count() as u64;
+            let rows = Rows::Csv {
+                first_line,
+                bytes: block,
+            };
+            if !dispatch(senders, index, rows) {
                 return Ok(());
             }
-            continue;
-        };
-        let rest = buf.split_off(cut + 1);
-        let chunk = std::mem::replace(&mut buf, rest);
-        let newlines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
-        let first_line = line;
-        line += newlines;
-        if !dispatch(
-            senders,
-            &mut turn,
-            Batch::Csv {
-                first_line,
-                bytes: chunk,
-            },
-        ) || at_end
-        {
-            return Ok(());
+            index += 1;
         }
     }
 }
@@ -382,8 +443,8 @@ fn split_ndjson(
     reader: impl BufRead,
     senders: &[SyncSender<Batch>],
 ) -> Result<(), DatasetError> {
-    let mut turn = 0usize;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut index = 0usize;
+    let mut batch = Vec::with_capacity(BLOCK_ROWS);
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|source| DatasetError::Io {
             path: path.to_owned(),
@@ -393,18 +454,16 @@ fn split_ndjson(
             continue;
         }
         batch.push((i as u64 + 1, line));
-        if batch.len() == BATCH
-            && !dispatch(
-                senders,
-                &mut turn,
-                Batch::Json(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))),
-            )
-        {
-            return Ok(());
+        if batch.len() == BLOCK_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BLOCK_ROWS));
+            if !dispatch(senders, index, Rows::Json(full)) {
+                return Ok(());
+            }
+            index += 1;
         }
     }
     if !batch.is_empty() {
-        dispatch(senders, &mut turn, Batch::Json(batch));
+        dispatch(senders, index, Rows::Json(batch));
     }
     Ok(())
 }
@@ -620,11 +679,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_ends_skip_newlines_inside_quotes() {
-        assert_eq!(last_record_end(b"a,b\nc,d\ne"), Some(7));
-        assert_eq!(last_record_end(b"a,\"x\ny\"\nc"), Some(7));
-        assert_eq!(last_record_end(b"a,\"x\ny"), None);
-        assert_eq!(last_record_end(b"a,\"say \"\"hi\"\"\"\nb"), Some(14));
+    fn record_ends_skip_newlines_inside_quotes_and_empty_lines() {
+        let end = |bytes: &[u8], want| RecordEnds::default().find(bytes, want);
+        assert_eq!(end(b"a,b\nc,d\ne", 2), Some(7));
+        assert_eq!(end(b"a,b\nc,d\ne", 3), None);
+        assert_eq!(end(b"a,\"x\ny\"\nc\n", 1), Some(7));
+        assert_eq!(end(b"a,\"x\ny", 1), None);
+        assert_eq!(end(b"a,\"say \"\"hi\"\"\"\nb", 1), Some(14));
+        // Empty lines are no records, for the csv reader either.
+        assert_eq!(end(b"a\n\n\r\nb\r\n", 2), Some(7));
+        // Scanning resumes where it stopped, across a record cut in two.
+        let mut ends = RecordEnds::default();
+        assert_eq!(ends.find(b"a,\"x\n", 1), None);
+        assert_eq!(ends.find(b"a,\"x\ny\"\nb\n", 2), Some(9));
+    }
+
+    #[test]
+    fn blocks_come_in_row_order_and_hold_block_rows_each() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rows = 3 * BLOCK_ROWS + 17;
+        let mut text = String::from("x,c,g,prediction\n");
+        for i in 0..rows {
+            // A quoted newline and an empty line now and then: neither is a row boundary.
+            let c = if i % 1000 == 0 { "\"two\nlines\"" } else { "c" };
+            text.push_str(&format!("{i},{c},a,1\n"));
+            if i % 777 == 0 {
+                text.push('\n');
+            }
+        }
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, text).expect("write");
+        let mut blocks: Vec<Vec<f64>> = Vec::new();
+        let read = fold_blocks(
+            &path,
+            &schema(),
+            &ColumnsConfig::default(),
+            Vec::new,
+            |v: &mut Vec<f64>, e, _| match e.features[0] {
+                FeatureValue::Numeric(x) => v.push(x),
+                _ => panic!("x is set on every row"),
+            },
+            |block| blocks.push(block),
+        )
+        .expect("valid CSV");
+        assert_eq!(read, rows as u64);
+        let sizes: Vec<usize> = blocks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![BLOCK_ROWS, BLOCK_ROWS, BLOCK_ROWS, 17]);
+        let all: Vec<f64> = blocks.into_iter().flatten().collect();
+        assert!(all.iter().enumerate().all(|(i, &x)| x == i as f64));
     }
 
     fn schema() -> ModelSchema {
@@ -649,14 +751,16 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("data.csv");
         std::fs::write(&path, text).expect("write");
-        let (parts, rows) = fold(
+        let mut events = Vec::new();
+        let rows = fold_blocks(
             &path,
             &schema(),
             &ColumnsConfig::default(),
             Vec::new,
-            |v: &mut Vec<Event>, e| v.push(e.clone()),
+            |v: &mut Vec<Event>, e, _| v.push(e.clone()),
+            |block| events.extend(block),
         )?;
-        Ok((parts.into_iter().flatten().collect(), rows))
+        Ok((events, rows))
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Input {
     /// Validated events with the per-class probabilities of their predictions
     /// (`prediction.scores`, multiclass models), from the HTTP ingest and `record_raw`.
     Scored(Vec<Scored>),
+    /// Validated events whose buffers go back to `Recycler` once recorded, for the sender to
+    /// fill again (the embedded monitor's `record_batch`: no allocation per row).
+    Recyclable(Vec<Event>, Recycler),
     /// Validated late labels.
     Labels(Vec<(String, Target)>),
     /// Validated late labels whose sender is told how each joined (the HTTP reply says it).
@@ -62,7 +65,7 @@ impl Input {
     pub fn weight(&self) -> usize {
         match self {
             Self::Event(_) => 1,
-            Self::Events(v) => v.len(),
+            Self::Events(v) | Self::Recyclable(v, _) => v.len(),
             Self::Scored(v) => v.len(),
             Self::Labels(v) | Self::LabelsTold(v, _) => v.len(),
             Self::Rejected(_) | Self::Flush(_) => 0,
@@ -317,6 +320,29 @@ struct Checkpoint {
 
 const CHECKPOINT_FILE: &str = "open-windows.checkpoint";
 
+/// Spent event buffers on their way back to the sender (see [`Input::Recyclable`]); it keeps
+/// a few, so memory stays bounded whatever the sender does.
+#[derive(Debug, Clone, Default)]
+pub struct Recycler(Arc<std::sync::Mutex<Vec<Vec<Event>>>>);
+
+/// Event buffers a [`Recycler`] keeps (each one queue message of events).
+const RECYCLED: usize = 4;
+
+impl Recycler {
+    /// Spent events to fill again (their strings and vectors keep their capacity), if any.
+    pub fn take(&self) -> Option<Vec<Event>> {
+        self.0.lock().ok()?.pop()
+    }
+
+    fn give(&self, events: Vec<Event>) {
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.len() < RECYCLED {
+                kept.push(events);
+            }
+        }
+    }
+}
+
 /// The state the windowing task owns.
 pub struct Windower {
     schema: Arc<ModelSchema>,
@@ -500,16 +526,22 @@ impl Windower {
     fn apply(&mut self, input: Input, now: i64) {
         self.dirty = true;
         match input {
-            Input::Event(e) => self.record(e, None, now),
+            Input::Event(mut e) => self.record(&mut e, None, now),
             Input::Events(events) => {
-                for e in events {
-                    self.record(e, None, now);
+                for mut e in events {
+                    self.record(&mut e, None, now);
                 }
             }
             Input::Scored(events) => {
-                for (e, scores) in events {
-                    self.record(e, scores, now);
+                for (mut e, scores) in events {
+                    self.record(&mut e, scores, now);
                 }
+            }
+            Input::Recyclable(mut events, recycler) => {
+                for e in &mut events {
+                    self.record(e, None, now);
+                }
+                recycler.give(events);
             }
             Input::Labels(labels) => {
                 for (id, target) in labels {
@@ -552,7 +584,8 @@ impl Windower {
             .or_insert_with(|| WindowSummary::new(&self.schema, &self.profile))
     }
 
-    fn record(&mut self, event: Event, class_scores: Option<Vec<f64>>, now: i64) {
+    /// Records `event`; an id waiting for its label is taken out of it (into the join buffer).
+    fn record(&mut self, event: &mut Event, class_scores: Option<Vec<f64>>, now: i64) {
         let start = align(event.ts_ms, self.window_ms);
         if let Err(drop) = admit(event.ts_ms, now, &self.settings) {
             self.metrics
@@ -565,16 +598,16 @@ impl Windower {
         self.summary_for(start, now).record_scored(
             &schema,
             &profile,
-            &event,
+            event,
             class_scores.as_deref(),
         );
         self.metrics.events_summarised.inc();
-        if let (Some(id), None) = (event.id, event.label) {
-            if !matches!(event.prediction, Prediction::Failed) {
+        if event.label.is_none() && !matches!(event.prediction, Prediction::Failed) {
+            if let Some(id) = event.id.take() {
                 let pending = Pending {
                     window_start_ms: start,
                     prediction: event.prediction,
-                    groups: event.groups,
+                    groups: std::mem::take(&mut event.groups),
                     class_scores,
                 };
                 let removed = self.join.insert(id, pending, now);
@@ -836,6 +869,39 @@ mod tests {
             .iter()
             .map(|n| serde_json::from_slice(&spool.read(n).unwrap()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn recyclable_events_are_recorded_joined_and_handed_back() {
+        let (mut w, _spool, metrics, dir) = setup("recycle");
+        let t0 = 1_800_000_000_000;
+        w.tick(t0);
+        let recycler = Recycler::default();
+        assert!(recycler.take().is_none());
+        let events = vec![event(&w, "r1", t0 + 10), event(&w, "r2", t0 + 20)];
+        w.handle(Input::Recyclable(events, recycler.clone()), t0 + 30);
+        assert_eq!(metrics.events_summarised.get(), 2);
+        assert_eq!(w.open.values().map(|s| s.events).sum::<u64>(), 2);
+        // The ids waiting for their labels went into the join buffer, so the labels join.
+        w.handle(
+            Input::Labels(vec![("r2".into(), Target::Class(1))]),
+            t0 + 40,
+        );
+        assert_eq!(metrics.labels_joined.get(), 1);
+        // The buffers came back, with their ids taken.
+        let back = recycler.take().expect("the events come back");
+        assert_eq!(back.len(), 2);
+        assert!(back.iter().all(|e| e.id.is_none()));
+        // A few are kept, no more.
+        for _ in 0..10 {
+            w.handle(
+                Input::Recyclable(vec![event(&w, "x", t0 + 50)], recycler.clone()),
+                t0 + 60,
+            );
+        }
+        let kept = std::iter::from_fn(|| recycler.take()).count();
+        assert_eq!(kept, RECYCLED);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

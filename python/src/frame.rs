@@ -10,7 +10,6 @@
 //! HTTP.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use aims_agent::config::ColumnsConfig;
 use aims_core::event::{parse_timestamp, EventError, RejectReason};
@@ -604,27 +603,18 @@ pub fn rows(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
-/// Folds every row of `batches` into states made by `init`, on up to `workers` threads (each
-/// takes a contiguous range of rows, so the split is deterministic). The first bad row (lowest
-/// row number) stops the fold.
-pub fn fold<S: Send>(
+/// Column plans of `batches` and the first row of each across the table.
+fn plans(
     batches: &[RecordBatch],
     schema: &ModelSchema,
     columns: &ColumnsConfig,
-    default_ts: i64,
-    workers: usize,
-    init: impl Fn() -> S + Sync,
-    step: impl Fn(&mut S, &Event) + Sync,
-) -> Result<Vec<S>, FrameError> {
+) -> Result<(Vec<Plan>, Vec<usize>), FrameError> {
     // Plans are per batch: batches of one stream share a schema, but resolving is cheap.
     let plans = batches
         .iter()
         .map(|b| Plan::new(b, schema, columns))
         .collect::<Result<Vec<_>, _>>()?;
-    let plans = Arc::new(plans);
-    let total = rows(batches) as usize;
-    let workers = workers.clamp(1, 8).min(total.max(1));
-    let starts: Vec<usize> = batches
+    let starts = batches
         .iter()
         .scan(0usize, |acc, b| {
             let s = *acc;
@@ -632,41 +622,39 @@ pub fn fold<S: Send>(
             Some(s)
         })
         .collect();
-    let run = |from: usize, to: usize| -> Result<S, FrameError> {
-        let mut state = init();
-        let mut event = blank_event();
-        for (b, batch) in batches.iter().enumerate() {
-            let (lo, hi) = (starts[b], starts[b] + batch.num_rows());
-            let (a, z) = (from.max(lo), to.min(hi));
-            for row in a..z {
-                plans[b]
-                    .fill(row - lo, schema, default_ts, &mut event)
-                    .map_err(|mut e| {
-                        e.row = Some(row as u64);
-                        e
-                    })?;
-                step(&mut state, &event);
-            }
+    Ok((plans, starts))
+}
+
+/// Folds table rows `from..to` into `state`, in row order.
+#[allow(clippy::too_many_arguments)]
+fn fold_range<S>(
+    batches: &[RecordBatch],
+    (plans, starts): &(Vec<Plan>, Vec<usize>),
+    schema: &ModelSchema,
+    default_ts: i64,
+    (from, to): (usize, usize),
+    state: &mut S,
+    event: &mut Event,
+    step: &impl Fn(&mut S, &Event),
+) -> Result<(), FrameError> {
+    for (b, batch) in batches.iter().enumerate() {
+        let (lo, hi) = (starts[b], starts[b] + batch.num_rows());
+        let (a, z) = (from.max(lo), to.min(hi));
+        for row in a..z {
+            plans[b]
+                .fill(row - lo, schema, default_ts, event)
+                .map_err(|mut e| {
+                    e.row = Some(row as u64);
+                    e
+                })?;
+            step(state, event);
         }
-        Ok(state)
-    };
-    let bounds: Vec<(usize, usize)> = (0..workers)
-        .map(|w| (total * w / workers, total * (w + 1) / workers))
-        .collect();
-    if workers == 1 {
-        return run(0, total).map(|s| vec![s]);
     }
-    let results: Vec<Result<S, FrameError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bounds
-            .iter()
-            .map(|&(a, z)| scope.spawn(move || run(a, z)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    // The first error by row number, as a single thread would have met it.
+    Ok(())
+}
+
+/// The first error by row number, as a single thread would have met it; else every state.
+fn first_error<S>(results: Vec<Result<S, FrameError>>) -> Result<Vec<S>, FrameError> {
     let mut states = Vec::with_capacity(results.len());
     let mut first: Option<FrameError> = None;
     for r in results {
@@ -683,4 +671,66 @@ pub fn fold<S: Send>(
         Some(e) => Err(e),
         None => Ok(states),
     }
+}
+
+/// Runs `work(w)` for `w` in `0..workers`, on threads of its own when more than one.
+fn on_workers<T: Send>(workers: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if workers == 1 {
+        return vec![work(0)];
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|w| scope.spawn(move || work(w))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// Folds each block of `block_rows` rows of `batches` (rows `k * block_rows ..`, across record
+/// batches) into a fresh state made by `init`, on up to `workers` threads, and returns the
+/// blocks' states in row order: the same blocks whatever the batches and the workers, as the
+/// CLI folds a file (`aims_agent::assess::BLOCK_ROWS`). The first bad row stops the fold.
+#[allow(clippy::too_many_arguments)]
+pub fn fold_blocks<S: Send>(
+    batches: &[RecordBatch],
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    default_ts: i64,
+    workers: usize,
+    block_rows: usize,
+    init: impl Fn() -> S + Sync,
+    step: impl Fn(&mut S, &Event) + Sync,
+) -> Result<Vec<S>, FrameError> {
+    let plans = plans(batches, schema, columns)?;
+    let total = rows(batches) as usize;
+    let block_rows = block_rows.max(1);
+    let blocks = total.div_ceil(block_rows);
+    let workers = workers.clamp(1, 8).min(blocks.max(1));
+    // Worker w takes blocks w, w + workers, ...; a worker stops at its first bad row.
+    let per_worker = on_workers(workers, |w| {
+        let mut event = blank_event();
+        let mut states = Vec::new();
+        for k in (w..blocks).step_by(workers) {
+            let mut state = init();
+            let range = (k * block_rows, ((k + 1) * block_rows).min(total));
+            if let Err(e) = fold_range(
+                batches, &plans, schema, default_ts, range, &mut state, &mut event, &step,
+            ) {
+                return (states, Some(e));
+            }
+            states.push((k, state));
+        }
+        (states, None)
+    });
+    let mut errors = Vec::new();
+    let mut states = Vec::with_capacity(blocks);
+    for (s, e) in per_worker {
+        states.extend(s);
+        errors.extend(e.map(Err));
+    }
+    first_error::<()>(errors)?;
+    states.sort_by_key(|(k, _)| *k);
+    Ok(states.into_iter().map(|(_, s)| s).collect())
 }

@@ -137,12 +137,14 @@ fn profile_of(
     let batches = frame::read_batches(data)?;
     py.allow_threads(|| {
         let schema = &cfg.model;
-        let parts = frame::fold(
+        // The CLI's blocks, in row order: the same profile to the bit.
+        let parts = frame::fold_blocks(
             &batches,
             schema,
             &cfg.columns,
             0,
             workers(),
+            aims_agent::assess::BLOCK_ROWS,
             || ProfileBuilder::new(schema),
             |b, e| b.add(e),
         )?;
@@ -187,40 +189,30 @@ fn assess(
             let profile = profile_of(py, &cfg, reference)?;
             let schema = &cfg.model;
             let (summary, rows) = if let Ok(path) = current.extract::<PathBuf>() {
-                py.allow_threads(|| {
-                    let (parts, rows) = aims_agent::dataset::fold(
-                        &path,
-                        schema,
-                        &cfg.columns,
-                        || WindowSummary::new(schema, &profile),
-                        |s, e| s.record(schema, &profile, e),
-                    )?;
-                    let mut summary = WindowSummary::new(schema, &profile);
-                    for part in &parts {
-                        summary.merge(part)?;
-                    }
-                    Ok::<_, anyhow::Error>((summary, rows))
-                })
-                .map_err(|e| input_error_from_anyhow(&e, &cfg.columns))?
+                py.allow_threads(|| aims_agent::assess::current_summary(&cfg, &profile, &path))
+                    .map_err(|e| input_error_from_anyhow(&e, &cfg.columns))?
             } else {
                 let batches = frame::read_batches(current)?;
                 py.allow_threads(|| {
-                    let parts = frame::fold(
+                    // The CLI's blocks and order of accumulation: the same floats to the bit.
+                    let blocks = frame::fold_blocks(
                         &batches,
                         schema,
                         &cfg.columns,
                         0,
                         workers(),
+                        aims_agent::assess::BLOCK_ROWS,
                         || WindowSummary::new(schema, &profile),
                         |s, e| s.record(schema, &profile, e),
                     )
                     .map_err(|e| errors::input_error(&e))?;
-                    let mut summary = WindowSummary::new(schema, &profile);
-                    for part in &parts {
-                        summary
-                            .merge(part)
-                            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                    let mut merged = aims_agent::assess::InOrder::new(schema, &profile);
+                    for block in &blocks {
+                        merged.push(block);
                     }
+                    let summary = merged
+                        .finish()
+                        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
                     Ok::<_, PyErr>((summary, frame::rows(&batches)))
                 })?
             };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aims_agent::config::{AgentConfig, ColumnsConfig};
 use aims_agent::metrics::AgentMetrics;
-use aims_agent::window::{now_ms, Input};
+use aims_agent::window::{now_ms, Input, Recycler};
 use aims_agent::Recorder;
 use aims_core::event::{RawEvent, RawLabel};
 use aims_core::Event;
@@ -53,6 +53,8 @@ pub struct Monitor {
     metrics: AgentMetrics,
     columns: ColumnsConfig,
     fast: FastDecoder,
+    /// Event buffers the windowing thread hands back for `record_batch` to fill again.
+    recycler: Recycler,
     shipping: bool,
     pid: u32,
 }
@@ -140,6 +142,7 @@ impl Monitor {
             metrics,
             columns: cfg.columns.clone(),
             fast: FastDecoder::new(py, &cfg.model)?,
+            recycler: Recycler::default(),
             shipping: !cfg.ship.collector_url.is_empty(),
             pid: std::process::id(),
         })
@@ -363,26 +366,39 @@ impl Monitor {
             dropped: 0,
             errors: Vec::new(),
         };
-        let mut chunk: Vec<Event> = Vec::with_capacity(CHUNK);
+        // Events are filled in place in buffers the windowing thread handed back (their
+        // strings and vectors keep their capacity): a steady stream of batches allocates
+        // nothing per row.
+        let fresh = || {
+            self.recycler
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK))
+        };
+        let mut chunk: Vec<Event> = fresh();
+        let mut filled = 0usize;
         let mut offset = 0u64;
-        let submit = |chunk: Vec<Event>, out: &mut Outcome| {
-            let n = chunk.len() as u64;
-            if n > 0 && !self.recorder.submit(Input::Events(chunk)) {
-                out.dropped += n;
+        let submit = |mut chunk: Vec<Event>, filled: usize, out: &mut Outcome| {
+            chunk.truncate(filled);
+            if filled > 0
+                && !self
+                    .recorder
+                    .submit(Input::Recyclable(chunk, self.recycler.clone()))
+            {
+                out.dropped += filled as u64;
             }
         };
         for (batch, plan) in batches.iter().zip(plans) {
             for i in 0..batch.num_rows() {
-                let mut event = plan.blank();
-                match plan.fill(i, schema, now, &mut event) {
+                if filled == chunk.len() {
+                    chunk.push(plan.blank());
+                }
+                match plan.fill(i, schema, now, &mut chunk[filled]) {
                     Ok(()) => {
                         out.accepted += 1;
-                        chunk.push(event);
-                        if chunk.len() == CHUNK {
-                            submit(
-                                std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
-                                &mut out,
-                            );
+                        filled += 1;
+                        if filled == CHUNK {
+                            submit(std::mem::replace(&mut chunk, fresh()), filled, &mut out);
+                            filled = 0;
                         }
                     }
                     Err(mut e) => {
@@ -400,7 +416,7 @@ impl Monitor {
             }
             offset += batch.num_rows() as u64;
         }
-        submit(chunk, &mut out);
+        submit(chunk, filled, &mut out);
         self.metrics
             .events_received
             .inc_by(out.accepted + out.rejected);
