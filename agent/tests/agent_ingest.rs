@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn promtool_or_skip() -> Option<std::path::PathBuf> {
-    aims_testkit::skip::require_tool("promtool", "prometheus")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_matrix() {
     let dir = temp_dir("malformed");
@@ -297,28 +293,7 @@ async fn malformed_input_matrix() {
         0.0
     );
 
-    if let Some(promtool) = promtool_or_skip() {
-        let mut child = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(metrics.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    aims_testkit::prom::promtool_check_metrics(&metrics);
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -212,7 +212,7 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
             >= 4.0
     );
     assert!(sample(&metrics, "aims_evidence_head_sequence", &[]).unwrap() > 0.0);
-    promtool_check(&metrics);
+    aims_testkit::prom::promtool_check_metrics(&metrics);
 
     // Stop the flow: after stale_after (3 s) every data objective reads no_data, and the gap
     // is evidence.
@@ -232,40 +232,6 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `promtool check metrics` on the exposition when promtool is installed.
-fn promtool_check(metrics: &str) {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            aims_testkit::skip::skip(
-                "promtool check metrics",
-                &format!("promtool not found ({e}); install the Debian package `prometheus`"),
-            );
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }
