@@ -44,9 +44,9 @@ pub async fn run_with_clock(
     // The address actually bound (port 0 becomes a real port), for the alerts' external URL.
     config.server.listen = listener.local_addr().context("the listener's address")?;
     let now = clock.now_ms();
-    let store = Store::open(&config.database_path(), config.storage.synchronous)
+    let store = Store::connect(&config.storage, &config.database_path())
         .await
-        .with_context(|| format!("opening {}", config.database_path().display()))?;
+        .with_context(|| format!("opening {}", config.database_name()))?;
     let metrics = Metrics::new();
     metrics.start_time.set(now as f64 / 1000.0);
     let evidence_log = EvidenceLog::open(store.clone(), metrics.clone()).await?;

@@ -43,3 +43,59 @@ pub fn event(x: f64) -> Event {
         latency_ms: None,
     }
 }
+
+/// The stores a backend-independent test runs against: a fresh SQLite file in `dir`, and a
+/// fresh PostgreSQL database on the server `AIMS_TEST_POSTGRES_URL` names (`.ci/run` starts
+/// one). Without that variable the PostgreSQL half is skipped with a message naming the
+/// Debian package; under `CI=true` it fails instead, so CI never passes by skipping.
+pub async fn stores(dir: &std::path::Path) -> Vec<(&'static str, crate::store::Store)> {
+    use crate::config::Synchronous;
+    use crate::store::Store;
+    let mut out = vec![(
+        "sqlite",
+        Store::open(&dir.join("c.db"), Synchronous::Normal)
+            .await
+            .expect("a SQLite store"),
+    )];
+    match std::env::var("AIMS_TEST_POSTGRES_URL") {
+        Ok(url) => out.push(("postgres", fresh_postgres(&url).await)),
+        Err(_) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "AIMS_TEST_POSTGRES_URL is required under CI=true (Debian package postgresql)"
+            );
+            eprintln!(
+                "skipping the PostgreSQL half: AIMS_TEST_POSTGRES_URL is unset; install the \
+                 Debian package postgresql and start a server (see .ci/run)"
+            );
+        }
+    }
+    out
+}
+
+/// A new, empty database on the server at `url`, migrated, as a store.
+pub async fn fresh_postgres(url: &str) -> crate::store::Store {
+    use std::str::FromStr;
+
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    let admin = PgConnectOptions::from_str(url).expect("AIMS_TEST_POSTGRES_URL parses");
+    let name = format!(
+        "aims_test_{}_{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let mut conn = admin
+        .connect()
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    conn.close().await.ok();
+    crate::store::Store::open_postgres(admin.database(&name), 4)
+        .await
+        .expect("open the test database")
+}

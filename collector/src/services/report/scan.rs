@@ -217,7 +217,10 @@ pub fn apply<F: Fn(&str) -> bool>(
                 }
             }
         }
-        Payload::Startup(_) | Payload::Notification(_) | Payload::Nonconformity(_) => {}
+        Payload::Startup(_)
+        | Payload::Notification(_)
+        | Payload::Nonconformity(_)
+        | Payload::LeaderChange(_) => {}
     }
 }
 
