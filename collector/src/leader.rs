@@ -45,6 +45,7 @@ pub struct Elector {
     kind: Kind,
     replica: String,
     term: Option<i64>,
+    previous: Option<String>,
 }
 
 #[derive(Debug)]
@@ -66,6 +67,7 @@ impl Elector {
             kind: Kind::Single,
             replica: replica.to_owned(),
             term: None,
+            previous: None,
         }
     }
 
@@ -80,12 +82,18 @@ impl Elector {
             },
             replica: replica.to_owned(),
             term: None,
+            previous: None,
         }
     }
 
     /// This replica's name, as recorded with its terms.
     pub fn replica(&self) -> &str {
         &self.replica
+    }
+
+    /// Who held the term before the one this replica last won, if recorded.
+    pub fn previous(&self) -> Option<&str> {
+        self.previous.as_deref()
     }
 
     /// The term held, if leading (as of the last tick).
@@ -104,6 +112,8 @@ impl Elector {
                         elected: false,
                     });
                 }
+                let previous = store.leadership().await?.1;
+                self.previous = Some(previous).filter(|h| !h.is_empty());
                 let term = store.begin_term(&self.replica, now_ms).await?;
                 self.term = Some(term);
                 Ok(Role::Leader {
@@ -158,6 +168,8 @@ impl Elector {
                 if !won {
                     return Ok(Role::Follower);
                 }
+                let previous = store.leadership().await.ok().map(|(_, holder)| holder);
+                self.previous = previous.filter(|h| !h.is_empty());
                 let term = match store.begin_term(&self.replica, now_ms).await {
                     Ok(term) => term,
                     Err(e) => {

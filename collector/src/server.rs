@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::evidence::{Entry, EvidenceLog};
 use crate::metrics::Metrics;
-use crate::services::{evaluate, ingest, maintenance, notify, reload};
+use crate::services::{evaluate, ingest, leadership, maintenance, notify, reload};
 use crate::state::{horizon_ms, App, ObjectiveStatus, Profiles};
 use crate::store::Store;
 
@@ -118,6 +118,11 @@ pub async fn run_with_clock(
         tracing::info!("shutting down");
         stop_tx.send(true).ok();
     });
+    // The first election runs before the evaluator starts, so a single (SQLite) collector
+    // and the first PostgreSQL replica evaluate from the first tick.
+    let mut elector = leadership::elector(&app)?;
+    leadership::tick(&app, &mut elector).await;
+    tokio::spawn(leadership::run(app.clone(), elector, stop_rx.clone()));
     notify::spawn(app.clone(), targets, stop_rx.clone())?;
     let evaluator = tokio::spawn(evaluate::run(
         app.clone(),

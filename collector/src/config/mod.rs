@@ -152,6 +152,12 @@ pub struct Storage {
     pub password_file: Option<PathBuf>,
     /// Connections in the PostgreSQL pool.
     pub pool_size: u32,
+    /// PostgreSQL: how long a stalled leader keeps the leader lock (its session's
+    /// `idle_session_timeout`); a takeover happens within 2 x `evaluation.interval` plus this.
+    #[serde(with = "humantime_serde")]
+    pub lock_timeout: Duration,
+    /// This replica's name in leadership records (default: `$HOSTNAME`, else `collector`).
+    pub replica: Option<String>,
 }
 
 /// Where the collector keeps its state.
@@ -187,6 +193,8 @@ impl Default for Storage {
             url: None,
             password_file: None,
             pool_size: 8,
+            lock_timeout: Duration::from_secs(10),
+            replica: None,
         }
     }
 }
@@ -351,6 +359,9 @@ impl Config {
             }
             _ => {}
         }
+        if self.storage.lock_timeout < Duration::from_millis(100) {
+            return invalid("storage.lock_timeout", "must be at least 100ms");
+        }
         if self.storage.pool_size == 0 {
             return invalid("storage.pool_size", "must be at least 1");
         }
@@ -409,6 +420,16 @@ impl Config {
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.storage.data_dir.join("collector.db")
+    }
+
+    /// This replica's name: `storage.replica`, else `$HOSTNAME` (a Kubernetes pod's name),
+    /// else `collector`.
+    pub fn replica(&self) -> String {
+        self.storage
+            .replica
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "collector".to_owned())
     }
 
     /// The database for messages: the SQLite file, or the PostgreSQL URL without its password.

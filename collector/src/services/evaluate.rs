@@ -119,6 +119,16 @@ pub async fn run(app: Arc<App>, notifier: Arc<Notifier>, mut shutdown: watch::Re
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // Only the leader evaluates; on PostgreSQL it first reads what other replicas stored.
+        if app.evidence.term().is_none() {
+            continue;
+        }
+        if app.store.backend() == crate::config::Backend::Postgres {
+            if let Err(e) = super::leadership::refresh(&app).await {
+                tracing::error!(error = %e, "evaluation skipped: cannot read the shared state");
+                continue;
+            }
+        }
         if let Err(e) = cycle(&app, &notifier, &mut gaps, app.now_ms()).await {
             tracing::error!(error = %e, "evaluation cycle failed; states are unchanged");
         }
