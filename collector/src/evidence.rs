@@ -92,8 +92,21 @@ impl EvidenceLog {
         states: &[ObjectiveRow],
         now_ms: i64,
     ) -> Result<(u64, String), StoreError> {
-        let mut head = self.head.lock().await;
         let term = *self.term.lock();
+        self.append_in_term(entries, states, now_ms, term).await
+    }
+
+    /// [`EvidenceLog::append`] fenced on `term`, the term the caller read when it began its
+    /// work (an evaluation cycle): if this replica lost that term meanwhile, however briefly
+    /// it knew it, the append is refused rather than written unfenced.
+    pub async fn append_in_term(
+        &self,
+        entries: Vec<Entry>,
+        states: &[ObjectiveRow],
+        now_ms: i64,
+        term: Option<i64>,
+    ) -> Result<(u64, String), StoreError> {
+        let mut head = self.head.lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -54,7 +54,7 @@ enum Kind {
     Single,
     /// PostgreSQL: the advisory lock on a dedicated session.
     Postgres {
-        options: PgConnectOptions,
+        options: Box<PgConnectOptions>,
         lock_timeout: Duration,
         session: Option<PgConnection>,
     },
@@ -76,7 +76,7 @@ impl Elector {
     pub fn postgres(replica: &str, options: PgConnectOptions, lock_timeout: Duration) -> Self {
         Self {
             kind: Kind::Postgres {
-                options,
+                options: Box::new(options),
                 lock_timeout,
                 session: None,
             },
@@ -320,10 +320,14 @@ mod tests {
             .database_name()
             .expect("a PostgreSQL store names its database");
         let options = PgConnectOptions::from_str(&url).unwrap().database(&db);
-        let timeout = Duration::from_millis(400);
+        // Long enough that a takeover "at once" (a closed session) is told apart from one
+        // after the timeout (a stalled session) even on a loaded machine.
+        let timeout = Duration::from_millis(1500);
         let mut a = Elector::postgres("a", options.clone(), timeout);
         let mut b = Elector::postgres("b", options, timeout);
         let (term_a, _) = lead_within(&mut a, &store, Duration::from_secs(5)).await;
+        // A's session was last used by that tick: the server ends it `timeout` after this.
+        let a_idle_since = Instant::now();
         assert_eq!(b.tick(&store, 1).await.unwrap(), Role::Follower);
         assert_eq!(
             b.tick(&store, 1).await.unwrap(),
@@ -338,11 +342,12 @@ mod tests {
         log_a.append(startup(3), &[], 1).await.unwrap();
 
         // A stalls (no ticks). Its session goes idle past the timeout and the server ends it.
-        let (term_b, took) = lead_within(&mut b, &store, Duration::from_secs(10)).await;
+        let (term_b, _) = lead_within(&mut b, &store, Duration::from_secs(20)).await;
         assert!(term_b > term_a);
+        let held = a_idle_since.elapsed();
         assert!(
-            took >= timeout / 2,
-            "the lock was held while A's session lived ({took:?})"
+            held >= timeout / 2,
+            "the lock was held while A's session lived ({held:?})"
         );
         assert_eq!(store.leadership().await.unwrap(), (term_b, "b".to_owned()));
 

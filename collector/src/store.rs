@@ -697,6 +697,64 @@ impl Store {
         })
     }
 
+    /// Replaces the notifier's delivery state with `rows` (objective, JSON), in one
+    /// transaction. With `term`, fenced as [`Store::append`] is: refused once a newer
+    /// leadership term holds, so a leader that was replaced does not overwrite its successor's.
+    pub async fn put_alerts(
+        &self,
+        rows: &[(String, String)],
+        term: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let postgres = matches!(self.db, Db::Postgres(_));
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(term) = term {
+                let sql = if postgres {
+                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
+                } else {
+                    "SELECT term FROM leadership WHERE id = 1"
+                };
+                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
+                if current != term {
+                    return Err(StoreError::Fenced {
+                        held: term,
+                        current,
+                    });
+                }
+            }
+            sqlx::query("DELETE FROM notifier_alerts")
+                .execute(&mut *tx)
+                .await?;
+            for (objective, body) in rows {
+                sqlx::query(
+                    "INSERT INTO notifier_alerts (objective, body, updated_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(objective)
+                .bind(body)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The notifier's delivery state as stored, (objective, JSON) sorted by objective.
+    pub async fn alerts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        on_db!(self, writer, |pool| {
+            let rows =
+                sqlx::query("SELECT objective, body FROM notifier_alerts ORDER BY objective")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<String, _>("objective"), r.get::<String, _>("body")))
+                .collect())
+        })
+    }
+
     /// The current leadership term and its holder.
     pub async fn leadership(&self) -> Result<(i64, String), StoreError> {
         on_db!(self, reader, |pool| {
@@ -913,7 +971,11 @@ pub fn postgres_options(storage: &Storage) -> Result<PgConnectOptions, StoreErro
         })?;
         options = options.password(password.trim_end_matches(['\r', '\n']));
     }
-    Ok(options)
+    // A replica stalled inside a transaction (SIGSTOP, a long pause) must not hold its row
+    // locks past the lock timeout: the server ends such a session, so the next leader's term
+    // can begin, and the stalled append is rolled back.
+    let ms = storage.lock_timeout.as_millis().max(1).to_string();
+    Ok(options.options([("idle_in_transaction_session_timeout", ms.as_str())]))
 }
 
 /// What a roll-up did.

@@ -164,7 +164,7 @@ async fn two_replicas_share_ingest_and_hand_over_the_evaluation() {
     // two seconds of clock later (past `for: 1s`), it fires.
     one.stop.send(()).unwrap();
     one.server.await.unwrap().unwrap();
-    eventually(Duration::from_secs(5), "two takes over", || async {
+    eventually(Duration::from_secs(30), "two takes over", || async {
         (leader(&client, &two.base).await == Some(1.0)).then_some(())
     })
     .await;

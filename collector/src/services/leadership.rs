@@ -45,7 +45,16 @@ pub async fn tick(app: &App, elector: &mut Elector) {
             }
         }
         Ok(Role::Leader { .. }) => {}
-        Ok(Role::Follower) => follow(app),
+        Ok(Role::Follower) => {
+            follow(app);
+            // A follower serves reads too (objectives, the status page, reports): it follows
+            // the leader's lifecycles and the profiles other replicas took.
+            if app.store.backend() == Backend::Postgres {
+                if let Err(e) = refresh_states(app).await {
+                    tracing::warn!(error = %e, "following: cannot read the shared state");
+                }
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "leader election: database unreachable; following");
             follow(app);
@@ -106,6 +115,15 @@ async fn take_over(app: &App, elector: &Elector, term: i64) -> Result<(), StoreE
 /// calls it at takeover and before every cycle, since other replicas ingest too.
 pub async fn refresh(app: &App) -> Result<(), StoreError> {
     let now = app.now_ms();
+    refresh_states(app).await?;
+    let horizon = horizon_ms(&app.objectives(), &app.config);
+    let aggregates = App::rebuild_aggregates(&app.store, now, horizon).await?;
+    *app.aggregates.write() = aggregates;
+    Ok(())
+}
+
+/// Reads the profiles and the lifecycles every replica stored into this one's memory.
+async fn refresh_states(app: &App) -> Result<(), StoreError> {
     for p in app.store.profiles().await? {
         app.profiles.write().insert(p);
     }
@@ -121,8 +139,5 @@ pub async fn refresh(app: &App) -> Result<(), StoreError> {
             }
         }
     }
-    let horizon = horizon_ms(&app.objectives(), &app.config);
-    let aggregates = App::rebuild_aggregates(&app.store, now, horizon).await?;
-    *app.aggregates.write() = aggregates;
     Ok(())
 }

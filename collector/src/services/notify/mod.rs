@@ -74,8 +74,10 @@ pub struct Target {
     queue: mpsc::Receiver<Job>,
 }
 
-/// What is remembered of an alert between cycles.
-#[derive(Debug, Clone)]
+/// What is remembered of an alert between cycles: the notifier's delivery state. It is kept in
+/// the store too ([`Notifier::snapshot`], [`Notifier::restore`]), so a replica taking over, or
+/// a collector restarting, still sends a resolution that happens around the change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Tracked {
     alert: Alert,
     receivers: Vec<String>,
@@ -92,6 +94,8 @@ pub struct Notifier {
     hold_ms: i64,
     queues: HashMap<String, (ReceiverKind, Vec<mpsc::Sender<Job>>)>,
     tracked: Mutex<HashMap<String, Tracked>>,
+    /// The delivery state as last stored, so an unchanged state is not written again.
+    saved: Mutex<Option<Vec<(String, String)>>>,
     metrics: Metrics,
 }
 
@@ -137,6 +141,7 @@ impl Notifier {
                 hold_ms: ms(config.evaluation.resolved_hold),
                 queues,
                 tracked: Mutex::new(HashMap::new()),
+                saved: Mutex::new(None),
                 metrics,
             },
             targets,
@@ -223,6 +228,43 @@ impl Notifier {
             }
         }
         self.enqueue(due);
+    }
+
+    /// The delivery state as (objective, JSON) rows, sorted by objective, if it changed since
+    /// the last call to [`Notifier::saved`] (`None`: nothing to store).
+    pub fn snapshot(&self) -> Option<Vec<(String, String)>> {
+        let mut rows: Vec<(String, String)> = self
+            .tracked
+            .lock()
+            .iter()
+            .filter_map(|(id, t)| Some((id.clone(), serde_json::to_string(t).ok()?)))
+            .collect();
+        rows.sort();
+        (self.saved.lock().as_ref() != Some(&rows)).then_some(rows)
+    }
+
+    /// Marks `rows` (from [`Notifier::snapshot`]) as stored.
+    pub fn saved(&self, rows: Vec<(String, String)>) {
+        *self.saved.lock() = Some(rows);
+    }
+
+    /// Replaces the delivery state with what the store holds (at takeover and at start): the
+    /// alerts another replica, or this one before a restart, had sent. A row that does not
+    /// read is logged and skipped; its alert is then sent afresh.
+    pub fn restore(&self, rows: Vec<(String, String)>) {
+        let mut tracked = HashMap::new();
+        for (id, body) in &rows {
+            match serde_json::from_str::<Tracked>(body) {
+                Ok(t) => {
+                    tracked.insert(id.clone(), t);
+                }
+                Err(e) => {
+                    tracing::warn!(objective = id, error = %e, "stored alert state unreadable; skipped")
+                }
+            }
+        }
+        *self.tracked.lock() = tracked;
+        *self.saved.lock() = Some(rows);
     }
 
     fn enqueue(&self, due: Vec<(Vec<String>, Alert)>) {
