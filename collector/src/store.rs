@@ -1049,6 +1049,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn alert_state_is_replaced_whole_and_fenced_by_the_term() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store) in stores(dir.path()).await {
+            let term = store.begin_term("a", 1).await.unwrap();
+            let rows = |ids: &[&str]| -> Vec<(String, String)> {
+                ids.iter()
+                    .map(|i| (i.to_string(), format!("{{\"o\":\"{i}\"}}")))
+                    .collect()
+            };
+            store
+                .put_alerts(&rows(&["x", "y"]), Some(term), 5)
+                .await
+                .unwrap();
+            store
+                .put_alerts(&rows(&["y", "z"]), Some(term), 6)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.alerts().await.unwrap(),
+                rows(&["y", "z"]),
+                "{backend}"
+            );
+            let next = store.begin_term("b", 7).await.unwrap();
+            let err = store
+                .put_alerts(&rows(&["q"]), Some(term), 8)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Fenced { held, current } if held == term && current == next),
+                "{backend}: {err}"
+            );
+            assert_eq!(
+                store.alerts().await.unwrap(),
+                rows(&["y", "z"]),
+                "{backend}"
+            );
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_roll_up_that_does_not_merge_keeps_the_prior_hour_and_its_raw_summaries() {
         let dir = tempfile::tempdir().unwrap();
         for (backend, store) in stores(dir.path()).await {

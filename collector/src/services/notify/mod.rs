@@ -632,6 +632,41 @@ mod tests {
         out
     }
 
+    /// A replica taking over (or a restarted collector) restores the delivery state: it does
+    /// not resend a firing alert before it is due, and it sends the resolution that happens
+    /// after the change, which a notifier starting empty would never send.
+    #[test]
+    fn a_successor_restored_from_the_stored_state_sends_the_resolution() {
+        let (first, mut first_targets, file) = notifier();
+        let t0 = 1_000_000_000;
+        first.observe(&file, &status(State::Firing, t0), t0);
+        assert_eq!(drain(&mut first_targets).len(), 3);
+        let stored = first.snapshot().expect("a changed state to store");
+        first.saved(stored.clone());
+        assert_eq!(first.snapshot(), None, "unchanged: nothing to store");
+
+        let (empty, mut empty_targets, _) = notifier();
+        empty.observe(&file, &status(State::Resolved, t0 + 20_000), t0 + 20_000);
+        assert!(
+            drain(&mut empty_targets).is_empty(),
+            "without the state, the resolution is lost"
+        );
+
+        let (next, mut targets, _) = notifier();
+        next.restore(stored);
+        next.observe(&file, &status(State::Firing, t0), t0 + 10_000);
+        assert!(drain(&mut targets).is_empty(), "not due again yet");
+        next.observe(&file, &status(State::Resolved, t0 + 20_000), t0 + 20_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(sent[2].1["status"], "resolved");
+        assert_eq!(
+            sent[0].1[0]["startsAt"],
+            payload::rfc3339(t0),
+            "the same alert"
+        );
+    }
+
     #[test]
     fn firing_is_resent_with_a_lease_and_resolution_is_held() {
         let (n, mut targets, file) = notifier();
