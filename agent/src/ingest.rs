@@ -105,9 +105,9 @@ pub enum Position {
 /// One rejected item, as listed in the response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemError {
-    /// Where it was.
-    #[serde(flatten)]
-    pub position: Position,
+    /// Where it was; `None` for an error about the request as a whole (it has no index).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
     /// The field at fault.
     pub field: String,
     /// The countable reason.
@@ -120,7 +120,7 @@ impl ItemError {
     /// From a validation error.
     pub fn new(position: Position, e: EventError) -> Self {
         Self {
-            position,
+            position: Some(position),
             field: e.field,
             reason: e.reason.as_str(),
             message: e.message,
@@ -154,7 +154,7 @@ impl IngestReply {
             accepted: 0,
             rejected: 0,
             errors: vec![ItemError {
-                position: Position::Index(0),
+                position: None,
                 field: e.field().to_owned(),
                 reason: e.reason(),
                 message: e.to_string(),

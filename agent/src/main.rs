@@ -226,7 +226,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", aims_runtime::error::describe(e.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -103,7 +103,7 @@ impl Recorder {
 
     fn count_overload(&self, input: &Input, weight: usize) {
         let counter = match input {
-            Input::Labels(_) => &self.metrics.labels_dropped,
+            Input::Labels(_) | Input::LabelsTold(..) => &self.metrics.labels_dropped,
             _ => &self.metrics.events_dropped,
         };
         counter

@@ -73,7 +73,15 @@ struct Reply {
     /// The first [`ingest::MAX_LISTED_ERRORS`] dropped items.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dropped_items: Vec<DroppedItem>,
+    /// Labels only: how the recorded labels joined their predictions, so a label for an id
+    /// the agent does not hold is said to be unmatched rather than silently "accepted". Absent
+    /// when the windowing task did not answer within [`JOIN_REPLY_WAIT`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<crate::window::LabelJoins>,
 }
+
+/// How long a label request waits for the windowing task to say how its labels joined.
+const JOIN_REPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// The agent's routes, with the limits of `server` and `limits`.
 pub fn router(recorder: Recorder, server: &ServerConfig, limits: &LimitsConfig) -> Router {
@@ -413,6 +421,16 @@ impl App {
 }
 
 fn finish(reply: IngestReply, dropped: usize, dropped_items: Vec<DroppedItem>) -> Response {
+    finish_labels(reply, dropped, dropped_items, None)
+}
+
+/// [`finish`], saying how the labels joined.
+fn finish_labels(
+    reply: IngestReply,
+    dropped: usize,
+    dropped_items: Vec<DroppedItem>,
+    labels: Option<crate::window::LabelJoins>,
+) -> Response {
     let status = if reply.accepted == 0 {
         StatusCode::BAD_REQUEST
     } else {
@@ -424,6 +442,7 @@ fn finish(reply: IngestReply, dropped: usize, dropped_items: Vec<DroppedItem>) -
             reply,
             dropped,
             dropped_items,
+            labels,
         }),
     )
         .into_response()
@@ -438,7 +457,7 @@ fn overloaded(app: &App) -> Response {
         .inc();
     let reply = IngestReply {
         errors: vec![ItemError {
-            position: ingest::Position::Index(0),
+            position: None,
             field: "body".to_owned(),
             reason: "overloaded",
             message: "too many ingest requests at once; retry shortly".to_owned(),
@@ -561,10 +580,17 @@ async fn labels(State(app): State<App>, req: Request) -> Response {
     let schema = app.recorder.schema();
     let mut tally = Tally::default();
     let mut batch = Vec::with_capacity(BATCH);
-    let submit = |batch: &mut Vec<(String, aims_core::Target)>, tally: &mut Tally| {
+    let mut told = Vec::new();
+    let mut submit = |batch: &mut Vec<(String, aims_core::Target)>, tally: &mut Tally| {
         if !batch.is_empty() {
             let n = batch.len();
-            if !app.recorder.submit(Input::Labels(std::mem::take(batch))) {
+            let (tell, answer) = tokio::sync::oneshot::channel();
+            if app
+                .recorder
+                .submit(Input::LabelsTold(std::mem::take(batch), tell))
+            {
+                told.push(answer);
+            } else {
                 tally.dropped += n;
             }
         }
@@ -600,7 +626,20 @@ async fn labels(State(app): State<App>, req: Request) -> Response {
         return refuse(&app, &e);
     }
     submit(&mut batch, &mut tally);
-    finish(tally.reply, tally.dropped, Vec::new())
+    let joins = tokio::time::timeout(JOIN_REPLY_WAIT, async {
+        let mut sum = crate::window::LabelJoins::default();
+        for answer in told {
+            let j = answer.await.ok()?;
+            sum.joined += j.joined;
+            sum.unmatched += j.unmatched;
+            sum.expired += j.expired;
+        }
+        Some(sum)
+    })
+    .await
+    .ok()
+    .flatten();
+    finish_labels(tally.reply, tally.dropped, Vec::new(), joins)
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.

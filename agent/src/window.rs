@@ -42,6 +42,11 @@ pub enum Input {
     Events(Vec<Event>),
     /// Validated late labels.
     Labels(Vec<(String, Target)>),
+    /// Validated late labels whose sender is told how each joined (the HTTP reply says it).
+    LabelsTold(
+        Vec<(String, Target)>,
+        tokio::sync::oneshot::Sender<LabelJoins>,
+    ),
     /// Events that failed validation, counted in the current window's summary.
     Rejected(u64),
     /// Close every open window into the spool now (the embedded `flush`); the sender is told
@@ -55,10 +60,29 @@ impl Input {
         match self {
             Self::Event(_) => 1,
             Self::Events(v) => v.len(),
-            Self::Labels(v) => v.len(),
+            Self::Labels(v) | Self::LabelsTold(v, _) => v.len(),
             Self::Rejected(_) | Self::Flush(_) => 0,
         }
     }
+}
+
+/// How a request's labels joined their predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LabelJoins {
+    /// Joined to a held prediction and recorded in its window.
+    pub joined: usize,
+    /// No prediction with that id is held (never seen, already joined, or evicted): the label
+    /// is not kept (`aims_agent_labels_unmatched_total`).
+    pub unmatched: usize,
+    /// The prediction was held past the join TTL (`aims_agent_labels_expired_total`).
+    pub expired: usize,
+}
+
+/// How one label joined.
+enum Joined {
+    Yes,
+    Unmatched,
+    Expired,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -472,6 +496,17 @@ impl Windower {
                     self.label(&id, target, now);
                 }
             }
+            Input::LabelsTold(labels, tell) => {
+                let mut joins = LabelJoins::default();
+                for (id, target) in labels {
+                    match self.label(&id, target, now) {
+                        Joined::Yes => joins.joined += 1,
+                        Joined::Unmatched => joins.unmatched += 1,
+                        Joined::Expired => joins.expired += 1,
+                    }
+                }
+                let _ = tell.send(joins);
+            }
             Input::Rejected(n) => {
                 let start = align(now, self.window_ms);
                 let summary = self.summary_for(start, now);
@@ -524,8 +559,8 @@ impl Windower {
         }
     }
 
-    fn label(&mut self, id: &str, target: Target, now: i64) {
-        match self.join.take(id, now) {
+    fn label(&mut self, id: &str, target: Target, now: i64) -> Joined {
+        let joined = match self.join.take(id, now) {
             Lookup::Joined(p) => {
                 let schema = Arc::clone(&self.schema);
                 self.summary_for(p.window_start_ms, now).record_label(
@@ -535,11 +570,19 @@ impl Windower {
                     target,
                 );
                 self.metrics.labels_joined.inc();
+                Joined::Yes
             }
-            Lookup::Expired => self.metrics.labels_expired.inc(),
-            Lookup::Unmatched => self.metrics.labels_unmatched.inc(),
-        }
+            Lookup::Expired => {
+                self.metrics.labels_expired.inc();
+                Joined::Expired
+            }
+            Lookup::Unmatched => {
+                self.metrics.labels_unmatched.inc();
+                Joined::Unmatched
+            }
+        };
         self.metrics.join_entries.set(self.join.len() as i64);
+        joined
     }
 
     fn spool(&mut self, start: i64, summary: WindowSummary, now: i64) -> u64 {

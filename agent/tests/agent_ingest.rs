@@ -8,19 +8,7 @@ use std::time::Duration;
 use common::*;
 
 fn promtool_or_skip() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is required in CI (Debian package `prometheus`)"
-        );
-        eprintln!("SKIP promtool check: install the Debian package `prometheus` for promtool");
-    }
-    found
+    aims_testkit::skip::require_tool("promtool", "prometheus")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,8 +359,11 @@ async fn late_labels_ship_as_a_later_sequence_of_their_window() {
         },
     )
     .await;
+    // Twenty labels for held predictions, two for ids the agent never saw.
     let labels: String = (0..20)
         .map(|i| format!("{{\"id\": \"p-{i}\", \"label\": {}}}\n", i % 2))
+        .chain(["{\"id\": \"never-1\", \"label\": 1}\n".to_owned()])
+        .chain(["{\"id\": \"never-2\", \"label\": 0}\n".to_owned()])
         .collect();
     let (status, body) = post(
         &client,
@@ -382,7 +373,11 @@ async fn late_labels_ship_as_a_later_sequence_of_their_window() {
         labels.into_bytes(),
     )
     .await;
-    assert_eq!((status, body["accepted"].as_u64()), (202, Some(20)));
+    assert_eq!((status, body["accepted"].as_u64()), (202, Some(22)));
+    // The reply says which joined: a label for an unknown id is unmatched, not just "accepted".
+    assert_eq!(body["labels"]["joined"], 20, "{body}");
+    assert_eq!(body["labels"]["unmatched"], 2, "{body}");
+    assert_eq!(body["labels"]["expired"], 0, "{body}");
     let window = collector
         .unique()
         .values()
@@ -618,6 +613,10 @@ async fn busy_ingest_slots_answer_503_at_once() {
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["errors"][0]["reason"], "overloaded");
+    assert!(
+        body["errors"][0].get("index").is_none(),
+        "a request-level error has no item index: {body}"
+    );
     drop(slow);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -145,6 +145,29 @@ fn bad_rows_name_file_line_and_field_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("bad.csv: line 8: features.income"), "{err}");
+    assert_eq!(
+        err.matches("is not a number").count(),
+        1,
+        "cause said once: {err}"
+    );
+
+    let out = agent(&[
+        "assess",
+        "--config",
+        "config/agent.toml",
+        "--reference",
+        "config/examples/reference.csv",
+        "--current",
+        "nope.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: nope.csv: "), "{err}");
+    assert_eq!(
+        err.matches("os error 2").count(),
+        1,
+        "cause said once: {err}"
+    );
 
     let cfg = dir.path().join("agent.toml");
     let text = std::fs::read_to_string(root().join("config/agent.toml")).expect("config");

@@ -217,7 +217,7 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 /// The exit status of a synchronous command, its error printed.
 fn edge(result: anyhow::Result<ExitCode>) -> ExitCode {
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", aims_runtime::error::describe(e.as_ref()));
         ExitCode::FAILURE
     })
 }
@@ -229,7 +229,7 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>
         .context("starting the async runtime")
         .and_then(|rt| rt.block_on(command));
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", aims_runtime::error::describe(e.as_ref()));
         ExitCode::FAILURE
     })
 }

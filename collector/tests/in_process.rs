@@ -108,3 +108,48 @@ async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
         "the listener is closed"
     );
 }
+
+/// Every error the API gives is a JSON body naming what to fix: a query parameter that does not
+/// parse, a path that does not exist, a method a path does not take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_json_body_naming_what_to_fix() {
+    let c = common::InProcess::start(OBJECTIVES, |_| {});
+    let base = c.base.clone();
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(20), "healthz", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    let cases = [
+        ("GET", "/v1/evidence?limit=abc", 400, "limit"),
+        ("GET", "/v1/evidence?after=-1", 400, "after"),
+        ("GET", "/v1/no-such-thing", 404, "path"),
+        ("DELETE", "/v1/evidence", 405, "method"),
+        ("GET", "/v1/summaries", 405, "method"),
+    ];
+    for (method, path, status, field) in cases {
+        let resp = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["field"], field, "{method} {path}: {body}");
+        assert!(
+            !body["error"].as_str().unwrap_or_default().is_empty(),
+            "{method} {path}: {body}"
+        );
+    }
+    c.shutdown().await;
+}

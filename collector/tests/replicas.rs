@@ -17,16 +17,7 @@ use sqlx::{ConnectOptions, Connection};
 
 /// The test server's URL, or `None` (a visible skip; a failure under `CI=true`).
 fn postgres_url() -> Option<String> {
-    let url = std::env::var("AIMS_TEST_POSTGRES_URL").ok();
-    if url.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "AIMS_TEST_POSTGRES_URL is required under CI=true (Debian package postgresql)"
-        );
-        eprintln!("skipping: AIMS_TEST_POSTGRES_URL unset; install the Debian package postgresql");
-    }
-    url
+    aims_testkit::postgres::server("replicas")
 }
 
 async fn fresh_database(url: &str) -> String {

@@ -10,6 +10,7 @@
 //!   SIGTERM, SIGKILL, kill on drop.
 //! - [`prom`]: one Prometheus-text sampler.
 //! - [`postgres`]: the test PostgreSQL server and a fresh database per collector.
+//! - [`skip`]: skipping visibly when an outside tool is missing, and failing under `CI=true`.
 //! - [`fixtures`]: schema, event, profile and summary builders, and the example objectives.
 //! - [`temp_dir`]: temporary folders from `tempfile`, removed when dropped.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod net;
 pub mod postgres;
 pub mod process;
 pub mod prom;
+pub mod skip;
 pub mod wait;
 
 pub use wait::{eventually, wait_until};

@@ -59,25 +59,7 @@ pub fn free_port() -> u16 {
 
 pub use aims_testkit::wait_until;
 
-/// An outside tool a test needs: its path, or `None` with a message naming the Debian package
-/// on a developer's machine. Under `CI=true` a missing tool fails the test, so CI never passes
-/// by skipping.
-pub fn require_tool(tool: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(tool))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "{tool} is required under CI=true (Debian package {package})"
-        );
-        eprintln!("skipping: {tool} not found; install the Debian package {package}");
-    }
-    found
-}
+pub use aims_testkit::skip::{in_ci, require_tool, skip};
 
 /// A running process, stopped with SIGTERM (then killed) when dropped; its output goes to a
 /// log file so a failing test can show it.

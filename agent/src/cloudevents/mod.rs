@@ -261,7 +261,7 @@ impl Reply {
     fn list(&mut self, index: usize, field: String, reason: &'static str, message: String) {
         if self.errors.len() < ingest::MAX_LISTED_ERRORS {
             self.errors.push(ItemError {
-                position: Position::Index(index),
+                position: Some(Position::Index(index)),
                 field,
                 reason,
                 message,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use aims_core::time;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::query::Query;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};

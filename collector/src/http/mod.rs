@@ -13,6 +13,7 @@ pub mod nonconformities;
 pub mod objectives;
 pub mod openapi;
 pub mod ops;
+pub mod query;
 pub mod references;
 pub mod reports;
 pub mod status_page;
@@ -73,6 +74,26 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(|| async { Json(openapi::openapi()) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
+}
+
+/// Any path the API does not have: a JSON 404 naming it.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "path",
+        &format!("no such resource: {}", uri.path()),
+    )
+}
+
+/// A known path with the wrong method: a JSON 405 naming the method.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method",
+        &format!("{} does not accept {method}", uri.path()),
+    )
 }

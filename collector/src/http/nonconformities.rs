@@ -8,12 +8,14 @@ use std::sync::Arc;
 use aims_core::nonconformity::{Input, Nonconformity, Status};
 use aims_core::time::{self, Bound};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use super::query::Query;
 
 use super::auth::{Corrector, Reader};
 use super::error::ApiError;
@@ -71,9 +73,8 @@ pub fn view(nc: &Nonconformity, now_ms: i64) -> Value {
 pub async fn list(
     State(app): State<Arc<App>>,
     _: Reader,
-    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+    Query(f): Query<Filter>,
 ) -> Result<Response, ApiError> {
-    let Query(f) = filter.map_err(|e| ApiError::bad_request("query", &e.body_text()))?;
     let status = match f.status.as_deref() {
         None => None,
         Some(s) => Some(

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use aims_core::evidence::Kind;
 use aims_core::time::{self, Bound};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::query::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

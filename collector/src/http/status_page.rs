@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use aims_core::hash::sha256_hex;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::query::Query;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

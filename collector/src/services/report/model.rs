@@ -26,7 +26,7 @@ pub enum ReportError {
         source: serde_json::Error,
     },
     /// The period is empty or reversed.
-    #[error("the period is empty: --from must be before --to")]
+    #[error("the period is empty: from must be before to")]
     Period,
     /// A time argument does not parse.
     #[error("{field}: {text:?} is not a date (YYYY-MM-DD), an RFC 3339 time or milliseconds since the epoch")]
