@@ -72,7 +72,8 @@ fn start(url: &str, name: &str, objectives: &std::path::Path, clock: &Clock) -> 
     config.storage.backend = Backend::Postgres;
     config.storage.url = Some(url.to_owned());
     config.storage.pool_size = 4;
-    config.storage.lock_timeout = Duration::from_millis(300);
+    // Long enough that a loaded machine does not stall the leader's ticks past it.
+    config.storage.lock_timeout = Duration::from_secs(2);
     config.storage.replica = Some(name.to_owned());
     config.evaluation.objectives = objectives.to_owned();
     config.evaluation.interval = Duration::from_millis(50);
@@ -185,7 +186,9 @@ async fn two_replicas_share_ingest_and_hand_over_the_evaluation() {
         .into_iter()
         .filter(|r| r.kind == "leader_change")
         .count();
-    assert_eq!(terms, 2, "a leader_change record per term");
-    assert_eq!(store.leadership().await.unwrap().1, "two");
+    let (term, holder) = store.leadership().await.unwrap();
+    assert!(term >= 2, "one and then two led: term {term}");
+    assert_eq!(terms as i64, term, "a leader_change record per term");
+    assert_eq!(holder, "two");
     store.close().await;
 }
