@@ -151,10 +151,12 @@ fn ingest_into(mut replicas: Vec<Collector>, label: &str, synchronous: &str) {
     let mut rates = Vec::new();
     let mut raw = 0;
     let mut sent = 0;
+    // One base minute for all runs: ids stay distinct when a run crosses a minute boundary.
+    let base_minute = minute();
     for run in 0..RUNS {
         let bodies: Vec<Vec<u8>> = (0..PER_RUN)
             .map(|i| {
-                let window = minute() - ((run * PER_RUN + i) / AGENTS) as i64 * 60_000;
+                let window = base_minute - ((run * PER_RUN + i) / AGENTS) as i64 * 60_000;
                 let e = SummaryEnvelope::new(
                     &format!("agent-{}", i % AGENTS),
                     aims_testkit::fixtures::MODEL,
