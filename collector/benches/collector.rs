@@ -4,6 +4,10 @@
 //! - evaluation: 1,000 objectives over 1-hour windows fed by 100 agents' one-minute summaries,
 //!   seconds per evaluation cycle (from the collector's own log) and resident memory.
 //!
+//! - on PostgreSQL (`AIMS_TEST_POSTGRES_URL`, e.g. from `.ci/postgres start DIR`): ingest into
+//!   two replicas sharing one database, the evaluation cycle of 1,000 objectives, and the
+//!   takeover time after kill -9 of the leader (5 tries).
+//!
 //! Run with `cargo bench -p aims-collector --bench collector`. Results go to stdout as the
 //! lines BENCHMARKS.md quotes.
 
@@ -52,6 +56,12 @@ fn rss_kib(pid: u32, key: &str) -> u64 {
 
 /// Posts every body with `AGENTS` concurrent clients; returns (seconds, 429 answers).
 fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
+    post_spread(&[url.to_owned()], bodies)
+}
+
+/// [`post_all`], client `a` posting to `urls[a % urls.len()]` (agents spread over replicas).
+fn post_spread(urls: &[String], bodies: Vec<Vec<u8>>) -> (f64, usize) {
+    let urls = urls.to_vec();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,7 +72,8 @@ fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for a in 0..AGENTS {
-            let (client, bodies, url) = (client.clone(), bodies.clone(), url.to_owned());
+            let (client, bodies, url) =
+                (client.clone(), bodies.clone(), urls[a % urls.len()].clone());
             tasks.push(tokio::spawn(async move {
                 let mut throttled = 0;
                 for body in bodies.iter().skip(a).step_by(AGENTS) {
@@ -96,16 +107,43 @@ fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
     })
 }
 
+/// The `[storage]` lines of a replica named `name` on the PostgreSQL database at `url`.
+fn postgres_storage(url: &str, name: &str) -> String {
+    format!(
+        "backend = \"postgres\"\nurl = \"{url}\"\nreplica = \"{name}\"\nlock_timeout = \"3s\"\n"
+    )
+}
+
 fn ingest(synchronous: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(BIN, dir.path(), "");
-    c.extra_env.push((
-        "AIMS_COLLECTOR__STORAGE__SYNCHRONOUS".into(),
-        synchronous.into(),
-    ));
-    c.extra_env
-        .push(("AIMS_COLLECTOR__EVALUATION__INTERVAL".into(), "30s".into()));
-    c.start();
+    let c = Collector::prepare_sqlite(BIN, dir.path(), "");
+    ingest_into(vec![c], &format!("synchronous={synchronous}"), synchronous);
+}
+
+/// Ingest into two replicas on one fresh PostgreSQL database.
+fn ingest_postgres(server: &str) {
+    let url = aims_testkit::postgres::fresh_database(server);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let replicas = ["a", "b"]
+        .iter()
+        .zip(&dirs)
+        .map(|(name, d)| Collector::prepare_with(BIN, d.path(), &postgres_storage(&url, name), ""))
+        .collect();
+    ingest_into(replicas, "postgres, 2 replicas", "full");
+}
+
+fn ingest_into(mut replicas: Vec<Collector>, label: &str, synchronous: &str) {
+    for c in &mut replicas {
+        c.extra_env.push((
+            "AIMS_COLLECTOR__STORAGE__SYNCHRONOUS".into(),
+            synchronous.into(),
+        ));
+        c.extra_env
+            .push(("AIMS_COLLECTOR__EVALUATION__INTERVAL".into(), "30s".into()));
+        c.start();
+    }
+    let c = &replicas[0];
+    let urls: Vec<String> = replicas.iter().map(|c| c.url("/v1/summaries")).collect();
     let schema = model(aims_testkit::fixtures::MODEL);
     let profile = profile(&schema);
     assert!(c.put_profile(&profile, None).status().is_success());
@@ -113,10 +151,12 @@ fn ingest(synchronous: &str) {
     let mut rates = Vec::new();
     let mut raw = 0;
     let mut sent = 0;
+    // One base minute for all runs: ids stay distinct when a run crosses a minute boundary.
+    let base_minute = minute();
     for run in 0..RUNS {
         let bodies: Vec<Vec<u8>> = (0..PER_RUN)
             .map(|i| {
-                let window = minute() - ((run * PER_RUN + i) / AGENTS) as i64 * 60_000;
+                let window = base_minute - ((run * PER_RUN + i) / AGENTS) as i64 * 60_000;
                 let e = SummaryEnvelope::new(
                     &format!("agent-{}", i % AGENTS),
                     aims_testkit::fixtures::MODEL,
@@ -132,24 +172,101 @@ fn ingest(synchronous: &str) {
                 gz
             })
             .collect();
-        let (seconds, throttled) = post_all(&c.url("/v1/summaries"), bodies);
+        let cpu = cpu_seconds(&replicas);
+        let (seconds, throttled) = post_spread(&urls, bodies);
+        let cpu = cpu_seconds(&replicas) - cpu;
         let rate = PER_RUN as f64 / seconds;
-        println!("ingest synchronous={synchronous} run {run}: {PER_RUN} summaries in {seconds:.2} s = {rate:.0}/s ({throttled} answered 429 and retried)");
+        println!("ingest {label} run {run}: {PER_RUN} summaries in {seconds:.2} s = {rate:.0}/s, collector CPU {cpu:.2} s ({throttled} answered 429 and retried)");
         rates.push(rate);
     }
     println!(
-        "ingest synchronous={synchronous}: median {:.0} summaries/s over {RUNS} runs of {PER_RUN}; summary {raw} B JSON, {sent} B gzip; collector RSS {} MiB",
+        "ingest {label}: median {:.0} summaries/s over {RUNS} runs of {PER_RUN}; summary {raw} B JSON, {sent} B gzip; collector RSS {} MiB",
         median(rates),
         rss_kib(c.pid(), "VmHWM:") / 1024
     );
 }
 
+/// User + system CPU seconds the replicas' processes have used so far.
+fn cpu_seconds(replicas: &[Collector]) -> f64 {
+    replicas
+        .iter()
+        .map(|c| {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", c.pid())).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace()
+                .collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
+            (ticks(11) + ticks(12)) / 100.0
+        })
+        .sum()
+}
+
+/// kill -9 of the leader, 5 times: seconds until the other replica reports leading.
+fn takeover(server: &str) {
+    let url = aims_testkit::postgres::fresh_database(server);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut replicas: Vec<Collector> = ["a", "b"]
+        .iter()
+        .zip(&dirs)
+        .map(|(name, d)| {
+            let mut c = Collector::prepare_with(BIN, d.path(), &postgres_storage(&url, name), "");
+            c.extra_env
+                .push(("AIMS_COLLECTOR__EVALUATION__INTERVAL".into(), "1s".into()));
+            c.start();
+            c
+        })
+        .collect();
+    let leads = |c: &Collector| -> Option<bool> {
+        let page = aims_testkit::collector::client()
+            .get(c.url("/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        aims_testkit::prom::sample(&page, "aims_collector_leader", &[]).map(|v| v == 1.0)
+    };
+    let mut took = Vec::new();
+    for attempt in 0..5 {
+        let leader = aims_testkit::wait_until(Duration::from_secs(60), "one leader", || {
+            match (leads(&replicas[0]), leads(&replicas[1])) {
+                (Some(true), Some(false)) => Some(0),
+                (Some(false), Some(true)) => Some(1),
+                _ => None,
+            }
+        });
+        let other = 1 - leader;
+        replicas[leader].kill9();
+        let killed = Instant::now();
+        aims_testkit::wait_until(Duration::from_secs(60), "the other takes over", || {
+            (leads(&replicas[other]) == Some(true)).then_some(())
+        });
+        let seconds = killed.elapsed().as_secs_f64();
+        println!("takeover try {attempt}: {seconds:.3} s after kill -9");
+        took.push(seconds);
+        replicas[leader].start();
+    }
+    let max = took.iter().copied().fold(0.0, f64::max);
+    println!(
+        "takeover after kill -9 (evaluation.interval 1s, lock_timeout 3s: bound 5 s): median {:.3} s, max {max:.3} s over 5 tries",
+        median(took)
+    );
+}
+
 /// 1,000 objectives spread over `models` models (and 100 agents over the same models).
-fn evaluation(models: usize) {
+fn evaluation(models: usize, storage: &str) {
     let per_model = 1_000 / models;
     const MINUTES: i64 = 60;
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(BIN, dir.path(), "");
+    let mut c = Collector::prepare_with(BIN, dir.path(), storage, "");
     let metrics = ["psi", "ks", "wasserstein", "jensen_shannon", "missing_rate"];
     let mut yaml = String::from("policy: \"benchmark\"\nobjectives:\n");
     for m in 0..models {
@@ -239,7 +356,8 @@ fn evaluation(models: usize) {
     let measured: Vec<f64> = cycles(&c).into_iter().skip(skip).collect();
     let max = measured.iter().copied().fold(0.0, f64::max);
     println!(
-        "evaluation: {} objectives, median {:.3} s per cycle (max {:.3} s over {} cycles); collector RSS {} MiB, peak {} MiB",
+        "evaluation{}: {} objectives, median {:.3} s per cycle (max {:.3} s over {} cycles); collector RSS {} MiB, peak {} MiB",
+        if storage.is_empty() { "" } else { " on postgres" },
         models * per_model,
         median(measured.clone()),
         max,
@@ -257,7 +375,26 @@ fn main() {
         ingest("normal");
     }
     if run("evaluation") {
-        evaluation(10);
-        evaluation(100);
+        evaluation(10, "");
+        evaluation(100, "");
+    }
+    let postgres = std::env::var(aims_testkit::postgres::URL_VAR).ok();
+    match &postgres {
+        Some(server) => {
+            if run("postgres-ingest") {
+                ingest_postgres(server);
+            }
+            if run("postgres-evaluation") {
+                let url = aims_testkit::postgres::fresh_database(server);
+                evaluation(10, &postgres_storage(&url, "a"));
+            }
+            if run("takeover") {
+                takeover(server);
+            }
+        }
+        None => eprintln!(
+            "skipping the PostgreSQL parts: {} is unset (Debian package postgresql; .ci/postgres start DIR)",
+            aims_testkit::postgres::URL_VAR
+        ),
     }
 }

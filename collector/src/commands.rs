@@ -64,9 +64,7 @@ pub fn check(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
 /// `evidence verify`: recomputes the hash chain in the database.
 pub async fn verify(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let path = config.database_path();
-    anyhow::ensure!(path.exists(), "no database at {}", path.display());
-    let store = Store::open(&path, config.storage.synchronous).await?;
+    let store = open_existing(&config).await?;
     let result = evidence::verify(&store).await;
     store.close().await;
     match result {
@@ -92,9 +90,7 @@ async fn report_request(
     config_path: Option<&Path>,
 ) -> anyhow::Result<(Store, report::Request)> {
     let config = Config::load(config_path)?;
-    let path = config.database_path();
-    anyhow::ensure!(path.exists(), "no database at {}", path.display());
-    let store = Store::open(&path, config.storage.synchronous).await?;
+    let store = open_existing(&config).await?;
     let request = report::Request {
         from_ms: report::parse_time("--from", &period.from, false)?,
         to_ms: report::parse_time("--to", &period.to, true)?,
@@ -181,4 +177,16 @@ pub fn verify_pack(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the store the configuration names, refusing to create an empty SQLite file where the
+/// operator expected one (a PostgreSQL database is connected to as configured).
+async fn open_existing(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database_path();
+    if config.storage.backend == crate::config::Backend::Sqlite {
+        anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    }
+    Store::connect(&config.storage, &path)
+        .await
+        .with_context(|| format!("opening {}", config.database_name()))
 }

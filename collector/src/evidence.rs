@@ -1,8 +1,12 @@
 //! The evidence log's writer and verifier over the store.
 //!
 //! The writer holds the chain head under a lock while it seals and commits a batch, so the
-//! chain is never forked by concurrent writers; the head only advances once the batch is
-//! committed, so a failed write leaves the chain as it was.
+//! chain is never forked by concurrent writers in this process; the head only advances once
+//! the batch is committed, so a failed write leaves the chain as it was. Writers in other
+//! replicas sharing the database are handled by the store: an append is conditional on the
+//! head it was sealed on, and a batch whose head moved is re-sealed on the new head and
+//! tried again. While this replica leads, its appends also carry the leadership term, which
+//! the database checks (fencing).
 
 use aims_core::evidence::payload::Payload;
 use aims_core::evidence::{self, Broken, Checkpoint, Record, GENESIS};
@@ -55,8 +59,12 @@ pub enum VerifyError {
 pub struct EvidenceLog {
     store: Store,
     head: Mutex<(u64, String)>,
+    term: parking_lot::Mutex<Option<i64>>,
     metrics: Metrics,
 }
+
+/// How many times a batch is re-sealed when other replicas keep moving the head.
+const APPEND_ATTEMPTS: usize = 8;
 
 impl EvidenceLog {
     /// Opens the log at its stored head.
@@ -69,52 +77,102 @@ impl EvidenceLog {
         Ok(Self {
             store,
             head: Mutex::new(head),
+            term: parking_lot::Mutex::new(None),
             metrics,
         })
     }
 
     /// Seals and commits `entries` together with the objective rows, in one transaction.
-    /// Returns the new head.
+    /// Returns the new head. If another replica appended first, the batch is re-sealed on the
+    /// stored head and tried again; a fenced append (a newer leadership term holds) fails with
+    /// [`StoreError::Fenced`] and writes nothing.
     pub async fn append(
         &self,
         entries: Vec<Entry>,
         states: &[ObjectiveRow],
         now_ms: i64,
     ) -> Result<(u64, String), StoreError> {
+        let term = *self.term.lock();
+        self.append_in_term(entries, states, now_ms, term).await
+    }
+
+    /// [`EvidenceLog::append`] fenced on `term`, the term the caller read when it began its
+    /// work (an evaluation cycle): if this replica lost that term meanwhile, however briefly
+    /// it knew it, the append is refused rather than written unfenced.
+    pub async fn append_in_term(
+        &self,
+        entries: Vec<Entry>,
+        states: &[ObjectiveRow],
+        now_ms: i64,
+        term: Option<i64>,
+    ) -> Result<(u64, String), StoreError> {
         let mut head = self.head.lock().await;
-        let (mut seq, mut prev) = head.clone();
-        let mut rows = Vec::with_capacity(entries.len());
-        for e in entries {
-            seq += 1;
-            let kind = e.payload.kind();
-            let sealed = Record {
-                seq,
-                at_ms: now_ms,
-                kind,
-                data: e.payload.data(),
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (seq, prev, rows) = seal(&head, &entries, now_ms);
+            match self.store.append(&head, &rows, states, term).await {
+                Ok(()) => {
+                    if !rows.is_empty() {
+                        *head = (seq, prev);
+                        self.metrics.set_evidence_head(head.0, &head.1);
+                        tracing::debug!(head_seq = head.0, head_hash = %head.1, records = rows.len(), "evidence appended");
+                    }
+                    return Ok(head.clone());
+                }
+                Err(StoreError::HeadMoved { head: stored }) if attempt < APPEND_ATTEMPTS => {
+                    tracing::debug!(
+                        from = head.0,
+                        to = stored.0,
+                        "another replica appended evidence; re-sealing on its head"
+                    );
+                    *head = stored;
+                    self.metrics.set_evidence_head(head.0, &head.1);
+                }
+                Err(e) => return Err(e),
             }
-            .seal(&prev);
-            prev = sealed.hash.clone();
-            rows.push(EvidenceRow {
-                sealed,
-                at_ms: now_ms,
-                kind: kind.as_str().to_owned(),
-                objective: e.objective,
-            });
         }
-        self.store.append(&rows, states).await?;
-        if !rows.is_empty() {
-            *head = (seq, prev);
-            self.metrics.set_evidence_head(head.0, &head.1);
-            tracing::debug!(head_seq = head.0, head_hash = %head.1, records = rows.len(), "evidence appended");
-        }
-        Ok(head.clone())
+    }
+
+    /// Sets the leadership term this replica's appends carry (`None`: not leading).
+    pub fn set_term(&self, term: Option<i64>) {
+        *self.term.lock() = term;
+    }
+
+    /// The leadership term this replica's appends carry.
+    pub fn term(&self) -> Option<i64> {
+        *self.term.lock()
     }
 
     /// The current head.
     pub async fn head(&self) -> (u64, String) {
         self.head.lock().await.clone()
     }
+}
+
+/// `entries` sealed as records after `head`: the last sequence and hash, and the rows.
+fn seal(head: &(u64, String), entries: &[Entry], now_ms: i64) -> (u64, String, Vec<EvidenceRow>) {
+    let (mut seq, mut prev) = head.clone();
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let kind = e.payload.kind();
+        let sealed = Record {
+            seq,
+            at_ms: now_ms,
+            kind,
+            data: e.payload.data(),
+        }
+        .seal(&prev);
+        prev = sealed.hash.clone();
+        rows.push(EvidenceRow {
+            sealed,
+            at_ms: now_ms,
+            kind: kind.as_str().to_owned(),
+            objective: e.objective.clone(),
+        });
+    }
+    (seq, prev, rows)
 }
 
 /// Recomputes the whole chain from the store, page by page.

@@ -22,7 +22,8 @@
 //!   service (the evaluator hands its results to the notifier), never the HTTP layer; a refusal
 //!   is a typed value (e.g. `services::ingest::Rejection`) that `http` maps to a status code.
 //! - [`state`]: [`state::App`], what the tasks share, behind locks that cannot be poisoned.
-//! - [`store`] (SQLite), [`evidence`] (the hash-chained log, written only through the typed
+//! - [`store`] (SQLite or PostgreSQL), [`leader`] (which replica evaluates: an advisory lock
+//!   and a fenced term in PostgreSQL), [`evidence`] (the hash-chained log, written only through the typed
 //!   payloads of `aims_core::evidence::payload`), [`aggregate`] (rolling in-memory aggregates)
 //!   and [`metrics`] (the Prometheus registry).
 //! - [`config`]: the configuration file and its environment overrides.
@@ -42,6 +43,7 @@ pub mod corrective_commands;
 pub mod evidence;
 pub mod html;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod server;
 pub mod services;

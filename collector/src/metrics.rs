@@ -91,6 +91,8 @@ pub struct Metrics {
     pub maintenance: IntCounterVec,
     /// Start time of the process.
     pub start_time: Gauge,
+    /// 1 while this replica is the leader (the one that evaluates).
+    pub leader: IntGauge,
     /// Alert notification attempts by receiver and outcome.
     pub notifications: IntCounterVec,
 }
@@ -334,6 +336,10 @@ impl Metrics {
             evidence_head,
             start_time,
             corrective: CorrectiveMetrics::new(&r),
+            leader: int_gauge(
+                "aims_collector_leader",
+                "1 while this replica is the leader, the one that evaluates objectives",
+            ),
             registry: r,
         }
     }

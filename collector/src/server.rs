@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::evidence::{Entry, EvidenceLog};
 use crate::metrics::Metrics;
-use crate::services::{evaluate, ingest, maintenance, notify, reload};
+use crate::services::{evaluate, ingest, leadership, maintenance, notify, reload};
 use crate::state::{horizon_ms, App, ObjectiveStatus, Profiles};
 use crate::store::Store;
 
@@ -44,9 +44,9 @@ pub async fn run_with_clock(
     // The address actually bound (port 0 becomes a real port), for the alerts' external URL.
     config.server.listen = listener.local_addr().context("the listener's address")?;
     let now = clock.now_ms();
-    let store = Store::open(&config.database_path(), config.storage.synchronous)
+    let store = Store::connect(&config.storage, &config.database_path())
         .await
-        .with_context(|| format!("opening {}", config.database_path().display()))?;
+        .with_context(|| format!("opening {}", config.database_name()))?;
     let metrics = Metrics::new();
     metrics.start_time.set(now as f64 / 1000.0);
     let evidence_log = EvidenceLog::open(store.clone(), metrics.clone()).await?;
@@ -118,6 +118,11 @@ pub async fn run_with_clock(
         tracing::info!("shutting down");
         stop_tx.send(true).ok();
     });
+    // The first election runs before the evaluator starts, so a single (SQLite) collector
+    // and the first PostgreSQL replica evaluate from the first tick.
+    let mut elector = leadership::elector(&app)?;
+    leadership::tick(&app, &mut elector).await;
+    tokio::spawn(leadership::run(app.clone(), elector, stop_rx.clone()));
     notify::spawn(app.clone(), targets, stop_rx.clone())?;
     let evaluator = tokio::spawn(evaluate::run(
         app.clone(),

@@ -1,24 +1,35 @@
-//! Durable state in one SQLite file (WAL): reference profiles, summaries and their ids, the
-//! evidence log and the objectives' lifecycle.
+//! Durable state: reference profiles, summaries and their ids, the evidence log and the
+//! objectives' lifecycle, in one SQLite file (WAL; the default) or in a PostgreSQL database
+//! that several collector replicas share.
 //!
-//! All writes go through a single-connection pool, so SQLite never has to arbitrate between
-//! writers (no `SQLITE_BUSY` on lock upgrades) and group commit stays simple; reads use their
-//! own pool and see committed data through WAL snapshots.
+//! One set of SQL serves both backends: `$n` placeholders (SQLite reads them too), `ON
+//! CONFLICT` upserts, and a `rowid` column that PostgreSQL's schema declares and SQLite has
+//! implicitly. Each method's body is written once and compiled for each backend by
+//! [`on_db!`]. Each backend has its own migrations (`migrations/` and `migrations_postgres/`).
+//!
+//! SQLite: all writes go through a single-connection pool, so SQLite never has to arbitrate
+//! between writers (no `SQLITE_BUSY` on lock upgrades) and group commit stays simple; reads use
+//! their own pool and see committed data through WAL snapshots. PostgreSQL: one pool of
+//! `storage.pool_size` connections, and the database arbitrates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use aims_core::evidence::{Kind, Sealed};
+use aims_core::evidence::{Kind, Sealed, GENESIS};
 use aims_core::nonconformity::Nonconformity;
 use aims_core::wire::SummaryEnvelope;
 use aims_core::{ReferenceProfile, WindowSummary};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use thiserror::Error;
 
-use crate::config::Synchronous;
+use crate::config::{Backend, Storage, Synchronous};
+
+/// Advisory lock key (PostgreSQL) serialising evidence appends across replicas ("AIMSEVID").
+pub const EVIDENCE_LOCK: i64 = 0x4149_4d53_4556_4944;
 
 /// Length of a roll-up bucket.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -26,7 +37,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// A storage failure.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// SQLite said no.
+    /// The database said no.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     /// Migrations could not be applied.
@@ -43,6 +54,28 @@ pub enum StoreError {
     /// The data directory cannot be created.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// Another writer appended evidence since the caller read the chain head.
+    #[error("the evidence chain head moved to {}", head.0)]
+    HeadMoved {
+        /// The head now stored.
+        head: (u64, String),
+    },
+    /// The append was fenced: a newer leadership term has begun.
+    #[error("fenced: leadership term {held} ended; term {current} holds")]
+    Fenced {
+        /// The term the writer held.
+        held: i64,
+        /// The term in the database.
+        current: i64,
+    },
+    /// The storage settings do not name a usable database.
+    #[error("storage.{key}: {message}")]
+    Settings {
+        /// The key at fault.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
 }
 
 /// A summary as kept, with the columns the aggregates need.
@@ -110,15 +143,71 @@ pub struct AgentSpan {
     pub last_ms: i64,
 }
 
-/// The SQLite store.
+/// The store, on either backend.
 #[derive(Debug, Clone)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: Db,
+}
+
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the backend's writer or reader pool. The body is
+/// compiled once per backend, so one piece of SQL serves both.
+macro_rules! on_db {
+    ($store:expr, writer, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            Db::Sqlite { writer: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, reader, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            Db::Sqlite { reader: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A stored summary row as a [`StoredSummary`] (a macro, so one text serves both row types).
+macro_rules! stored_summary {
+    ($r:expr) => {{
+        let r = $r;
+        serde_json::from_str::<WindowSummary>(r.get::<&str, _>("body"))
+            .map_err(|source| StoreError::Corrupt {
+                what: format!("summary {}", r.get::<&str, _>("id")),
+                source,
+            })
+            .map(|summary| StoredSummary {
+                model: r.get("model"),
+                model_version: r.get("model_version"),
+                profile_hash: r.get("profile_hash"),
+                window_start_ms: r.get("window_start_ms"),
+                window_ms: r.get::<i64, _>("window_ms") as u64,
+                summary,
+            })
+    }};
 }
 
 impl Store {
-    /// Opens (creating) the database at `path` and applies migrations.
+    /// Opens the database the storage settings name: the SQLite file at `sqlite_path`, or the
+    /// PostgreSQL database at `storage.url` (with the password from `storage.password_file`).
+    pub async fn connect(storage: &Storage, sqlite_path: &Path) -> Result<Self, StoreError> {
+        match storage.backend {
+            Backend::Sqlite => Self::open(sqlite_path, storage.synchronous).await,
+            Backend::Postgres => {
+                Self::open_postgres(postgres_options(storage)?, storage.pool_size).await
+            }
+        }
+    }
+
+    /// Opens (creating) the SQLite database at `path` and applies migrations.
     pub async fn open(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -141,7 +230,42 @@ impl Store {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            db: Db::Sqlite { writer, reader },
+        })
+    }
+
+    /// Connects to PostgreSQL with a pool of `pool_size` and applies migrations (sqlx holds
+    /// an advisory lock while migrating, so replicas starting together migrate once).
+    pub async fn open_postgres(
+        options: PgConnectOptions,
+        pool_size: u32,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations_postgres").run(&pool).await?;
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    /// Which backend this store is on.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL database's name (`None` on SQLite).
+    pub fn database_name(&self) -> Option<String> {
+        match &self.db {
+            Db::Sqlite { .. } => None,
+            Db::Postgres(pool) => pool.connect_options().get_database().map(str::to_owned),
+        }
     }
 
     /// Stores a profile; returns whether it was new.
@@ -154,80 +278,93 @@ impl Store {
             what: "profile".into(),
             source,
         })?;
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO profiles (hash, model, model_version, body, created_ms) VALUES (?, ?, ?, ?, ?)",
+        let done = on_db!(self, writer, |pool| sqlx::query(
+            "INSERT INTO profiles (hash, model, model_version, body, created_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&profile.hash)
         .bind(&profile.model)
         .bind(&profile.model_version)
-        .bind(body)
+        .bind(&body)
         .bind(now_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Every profile, oldest first (so the last one per model is its latest).
     pub async fn profiles(&self) -> Result<Vec<ReferenceProfile>, StoreError> {
-        let rows = sqlx::query("SELECT hash, body FROM profiles ORDER BY created_ms, rowid")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                serde_json::from_str(r.get::<&str, _>("body")).map_err(|source| {
-                    StoreError::Corrupt {
-                        what: format!("profile {}", r.get::<&str, _>("hash")),
-                        source,
-                    }
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query("SELECT hash, body FROM profiles ORDER BY created_ms, rowid")
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    serde_json::from_str(r.get::<&str, _>("body")).map_err(|source| {
+                        StoreError::Corrupt {
+                            what: format!("profile {}", r.get::<&str, _>("hash")),
+                            source,
+                        }
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Commits a batch of summaries in one transaction. Returns, per summary, whether it was
-    /// new (false: its id was seen before, and nothing was written).
+    /// new (false: its id was seen before, by this replica or another one sharing the
+    /// database, and nothing was written).
     pub async fn insert_summaries(
         &self,
         batch: &[&SummaryEnvelope],
         now_ms: i64,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut fresh = Vec::with_capacity(batch.len());
-        for e in batch {
-            let done =
-                sqlx::query("INSERT OR IGNORE INTO summary_ids (id, received_ms) VALUES (?, ?)")
-                    .bind(&e.id)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            let is_new = done.rows_affected() == 1;
-            if is_new {
-                let body =
-                    serde_json::to_string(&e.summary).map_err(|source| StoreError::Corrupt {
-                        what: "summary".into(),
-                        source,
-                    })?;
-                sqlx::query(
-                    "INSERT INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
-                     window_ms, seq, resolution, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'raw', ?, ?)",
+        let bodies = batch
+            .iter()
+            .map(|e| {
+                serde_json::to_string(&e.summary).map_err(|source| StoreError::Corrupt {
+                    what: "summary".into(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut fresh = Vec::with_capacity(batch.len());
+            for (e, body) in batch.iter().zip(&bodies) {
+                let done = sqlx::query(
+                    "INSERT INTO summary_ids (id, received_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )
                 .bind(&e.id)
-                .bind(&e.agent)
-                .bind(&e.model)
-                .bind(&e.model_version)
-                .bind(&e.summary.profile_hash)
-                .bind(e.window_start_ms)
-                .bind(e.window_ms as i64)
-                .bind(e.seq as i64)
                 .bind(now_ms)
-                .bind(body)
                 .execute(&mut *tx)
                 .await?;
+                let is_new = done.rows_affected() == 1;
+                if is_new {
+                    sqlx::query(
+                        "INSERT INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
+                         window_ms, seq, resolution, received_ms, body) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'raw', $9, $10)",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.agent)
+                    .bind(&e.model)
+                    .bind(&e.model_version)
+                    .bind(&e.summary.profile_hash)
+                    .bind(e.window_start_ms)
+                    .bind(e.window_ms as i64)
+                    .bind(e.seq as i64)
+                    .bind(now_ms)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                fresh.push(is_new);
             }
-            fresh.push(is_new);
-        }
-        tx.commit().await?;
-        Ok(fresh)
+            tx.commit().await?;
+            Ok(fresh)
+        })
     }
 
     /// Summaries whose window ends after `since_ms`, for rebuilding the aggregates, a page at
@@ -239,22 +376,25 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<(Vec<StoredSummary>, Option<i64>), StoreError> {
-        let rows = sqlx::query(
-            "SELECT rowid, id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
-             WHERE window_start_ms + window_ms > ? AND rowid > ? ORDER BY rowid LIMIT ?",
-        )
-        .bind(since_ms)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        let next = (rows.len() as u32 == limit)
-            .then(|| rows.last().map(|r| r.get::<i64, _>("rowid")))
-            .flatten();
-        Ok((
-            rows.iter().map(stored_summary).collect::<Result<_, _>>()?,
-            next,
-        ))
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query(
+                "SELECT rowid, id, model, model_version, profile_hash, window_start_ms, window_ms, body \
+                 FROM summaries WHERE window_start_ms + window_ms > $1 AND rowid > $2 ORDER BY rowid LIMIT $3",
+            )
+            .bind(since_ms)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            let next = (rows.len() as u32 == limit)
+                .then(|| rows.last().map(|r| r.get::<i64, _>("rowid")))
+                .flatten();
+            let page = rows
+                .iter()
+                .map(|r| stored_summary!(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((page, next))
+        })
     }
 
     /// Every summary whose window ends after `since_ms` (tests and small stores).
@@ -278,27 +418,35 @@ impl Store {
     /// Whether the database answers: `SELECT 1` on a reader connection, constant time whatever
     /// the size of the store (`GET /readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.reader).await?;
-        Ok(())
+        on_db!(self, reader, |pool| {
+            sqlx::query("SELECT 1").fetch_one(pool).await?;
+            Ok(())
+        })
     }
 
     /// Number of summaries accepted (ids remembered), for tests and the status.
     pub async fn summary_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT count(*) FROM summary_ids")
-            .fetch_one(&self.reader)
-            .await?
-            .get(0))
+        on_db!(self, reader, |pool| Ok(sqlx::query(
+            "SELECT count(*) FROM summary_ids"
+        )
+        .fetch_one(pool)
+        .await?
+        .get::<i64, _>(0)))
     }
 
     /// When each model last delivered a summary (collector clock, ms).
     pub async fn last_received(&self) -> Result<HashMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT model, max(received_ms) AS at FROM summaries WHERE resolution = 'raw' GROUP BY model")
-            .fetch_all(&self.reader)
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query(
+                "SELECT model, max(received_ms) AS at FROM summaries WHERE resolution = 'raw' GROUP BY model",
+            )
+            .fetch_all(pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>("model"), r.get::<i64, _>("at")))
-            .collect())
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<String, _>("model"), r.get::<i64, _>("at")))
+                .collect())
+        })
     }
 
     /// Per model and agent, the summaries whose window lies within [from, to], for the
@@ -308,26 +456,28 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<AgentSpan>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT model, agent, count(*) AS n, min(window_start_ms) AS first, \
-             max(window_start_ms + window_ms) AS last FROM summaries \
-             WHERE window_start_ms >= ? AND window_start_ms + window_ms <= ? \
-             GROUP BY model, agent ORDER BY model, agent",
-        )
-        .bind(from_ms)
-        .bind(to_ms.saturating_add(1))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AgentSpan {
-                model: r.get("model"),
-                agent: r.get("agent"),
-                summaries: r.get::<i64, _>("n") as u64,
-                first_ms: r.get("first"),
-                last_ms: r.get("last"),
-            })
-            .collect())
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query(
+                "SELECT model, agent, count(*) AS n, min(window_start_ms) AS first, \
+                 max(window_start_ms + window_ms) AS last FROM summaries \
+                 WHERE window_start_ms >= $1 AND window_start_ms + window_ms <= $2 \
+                 GROUP BY model, agent ORDER BY model, agent",
+            )
+            .bind(from_ms)
+            .bind(to_ms.saturating_add(1))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| AgentSpan {
+                    model: r.get("model"),
+                    agent: r.get("agent"),
+                    summaries: r.get::<i64, _>("n") as u64,
+                    first_ms: r.get("first"),
+                    last_ms: r.get("last"),
+                })
+                .collect())
+        })
     }
 
     /// Merges raw summaries whose window ended before `cutoff_ms` into hourly roll-ups (one per
@@ -337,148 +487,282 @@ impl Store {
     /// does not merge with the new summaries is left exactly as it was, with its raw summaries
     /// beside it, and is named in [`RollUp::conflicts`]: nothing is dropped or overwritten.
     pub async fn roll_up(&self, cutoff_ms: i64, now_ms: i64) -> Result<RollUp, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
-             WHERE resolution = 'raw' AND window_start_ms + window_ms <= ? AND window_ms <= ?",
-        )
-        .bind(cutoff_ms)
-        .bind(HOUR_MS)
-        .fetch_all(&mut *tx)
-        .await?;
-        type Group = (WindowSummary, Vec<String>);
-        let mut groups: BTreeMap<(String, String, String, i64), Group> = BTreeMap::new();
-        for r in &rows {
-            let s = stored_summary(r)?;
-            let hour = s.window_start_ms.div_euclid(HOUR_MS) * HOUR_MS;
-            let key = (s.model, s.model_version, s.profile_hash, hour);
-            let id = r.get::<String, _>("id");
-            match groups.get_mut(&key) {
-                Some((acc, ids)) => {
-                    if acc.merge(&s.summary).is_ok() {
-                        ids.push(id);
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
+                 WHERE resolution = 'raw' AND window_start_ms + window_ms <= $1 AND window_ms <= $2",
+            )
+            .bind(cutoff_ms)
+            .bind(HOUR_MS)
+            .fetch_all(&mut *tx)
+            .await?;
+            type Group = (WindowSummary, Vec<String>);
+            let mut groups: BTreeMap<(String, String, String, i64), Group> = BTreeMap::new();
+            for r in &rows {
+                let s = stored_summary!(r)?;
+                let hour = s.window_start_ms.div_euclid(HOUR_MS) * HOUR_MS;
+                let key = (s.model, s.model_version, s.profile_hash, hour);
+                let id = r.get::<String, _>("id");
+                match groups.get_mut(&key) {
+                    Some((acc, ids)) => {
+                        if acc.merge(&s.summary).is_ok() {
+                            ids.push(id);
+                        }
+                    }
+                    None => {
+                        groups.insert(key, (s.summary, vec![id]));
                     }
                 }
-                None => {
-                    groups.insert(key, (s.summary, vec![id]));
-                }
             }
-        }
-        let mut done = RollUp::default();
-        for ((model, version, profile, hour), (mut acc, ids)) in groups {
-            let id = format!("hour:{model}:{version}:{profile}:{hour}");
-            if let Some(existing) = sqlx::query("SELECT body FROM summaries WHERE id = ?")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                let prior: WindowSummary = serde_json::from_str(existing.get::<&str, _>("body"))
+            let mut done = RollUp::default();
+            for ((model, version, profile, hour), (mut acc, ids)) in groups {
+                let id = format!("hour:{model}:{version}:{profile}:{hour}");
+                if let Some(existing) = sqlx::query("SELECT body FROM summaries WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    let prior: WindowSummary = serde_json::from_str(
+                        existing.get::<&str, _>("body"),
+                    )
                     .map_err(|source| StoreError::Corrupt {
                         what: format!("summary {id}"),
                         source,
                     })?;
-                if let Err(e) = acc.merge(&prior) {
-                    done.conflicts.push(format!("{id}: {e}"));
-                    continue;
+                    if let Err(e) = acc.merge(&prior) {
+                        done.conflicts.push(format!("{id}: {e}"));
+                        continue;
+                    }
                 }
+                let body = serde_json::to_string(&acc).map_err(|source| StoreError::Corrupt {
+                    what: "roll-up".into(),
+                    source,
+                })?;
+                sqlx::query(
+                    "INSERT INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
+                     window_ms, seq, resolution, received_ms, body) \
+                     VALUES ($1, '*', $2, $3, $4, $5, $6, 0, 'hour', $7, $8) \
+                     ON CONFLICT (id) DO UPDATE SET received_ms = excluded.received_ms, body = excluded.body",
+                )
+                .bind(&id)
+                .bind(&model)
+                .bind(&version)
+                .bind(&profile)
+                .bind(hour)
+                .bind(HOUR_MS)
+                .bind(now_ms)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+                for raw in &ids {
+                    sqlx::query("DELETE FROM summaries WHERE id = $1")
+                        .bind(raw)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                done.merged += ids.len();
             }
-            let body = serde_json::to_string(&acc).map_err(|source| StoreError::Corrupt {
-                what: "roll-up".into(),
-                source,
-            })?;
-            sqlx::query(
-                "INSERT OR REPLACE INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
-                 window_ms, seq, resolution, received_ms, body) VALUES (?, '*', ?, ?, ?, ?, ?, 0, 'hour', ?, ?)",
-            )
-            .bind(&id)
-            .bind(&model)
-            .bind(&version)
-            .bind(&profile)
-            .bind(hour)
-            .bind(HOUR_MS)
-            .bind(now_ms)
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
-            for raw in &ids {
-                sqlx::query("DELETE FROM summaries WHERE id = ?")
-                    .bind(raw)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            done.merged += ids.len();
-        }
-        tx.commit().await?;
-        Ok(done)
+            tx.commit().await?;
+            Ok(done)
+        })
     }
 
     /// Deletes summaries whose window ended before `cutoff_ms`, and the ids received before it.
     pub async fn expire(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM summaries WHERE window_start_ms + window_ms < ?")
-            .bind(cutoff_ms)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM summary_ids WHERE received_ms < ?")
-            .bind(cutoff_ms)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM summaries WHERE window_start_ms + window_ms < $1")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM summary_ids WHERE received_ms < $1")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
     }
 
     /// The last evidence record's sequence and hash, if any.
     pub async fn evidence_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(row.map(|r| (r.get::<i64, _>("seq") as u64, r.get::<String, _>("hash"))))
+        on_db!(self, writer, |pool| {
+            let row = sqlx::query("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| (r.get::<i64, _>("seq") as u64, r.get::<String, _>("hash"))))
+        })
     }
 
-    /// Appends sealed records (already chained by the caller) and objective rows in one
-    /// transaction, so the log and the states never disagree.
+    /// Appends sealed records (already chained by the caller on `expected_head`) and
+    /// objective rows in one transaction, so the log and the states never disagree.
+    ///
+    /// The append is conditional on the chain head the caller read: inside the transaction
+    /// (serialised across replicas by a transaction-scoped advisory lock on PostgreSQL; by the
+    /// single writer connection on SQLite) the stored head is read again, and if another
+    /// writer moved it, nothing is written and [`StoreError::HeadMoved`] carries the new head
+    /// for the caller to re-seal on. With `term`, the append is also fenced: it is refused
+    /// with [`StoreError::Fenced`] unless the database's leadership term is still `term`, so a
+    /// leader that was paused and replaced appends nothing when it resumes.
     pub async fn append(
         &self,
+        expected_head: &(u64, String),
         records: &[EvidenceRow],
         states: &[ObjectiveRow],
+        term: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO evidence (seq, at_ms, kind, objective, canonical, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.sealed.seq as i64)
-            .bind(r.at_ms)
-            .bind(&r.kind)
-            .bind(&r.objective)
-            .bind(&r.sealed.canonical)
-            .bind(&r.sealed.prev_hash)
-            .bind(&r.sealed.hash)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for s in states {
-            sqlx::query(
-                "INSERT INTO objective_state (objective, version, lifecycle, last_value, last_verdict, \
-                 samples, evaluated_ms) VALUES (?, COALESCE(?, ''), ?, ?, ?, ?, ?) \
-                 ON CONFLICT (objective) DO UPDATE SET version = COALESCE(?, objective_state.version), \
-                 lifecycle = excluded.lifecycle, last_value = excluded.last_value, \
-                 last_verdict = excluded.last_verdict, samples = excluded.samples, \
-                 evaluated_ms = excluded.evaluated_ms",
-            )
-            .bind(&s.objective)
-            .bind(&s.version)
-            .bind(&s.lifecycle)
-            .bind(&s.last_value)
-            .bind(&s.last_verdict)
-            .bind(s.samples)
-            .bind(s.evaluated_ms)
-            .bind(&s.version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let postgres = matches!(self.db, Db::Postgres(_));
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(EVIDENCE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(term) = term {
+                // FOR SHARE (PostgreSQL) holds off a new term until this append commits.
+                let sql = if postgres {
+                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
+                } else {
+                    "SELECT term FROM leadership WHERE id = 1"
+                };
+                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
+                if current != term {
+                    return Err(StoreError::Fenced {
+                        held: term,
+                        current,
+                    });
+                }
+            }
+            let head = sqlx::query("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| (r.get::<i64, _>("seq") as u64, r.get::<String, _>("hash")))
+                .unwrap_or_else(|| (0, GENESIS.to_owned()));
+            if &head != expected_head {
+                return Err(StoreError::HeadMoved { head });
+            }
+            for r in records {
+                sqlx::query(
+                    "INSERT INTO evidence (seq, at_ms, kind, objective, canonical, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(r.sealed.seq as i64)
+                .bind(r.at_ms)
+                .bind(&r.kind)
+                .bind(&r.objective)
+                .bind(&r.sealed.canonical)
+                .bind(&r.sealed.prev_hash)
+                .bind(&r.sealed.hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for s in states {
+                sqlx::query(
+                    "INSERT INTO objective_state (objective, version, lifecycle, last_value, last_verdict, \
+                     samples, evaluated_ms) VALUES ($1, COALESCE($2, ''), $3, $4, $5, $6, $7) \
+                     ON CONFLICT (objective) DO UPDATE SET version = COALESCE($2, objective_state.version), \
+                     lifecycle = excluded.lifecycle, last_value = excluded.last_value, \
+                     last_verdict = excluded.last_verdict, samples = excluded.samples, \
+                     evaluated_ms = excluded.evaluated_ms",
+                )
+                .bind(&s.objective)
+                .bind(&s.version)
+                .bind(&s.lifecycle)
+                .bind(&s.last_value)
+                .bind(&s.last_verdict)
+                .bind(s.samples)
+                .bind(s.evaluated_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Starts a new leadership term for `holder` and returns it: every append fenced on an
+    /// older term is refused from now on. The caller must hold the leader lock.
+    pub async fn begin_term(&self, holder: &str, now_ms: i64) -> Result<i64, StoreError> {
+        on_db!(self, writer, |pool| {
+            Ok(sqlx::query_scalar(
+            "UPDATE leadership SET term = term + 1, holder = $1, since_ms = $2 WHERE id = 1 RETURNING term",
+        )
+        .bind(holder)
+        .bind(now_ms)
+        .fetch_one(pool)
+        .await?)
+        })
+    }
+
+    /// Replaces the notifier's delivery state with `rows` (objective, JSON), in one
+    /// transaction. With `term`, fenced as [`Store::append`] is: refused once a newer
+    /// leadership term holds, so a leader that was replaced does not overwrite its successor's.
+    pub async fn put_alerts(
+        &self,
+        rows: &[(String, String)],
+        term: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let postgres = matches!(self.db, Db::Postgres(_));
+        on_db!(self, writer, |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(term) = term {
+                let sql = if postgres {
+                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
+                } else {
+                    "SELECT term FROM leadership WHERE id = 1"
+                };
+                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
+                if current != term {
+                    return Err(StoreError::Fenced {
+                        held: term,
+                        current,
+                    });
+                }
+            }
+            sqlx::query("DELETE FROM notifier_alerts")
+                .execute(&mut *tx)
+                .await?;
+            for (objective, body) in rows {
+                sqlx::query(
+                    "INSERT INTO notifier_alerts (objective, body, updated_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(objective)
+                .bind(body)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The notifier's delivery state as stored, (objective, JSON) sorted by objective.
+    pub async fn alerts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        on_db!(self, writer, |pool| {
+            let rows =
+                sqlx::query("SELECT objective, body FROM notifier_alerts ORDER BY objective")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<String, _>("objective"), r.get::<String, _>("body")))
+                .collect())
+        })
+    }
+
+    /// The current leadership term and its holder.
+    pub async fn leadership(&self) -> Result<(i64, String), StoreError> {
+        on_db!(self, reader, |pool| {
+            let r = sqlx::query("SELECT term, holder FROM leadership WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+            Ok((r.get("term"), r.get("holder")))
+        })
     }
 
     /// Evidence records with `seq > after`, in order, at most `limit`; optionally only one
@@ -489,43 +773,43 @@ impl Store {
         limit: u32,
         filter: Option<(&str, Kind, i64, i64)>,
     ) -> Result<Vec<EvidenceRow>, StoreError> {
-        let rows = match filter {
-            None => {
-                sqlx::query("SELECT * FROM evidence WHERE seq > ? ORDER BY seq LIMIT ?")
-                    .bind(after as i64)
-                    .bind(limit)
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-            Some((objective, kind, from, to)) => {
-                sqlx::query(
-                    "SELECT * FROM evidence WHERE objective = ? AND kind = ? AND at_ms >= ? AND at_ms <= ? \
-                     AND seq > ? ORDER BY seq LIMIT ?",
+        on_db!(self, reader, |pool| {
+            let rows = match filter {
+                None => {
+                    sqlx::query("SELECT * FROM evidence WHERE seq > $1 ORDER BY seq LIMIT $2")
+                        .bind(after as i64)
+                        .bind(i64::from(limit))
+                        .fetch_all(pool)
+                        .await?
+                }
+                Some((objective, kind, from, to)) => sqlx::query(
+                    "SELECT * FROM evidence WHERE objective = $1 AND kind = $2 AND at_ms >= $3 \
+                         AND at_ms <= $4 AND seq > $5 ORDER BY seq LIMIT $6",
                 )
                 .bind(objective)
                 .bind(kind.as_str())
                 .bind(from)
                 .bind(to)
                 .bind(after as i64)
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?
-            }
-        };
-        Ok(rows
-            .iter()
-            .map(|r| EvidenceRow {
-                sealed: Sealed {
-                    seq: r.get::<i64, _>("seq") as u64,
-                    canonical: r.get("canonical"),
-                    prev_hash: r.get("prev_hash"),
-                    hash: r.get("hash"),
-                },
-                at_ms: r.get("at_ms"),
-                kind: r.get("kind"),
-                objective: r.get("objective"),
-            })
-            .collect())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?,
+            };
+            Ok(rows
+                .iter()
+                .map(|r| EvidenceRow {
+                    sealed: Sealed {
+                        seq: r.get::<i64, _>("seq") as u64,
+                        canonical: r.get("canonical"),
+                        prev_hash: r.get("prev_hash"),
+                        hash: r.get("hash"),
+                    },
+                    at_ms: r.get("at_ms"),
+                    kind: r.get("kind"),
+                    objective: r.get("objective"),
+                })
+                .collect())
+        })
     }
 
     /// The canonical JSON of an objective's latest `limit` evaluation records, newest first:
@@ -535,50 +819,56 @@ impl Store {
         objective: &str,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT canonical FROM evidence WHERE objective = ? AND kind = ? ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(objective)
-        .bind(Kind::Evaluation.as_str())
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(|r| r.get("canonical")).collect())
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query(
+                "SELECT canonical FROM evidence WHERE objective = $1 AND kind = $2 ORDER BY seq DESC LIMIT $3",
+            )
+            .bind(objective)
+            .bind(Kind::Evaluation.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| r.get("canonical")).collect())
+        })
     }
 
     /// Per agent sending for `model`: when its last raw summary arrived (collector clock, ms)
     /// and how many raw summaries it has sent; for the status page.
     pub async fn agents_of(&self, model: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT agent, max(received_ms) AS at, count(*) AS n FROM summaries \
-             WHERE model = ? AND resolution = 'raw' GROUP BY agent ORDER BY agent",
-        )
-        .bind(model)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("agent"), r.get("at"), r.get("n")))
-            .collect())
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query(
+                "SELECT agent, max(received_ms) AS at, count(*) AS n FROM summaries \
+                 WHERE model = $1 AND resolution = 'raw' GROUP BY agent ORDER BY agent",
+            )
+            .bind(model)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get("agent"), r.get("at"), r.get("n")))
+                .collect())
+        })
     }
 
     /// Every objective's persisted lifecycle.
     pub async fn objective_states(&self) -> Result<Vec<ObjectiveRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM objective_state")
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ObjectiveRow {
-                objective: r.get("objective"),
-                version: r.get("version"),
-                lifecycle: r.get("lifecycle"),
-                last_value: r.get("last_value"),
-                last_verdict: r.get("last_verdict"),
-                samples: r.get("samples"),
-                evaluated_ms: r.get("evaluated_ms"),
-            })
-            .collect())
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query("SELECT * FROM objective_state")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ObjectiveRow {
+                    objective: r.get("objective"),
+                    version: r.get("version"),
+                    lifecycle: r.get("lifecycle"),
+                    last_value: r.get("last_value"),
+                    last_verdict: r.get("last_verdict"),
+                    samples: r.get("samples"),
+                    evaluated_ms: r.get("evaluated_ms"),
+                })
+                .collect())
+        })
     }
 
     /// Stores the current form of a nonconformity.
@@ -591,41 +881,101 @@ impl Store {
             what: format!("nonconformity {}", nc.id),
             source,
         })?;
-        sqlx::query(
-            "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_ms = excluded.updated_ms",
-        )
-        .bind(nc.id as i64)
-        .bind(&nc.objective)
-        .bind(nc.status.as_str())
-        .bind(body)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        on_db!(self, writer, |pool| {
+            sqlx::query(
+                "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_ms = excluded.updated_ms",
+            )
+            .bind(nc.id as i64)
+            .bind(&nc.objective)
+            .bind(nc.status.as_str())
+            .bind(&body)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Every nonconformity, by id.
     pub async fn nonconformities(&self) -> Result<Vec<Nonconformity>, StoreError> {
-        let rows = sqlx::query("SELECT id, body FROM nonconformities ORDER BY id")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let id: i64 = r.get("id");
-                serde_json::from_str(r.get("body")).map_err(|source| StoreError::Corrupt {
-                    what: format!("nonconformity {id}"),
-                    source,
+        on_db!(self, reader, |pool| {
+            let rows = sqlx::query("SELECT id, body FROM nonconformities ORDER BY id")
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let id: i64 = r.get("id");
+                    serde_json::from_str(r.get::<&str, _>("body")).map_err(|source| {
+                        StoreError::Corrupt {
+                            what: format!("nonconformity {id}"),
+                            source,
+                        }
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
-    /// Closes both pools, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+    /// Replaces a stored summary's body (tests that corrupt or reshape a row).
+    #[cfg(test)]
+    pub(crate) async fn set_summary_body(&self, id: &str, body: &str) -> Result<(), StoreError> {
+        on_db!(self, writer, |pool| {
+            sqlx::query("UPDATE summaries SET body = $1 WHERE id = $2")
+                .bind(body)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
+
+    /// A stored summary's body (tests).
+    #[cfg(test)]
+    pub(crate) async fn summary_body(&self, id: &str) -> Result<String, StoreError> {
+        on_db!(self, reader, |pool| Ok(sqlx::query_scalar(
+            "SELECT body FROM summaries WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Closes the pools (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The PostgreSQL connection the storage settings name: `storage.url`, with the password
+/// from `storage.password_file` when set.
+pub fn postgres_options(storage: &Storage) -> Result<PgConnectOptions, StoreError> {
+    let url = storage.url.as_deref().ok_or_else(|| StoreError::Settings {
+        key: "url",
+        message: "backend \"postgres\" needs a postgres:// URL".into(),
+    })?;
+    let mut options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Settings {
+        key: "url",
+        message: e.to_string(),
+    })?;
+    if let Some(file) = &storage.password_file {
+        let password = std::fs::read_to_string(file).map_err(|e| StoreError::Settings {
+            key: "password_file",
+            message: format!("{}: {e}", file.display()),
+        })?;
+        options = options.password(password.trim_end_matches(['\r', '\n']));
+    }
+    // A replica stalled inside a transaction (SIGSTOP, a long pause) must not hold its row
+    // locks past the lock timeout: the server ends such a session, so the next leader's term
+    // can begin, and the stalled append is rolled back.
+    let ms = storage.lock_timeout.as_millis().max(1).to_string();
+    Ok(options.options([("idle_in_transaction_session_timeout", ms.as_str())]))
 }
 
 /// What a roll-up did.
@@ -637,33 +987,22 @@ pub struct RollUp {
     pub conflicts: Vec<String>,
 }
 
-fn stored_summary(r: &sqlx::sqlite::SqliteRow) -> Result<StoredSummary, StoreError> {
-    let summary =
-        serde_json::from_str(r.get::<&str, _>("body")).map_err(|source| StoreError::Corrupt {
-            what: format!("summary {}", r.get::<&str, _>("id")),
-            source,
-        })?;
-    Ok(StoredSummary {
-        model: r.get("model"),
-        model_version: r.get("model_version"),
-        profile_hash: r.get("profile_hash"),
-        window_start_ms: r.get("window_start_ms"),
-        window_ms: r.get::<i64, _>("window_ms") as u64,
-        summary,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{event, fixture};
+    use crate::test_support::{event, fixture, stores};
 
     #[tokio::test]
     async fn roll_up_is_lossless_and_ids_stay_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
-            .await
-            .unwrap();
+        for (backend, store) in stores(dir.path()).await {
+            eprintln!("backend {backend}");
+            roll_up_case(&store).await;
+            store.close().await;
+        }
+    }
+
+    async fn roll_up_case(store: &Store) {
         let (schema, profile) = fixture();
         assert!(store.put_profile(&profile, 1).await.unwrap());
         assert!(!store.put_profile(&profile, 2).await.unwrap());
@@ -710,11 +1049,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn alert_state_is_replaced_whole_and_fenced_by_the_term() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store) in stores(dir.path()).await {
+            let term = store.begin_term("a", 1).await.unwrap();
+            let rows = |ids: &[&str]| -> Vec<(String, String)> {
+                ids.iter()
+                    .map(|i| (i.to_string(), format!("{{\"o\":\"{i}\"}}")))
+                    .collect()
+            };
+            store
+                .put_alerts(&rows(&["x", "y"]), Some(term), 5)
+                .await
+                .unwrap();
+            store
+                .put_alerts(&rows(&["y", "z"]), Some(term), 6)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.alerts().await.unwrap(),
+                rows(&["y", "z"]),
+                "{backend}"
+            );
+            let next = store.begin_term("b", 7).await.unwrap();
+            let err = store
+                .put_alerts(&rows(&["q"]), Some(term), 8)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Fenced { held, current } if held == term && current == next),
+                "{backend}: {err}"
+            );
+            assert_eq!(
+                store.alerts().await.unwrap(),
+                rows(&["y", "z"]),
+                "{backend}"
+            );
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_roll_up_that_does_not_merge_keeps_the_prior_hour_and_its_raw_summaries() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
-            .await
-            .unwrap();
+        for (backend, store) in stores(dir.path()).await {
+            eprintln!("backend {backend}");
+            conflict_case(&store).await;
+            store.close().await;
+        }
+    }
+
+    async fn conflict_case(store: &Store) {
         let (schema, profile) = fixture();
         store.put_profile(&profile, 1).await.unwrap();
         let minute = |m: i64| {
@@ -734,12 +1119,7 @@ mod tests {
         odd.events = 7;
         odd.features.pop();
         let odd_body = serde_json::to_string(&odd).unwrap();
-        sqlx::query("UPDATE summaries SET body = ? WHERE id = ?")
-            .bind(&odd_body)
-            .bind(&hour_id)
-            .execute(&store.writer)
-            .await
-            .unwrap();
+        store.set_summary_body(&hour_id, &odd_body).await.unwrap();
         let late: Vec<SummaryEnvelope> = (10..20).map(minute).collect();
         store
             .insert_summaries(&late.iter().collect::<Vec<_>>(), 20)
@@ -751,11 +1131,7 @@ mod tests {
         assert!(done.conflicts[0].starts_with(&hour_id), "{done:?}");
         let rows = store.all_summaries_since(i64::MIN).await.unwrap();
         assert_eq!(rows.len(), 1 + 10, "the hour and the ten raw minutes stay");
-        let kept: String = sqlx::query_scalar("SELECT body FROM summaries WHERE id = ?")
-            .bind(&hour_id)
-            .fetch_one(&store.writer)
-            .await
-            .unwrap();
+        let kept = store.summary_body(&hour_id).await.unwrap();
         assert_eq!(kept, odd_body);
     }
 }

@@ -338,7 +338,8 @@ fn restarts_keep_states_summaries_and_the_chain() {
 #[test]
 fn a_changed_evidence_byte_is_named_by_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare(BIN, dir.path(), "");
+    // It edits the SQLite file itself.
+    let mut c = Collector::prepare_sqlite(BIN, dir.path(), "");
     c.start();
     wait_until(LONG, "some evidence", || {
         (c.evidence(None).len() > 12).then_some(())

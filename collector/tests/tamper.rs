@@ -80,7 +80,7 @@ fn signed_checkpoints_catch_rewrites_truncation_and_forgery() {
         "[evidence]\norigin = \"test.example/evidence\"\nkey_file = \"{}\"\n",
         key_file.display()
     );
-    let mut c = Collector::prepare(BIN, dir.path(), &extra);
+    let mut c = Collector::prepare_sqlite(BIN, dir.path(), &extra);
     let key_path = key_file.to_str().unwrap();
     let public = run_ok(&c, &["evidence", "keygen", "--output", key_path]);
     assert_eq!(run_ok(&c, &["evidence", "key"]), public);

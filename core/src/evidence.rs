@@ -41,6 +41,8 @@ pub enum Kind {
     Notification,
     /// A step of a nonconformity (Clause 10.2): opened, acknowledged, cause, action, verdict.
     Nonconformity,
+    /// A collector replica became the leader (the one that evaluates).
+    LeaderChange,
 }
 
 impl Kind {
@@ -55,6 +57,7 @@ impl Kind {
             Kind::Startup => "startup",
             Kind::Notification => "notification",
             Kind::Nonconformity => "nonconformity",
+            Kind::LeaderChange => "leader_change",
         }
     }
 }

@@ -29,11 +29,27 @@ pub struct Collector {
 
 impl Collector {
     /// Writes a config (with `extra` appended to its sections) and the objectives into `dir`.
+    /// With `AIMS_TEST_BACKEND=postgres` it stores in a fresh PostgreSQL database
+    /// ([`crate::postgres::suite_database`]); otherwise in SQLite under `dir`.
     pub fn prepare(bin: &str, dir: &Path, extra: &str) -> Self {
+        let storage = crate::postgres::suite_database().map_or_else(String::new, |url| {
+            format!("backend = \"postgres\"\nurl = \"{url}\"\nlock_timeout = \"2s\"\n")
+        });
+        Self::prepare_with(bin, dir, &storage, extra)
+    }
+
+    /// [`Collector::prepare`] on SQLite whatever `AIMS_TEST_BACKEND` says (tests that open the
+    /// SQLite file themselves).
+    pub fn prepare_sqlite(bin: &str, dir: &Path, extra: &str) -> Self {
+        Self::prepare_with(bin, dir, "", extra)
+    }
+
+    /// [`Collector::prepare`] with `storage` (TOML lines) added to the `[storage]` section.
+    pub fn prepare_with(bin: &str, dir: &Path, storage: &str, extra: &str) -> Self {
         std::fs::write(dir.join("objectives.yaml"), OBJECTIVES).unwrap();
         let config = dir.join("collector.toml");
         let text = format!(
-            "[storage]\ndata_dir = \"{data}\"\nmaintenance_interval = \"1h\"\n\n[evaluation]\nobjectives = \"{obj}\"\ninterval = \"300ms\"\nstale_after = \"3s\"\nresolved_hold = \"2s\"\n\n{extra}\n",
+            "[storage]\ndata_dir = \"{data}\"\nmaintenance_interval = \"1h\"\n{storage}\n[evaluation]\nobjectives = \"{obj}\"\ninterval = \"300ms\"\nstale_after = \"3s\"\nresolved_hold = \"2s\"\n\n{extra}\n",
             data = dir.join("data").display(),
             obj = dir.join("objectives.yaml").display(),
         );

@@ -9,6 +9,7 @@
 //! - [`process`]: one harness for the binaries: start with a log file, wait for readiness,
 //!   SIGTERM, SIGKILL, kill on drop.
 //! - [`prom`]: one Prometheus-text sampler.
+//! - [`postgres`]: the test PostgreSQL server and a fresh database per collector.
 //! - [`skip`]: skipping visibly when an outside tool is missing, and failing under `CI=true`.
 //! - [`fixtures`]: schema, event, profile and summary builders, and the example objectives.
 //! - [`temp_dir`]: temporary folders from `tempfile`, removed when dropped.
@@ -17,6 +18,7 @@
 pub mod collector;
 pub mod fixtures;
 pub mod net;
+pub mod postgres;
 pub mod process;
 pub mod prom;
 pub mod skip;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod alertmanager;
+
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -405,53 +407,6 @@ fn listening(process: &Process, seen: usize) -> std::net::SocketAddr {
                 .flatten()
         },
     )
-}
-
-/// The Alertmanager binary and amtool, or `None` (skip) off CI when the package is missing.
-pub fn alertmanager_tools() -> Option<(PathBuf, PathBuf)> {
-    let am = require_tool("prometheus-alertmanager", "prometheus-alertmanager")?;
-    let amtool = require_tool("amtool", "prometheus-alertmanager")?;
-    Some((am, amtool))
-}
-
-/// Starts an Alertmanager on 127.0.0.1:`port` with its own storage under `dir`, no clustering,
-/// and a configuration `amtool check-config` accepted; waits until it is ready.
-pub fn start_alertmanager(tools: &(PathBuf, PathBuf), dir: &Path, port: u16) -> Process {
-    let config = dir.join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: blackhole\n",
-    )
-    .expect("alertmanager config");
-    let checked = Command::new(&tools.1)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .expect("amtool runs");
-    assert!(
-        checked.status.success(),
-        "amtool check-config: {}",
-        String::from_utf8_lossy(&checked.stdout)
-    );
-    let storage = dir.join("alertmanager-data");
-    std::fs::create_dir_all(&storage).expect("alertmanager storage");
-    let args = [
-        format!("--config.file={}", config.display()),
-        format!("--storage.path={}", storage.display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        "--cluster.listen-address=".to_owned(),
-    ];
-    let am = Process::start(
-        "alertmanager",
-        &tools.0,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        dir,
-        &[],
-    );
-    wait_until(Duration::from_secs(30), "Alertmanager to be ready", || {
-        get_text(&format!("http://127.0.0.1:{port}/-/ready"))
-    });
-    am
 }
 
 /// The DOM of `html` (a file) as headless Chromium renders it (`--dump-dom`), or `None` (skip)

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aims_e2e::{
-    alertmanager_tools, free_port, get_json, get_text, start_alertmanager, tail, wait_until,
-    Process, Stack, StackConfig,
+    alertmanager, free_port, get_json, get_text, tail, wait_until, Process, Stack, StackConfig,
 };
 use aims_testkit::fixtures::now_ms;
 use serde_json::Value;
@@ -36,48 +35,6 @@ objectives:
     notify: [{notify}]
 "#
     )
-}
-
-/// The parity alert Alertmanager holds as active, if any.
-fn active_parity_alert(am_url: &str) -> Option<Value> {
-    get_json(&format!("{am_url}/api/v2/alerts"))?
-        .as_array()?
-        .iter()
-        .find(|a| a["labels"]["objective"] == "parity")
-        .filter(|a| {
-            let ends = a["endsAt"].as_str().and_then(humantime_ms);
-            ends.is_none_or(|e| e > now_ms())
-        })
-        .cloned()
-}
-
-/// Milliseconds of an RFC 3339 time as Alertmanager prints it (`2026-11-29T06:40:01.123Z`).
-fn humantime_ms(t: &str) -> Option<i64> {
-    let (date, time) = t.trim_end_matches('Z').split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let h: Vec<i64> = hms
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let frac_ms = format!("{:0<3}", &frac[..frac.len().min(3)])
-        .parse::<i64>()
-        .ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h[0]) * 60 + h[1]) * 60_000 + h[2] * 1000 + frac_ms)
 }
 
 /// A webhook receiver: records each POST's `Authorization` header and JSON body, answers 200.
@@ -171,13 +128,13 @@ fn biased(stack: &Stack) -> Process {
 
 #[test]
 fn alertmanager_and_webhook_get_firing_then_resolved() {
-    let Some(tools) = alertmanager_tools() else {
+    let Some(tools) = alertmanager::tools() else {
         return;
     };
     let am_dir = tempfile::tempdir().expect("temp dir");
     let am_port = free_port();
     let am_url = format!("http://127.0.0.1:{am_port}");
-    let _am = start_alertmanager(&tools, am_dir.path(), am_port);
+    let _am = alertmanager::start(&tools, am_dir.path(), am_port);
     let hook = Webhook::start();
     let objectives = objectives("am, hook");
     // A 10 s resend makes a 40 s lease: the alert leaving Alertmanager well before its lease
@@ -196,7 +153,7 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
     let alert = wait_until(
         Duration::from_secs(8),
         "the parity alert in Alertmanager",
-        || active_parity_alert(&am_url),
+        || alertmanager::active_alert(&am_url, "parity"),
     );
     eprintln!(
         "alert in Alertmanager {:?} after pending was seen",
@@ -249,8 +206,10 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
         "the webhook fingerprint is Alertmanager's"
     );
     assert_eq!(
-        a["startsAt"].as_str().and_then(humantime_ms),
-        alert["startsAt"].as_str().and_then(humantime_ms),
+        a["startsAt"].as_str().and_then(alertmanager::rfc3339_ms),
+        alert["startsAt"]
+            .as_str()
+            .and_then(alertmanager::rfc3339_ms),
         "startsAt stays when the alert began"
     );
     for key in ["annotations", "endsAt", "generatorURL"] {
@@ -272,16 +231,16 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
     stack.wait_state("parity", "resolved", Duration::from_secs(40));
     let mut lease_end = alert["endsAt"]
         .as_str()
-        .and_then(humantime_ms)
+        .and_then(alertmanager::rfc3339_ms)
         .expect("endsAt");
     wait_until(
         Duration::from_secs(10),
         "Alertmanager to show the parity alert resolved",
-        || match active_parity_alert(&am_url) {
+        || match alertmanager::active_alert(&am_url, "parity") {
             Some(a) => {
                 lease_end = a["endsAt"]
                     .as_str()
-                    .and_then(humantime_ms)
+                    .and_then(alertmanager::rfc3339_ms)
                     .unwrap_or(i64::MAX);
                 None
             }
@@ -297,7 +256,10 @@ fn alertmanager_and_webhook_get_firing_then_resolved() {
     });
     let a = &resolved["alerts"][0];
     assert_eq!(a["status"], "resolved");
-    let ends = a["endsAt"].as_str().and_then(humantime_ms).expect("endsAt");
+    let ends = a["endsAt"]
+        .as_str()
+        .and_then(alertmanager::rfc3339_ms)
+        .expect("endsAt");
     assert!(
         ends <= now_ms(),
         "a resolved alert ends at its resolve time: {resolved}"
@@ -332,13 +294,13 @@ fn black_hole() -> String {
 
 #[test]
 fn alertmanager_down_while_the_breach_starts_gets_the_alert_at_the_next_resend() {
-    let Some(tools) = alertmanager_tools() else {
+    let Some(tools) = alertmanager::tools() else {
         return;
     };
     let am_dir = tempfile::tempdir().expect("temp dir");
     let am_port = free_port();
     let am_url = format!("http://127.0.0.1:{am_port}");
-    let mut am = start_alertmanager(&tools, am_dir.path(), am_port);
+    let mut am = alertmanager::start(&tools, am_dir.path(), am_port);
     assert!(am.stop().is_some(), "Alertmanager stops");
     // A receiver that never answers sits beside it: it must stall neither evaluation nor
     // delivery to Alertmanager.
@@ -385,11 +347,11 @@ fn alertmanager_down_while_the_breach_starts_gets_the_alert_at_the_next_resend()
     assert!(failed.is_some(), "a failed attempt is evidence: {evidence}");
 
     let started = Instant::now();
-    let _am = start_alertmanager(&tools, am_dir.path(), am_port);
+    let _am = alertmanager::start(&tools, am_dir.path(), am_port);
     let alert = wait_until(
         Duration::from_secs(10),
         "the parity alert at the next resend",
-        || active_parity_alert(&am_url),
+        || alertmanager::active_alert(&am_url, "parity"),
     );
     eprintln!(
         "alert in Alertmanager {:?} after it started again",
@@ -397,7 +359,7 @@ fn alertmanager_down_while_the_breach_starts_gets_the_alert_at_the_next_resend()
     );
     let starts = alert["startsAt"]
         .as_str()
-        .and_then(humantime_ms)
+        .and_then(alertmanager::rfc3339_ms)
         .expect("startsAt");
     assert!(
         starts <= firing_seen,

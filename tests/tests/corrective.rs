@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use aims_e2e::{
-    alertmanager_tools, chromium_dom, free_port, get_json, http, start_alertmanager, tail,
-    wait_until, Process, Stack, StackConfig,
+    alertmanager, chromium_dom, free_port, get_json, http, tail, wait_until, Process, Stack,
+    StackConfig,
 };
 use aims_testkit::fixtures::now_ms;
 use serde_json::{json, Value};
@@ -155,13 +155,13 @@ fn active_overdue(am_url: &str, id: u64, action: u32) -> Option<Value> {
 
 #[test]
 fn a_breach_becomes_a_nonconformity_whose_actions_are_verified_by_measurement() {
-    let Some(tools) = alertmanager_tools() else {
+    let Some(tools) = alertmanager::tools() else {
         return;
     };
     let am_dir = tempfile::tempdir().expect("temp dir");
     let am_port = free_port();
     let am_url = format!("http://127.0.0.1:{am_port}");
-    let _am = start_alertmanager(&tools, am_dir.path(), am_port);
+    let _am = alertmanager::start(&tools, am_dir.path(), am_port);
     let extra = format!(
         "resolved_hold = \"30s\"\n\n[notify]\nresend_interval = \"2s\"\nbackoff_initial = \"200ms\"\nbackoff_max = \"1s\"\ntimeout = \"2s\"\n\n[[notify.receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurls = [\"{am_url}\"]\n\n[auth]\ncorrective_token_sha256 = [\"{TOKEN_SHA256}\"]\n\n[effectiveness]\nevaluations = {EVALUATIONS}\n"
     );

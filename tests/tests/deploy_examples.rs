@@ -132,3 +132,69 @@ fn the_quickstart_objectives_check() {
         );
     }
 }
+
+/// The block under `key: |` in a manifest, without its four-space indent.
+fn manifest_block(manifest: &str, key: &str) -> String {
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != format!("{key}: |"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect()
+}
+
+/// The two-replica example: its collector.toml, with the URL and the replica name the
+/// Deployment passes through the environment, is a valid PostgreSQL configuration (it gets as
+/// far as reading the mounted password file, before any connection), two replicas are asked
+/// for, readiness is `/readyz`, and its objectives check.
+#[test]
+fn the_kubernetes_ha_example_is_a_valid_two_replica_configuration() {
+    let manifest = std::fs::read_to_string(repo_root().join("config/deploy/kubernetes-ha.yaml"))
+        .expect("manifest");
+    assert!(manifest.contains("replicas: 2"), "two replicas");
+    assert!(
+        manifest.contains("path: /readyz"),
+        "readiness follows the database"
+    );
+    for var in [
+        "AIMS_COLLECTOR__STORAGE__URL",
+        "AIMS_COLLECTOR__STORAGE__REPLICA",
+    ] {
+        assert!(manifest.contains(var), "{var} set by the Deployment");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = manifest_block(&manifest, "collector.toml");
+    assert!(config.contains("backend = \"postgres\""), "{config}");
+    std::fs::write(dir.path().join("collector.toml"), config).expect("config");
+    let objectives = manifest_block(&manifest, "objectives.yaml");
+    std::fs::write(dir.path().join("objectives.yaml"), objectives).expect("objectives");
+    let env = [
+        (
+            "AIMS_COLLECTOR__STORAGE__URL".to_owned(),
+            "postgres://aims@127.0.0.1:1/aims".to_owned(),
+        ),
+        (
+            "AIMS_COLLECTOR__STORAGE__REPLICA".to_owned(),
+            "aims-collector-0".to_owned(),
+        ),
+    ];
+    let bin = binary("aims-collector");
+    let out = run(
+        &bin,
+        &["evidence", "verify", "--config", "collector.toml"],
+        &env,
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("storage.password_file: /etc/aims-collector/db/password"),
+        "the configuration loads and reads the Secret's password file: {stderr}"
+    );
+    let out = run(&bin, &["check", "objectives.yaml"], &[], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

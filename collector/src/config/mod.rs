@@ -141,6 +141,34 @@ pub struct Storage {
     /// SQLite `synchronous` mode: `full` makes every acknowledged summary survive a power
     /// loss; `normal` survives process crashes only, and is faster.
     pub synchronous: Synchronous,
+    /// Which database: `sqlite` (embedded, one file in `data_dir`; the default) or `postgres`
+    /// (shared by several collector replicas).
+    pub backend: Backend,
+    /// PostgreSQL connection URL (`postgres://user@host:port/db`), for `backend = "postgres"`.
+    /// Keep the password out of it with `password_file`.
+    pub url: Option<String>,
+    /// A file whose content (trailing newline removed) is the PostgreSQL password, e.g. a
+    /// mounted Kubernetes Secret.
+    pub password_file: Option<PathBuf>,
+    /// Connections in the PostgreSQL pool.
+    pub pool_size: u32,
+    /// PostgreSQL: how long a stalled leader keeps the leader lock (its session's
+    /// `idle_session_timeout`); a takeover happens within 2 x `evaluation.interval` plus this.
+    #[serde(with = "humantime_serde")]
+    pub lock_timeout: Duration,
+    /// This replica's name in leadership records (default: `$HOSTNAME`, else `collector`).
+    pub replica: Option<String>,
+}
+
+/// Where the collector keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// One embedded SQLite file.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, which several replicas may share.
+    Postgres,
 }
 
 /// SQLite durability mode.
@@ -161,6 +189,12 @@ impl Default for Storage {
             retention: Duration::from_secs(90 * 24 * 3600),
             maintenance_interval: Duration::from_secs(600),
             synchronous: Synchronous::Full,
+            backend: Backend::Sqlite,
+            url: None,
+            password_file: None,
+            pool_size: 8,
+            lock_timeout: Duration::from_secs(10),
+            replica: None,
         }
     }
 }
@@ -284,6 +318,7 @@ impl Config {
         resolve(file, &mut self.storage.data_dir);
         resolve(file, &mut self.evaluation.objectives);
         resolve_opt(file, &mut self.server.tls_cert);
+        resolve_opt(file, &mut self.storage.password_file);
         resolve_opt(file, &mut self.server.tls_key);
         resolve_opt(file, &mut self.evidence.key_file);
         for r in &mut self.notify.receivers {
@@ -303,6 +338,32 @@ impl Config {
         }
         if self.storage.maintenance_interval.is_zero() {
             return invalid("storage.maintenance_interval", "must be longer than zero");
+        }
+        match (self.storage.backend, &self.storage.url) {
+            (Backend::Postgres, None) => {
+                return invalid(
+                    "storage.url",
+                    "backend \"postgres\" needs a postgres:// URL",
+                )
+            }
+            (Backend::Postgres, Some(url))
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) =>
+            {
+                return invalid(
+                    "storage.url",
+                    "must start with postgres:// or postgresql://",
+                )
+            }
+            (Backend::Sqlite, Some(_)) => {
+                return invalid("storage.url", "is for backend = \"postgres\" only")
+            }
+            _ => {}
+        }
+        if self.storage.lock_timeout < Duration::from_millis(100) {
+            return invalid("storage.lock_timeout", "must be at least 100ms");
+        }
+        if self.storage.pool_size == 0 {
+            return invalid("storage.pool_size", "must be at least 1");
         }
         if self.server.ingest_queue == 0 || self.server.ingest_batch == 0 {
             return invalid("server.ingest_queue", "queue and batch must be positive");
@@ -359,6 +420,39 @@ impl Config {
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.storage.data_dir.join("collector.db")
+    }
+
+    /// This replica's name: `storage.replica`, else `$HOSTNAME` (a Kubernetes pod's name),
+    /// else `collector`.
+    pub fn replica(&self) -> String {
+        self.storage
+            .replica
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "collector".to_owned())
+    }
+
+    /// The database for messages: the SQLite file, or the PostgreSQL URL without its password.
+    pub fn database_name(&self) -> String {
+        match (self.storage.backend, &self.storage.url) {
+            (Backend::Postgres, Some(url)) => redact_password(url),
+            _ => self.database_path().display().to_string(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(split) => split,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -441,5 +535,41 @@ mod tests {
         assert!(d.server.max_decompressed_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
         assert!(d.server.max_body_bytes >= SUMMARY_BUDGET_BYTES + ENVELOPE_HEADROOM_BYTES);
         assert!(d.auth.metrics_token_sha256.is_empty(), "off by default");
+    }
+
+    #[test]
+    fn the_postgres_backend_needs_a_postgres_url_and_never_shows_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |body: &str| {
+            std::fs::write(&path, body).unwrap();
+            Config::load(Some(&path))
+        };
+        let err = load("[storage]\nbackend = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.url"), "{err}");
+        let err = load("[storage]\nbackend = \"postgres\"\nurl = \"mysql://h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.url"), "{err}");
+        let err = load("[storage]\nurl = \"postgres://h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backend"), "{err}");
+        let err = load("[storage]\nbackend = \"postgre\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgre"), "{err}");
+        let c = load(
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://aims:s3cret@db:5432/aims\"\n\
+             password_file = \"pw\"\npool_size = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.backend, Backend::Postgres);
+        assert_eq!(c.storage.pool_size, 3);
+        assert_eq!(c.storage.password_file, Some(dir.path().join("pw")));
+        assert_eq!(c.database_name(), "postgres://aims:***@db:5432/aims");
+        assert_eq!(Config::load(None).unwrap().storage.backend, Backend::Sqlite);
     }
 }

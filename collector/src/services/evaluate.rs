@@ -114,23 +114,50 @@ pub async fn run(app: Arc<App>, notifier: Arc<Notifier>, mut shutdown: watch::Re
     let mut tick = tokio::time::interval(app.config.evaluation.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gaps = HashMap::new();
+    let mut led: Option<i64> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = cycle(&app, &notifier, &mut gaps, app.now_ms()).await {
+        // Only the leader evaluates; on PostgreSQL it first reads what other replicas stored.
+        let term = app.evidence.term();
+        if term.is_none() {
+            led = None;
+            continue;
+        }
+        // A new term (this replica took over, or started): the notifier carries on from the
+        // delivery state the store holds, not from what this process last remembered.
+        if led != term {
+            match app.store.alerts().await {
+                Ok(rows) => notifier.restore(rows),
+                Err(e) => {
+                    tracing::error!(error = %e, "evaluation skipped: cannot read the alert state");
+                    continue;
+                }
+            }
+            led = term;
+        }
+        if app.store.backend() == crate::config::Backend::Postgres {
+            if let Err(e) = super::leadership::refresh(&app).await {
+                tracing::error!(error = %e, "evaluation skipped: cannot read the shared state");
+                continue;
+            }
+        }
+        if let Err(e) = cycle(&app, &notifier, &mut gaps, term, app.now_ms()).await {
             tracing::error!(error = %e, "evaluation cycle failed; states are unchanged");
         }
     }
 }
 
 /// One evaluation of every objective at `now_ms`. `gaps` remembers which models were stale at
-/// the previous cycle, so a gap is recorded when it starts and when it ends.
+/// the previous cycle, so a gap is recorded when it starts and when it ends. What it writes is
+/// fenced on `term`, the leadership term held when the cycle began.
 pub async fn cycle(
     app: &App,
     notifier: &Notifier,
     gaps: &mut HashMap<String, bool>,
+    term: Option<i64>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let started = Instant::now();
@@ -354,7 +381,10 @@ pub async fn cycle(
     let observed = corrective::observe(app, &objectives, &judged, &newly_firing, now_ms);
     entries.extend(observed.entries);
     let records = entries.len();
-    let (head_seq, head_hash) = app.evidence.append(entries, &rows, now_ms).await?;
+    let (head_seq, head_hash) = app
+        .evidence
+        .append_in_term(entries, &rows, now_ms, term)
+        .await?;
     corrective::commit(app, observed.changed, now_ms).await?;
     drop(serial);
 
@@ -374,6 +404,12 @@ pub async fn cycle(
     publish(app, &verdicts, &next_status, &newly_firing);
     notifier.observe(&objectives, &next_status, now_ms);
     notifier.observe_overdue(&objectives, &app.nonconformities.read(), now_ms);
+    if let Some(rows) = notifier.snapshot() {
+        match app.store.put_alerts(&rows, term, now_ms).await {
+            Ok(()) => notifier.saved(rows),
+            Err(e) => tracing::error!(error = %e, "the alert delivery state was not stored"),
+        }
+    }
     let metrics_window = app.config.evaluation.metrics_window.as_millis() as i64;
     for model in &models {
         if is_stale(model) {

@@ -126,7 +126,17 @@ pub async fn submit_summary(
             ));
         }
     }
-    let profile = app.profiles.read().get(&envelope.summary.profile_hash);
+    let mut profile = app.profiles.read().get(&envelope.summary.profile_hash);
+    if profile.is_none() && app.store.backend() == crate::config::Backend::Postgres {
+        // Another replica may have taken the profile: the shared database has it.
+        if let Ok(stored) = app.store.profiles().await {
+            let mut known = app.profiles.write();
+            for p in stored {
+                known.insert(p);
+            }
+            profile = known.get(&envelope.summary.profile_hash);
+        }
+    }
     let Some(profile) = profile else {
         return Err(Rejection::new(
             Reason::UnknownProfile,

@@ -8,11 +8,13 @@
 //! - [`reload`]: loading and reloading the objectives file;
 //! - [`report`]: the Clause 9 report and [`pack`], the offline evidence pack;
 //! - [`status`]: the status page's snapshot and rendering;
-//! - [`maintenance`]: roll-up, expiry and compaction.
+//! - [`maintenance`]: roll-up, expiry and compaction;
+//! - [`leadership`]: which replica evaluates (PostgreSQL: an advisory lock and a fenced term).
 
 pub mod corrective;
 pub mod evaluate;
 pub mod ingest;
+pub mod leadership;
 pub mod maintenance;
 pub mod notify;
 pub mod pack;

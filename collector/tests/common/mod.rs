@@ -34,6 +34,12 @@ impl InProcess {
         config.storage.data_dir = dir.path().join("data");
         config.evaluation.objectives = path;
         config.evaluation.interval = std::time::Duration::from_millis(50);
+        // AIMS_TEST_BACKEND=postgres: the same test on a fresh PostgreSQL database.
+        if let Some(url) = aims_testkit::postgres::suite_database() {
+            config.storage.backend = aims_collector::config::Backend::Postgres;
+            config.storage.url = Some(url);
+            config.storage.lock_timeout = std::time::Duration::from_secs(2);
+        }
         configure(&mut config);
         let listener = aims_testkit::net::listener();
         let base = format!("http://{}", listener.local_addr().expect("bound address"));

@@ -43,6 +43,8 @@ pub enum Payload {
     Notification(Notification),
     /// A step of a nonconformity.
     Nonconformity(NonconformityStep),
+    /// A replica became the leader.
+    LeaderChange(LeaderChange),
 }
 
 /// A payload that does not read as its kind says.
@@ -69,6 +71,7 @@ impl Payload {
             Payload::Startup(_) => Kind::Startup,
             Payload::Notification(_) => Kind::Notification,
             Payload::Nonconformity(_) => Kind::Nonconformity,
+            Payload::LeaderChange(_) => Kind::LeaderChange,
         }
     }
 
@@ -265,6 +268,18 @@ pub struct Startup {
     pub file_version: String,
 }
 
+/// `leader_change`: a collector replica won the leader lock and began a leadership term; from
+/// this record on, its evaluations are the chain's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderChange {
+    /// The replica that leads now.
+    pub replica: String,
+    /// Its leadership term (increases with every change).
+    pub term: i64,
+    /// The replica that led in the previous term, if any was recorded.
+    pub previous: Option<String>,
+}
+
 /// `notification`: one delivery attempt of one objective's alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
@@ -350,6 +365,10 @@ mod tests {
             record(
                 Kind::Startup,
                 json!({"version": "0.1.0", "objectives_file": "o.yaml", "file_version": "f"}),
+            ),
+            record(
+                Kind::LeaderChange,
+                json!({"replica": "collector-1", "term": 4, "previous": "collector-0"}),
             ),
             record(
                 Kind::Notification,

@@ -83,8 +83,10 @@ pub struct Target {
     queue: mpsc::Receiver<Job>,
 }
 
-/// What is remembered of an alert between cycles.
-#[derive(Debug, Clone)]
+/// What is remembered of an alert between cycles: the notifier's delivery state. It is kept in
+/// the store too ([`Notifier::snapshot`], [`Notifier::restore`]), so a replica taking over, or
+/// a collector restarting, still sends a resolution that happens around the change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Tracked {
     alert: Alert,
     receivers: Vec<String>,
@@ -103,6 +105,8 @@ pub struct Notifier {
     tracked: Mutex<HashMap<String, Tracked>>,
     /// Overdue-action alerts, by (nonconformity, action).
     overdue: Mutex<HashMap<(u64, u32), Tracked>>,
+    /// The delivery state as last stored, so an unchanged state is not written again.
+    saved: Mutex<Option<Vec<(String, String)>>>,
     metrics: Metrics,
 }
 
@@ -149,6 +153,7 @@ impl Notifier {
                 queues,
                 tracked: Mutex::new(HashMap::new()),
                 overdue: Mutex::new(HashMap::new()),
+                saved: Mutex::new(None),
                 metrics,
             },
             targets,
@@ -329,6 +334,43 @@ impl Notifier {
             self.take_due(&mut tracked, now_ms, &mut due);
         }
         self.enqueue(due);
+    }
+
+    /// The delivery state as (objective, JSON) rows, sorted by objective, if it changed since
+    /// the last call to [`Notifier::saved`] (`None`: nothing to store).
+    pub fn snapshot(&self) -> Option<Vec<(String, String)>> {
+        let mut rows: Vec<(String, String)> = self
+            .tracked
+            .lock()
+            .iter()
+            .filter_map(|(id, t)| Some((id.clone(), serde_json::to_string(t).ok()?)))
+            .collect();
+        rows.sort();
+        (self.saved.lock().as_ref() != Some(&rows)).then_some(rows)
+    }
+
+    /// Marks `rows` (from [`Notifier::snapshot`]) as stored.
+    pub fn saved(&self, rows: Vec<(String, String)>) {
+        *self.saved.lock() = Some(rows);
+    }
+
+    /// Replaces the delivery state with what the store holds (at takeover and at start): the
+    /// alerts another replica, or this one before a restart, had sent. A row that does not
+    /// read is logged and skipped; its alert is then sent afresh.
+    pub fn restore(&self, rows: Vec<(String, String)>) {
+        let mut tracked = HashMap::new();
+        for (id, body) in &rows {
+            match serde_json::from_str::<Tracked>(body) {
+                Ok(t) => {
+                    tracked.insert(id.clone(), t);
+                }
+                Err(e) => {
+                    tracing::warn!(objective = id, error = %e, "stored alert state unreadable; skipped")
+                }
+            }
+        }
+        *self.tracked.lock() = tracked;
+        *self.saved.lock() = Some(rows);
     }
 
     fn enqueue(&self, due: Vec<(Vec<String>, Alert)>) {
@@ -701,6 +743,41 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A replica taking over (or a restarted collector) restores the delivery state: it does
+    /// not resend a firing alert before it is due, and it sends the resolution that happens
+    /// after the change, which a notifier starting empty would never send.
+    #[test]
+    fn a_successor_restored_from_the_stored_state_sends_the_resolution() {
+        let (first, mut first_targets, file) = notifier();
+        let t0 = 1_000_000_000;
+        first.observe(&file, &status(State::Firing, t0), t0);
+        assert_eq!(drain(&mut first_targets).len(), 3);
+        let stored = first.snapshot().expect("a changed state to store");
+        first.saved(stored.clone());
+        assert_eq!(first.snapshot(), None, "unchanged: nothing to store");
+
+        let (empty, mut empty_targets, _) = notifier();
+        empty.observe(&file, &status(State::Resolved, t0 + 20_000), t0 + 20_000);
+        assert!(
+            drain(&mut empty_targets).is_empty(),
+            "without the state, the resolution is lost"
+        );
+
+        let (next, mut targets, _) = notifier();
+        next.restore(stored);
+        next.observe(&file, &status(State::Firing, t0), t0 + 10_000);
+        assert!(drain(&mut targets).is_empty(), "not due again yet");
+        next.observe(&file, &status(State::Resolved, t0 + 20_000), t0 + 20_000);
+        let sent = drain(&mut targets);
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(sent[2].1["status"], "resolved");
+        assert_eq!(
+            sent[0].1[0]["startsAt"],
+            payload::rfc3339(t0),
+            "the same alert"
+        );
     }
 
     #[test]

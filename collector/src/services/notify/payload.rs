@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 /// inhibition cover all objectives, while the `objective` label tells them apart.
 pub const ALERTNAME: &str = "AIMSObjectiveBreach";
 
-/// One alert as sent.
-#[derive(Debug, Clone, PartialEq)]
+/// One alert as sent (and as kept in the store between cycles, so a failover or a restart
+/// keeps what was delivered).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     /// Identifying labels.
     pub labels: BTreeMap<String, String>,

@@ -220,7 +220,7 @@ pub fn apply<F: Fn(&str) -> bool>(
             }
         }
         Payload::Nonconformity(step) => s.nonconformity_steps.push((seq, step)),
-        Payload::Startup(_) | Payload::Notification(_) => {}
+        Payload::Startup(_) | Payload::Notification(_) | Payload::LeaderChange(_) => {}
     }
 }
 
