@@ -4,13 +4,16 @@
 //! chain is never forked by concurrent writers; the head only advances once the batch is
 //! committed, so a failed write leaves the chain as it was.
 
+use aims_core::checkpoint::TreeHead;
 use aims_core::evidence::payload::Payload;
 use aims_core::evidence::{self, Broken, Checkpoint, Record, GENESIS};
+use aims_core::merkle::{self, Frontier};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
 use crate::metrics::Metrics;
 use crate::store::{EvidenceRow, ObjectiveRow, Store, StoreError};
+use crate::tree::{self, TreeError};
 
 /// An entry to be recorded: a typed payload, and the objective it concerns.
 #[derive(Debug, Clone)]
@@ -55,22 +58,44 @@ pub enum VerifyError {
 pub struct EvidenceLog {
     store: Store,
     head: Mutex<(u64, String)>,
+    /// The Merkle tree's right edge, advanced (under the head lock) after each commit: the
+    /// current root costs O(log n) on the append path, without holding the leaves.
+    tree: parking_lot::Mutex<Frontier>,
     metrics: Metrics,
 }
 
 impl EvidenceLog {
-    /// Opens the log at its stored head.
-    pub async fn open(store: Store, metrics: Metrics) -> Result<Self, StoreError> {
+    /// Opens the log at its stored head, reading every record once to rebuild the tree's
+    /// right edge.
+    pub async fn open(store: Store, metrics: Metrics) -> Result<Self, TreeError> {
         let head = store
             .evidence_head()
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
+        let frontier = tree::frontier(&store).await?;
         metrics.set_evidence_head(head.0, &head.1);
+        publish_tree(&metrics, &frontier);
         Ok(Self {
             store,
             head: Mutex::new(head),
+            tree: parking_lot::Mutex::new(frontier),
             metrics,
         })
+    }
+
+    /// The tree head of every record committed so far, named `origin`.
+    pub fn tree_head(&self, origin: &str) -> TreeHead {
+        let tree = self.tree.lock();
+        TreeHead {
+            origin: origin.to_owned(),
+            size: tree.size(),
+            root: tree.root(),
+        }
+    }
+
+    /// The tree's right edge now (the peaks a pack's verifier extends).
+    pub fn frontier(&self) -> Frontier {
+        self.tree.lock().clone()
     }
 
     /// Seals and commits `entries` together with the objective rows, in one transaction.
@@ -104,6 +129,12 @@ impl EvidenceLog {
         }
         self.store.append(&rows, states).await?;
         if !rows.is_empty() {
+            let mut tree = self.tree.lock();
+            for r in &rows {
+                tree.push(merkle::leaf_hash(r.sealed.canonical.as_bytes()));
+            }
+            publish_tree(&self.metrics, &tree);
+            drop(tree);
             *head = (seq, prev);
             self.metrics.set_evidence_head(head.0, &head.1);
             tracing::debug!(head_seq = head.0, head_hash = %head.1, records = rows.len(), "evidence appended");
@@ -115,6 +146,16 @@ impl EvidenceLog {
     pub async fn head(&self) -> (u64, String) {
         self.head.lock().await.clone()
     }
+}
+
+fn publish_tree(metrics: &Metrics, tree: &Frontier) {
+    let head = TreeHead {
+        origin: String::new(),
+        size: tree.size(),
+        root: tree.root(),
+    };
+    metrics.tree.size.set(head.size as i64);
+    metrics.tree.root.set(head.root_prefix_48() as i64);
 }
 
 /// Recomputes the whole chain from the store, page by page.

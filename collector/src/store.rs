@@ -20,6 +20,9 @@ use thiserror::Error;
 
 use crate::config::Synchronous;
 
+mod checkpoints;
+pub use checkpoints::StoredCheckpoint;
+
 /// Length of a roll-up bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 

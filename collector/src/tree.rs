@@ -5,7 +5,7 @@
 //! hashing and proofs themselves are `aims_core::merkle`'s.
 
 use aims_core::checkpoint::{SigningKey, TreeHead};
-use aims_core::merkle::{self, Hash};
+use aims_core::merkle::{self, Frontier, Hash};
 use thiserror::Error;
 
 use crate::store::{Store, StoreError};
@@ -47,6 +47,27 @@ pub async fn leaves(store: &Store) -> Result<Vec<Hash>, TreeError> {
     }
 }
 
+/// The right edge of the tree of every record, read page by page (memory: one hash per level).
+pub async fn frontier(store: &Store) -> Result<Frontier, TreeError> {
+    let mut out = Frontier::new();
+    loop {
+        let page = store.evidence_page(out.size(), 5_000, None).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        for row in page {
+            let expected = out.size() + 1;
+            if row.sealed.seq != expected {
+                return Err(TreeError::Gap {
+                    expected,
+                    found: row.sealed.seq,
+                });
+            }
+            out.push(merkle::leaf_hash(row.sealed.canonical.as_bytes()));
+        }
+    }
+}
+
 /// The tree head over `leaves`.
 pub fn head(origin: &str, leaves: &[Hash]) -> TreeHead {
     TreeHead {
@@ -54,6 +75,17 @@ pub fn head(origin: &str, leaves: &[Hash]) -> TreeHead {
         size: leaves.len() as u64,
         root: merkle::root(leaves),
     }
+}
+
+/// A checkpoint the collector signed: the tree head, its signed note and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// What was signed.
+    pub head: TreeHead,
+    /// The C2SP signed note.
+    pub note: String,
+    /// When, ms.
+    pub at_ms: i64,
 }
 
 /// Reads a signing key file.

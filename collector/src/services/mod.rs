@@ -8,8 +8,10 @@
 //! - [`reload`]: loading and reloading the objectives file;
 //! - [`report`]: the Clause 9 report and [`pack`], the offline evidence pack;
 //! - [`status`]: the status page's snapshot and rendering;
-//! - [`maintenance`]: roll-up, expiry and compaction.
+//! - [`maintenance`]: roll-up, expiry and compaction;
+//! - [`checkpoint`]: signed checkpoints of the evidence tree, on a cadence and on demand.
 
+pub mod checkpoint;
 pub mod corrective;
 pub mod evaluate;
 pub mod ingest;

@@ -1,0 +1,7 @@
+-- Signed checkpoints of the evidence tree, as issued (C2SP signed notes). They are copies: the
+-- ones that count are those that left the collector (reports, packs, auditors, Prometheus).
+CREATE TABLE checkpoints (
+    size INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    note TEXT NOT NULL
+);

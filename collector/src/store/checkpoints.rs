@@ -1,0 +1,61 @@
+//! The signed checkpoints the collector issued, by tree size.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A checkpoint as issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Records it covers.
+    pub size: u64,
+    /// When it was signed, ms.
+    pub at_ms: i64,
+    /// The signed note.
+    pub note: String,
+}
+
+fn row(r: &sqlx::sqlite::SqliteRow) -> StoredCheckpoint {
+    StoredCheckpoint {
+        size: r.get::<i64, _>("size") as u64,
+        at_ms: r.get("at_ms"),
+        note: r.get("note"),
+    }
+}
+
+impl Store {
+    /// Keeps a checkpoint; one of a size already kept is ignored (Ed25519 signatures are
+    /// deterministic, so the same key signs the same tree head identically).
+    pub async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO checkpoints (size, at_ms, note) VALUES (?, ?, ?)")
+            .bind(c.size as i64)
+            .bind(c.at_ms)
+            .bind(&c.note)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The checkpoint of the largest tree.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let r = sqlx::query("SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(r.as_ref().map(row))
+    }
+
+    /// Checkpoints of trees of `from..=to` records, smallest first.
+    pub async fn checkpoints_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM checkpoints WHERE size >= ? AND size <= ? ORDER BY size")
+                .bind(from as i64)
+                .bind(to as i64)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(row).collect())
+    }
+}
