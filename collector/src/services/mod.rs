@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod notify;
 pub mod pack;
+pub mod pack_tree;
 pub mod reload;
 pub mod report;
 pub mod status;

@@ -59,3 +59,29 @@ impl Store {
         Ok(rows.iter().map(row).collect())
     }
 }
+
+impl Store {
+    /// The checkpoint of the largest tree of at most `size` records.
+    pub async fn checkpoint_at_or_below(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let r = sqlx::query("SELECT * FROM checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1")
+            .bind(size as i64)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(r.as_ref().map(row))
+    }
+
+    /// The checkpoint of the smallest tree of more than `size` records.
+    pub async fn checkpoint_above(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let r = sqlx::query("SELECT * FROM checkpoints WHERE size > ? ORDER BY size LIMIT 1")
+            .bind(size as i64)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(r.as_ref().map(row))
+    }
+}
