@@ -21,6 +21,7 @@ use thiserror::Error;
 use crate::config::Synchronous;
 
 mod checkpoints;
+mod snapshots;
 pub use checkpoints::StoredCheckpoint;
 
 /// Length of a roll-up bucket.

@@ -2,6 +2,9 @@
 //! `evidence.checkpoint_interval` of clock time when the log has grown, one at shutdown, and
 //! one into every report and pack ([`issue`]).
 //!
+//! After each periodic one, a report snapshot is kept when due (every
+//! [`report::snapshot::EVERY`] records), so reports read only their period.
+//!
 //! Each is kept in the store, published as the latest (`GET /v1/evidence/checkpoint`) and on
 //! `/metrics` (size, root prefix, time), so copies leave the collector as it runs. Time is the
 //! shared clock's: the task looks at it every second (of real time) and signs once a whole
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::services::report;
 use crate::state::App;
 use crate::store::StoredCheckpoint;
 use crate::tree::Signed;
@@ -81,6 +85,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let every = app.config.evidence.checkpoint_interval.as_millis() as i64;
     let mut last = app.now_ms();
     let mut tick = tokio::time::interval(POLL.min(app.config.evidence.checkpoint_interval));
+    let latest = app.checkpoint.read().as_ref().map(|c| c.head.size);
+    if let Some(size) = latest {
+        snapshot(&app, size).await;
+    }
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -89,7 +97,20 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         let now = app.now_ms();
         if now - last >= every {
             last = now;
-            issue(&app).await;
+            if let Some(signed) = issue(&app).await {
+                snapshot(&app, signed.head.size).await;
+            }
+        }
+    }
+}
+
+/// Keeps a report snapshot at `size` when one is due ([`report::snapshot::refresh`]).
+async fn snapshot(app: &App, size: u64) {
+    match report::snapshot::refresh(&app.store, size).await {
+        Ok(0) => {}
+        Ok(folded) => tracing::info!(seq = size, folded, "report snapshot kept"),
+        Err(e) => {
+            tracing::warn!(error = %e, "report snapshot failed; reports fold from an older one")
         }
     }
 }
