@@ -3,5 +3,8 @@
 CREATE TABLE checkpoints (
     size INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL,
-    note TEXT NOT NULL
+    note TEXT NOT NULL,
+    -- The tree's right edge at this size (hex hashes, comma-separated), so that opening the
+    -- log reads only the records after the latest checkpoint.
+    peaks TEXT NOT NULL DEFAULT ''
 );

@@ -65,14 +65,14 @@ pub struct EvidenceLog {
 }
 
 impl EvidenceLog {
-    /// Opens the log at its stored head, reading every record once to rebuild the tree's
-    /// right edge.
+    /// Opens the log at its stored head; the tree's right edge is the one kept with the latest
+    /// checkpoint, extended with the records after it (every record when there is none).
     pub async fn open(store: Store, metrics: Metrics) -> Result<Self, TreeError> {
         let head = store
             .evidence_head()
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
-        let frontier = tree::frontier(&store).await?;
+        let frontier = tree::frontier_from_checkpoint(&store).await?;
         metrics.set_evidence_head(head.0, &head.1);
         publish_tree(&metrics, &frontier);
         Ok(Self {

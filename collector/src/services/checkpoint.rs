@@ -29,7 +29,12 @@ const POLL: Duration = Duration::from_secs(1);
 /// the latest is returned.
 pub async fn issue(app: &App) -> Option<Signed> {
     let key = app.signer.as_ref()?;
-    let head = app.evidence.tree_head(&app.config.evidence.origin);
+    let frontier = app.evidence.frontier();
+    let head = aims_core::checkpoint::TreeHead {
+        origin: app.config.evidence.origin.clone(),
+        size: frontier.size(),
+        root: frontier.root(),
+    };
     if let Some(latest) = app.checkpoint.read().as_ref() {
         if latest.head.size >= head.size {
             return Some(latest.clone());
@@ -51,6 +56,7 @@ pub async fn issue(app: &App) -> Option<Signed> {
         size: signed.head.size,
         at_ms: signed.at_ms,
         note: signed.note.clone(),
+        peaks: crate::tree::peaks_text(&frontier),
     };
     if let Err(e) = app.store.put_checkpoint(&stored).await {
         // Still published: the copies that count are the ones outside the database.

@@ -13,6 +13,8 @@ pub struct StoredCheckpoint {
     pub at_ms: i64,
     /// The signed note.
     pub note: String,
+    /// The tree's right edge at this size (hex, comma-separated).
+    pub peaks: String,
 }
 
 fn row(r: &sqlx::sqlite::SqliteRow) -> StoredCheckpoint {
@@ -20,6 +22,7 @@ fn row(r: &sqlx::sqlite::SqliteRow) -> StoredCheckpoint {
         size: r.get::<i64, _>("size") as u64,
         at_ms: r.get("at_ms"),
         note: r.get("note"),
+        peaks: r.get("peaks"),
     }
 }
 
@@ -27,12 +30,15 @@ impl Store {
     /// Keeps a checkpoint; one of a size already kept is ignored (Ed25519 signatures are
     /// deterministic, so the same key signs the same tree head identically).
     pub async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO checkpoints (size, at_ms, note) VALUES (?, ?, ?)")
-            .bind(c.size as i64)
-            .bind(c.at_ms)
-            .bind(&c.note)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO checkpoints (size, at_ms, note, peaks) VALUES (?, ?, ?, ?)",
+        )
+        .bind(c.size as i64)
+        .bind(c.at_ms)
+        .bind(&c.note)
+        .bind(&c.peaks)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
