@@ -114,10 +114,31 @@ pub async fn write_report(
     output: Option<&Path>,
     config_path: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let key = config
+        .evidence
+        .key_file
+        .as_deref()
+        .map(crate::tree::read_key)
+        .transpose()?;
     let (store, request) = report_request(period, model, config_path).await?;
     let built = report::build(&store, &request).await;
+    // With a key, a checkpoint of the log as it is now (covering the period) goes in.
+    let edge = match &key {
+        Some(_) => Some(crate::tree::frontier_from_checkpoint(&store).await),
+        None => None,
+    };
     store.close().await;
-    let text = format.render(&built?);
+    let mut built = built?;
+    if let (Some(key), Some(edge)) = (&key, edge.transpose()?) {
+        let head = aims_core::checkpoint::TreeHead {
+            origin: config.evidence.origin.clone(),
+            size: edge.size(),
+            root: edge.root(),
+        };
+        built = built.with_checkpoint(head.sign(key)?);
+    }
+    let text = format.render(&built);
     match output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
@@ -159,9 +180,13 @@ pub async fn export(
     };
     store.close().await;
     let tree = tree.transpose()?;
-    if tree.is_none() {
-        eprintln!("evidence.key_file is not set: the pack carries no signed checkpoint");
-    }
+    let built = match &tree {
+        Some(t) => built.with_checkpoint(t.checkpoint.clone()),
+        None => {
+            eprintln!("evidence.key_file is not set: the pack carries no signed checkpoint");
+            built
+        }
+    };
     pack::write(
         output,
         &built,

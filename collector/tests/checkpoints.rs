@@ -139,6 +139,33 @@ async fn checkpoints_are_signed_on_the_clock_verify_and_cover_the_served_records
     let proof = merkle::consistency_proof(&l, first.size as usize).unwrap();
     merkle::verify_consistency(first.size, second.size, &first.root, &second.root, &proof).unwrap();
 
+    // A report carries a signed checkpoint covering its period, inside its content hash.
+    let report: Value = client
+        .get(format!(
+            "{base}/v1/reports?format=json&from={}&to={}",
+            c.start - 60_000,
+            clock.now_ms()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &report["document"];
+    let covered = TreeHead::open(d["checkpoint"].as_str().unwrap(), &public).unwrap();
+    assert!(
+        covered.size >= d["chain_end"]["seq"].as_u64().unwrap(),
+        "{d}"
+    );
+    assert!(covered.size >= second.size);
+    let typed: aims_collector::services::report::Report =
+        serde_json::from_value(report.clone()).unwrap();
+    assert_eq!(typed.compute_hash(), typed.document.content_hash);
+    let mut stripped = typed.clone();
+    stripped.document.checkpoint = None;
+    assert_ne!(stripped.compute_hash(), typed.document.content_hash);
+
     // At shutdown: a checkpoint of every record.
     let dir = c.shutdown_keeping_dir().await;
     let data = dir.path().join("data").join("collector.db");

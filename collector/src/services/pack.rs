@@ -272,6 +272,16 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
                     source,
                 })?;
             let head = pack_tree::verify(&t, key, checkpoints.anchor.seq, &records)?;
+            if report
+                .document
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| *c != t.checkpoint)
+            {
+                return Err(PackError::Checkpoint(format!(
+                    "{REPORT_JSON} names another checkpoint than {TREE}"
+                )));
+            }
             (Some(head), t.issued.len())
         }
     };

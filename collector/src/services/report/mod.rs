@@ -216,6 +216,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
             chain_start,
             chain_end,
             records,
+            checkpoint: None,
             content_hash: String::new(),
         },
         summary,
