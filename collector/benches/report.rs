@@ -3,7 +3,7 @@
 //! collector keeps them; then the report over its last week, the evidence log's open (the
 //! tree's right edge rebuilt from every record) and a pack's tree proofs.
 //!
-//! `cargo bench -p aims-collector --bench report` (BENCH_RECORDS, BENCH_DIR to keep the
+//! `cargo bench -p aims-collector --bench report` (BENCH_RECORDS, BENCH_WEEKS, BENCH_DIR to keep the
 //! database elsewhere; BENCH_FULL=1 also times the report with no snapshots, i.e. the scan
 //! from record 1). It writes a multi-gigabyte database to a temporary folder, removed after.
 
@@ -118,7 +118,13 @@ fn main() {
         let store = Store::open(&db, Synchronous::Normal).await.unwrap();
         let ids: Vec<String> = (0..OBJECTIVES).map(|i| format!("objective-{i:03}")).collect();
         let start_ms = 1_735_689_600_000i64; // 2025-01-01
-        let step_ms = YEAR_MS / (records / OBJECTIVES as u64).max(1) as i64;
+        // BENCH_WEEKS shortens the span so a smaller log has a 10M-record year's weekly volume
+        // (10,000,000 / 52 = 192,308 records a week): BENCH_RECORDS=2000000 BENCH_WEEKS=10.4.
+        let span_ms = std::env::var("BENCH_WEEKS")
+            .ok()
+            .and_then(|w| w.parse::<f64>().ok())
+            .map_or(YEAR_MS, |w| (w * WEEK_MS as f64) as i64);
+        let step_ms = span_ms / (records / OBJECTIVES as u64).max(1) as i64;
 
         // The log: one batch of evaluations (one per objective) per step, over a year, with
         // an alert firing and resolving now and then; a snapshot every 10,000 records.
@@ -165,7 +171,8 @@ fn main() {
         }
         let (wall, cpu_s) = (t.elapsed().as_secs_f64(), cpu() - c);
         println!(
-            "generate {appended} records over a year ({} per batch, snapshots every {}): {wall:.1} s wall, {cpu_s:.1} CPU-s; append median {:.2} ms per batch of {OBJECTIVES}",
+            "generate {appended} records over {:.1} weeks ({} per batch, snapshots every {}): {wall:.1} s wall, {cpu_s:.1} CPU-s; append median {:.2} ms per batch of {OBJECTIVES}",
+            span_ms as f64 / WEEK_MS as f64,
             OBJECTIVES,
             snapshot::EVERY,
             median(append_s) * 1e3
