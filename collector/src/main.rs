@@ -84,6 +84,7 @@ impl From<PeriodArgs> for Period {
 enum EvidenceCommand {
     /// Recompute the hash chain; names the first broken record (exit status 1). With
     /// `--pack`, checks an exported pack offline instead of the database.
+    #[command(group = clap::ArgGroup::new("checked").args(["since", "pack"]))]
     Verify {
         /// Configuration file locating the data directory.
         #[arg(long, conflicts_with = "pack")]
@@ -96,7 +97,7 @@ enum EvidenceCommand {
         since: Option<PathBuf>,
         /// The collector's public key (as printed by `evidence key`), to check `--since`, or a
         /// pack's signed checkpoints and proofs.
-        #[arg(long)]
+        #[arg(long, requires = "checked")]
         key: Option<PathBuf>,
     },
     /// Write a new Ed25519 signing key for checkpoints; prints its public key.
