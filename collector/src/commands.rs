@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::evidence;
 use crate::services::report::{self, Format};
-use crate::services::{notify, pack, reload};
+use crate::services::{notify, pack, pack_tree, reload};
 use crate::store::Store;
 
 /// A reporting period as given: each bound is `YYYY-MM-DD` (UTC), an RFC 3339 time or
@@ -110,10 +110,31 @@ pub async fn write_report(
     output: Option<&Path>,
     config_path: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let key = config
+        .evidence
+        .key_file
+        .as_deref()
+        .map(crate::tree::read_key)
+        .transpose()?;
     let (store, request) = report_request(period, model, config_path).await?;
     let built = report::build(&store, &request).await;
+    // With a key, a checkpoint of the log as it is now (covering the period) goes in.
+    let edge = match &key {
+        Some(_) => Some(crate::tree::frontier_from_checkpoint(&store).await),
+        None => None,
+    };
     store.close().await;
-    let text = format.render(&built?);
+    let mut built = built?;
+    if let (Some(key), Some(edge)) = (&key, edge.transpose()?) {
+        let head = aims_core::checkpoint::TreeHead {
+            origin: config.evidence.origin.clone(),
+            size: edge.size(),
+            root: edge.root(),
+        };
+        built = built.with_checkpoint(head.sign(key)?);
+    }
+    let text = format.render(&built);
     match output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
@@ -129,18 +150,46 @@ pub async fn export(
     output: &Path,
     config_path: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let key = config
+        .evidence
+        .key_file
+        .as_deref()
+        .map(crate::tree::read_key)
+        .transpose()?;
     let (store, request) = report_request(period, None, config_path).await?;
     let built = report::build(&store, &request).await;
     let records = report::period_records(&store, request.from_ms, request.to_ms).await;
+    let (built, (anchor, rows)) = match (built, records) {
+        (Ok(b), Ok(r)) => (b, r),
+        (Err(e), _) | (_, Err(e)) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
+    let end = rows.last().map_or(anchor.seq, |r| r.sealed.seq);
+    let tree = match &key {
+        Some(key) => {
+            Some(pack_tree::build(&store, key, &config.evidence.origin, anchor.seq, end).await)
+        }
+        None => None,
+    };
     store.close().await;
-    let built = built?;
-    let (anchor, rows) = records?;
+    let tree = tree.transpose()?;
+    let built = match &tree {
+        Some(t) => built.with_checkpoint(t.checkpoint.clone()),
+        None => {
+            eprintln!("evidence.key_file is not set: the pack carries no signed checkpoint");
+            built
+        }
+    };
     pack::write(
         output,
         &built,
         &report::html::render(&built),
         &anchor,
         &rows,
+        tree.as_ref(),
     )?;
     println!(
         "evidence pack {}: {} records, sequence {} to {}, report content hash {}",
@@ -153,10 +202,31 @@ pub async fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `evidence verify --pack`: checks an exported pack offline.
-pub fn verify_pack(path: &Path) -> ExitCode {
-    match pack::verify(path) {
+/// `evidence verify --pack [--key PUB]`: checks an exported pack offline; with the public
+/// key, also its signed checkpoints and proofs.
+pub fn verify_pack(path: &Path, key: Option<&Path>) -> ExitCode {
+    let key = match key.map(read_verifier).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match pack::verify(path, key.as_ref()) {
         Ok(v) => {
+            if let Some(head) = &v.tree {
+                println!(
+                    "evidence pack records proven: {} records are leaves {} to {} of checkpoint {} (size {}, root {}), signed by {}; {} issued checkpoints consistent with it",
+                    v.checkpoint.records,
+                    v.anchor.seq + 1,
+                    head.size,
+                    head.origin,
+                    head.size,
+                    aims_core::merkle::to_hex(&head.root),
+                    key.as_ref().map_or("", |k| k.name()),
+                    v.issued
+                );
+            }
             println!(
                 "evidence pack OK: {} records from anchor sequence {} ({}) to head sequence {} ({}); report content hash {}",
                 v.checkpoint.records,
@@ -173,7 +243,7 @@ pub fn verify_pack(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("evidence pack INVALID: {e}");
+            eprintln!("evidence pack INVALID ({}): {e}", e.what());
             ExitCode::FAILURE
         }
     }
@@ -189,4 +259,12 @@ async fn open_existing(config: &Config) -> anyhow::Result<Store> {
     Store::connect(&config.storage, &path)
         .await
         .with_context(|| format!("opening {}", config.database_name()))
+}
+
+/// Reads a public key file as printed by `evidence key`.
+pub fn read_verifier(path: &Path) -> anyhow::Result<aims_core::checkpoint::VerifierKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    aims_core::checkpoint::VerifierKey::parse(&text)
+        .with_context(|| format!("public key {}", path.display()))
 }

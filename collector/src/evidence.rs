@@ -8,13 +8,16 @@
 //! tried again. While this replica leads, its appends also carry the leadership term, which
 //! the database checks (fencing).
 
+use aims_core::checkpoint::TreeHead;
 use aims_core::evidence::payload::Payload;
 use aims_core::evidence::{self, Broken, Checkpoint, Record, GENESIS};
+use aims_core::merkle::{self, Frontier};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
 use crate::metrics::Metrics;
 use crate::store::{EvidenceRow, ObjectiveRow, Store, StoreError};
+use crate::tree::{self, TreeError};
 
 /// An entry to be recorded: a typed payload, and the objective it concerns.
 #[derive(Debug, Clone)]
@@ -60,6 +63,10 @@ pub struct EvidenceLog {
     store: Store,
     head: Mutex<(u64, String)>,
     term: parking_lot::Mutex<Option<i64>>,
+    /// The Merkle tree's right edge, advanced (under the head lock) after each commit: the
+    /// current root costs O(log n) on the append path, without holding the leaves. Records
+    /// other replicas appended are read into it from the store ([`EvidenceLog::catch_up`]).
+    tree: parking_lot::Mutex<Frontier>,
     metrics: Metrics,
 }
 
@@ -67,19 +74,38 @@ pub struct EvidenceLog {
 const APPEND_ATTEMPTS: usize = 8;
 
 impl EvidenceLog {
-    /// Opens the log at its stored head.
-    pub async fn open(store: Store, metrics: Metrics) -> Result<Self, StoreError> {
+    /// Opens the log at its stored head; the tree's right edge is the one kept with the latest
+    /// checkpoint, extended with the records after it (every record when there is none).
+    pub async fn open(store: Store, metrics: Metrics) -> Result<Self, TreeError> {
         let head = store
             .evidence_head()
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
+        let frontier = tree::frontier_from_checkpoint(&store).await?;
         metrics.set_evidence_head(head.0, &head.1);
+        publish_tree(&metrics, &frontier);
         Ok(Self {
             store,
             head: Mutex::new(head),
             term: parking_lot::Mutex::new(None),
+            tree: parking_lot::Mutex::new(frontier),
             metrics,
         })
+    }
+
+    /// The tree head of every record committed so far, named `origin`.
+    pub fn tree_head(&self, origin: &str) -> TreeHead {
+        let tree = self.tree.lock();
+        TreeHead {
+            origin: origin.to_owned(),
+            size: tree.size(),
+            root: tree.root(),
+        }
+    }
+
+    /// The tree's right edge now (the peaks a pack's verifier extends).
+    pub fn frontier(&self) -> Frontier {
+        self.tree.lock().clone()
     }
 
     /// Seals and commits `entries` together with the objective rows, in one transaction.
@@ -114,6 +140,7 @@ impl EvidenceLog {
             match self.store.append(&head, &rows, states, term).await {
                 Ok(()) => {
                     if !rows.is_empty() {
+                        self.advance_tree(head.0, &rows).await;
                         *head = (seq, prev);
                         self.metrics.set_evidence_head(head.0, &head.1);
                         tracing::debug!(head_seq = head.0, head_hash = %head.1, records = rows.len(), "evidence appended");
@@ -130,6 +157,50 @@ impl EvidenceLog {
                     self.metrics.set_evidence_head(head.0, &head.1);
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Adds the rows just committed after record `before` to the tree. When the tree lacks
+    /// records before them (another replica appended them), it is extended from the store
+    /// instead, which reads the new rows too.
+    async fn advance_tree(&self, before: u64, rows: &[EvidenceRow]) {
+        let behind = {
+            let mut tree = self.tree.lock();
+            if tree.size() == before {
+                for r in rows {
+                    tree.push(merkle::leaf_hash(r.sealed.canonical.as_bytes()));
+                }
+                publish_tree(&self.metrics, &tree);
+                None
+            } else {
+                Some(tree.clone())
+            }
+        };
+        if let Some(edge) = behind {
+            self.extend_tree(edge).await;
+        }
+    }
+
+    /// Reads into the tree every record stored after it: those other replicas appended. A
+    /// replica that signs a checkpoint calls this first, so the checkpoint covers the log.
+    pub async fn catch_up(&self) {
+        let _head = self.head.lock().await;
+        let edge = self.tree.lock().clone();
+        self.extend_tree(edge).await;
+    }
+
+    async fn extend_tree(&self, edge: Frontier) {
+        match tree::extend(&self.store, edge).await {
+            Ok(f) => {
+                let mut tree = self.tree.lock();
+                if f.size() >= tree.size() {
+                    *tree = f;
+                }
+                publish_tree(&self.metrics, &tree);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not read new evidence into the Merkle tree")
             }
         }
     }
@@ -173,6 +244,16 @@ fn seal(head: &(u64, String), entries: &[Entry], now_ms: i64) -> (u64, String, V
         });
     }
     (seq, prev, rows)
+}
+
+fn publish_tree(metrics: &Metrics, tree: &Frontier) {
+    let head = TreeHead {
+        origin: String::new(),
+        size: tree.size(),
+        root: tree.root(),
+    };
+    metrics.tree.size.set(head.size as i64);
+    metrics.tree.root.set(head.root_prefix_48() as i64);
 }
 
 /// Recomputes the whole chain from the store, page by page.

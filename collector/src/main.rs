@@ -252,6 +252,7 @@ impl From<PeriodArgs> for Period {
 enum EvidenceCommand {
     /// Recompute the hash chain; names the first broken record (exit status 1). With
     /// `--pack`, checks an exported pack offline instead of the database.
+    #[command(group = clap::ArgGroup::new("checked").args(["since", "pack"]))]
     Verify {
         /// Configuration file locating the data directory.
         #[arg(long, conflicts_with = "pack")]
@@ -262,8 +263,9 @@ enum EvidenceCommand {
         /// An earlier signed checkpoint: also prove the log only grew since (consistency proof).
         #[arg(long, requires = "key", conflicts_with = "pack")]
         since: Option<PathBuf>,
-        /// The collector's public key (as printed by `evidence key`), to check `--since`.
-        #[arg(long, requires = "since")]
+        /// The collector's public key (as printed by `evidence key`), to check `--since`, or a
+        /// pack's signed checkpoints and proofs.
+        #[arg(long, requires = "checked")]
         key: Option<PathBuf>,
     },
     /// Write a new Ed25519 signing key for checkpoints; prints its public key.
@@ -316,10 +318,13 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { files, config } => commands::check(&files, config.as_deref()),
         Command::Evidence {
-            command: EvidenceCommand::Verify {
-                pack: Some(pack), ..
-            },
-        } => commands::verify_pack(&pack),
+            command:
+                EvidenceCommand::Verify {
+                    pack: Some(pack),
+                    key,
+                    ..
+                },
+        } => commands::verify_pack(&pack, key.as_deref()),
         Command::Evidence {
             command:
                 EvidenceCommand::Verify {

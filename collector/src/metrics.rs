@@ -48,6 +48,8 @@ pub struct Metrics {
     pub evidence_head_sequence: IntGauge,
     /// Nonconformities and corrective actions (Clause 10.2).
     pub corrective: CorrectiveMetrics,
+    /// The evidence tree and its signed checkpoints.
+    pub tree: TreeMetrics,
     /// Hash of the last evidence record, as a label of a constant 1.
     pub evidence_head: IntGaugeVec,
     /// Reloads by outcome.
@@ -340,6 +342,7 @@ impl Metrics {
                 "aims_collector_leader",
                 "1 while this replica is the leader, the one that evaluates objectives",
             ),
+            tree: TreeMetrics::new(&r),
             registry: r,
         }
     }
@@ -517,6 +520,55 @@ impl CorrectiveMetrics {
                 r,
                 "aims_nonconformity_mean_time_to_effective_seconds",
                 "Mean time from a nonconformity opening to verified effective corrective action",
+            ),
+        }
+    }
+}
+
+/// The evidence tree's gauges. The root is a number, never a label (labels come only from
+/// configuration): Prometheus then keeps a history of sizes and roots that an operator who
+/// rewrites the log cannot rewrite with it.
+#[derive(Debug, Clone)]
+pub struct TreeMetrics {
+    /// Records in the Merkle tree (set on every append).
+    pub size: IntGauge,
+    /// The first six bytes of the current root, as an integer.
+    pub root: IntGauge,
+    /// Records covered by the latest signed checkpoint.
+    pub checkpoint_size: IntGauge,
+    /// The first six bytes of the latest signed checkpoint's root, as an integer.
+    pub checkpoint_root: IntGauge,
+    /// When the latest checkpoint was signed, Unix seconds.
+    pub checkpoint_time: Gauge,
+}
+
+impl TreeMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            size: register::int_gauge(
+                r,
+                "aims_evidence_tree_size",
+                "Records in the evidence log's Merkle tree",
+            ),
+            root: register::int_gauge(
+                r,
+                "aims_evidence_tree_root_prefix",
+                "First six bytes of the evidence tree's root hash, as a big-endian integer",
+            ),
+            checkpoint_size: register::int_gauge(
+                r,
+                "aims_evidence_checkpoint_size",
+                "Records covered by the latest signed evidence checkpoint",
+            ),
+            checkpoint_root: register::int_gauge(
+                r,
+                "aims_evidence_checkpoint_root_prefix",
+                "First six bytes of the latest signed checkpoint's root hash, as a big-endian integer",
+            ),
+            checkpoint_time: register::gauge(
+                r,
+                "aims_evidence_checkpoint_timestamp_seconds",
+                "When the latest evidence checkpoint was signed",
             ),
         }
     }

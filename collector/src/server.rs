@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::evidence::{Entry, EvidenceLog};
 use crate::metrics::Metrics;
-use crate::services::{evaluate, ingest, leadership, maintenance, notify, reload};
+use crate::services::{checkpoint, evaluate, ingest, leadership, maintenance, notify, reload};
 use crate::state::{horizon_ms, App, ObjectiveStatus, Profiles};
 use crate::store::Store;
 
@@ -92,6 +92,20 @@ pub async fn run_with_clock(
         .into_iter()
         .map(|n| (n.id, n))
         .collect();
+    let signer = match &config.evidence.key_file {
+        Some(path) => Some(Arc::new(crate::tree::read_key(path)?)),
+        None => None,
+    };
+    let latest_checkpoint = match (&signer, store.latest_checkpoint().await?) {
+        (Some(key), Some(c)) => aims_core::checkpoint::TreeHead::open(&c.note, key.verifier())
+            .ok()
+            .map(|head| crate::tree::Signed {
+                head,
+                note: c.note,
+                at_ms: c.at_ms,
+            }),
+        _ => None,
+    };
     let (notifier, targets) = notify::Notifier::new(&config, metrics.clone())?;
     let (tx, rx) = mpsc::channel(config.server.ingest_queue);
     let app = Arc::new(App {
@@ -109,7 +123,13 @@ pub async fn run_with_clock(
         started_ms: now,
         clock,
         config,
+        signer,
+        checkpoint: RwLock::new(None),
     });
+    if let Some(latest) = latest_checkpoint {
+        checkpoint::publish(&app, &latest);
+    }
+    checkpoint::issue(&app).await;
     let (drain, drained) = oneshot::channel();
     let writer = tokio::spawn(ingest::writer(app.clone(), rx, drained));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -130,6 +150,7 @@ pub async fn run_with_clock(
         stop_rx.clone(),
     ));
     tokio::spawn(maintenance::run(app.clone(), stop_rx.clone()));
+    tokio::spawn(checkpoint::run(app.clone(), stop_rx.clone()));
     tokio::spawn(hangups(app.clone(), stop_rx.clone()));
 
     let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
@@ -151,6 +172,7 @@ pub async fn run_with_clock(
     evaluator.await.ok();
     drain.send(()).ok();
     writer.await.ok();
+    checkpoint::issue(&app).await;
     app.store.close().await;
     Ok(())
 }

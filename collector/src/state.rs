@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use aims_core::checkpoint::SigningKey;
 use aims_core::lifecycle::Lifecycle;
 use aims_core::nonconformity::Nonconformity;
 use aims_core::objective::ObjectivesFile;
@@ -22,6 +23,7 @@ use crate::config::{AgentToken, Config};
 use crate::evidence::EvidenceLog;
 use crate::metrics::Metrics;
 use crate::store::{ObjectiveRow, Store, StoreError};
+use crate::tree::Signed;
 
 /// A validated summary waiting for the ingest writer to commit it, and where to send the
 /// outcome.
@@ -205,6 +207,10 @@ pub struct App {
     pub started_ms: i64,
     /// Where every task reads the time.
     pub clock: Clock,
+    /// The key checkpoints are signed with (`evidence.key_file`); none, none are signed.
+    pub signer: Option<Arc<SigningKey>>,
+    /// The latest signed checkpoint.
+    pub checkpoint: RwLock<Option<Signed>>,
 }
 
 impl App {

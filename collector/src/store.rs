@@ -31,6 +31,8 @@ use crate::config::{Backend, Storage, Synchronous};
 /// Advisory lock key (PostgreSQL) serialising evidence appends across replicas ("AIMSEVID").
 pub const EVIDENCE_LOCK: i64 = 0x4149_4d53_4556_4944;
 
+pub use checkpoints::StoredCheckpoint;
+
 /// Length of a roll-up bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -174,6 +176,10 @@ macro_rules! on_db {
         }
     };
 }
+
+// After `on_db!`: macro_rules are in scope only below their definition.
+mod checkpoints;
+mod snapshots;
 
 /// A stored summary row as a [`StoredSummary`] (a macro, so one text serves both row types).
 macro_rules! stored_summary {

@@ -337,6 +337,25 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The roots of the perfect subtrees on the right edge, largest (leftmost) first: with the
+    /// size, all a verifier needs to append leaves and recompute later roots.
+    pub fn peaks(&self) -> Vec<Hash> {
+        self.peaks.iter().map(|&(_, h)| h).collect()
+    }
+
+    /// The frontier of a tree of `size` leaves from its [`Frontier::peaks`]; `None` when their
+    /// number does not match the size (one peak per set bit).
+    pub fn from_peaks(size: u64, peaks: &[Hash]) -> Option<Self> {
+        if peaks.len() != size.count_ones() as usize {
+            return None;
+        }
+        let heights = (0..64u32).rev().filter(|h| size >> h & 1 == 1);
+        Some(Self {
+            size,
+            peaks: heights.zip(peaks.iter().copied()).collect(),
+        })
+    }
+
     /// The current root (`MTH` of every leaf appended).
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();
@@ -487,6 +506,23 @@ mod tests {
             for h in &l { f.push(*h); }
             prop_assert_eq!(f.size(), n as u64);
             prop_assert_eq!(f.root(), root(&l));
+        }
+
+        /// A frontier rebuilt from its peaks at size `m` and extended with the later leaves
+        /// reaches the full tree's root: what a pack's verifier does with a period's records.
+        #[test]
+        fn a_frontier_from_its_peaks_extends_to_the_full_root(n in 0usize..130, m_pick in any::<prop::sample::Index>()) {
+            let l = leaves(n);
+            let m = m_pick.index(n + 1);
+            let mut f = Frontier::new();
+            for h in &l[..m] { f.push(*h); }
+            let mut g = Frontier::from_peaks(m as u64, &f.peaks()).unwrap();
+            prop_assert_eq!(g.root(), root(&l[..m]));
+            for h in &l[m..] { g.push(*h); }
+            prop_assert_eq!(g.root(), root(&l));
+            let mut extra = f.peaks();
+            extra.push(l.first().copied().unwrap_or_default());
+            prop_assert!(Frontier::from_peaks(m as u64, &extra).is_none(), "one peak too many");
         }
     }
 }

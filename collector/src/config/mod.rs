@@ -75,6 +75,10 @@ pub struct Evidence {
     /// The Ed25519 signing key written by `aims-collector evidence keygen`. Without it the
     /// collector signs no checkpoints.
     pub key_file: Option<PathBuf>,
+    /// How often the collector signs a checkpoint of a grown log (also at start, at shutdown,
+    /// and into every report and pack).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Evidence {
@@ -82,6 +86,7 @@ impl Default for Evidence {
         Self {
             origin: "aims-monitor/evidence".to_owned(),
             key_file: None,
+            checkpoint_interval: Duration::from_secs(600),
         }
     }
 }
@@ -364,6 +369,9 @@ impl Config {
         }
         if self.storage.pool_size == 0 {
             return invalid("storage.pool_size", "must be at least 1");
+        }
+        if self.evidence.checkpoint_interval.is_zero() {
+            return invalid("evidence.checkpoint_interval", "must be longer than zero");
         }
         if self.server.ingest_queue == 0 || self.server.ingest_batch == 0 {
             return invalid("server.ingest_queue", "queue and batch must be positive");

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use aims_core::time;
 use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use super::query::Query;
 use axum::Json;
@@ -73,4 +75,23 @@ pub async fn list(
     let mut body = page_body(rows, limit);
     body["head"] = json!({"seq": head_seq, "hash": head_hash});
     Ok(Json(body))
+}
+
+/// `GET /v1/evidence/checkpoint`: the latest signed checkpoint, as the signed note's text
+/// (`text/plain`), ready to save and later pass to `evidence verify --since`. 404 when the
+/// collector signs none (no `evidence.key_file`).
+pub async fn checkpoint(State(app): State<Arc<App>>, _: Reader) -> Result<Response, ApiError> {
+    let latest = app.checkpoint.read().clone();
+    match latest {
+        Some(c) => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            c.note,
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "evidence.key_file",
+            "no checkpoint: the collector signs none without evidence.key_file",
+        )),
+    }
 }

@@ -46,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/evidence", get(evidence::list))
+        .route("/v1/evidence/checkpoint", get(evidence::checkpoint))
         .route("/v1/nonconformities", get(nonconformities::list))
         .route("/v1/nonconformities/{id}", get(nonconformities::get))
         .route(

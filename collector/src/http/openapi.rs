@@ -52,6 +52,8 @@ pub fn openapi() -> Value {
             "/v1/alerts": {"get": {"summary": "Objectives currently pending or firing", "security": read, "responses": {"200": ok("alerts"), "401": err}}},
             "/v1/evidence": {"get": {"summary": "Evidence records in sequence order, paged, with the chain head", "security": read,
                                      "parameters": paged, "responses": {"200": ok("items, next_after and head"), "401": err}}},
+            "/v1/evidence/checkpoint": {"get": {"summary": "The latest signed checkpoint of the evidence tree (C2SP signed note, text/plain)", "security": read,
+                                                "responses": {"200": {"description": "the signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": err, "404": err}}},
             "/v1/reports": {"get": {"summary": "The Clause 9 performance-evaluation report for a period (html, md or json)", "security": read,
                                     "parameters": [{"name": "from", "in": "query", "required": true, "schema": {"type": "string"}, "description": "YYYY-MM-DD, RFC 3339 or ms since epoch"},
                                                    {"name": "to", "in": "query", "required": true, "schema": {"type": "string"}, "description": "a bare date includes that whole day"},

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::auth::Reader;
 use super::error::ApiError;
+use crate::services::checkpoint;
 use crate::services::report::{self, Format, ReportError, Request};
 use crate::state::App;
 
@@ -60,11 +61,20 @@ pub async fn get(
         config_path: None,
     };
     match report::build(&app.store, &request).await {
-        Ok(report) => Ok((
-            [(header::CONTENT_TYPE, format.content_type())],
-            format.render(&report),
-        )
-            .into_response()),
+        Ok(report) => {
+            // A checkpoint covering the period goes into the report (and is kept and published).
+            let report = match checkpoint::issue(&app).await {
+                Some(c) if c.head.size >= report.document.chain_end.seq => {
+                    report.with_checkpoint(c.note)
+                }
+                _ => report,
+            };
+            Ok((
+                [(header::CONTENT_TYPE, format.content_type())],
+                format.render(&report),
+            )
+                .into_response())
+        }
         Err(ReportError::Period) => Err(ApiError::bad_request(
             "to",
             &ReportError::Period.to_string(),

@@ -10,7 +10,9 @@
 //! - [`status`]: the status page's snapshot and rendering;
 //! - [`maintenance`]: roll-up, expiry and compaction;
 //! - [`leadership`]: which replica evaluates (PostgreSQL: an advisory lock and a fenced term).
+//! - [`checkpoint`]: signed checkpoints of the evidence tree, on a cadence and on demand.
 
+pub mod checkpoint;
 pub mod corrective;
 pub mod evaluate;
 pub mod ingest;
@@ -18,6 +20,7 @@ pub mod leadership;
 pub mod maintenance;
 pub mod notify;
 pub mod pack;
+pub mod pack_tree;
 pub mod reload;
 pub mod report;
 pub mod status;

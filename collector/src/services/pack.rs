@@ -15,6 +15,9 @@ use aims_core::evidence::{self, Broken, Checkpoint, Sealed};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use aims_core::checkpoint::{TreeHead, VerifierKey};
+
+use crate::services::pack_tree::{self, TreeProofs, TREE};
 use crate::services::report::{ChainPoint, Report};
 use crate::store::EvidenceRow;
 
@@ -57,6 +60,33 @@ pub enum PackError {
     /// The report or checkpoints disagree with the records.
     #[error("{0}")]
     Mismatch(String),
+    /// A signed checkpoint does not verify with the key given.
+    #[error("signature of {what}: {source}")]
+    Signature {
+        /// Which checkpoint.
+        what: String,
+        /// Why.
+        source: aims_core::checkpoint::CheckpointError,
+    },
+    /// A checkpoint disagrees with the records' extent or with another checkpoint.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The records do not hash to the signed root.
+    #[error("records: {0}")]
+    Records(String),
+}
+
+impl PackError {
+    /// What failed, in one word: `record`, `checkpoint`, `signature`, `report` or `pack`.
+    pub fn what(&self) -> &'static str {
+        match self {
+            PackError::Broken(_) | PackError::Records(_) => "record",
+            PackError::Checkpoint(_) => "checkpoint",
+            PackError::Signature { .. } => "signature",
+            PackError::Mismatch(_) => "report",
+            PackError::Io { .. } | PackError::Missing(_) | PackError::Parse { .. } => "pack",
+        }
+    }
 }
 
 /// One line of `evidence.ndjson`: the sealed record with its index columns.
@@ -96,6 +126,7 @@ pub fn write(
     html: &str,
     anchor: &ChainPoint,
     rows: &[EvidenceRow],
+    tree: Option<&TreeProofs>,
 ) -> Result<(), PackError> {
     let io = |source| PackError::Io {
         path: path.display().to_string(),
@@ -129,12 +160,16 @@ pub fn write(
     let file = std::fs::File::create(path).map_err(io)?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     let mtime = (report.document.to_ms / 1000).max(0) as u64;
-    for (name, body) in [
+    let mut members = vec![
         (REPORT_JSON, pretty(report)),
         (REPORT_HTML, html.to_owned()),
         (EVIDENCE, ndjson),
         (CHECKPOINTS, pretty(&checkpoints)),
-    ] {
+    ];
+    if let Some(t) = tree {
+        members.push((TREE, pretty(t)));
+    }
+    for (name, body) in members {
         let mut header = tar::Header::new_gnu();
         header.set_size(body.len() as u64);
         header.set_mode(0o644);
@@ -161,10 +196,16 @@ pub struct Verified {
     pub anchor: ChainPoint,
     /// The report's content hash, recomputed.
     pub content_hash: String,
+    /// The signed tree head the records were proven against (when a key was given).
+    pub tree: Option<TreeHead>,
+    /// Issued checkpoints proven consistent with it.
+    pub issued: usize,
 }
 
-/// Reads and verifies the pack at `path` without any database.
-pub fn verify(path: &Path) -> Result<Verified, PackError> {
+/// Reads and verifies the pack at `path` without any database; with the collector's public
+/// `key`, also its signed checkpoints and the proofs tying the records to them (a pack without
+/// them then fails).
+pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackError> {
     let io = |source| PackError::Io {
         path: path.display().to_string(),
         source,
@@ -172,6 +213,7 @@ pub fn verify(path: &Path) -> Result<Verified, PackError> {
     let file = std::fs::File::open(path).map_err(io)?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let (mut report, mut html, mut evidence_text, mut checkpoints) = (None, None, None, None);
+    let mut tree = None;
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
         let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
@@ -182,6 +224,7 @@ pub fn verify(path: &Path) -> Result<Verified, PackError> {
             REPORT_HTML => &mut html,
             EVIDENCE => &mut evidence_text,
             CHECKPOINTS => &mut checkpoints,
+            TREE => &mut tree,
             _ => continue,
         };
         if slot.replace(body).is_some() {
@@ -219,6 +262,29 @@ pub fn verify(path: &Path) -> Result<Verified, PackError> {
         records.push(r);
     }
     let checkpoint = verify_records(&records, &checkpoints.anchor)?;
+    let (tree, issued) = match key {
+        None => (None, 0),
+        Some(key) => {
+            let t: TreeProofs =
+                serde_json::from_str(&parse(TREE, tree)?).map_err(|source| PackError::Parse {
+                    member: TREE,
+                    line: None,
+                    source,
+                })?;
+            let head = pack_tree::verify(&t, key, checkpoints.anchor.seq, &records)?;
+            if report
+                .document
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| *c != t.checkpoint)
+            {
+                return Err(PackError::Checkpoint(format!(
+                    "{REPORT_JSON} names another checkpoint than {TREE}"
+                )));
+            }
+            (Some(head), t.issued.len())
+        }
+    };
     let end = ChainPoint {
         seq: checkpoint.head_seq,
         hash: checkpoint.head_hash.clone(),
@@ -252,6 +318,8 @@ pub fn verify(path: &Path) -> Result<Verified, PackError> {
         checkpoint,
         anchor: checkpoints.anchor,
         content_hash,
+        tree,
+        issued,
     })
 }
 

@@ -64,6 +64,17 @@ impl InProcess {
         }
     }
 
+    /// Like [`InProcess::shutdown`], but hands back the temporary folder so the test can open
+    /// the store the collector left.
+    pub async fn shutdown_keeping_dir(self) -> tempfile::TempDir {
+        self.stop.send(()).expect("the collector is still running");
+        self.server
+            .await
+            .expect("the collector task")
+            .expect("the collector stops cleanly");
+        self.dir
+    }
+
     /// Asks it to stop and waits until it has, failing the test if it ended with an error.
     pub async fn shutdown(self) {
         self.stop.send(()).expect("the collector is still running");

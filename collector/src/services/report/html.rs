@@ -67,6 +67,9 @@ pub fn render(r: &Report) -> String {
                         "sequence " (d.chain_end.seq) " " span class="hash" { (d.chain_end.hash) }
                     }))
                     (row("Records in period", html! { (d.records) }))
+                    @if let Some(c) = &d.checkpoint {
+                        (row("Signed checkpoint of the evidence log", html! { pre class="hash" { (c) } }))
+                    }
                     (row("Report content hash", html! {
                         span class="hash" id="content-hash" { (d.content_hash) }
                     }))

@@ -65,6 +65,13 @@ pub fn render(r: &Report) -> String {
         d.chain_end.seq, d.chain_end.hash
     );
     let _ = writeln!(m, "| Records in period | {} |", d.records);
+    if let Some(c) = &d.checkpoint {
+        let _ = writeln!(
+            m,
+            "| Signed checkpoint of the evidence log | `{}` |",
+            c.trim_end().replace('\n', "` `")
+        );
+    }
     let _ = writeln!(m, "| Report content hash | `{}` |", d.content_hash);
 
     let s = &r.summary;

@@ -12,6 +12,7 @@ pub mod html;
 pub mod markdown;
 pub mod model;
 pub mod scan;
+pub mod snapshot;
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,6 +222,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
             chain_start,
             chain_end,
             records,
+            checkpoint: None,
             content_hash: String::new(),
         },
         summary,
@@ -641,5 +643,119 @@ mod tests {
         );
         assert_eq!(parse_time("from", "1000", false).unwrap(), 1000);
         assert!(parse_time("from", "yesterday", false).is_err());
+    }
+
+    /// Reports that scale (issue 19): with snapshots of the state at the period's start kept
+    /// every few records, a report reads only the records since the nearest snapshot and its
+    /// period's, and says exactly what the scan from record 1 says, for periods early, late,
+    /// across a version change and with a gap still open.
+    #[tokio::test]
+    async fn a_report_from_a_snapshot_equals_the_full_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
+            .await
+            .unwrap();
+        let version = |v: &str, prev: Option<&str>, target: &str| {
+            Entry::objective(
+                "parity",
+                Payload::ObjectiveVersion(ObjectiveVersion {
+                    objective: "parity".into(),
+                    version: v.into(),
+                    previous_version: prev.map(str::to_owned),
+                    file_version: "f".into(),
+                    policy: "P".into(),
+                    definition: definition(target),
+                }),
+            )
+        };
+        let transition = |from: State, to: State, at: i64| {
+            Entry::objective(
+                "parity",
+                Payload::Transition(Transition {
+                    objective: "parity".into(),
+                    version: "v1".into(),
+                    from,
+                    to,
+                    at_ms: at,
+                    value: None,
+                    target: ">= 0.8".into(),
+                    severity: "critical".into(),
+                }),
+            )
+        };
+        let gap = |gap: GapEdge| {
+            Entry::global(Payload::IngestionGap(IngestionGap {
+                model: "m".into(),
+                gap,
+                last_summary_ms: None,
+                stale_after_seconds: 1,
+            }))
+        };
+        log.append(vec![version("v1", None, "0.8")], &[], 500)
+            .await
+            .unwrap();
+        for i in 1..=40i64 {
+            let at = i * 1_000;
+            let (v, target) = if i < 20 { ("v1", "0.8") } else { ("v2", "0.7") };
+            let breached = (5..9).contains(&i) || (23..27).contains(&i);
+            let mut entries = vec![if breached {
+                evaluation("breached", 0.5, target, v)
+            } else {
+                evaluation("met", 0.9, target, v)
+            }];
+            match i {
+                5 | 23 => entries.push(transition(State::Ok, State::Firing, at)),
+                9 | 27 => entries.push(transition(State::Firing, State::Resolved, at)),
+                12 | 30 => entries.push(gap(GapEdge::Started)),
+                15 => entries.push(gap(GapEdge::Ended)),
+                20 => entries.push(version("v2", Some("v1"), "0.7")),
+                _ => {}
+            }
+            log.append(entries, &[], at).await.unwrap();
+        }
+        let periods = [
+            (3_500, 8_000),
+            (20_500, 30_000),
+            (25_500, 39_000),
+            (35_000, 45_000),
+        ];
+        let reports = || async {
+            let mut out = Vec::new();
+            for (from_ms, to_ms) in periods {
+                let req = Request {
+                    from_ms,
+                    to_ms,
+                    model: None,
+                    now_ms: 50_000,
+                    interval: Duration::from_secs(1),
+                    config_path: None,
+                };
+                out.push(serde_json::to_value(build(&store, &req).await.unwrap()).unwrap());
+            }
+            out
+        };
+        let full = reports().await;
+        assert!(
+            full[2]["objectives"][0]["alerts"].as_array().unwrap().len() == 1,
+            "the alert opened at 23 s is in the third period: {}",
+            full[2]["objectives"][0]["alerts"]
+        );
+        let (head, _) = store.evidence_head().await.unwrap().unwrap();
+        for upto in (4..=head).step_by(4) {
+            snapshot::refresh_every(&store, upto, 4).await.unwrap();
+        }
+        // A period's start state now folds at most 3 records after the nearest snapshot.
+        let (anchor, _) = period_records(&store, 25_500, 39_000).await.unwrap();
+        assert!(
+            anchor.seq > 20,
+            "the period starts well into the log: {anchor:?}"
+        );
+        let start = snapshot::state_at(&store, anchor.seq).await.unwrap();
+        assert_eq!(start.seq, anchor.seq);
+        assert!(start.folded < 4, "folded {} records", start.folded);
+        assert_eq!(reports().await, full);
     }
 }

@@ -93,6 +93,11 @@ pub struct DocumentControl {
     pub chain_end: ChainPoint,
     /// Records in the period.
     pub records: u64,
+    /// The signed checkpoint of the evidence log when the report was made (covering at least
+    /// `chain_end`), when the collector signs checkpoints: `evidence prove --seq N --size M`
+    /// ties any record of the period to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     /// SHA-256 of this report's canonical JSON with this field empty.
     pub content_hash: String,
 }
@@ -510,6 +515,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report with `note` (a signed checkpoint covering its period) in its document
+    /// control, and its content hash recomputed to cover it.
+    pub fn with_checkpoint(mut self, note: String) -> Self {
+        self.document.checkpoint = Some(note);
+        self.document.content_hash = self.compute_hash();
+        self
+    }
+
     /// The content hash: SHA-256 of the canonical JSON with `content_hash` empty.
     pub fn compute_hash(&self) -> String {
         let mut copy = self.clone();

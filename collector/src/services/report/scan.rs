@@ -10,6 +10,8 @@ use aims_core::evidence::{Record, GENESIS};
 use aims_core::lifecycle::State;
 use aims_core::objective::{Condition, Objective};
 
+use serde::{Deserialize, Serialize};
+
 use super::analysis::measured;
 use super::model::{ChainPoint, Counts, Gap, Interval, Point, ReportError, Request, VersionChange};
 use super::text::rfc3339;
@@ -18,8 +20,8 @@ use crate::store::{EvidenceRow, Store};
 /// Records read per page while scanning the log.
 const PAGE: u32 = 5_000;
 
-/// Per-objective state while scanning the log.
-#[derive(Default)]
+/// Per-objective state while scanning the log (kept in report snapshots, hence serde).
+#[derive(Default, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Track {
     pub definition: Option<Objective>,
@@ -233,29 +235,33 @@ pub async fn period_records(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<(ChainPoint, Vec<EvidenceRow>), ReportError> {
-    let mut anchor = ChainPoint {
+    // Found by time (an index), so a report of last week does not read the log from record 1.
+    let genesis = || ChainPoint {
         seq: 0,
         hash: GENESIS.to_owned(),
     };
+    let Some(first) = store.first_evidence_at_or_after(from_ms).await? else {
+        let anchor = store
+            .evidence_head()
+            .await?
+            .map_or_else(genesis, |(seq, hash)| ChainPoint { seq, hash });
+        return Ok((anchor, Vec::new()));
+    };
+    let anchor = store
+        .evidence_before(first)
+        .await?
+        .map_or_else(genesis, |(seq, hash)| ChainPoint { seq, hash });
+    let Some(end) = store.last_evidence_at_or_before(first, to_ms).await? else {
+        return Ok((anchor, Vec::new()));
+    };
     let mut rows: Vec<EvidenceRow> = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page = store.evidence_page(after, PAGE, None).await?;
+    let mut after = anchor.seq;
+    while after < end {
+        let want = (end - after).min(u64::from(PAGE)) as u32;
+        let page = store.evidence_page(after, want, None).await?;
         let Some(last) = page.last() else { break };
         after = last.sealed.seq;
-        for row in page {
-            if rows.is_empty() && row.at_ms < from_ms {
-                anchor = ChainPoint {
-                    seq: row.sealed.seq,
-                    hash: row.sealed.hash.clone(),
-                };
-            } else {
-                rows.push(row);
-            }
-        }
-    }
-    while rows.last().is_some_and(|r| r.at_ms > to_ms) {
-        rows.pop();
+        rows.extend(page.into_iter().filter(|r| r.sealed.seq <= end));
     }
     Ok((anchor, rows))
 }
@@ -288,13 +294,15 @@ pub async fn scan<F: Fn(&str) -> bool>(
     req: &Request,
     in_scope: &F,
 ) -> Result<Scanned, ReportError> {
-    let mut tracks: BTreeMap<String, Track> = BTreeMap::new();
-    let mut policy = String::new();
     let mut versions_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut gaps: Vec<Gap> = Vec::new();
     let mut version_changes = Vec::new();
-    let mut nonconformity_steps = Vec::new();
     let (chain_start, rows) = period_records(store, req.from_ms, req.to_ms).await?;
+    // The state at the period's start: the nearest snapshot, and the records after it.
+    let start = super::snapshot::state_at(store, chain_start.seq).await?;
+    let mut nonconformity_steps = start.nonconformity_steps;
+    let (mut tracks, mut policy) = (start.tracks, start.policy);
+    let mut gaps: Vec<Gap> = start.gaps;
+    gaps.retain(|g| in_scope(&g.model));
     let mut scan = Scan {
         tracks: &mut tracks,
         policy: &mut policy,
@@ -304,21 +312,6 @@ pub async fn scan<F: Fn(&str) -> bool>(
         in_scope,
         nonconformity_steps: &mut nonconformity_steps,
     };
-    let mut after = 0u64;
-    while after < chain_start.seq {
-        let page = store
-            .evidence_page(
-                after,
-                (chain_start.seq - after).min(u64::from(PAGE)) as u32,
-                None,
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.sealed.seq;
-        for row in page.iter().filter(|r| r.sealed.seq <= chain_start.seq) {
-            apply(&parse(row)?, row, true, &mut scan);
-        }
-    }
     for row in &rows {
         apply(&parse(row)?, row, false, &mut scan);
     }

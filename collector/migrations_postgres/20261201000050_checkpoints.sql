@@ -1,0 +1,10 @@
+-- Signed checkpoints of the evidence tree, as issued (C2SP signed notes). They are copies: the
+-- ones that count are those that left the collector (reports, packs, auditors, Prometheus).
+CREATE TABLE checkpoints (
+    size  BIGINT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    note  TEXT NOT NULL,
+    -- The tree's right edge at this size (hex hashes, comma-separated), so that opening the
+    -- log reads only the records after the latest checkpoint.
+    peaks TEXT NOT NULL DEFAULT ''
+);
