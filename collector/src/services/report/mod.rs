@@ -330,6 +330,45 @@ mod tests {
         )
     }
 
+    fn version_entry(v: &str, prev: Option<&str>, target: &str) -> Entry {
+        Entry::objective(
+            "parity",
+            Payload::ObjectiveVersion(ObjectiveVersion {
+                objective: "parity".into(),
+                version: v.into(),
+                previous_version: prev.map(str::to_owned),
+                file_version: "f".into(),
+                policy: "P".into(),
+                definition: definition(target),
+            }),
+        )
+    }
+
+    fn transition_entry(from: State, to: State, at: i64) -> Entry {
+        Entry::objective(
+            "parity",
+            Payload::Transition(Transition {
+                objective: "parity".into(),
+                version: "v1".into(),
+                from,
+                to,
+                at_ms: at,
+                value: None,
+                target: ">= 0.8".into(),
+                severity: "critical".into(),
+            }),
+        )
+    }
+
+    fn gap_entry(gap: GapEdge) -> Entry {
+        Entry::global(Payload::IngestionGap(IngestionGap {
+            model: "m".into(),
+            gap,
+            last_summary_ms: None,
+            stale_after_seconds: 1,
+        }))
+    }
+
     /// A log with a version, evaluations met / breached / met, a firing alert that resolves,
     /// a gap and a changed version; the report over the part after the first record.
     #[tokio::test]
@@ -341,42 +380,7 @@ mod tests {
         let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
             .await
             .unwrap();
-        let version = |v: &str, prev: Option<&str>, target: &str| {
-            Entry::objective(
-                "parity",
-                Payload::ObjectiveVersion(ObjectiveVersion {
-                    objective: "parity".into(),
-                    version: v.into(),
-                    previous_version: prev.map(str::to_owned),
-                    file_version: "f".into(),
-                    policy: "P".into(),
-                    definition: definition(target),
-                }),
-            )
-        };
-        let transition = |from: State, to: State, at: i64| {
-            Entry::objective(
-                "parity",
-                Payload::Transition(Transition {
-                    objective: "parity".into(),
-                    version: "v1".into(),
-                    from,
-                    to,
-                    at_ms: at,
-                    value: None,
-                    target: ">= 0.8".into(),
-                    severity: "critical".into(),
-                }),
-            )
-        };
-        let gap = |gap: GapEdge| {
-            Entry::global(Payload::IngestionGap(IngestionGap {
-                model: "m".into(),
-                gap,
-                last_summary_ms: None,
-                stale_after_seconds: 1,
-            }))
-        };
+        let (version, transition, gap) = (version_entry, transition_entry, gap_entry);
         let steps: Vec<(i64, Vec<Entry>)> = vec![
             (1_000, vec![version("v1", None, "0.8")]),
             (2_000, vec![evaluation("met", 0.9, "0.8", "v1")]),
@@ -658,42 +662,7 @@ mod tests {
         let log = EvidenceLog::open(store.clone(), crate::metrics::Metrics::new())
             .await
             .unwrap();
-        let version = |v: &str, prev: Option<&str>, target: &str| {
-            Entry::objective(
-                "parity",
-                Payload::ObjectiveVersion(ObjectiveVersion {
-                    objective: "parity".into(),
-                    version: v.into(),
-                    previous_version: prev.map(str::to_owned),
-                    file_version: "f".into(),
-                    policy: "P".into(),
-                    definition: definition(target),
-                }),
-            )
-        };
-        let transition = |from: State, to: State, at: i64| {
-            Entry::objective(
-                "parity",
-                Payload::Transition(Transition {
-                    objective: "parity".into(),
-                    version: "v1".into(),
-                    from,
-                    to,
-                    at_ms: at,
-                    value: None,
-                    target: ">= 0.8".into(),
-                    severity: "critical".into(),
-                }),
-            )
-        };
-        let gap = |gap: GapEdge| {
-            Entry::global(Payload::IngestionGap(IngestionGap {
-                model: "m".into(),
-                gap,
-                last_summary_ms: None,
-                stale_after_seconds: 1,
-            }))
-        };
+        let (version, transition, gap) = (version_entry, transition_entry, gap_entry);
         log.append(vec![version("v1", None, "0.8")], &[], 500)
             .await
             .unwrap();
