@@ -409,6 +409,20 @@ fn listening(process: &Process, seen: usize) -> std::net::SocketAddr {
     )
 }
 
+/// Headless Chromium as every browser test runs it: no sandbox (CI runs as root), no GPU, and
+/// nothing that reaches the network on its own (updates, sync, QUIC); its log to stderr.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+];
+
 /// The DOM of `html` (a file) as headless Chromium renders it (`--dump-dom`), or `None` (skip)
 /// off CI when Chromium is missing. Fails on a script error or when Chromium does not finish
 /// within two minutes.
@@ -418,18 +432,8 @@ pub fn chromium_dom(html: &Path) -> Option<String> {
     let out_path = dir.path().join("dom.html");
     let err_path = dir.path().join("stderr.log");
     let mut child = Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--dump-dom",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .arg("--dump-dom")
         .arg(format!(
             "--user-data-dir={}",
             dir.path().join("profile").display()

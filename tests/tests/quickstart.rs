@@ -49,16 +49,7 @@ fn alive(pid: u32) -> bool {
 fn chromium(browser: &Path, profile: &Path, args: &[&str], url: &str) -> String {
     let out = tempfile::NamedTempFile::new().expect("temp file");
     let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(aims_e2e::CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)

@@ -650,20 +650,10 @@ fn render_in_chromium(html: &Path) {
     };
     let profile = tempfile::tempdir().expect("chromium profile dir");
     let flags = |extra: &[String]| {
-        let mut args: Vec<String> = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args: Vec<String> = aims_e2e::CHROMIUM_FLAGS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.extend_from_slice(extra);
         args.push(format!("file://{}", html.display()));
