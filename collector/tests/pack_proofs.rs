@@ -86,7 +86,8 @@ fn packs_carry_signed_checkpoints_and_proofs_that_fail_on_any_change() {
         "[evidence]\norigin = \"test.example/evidence\"\nkey_file = \"{}\"\n",
         key_file.display()
     );
-    let mut c = Collector::prepare(BIN, dir.path(), &extra);
+    // On SQLite whatever AIMS_TEST_BACKEND says: the test reads and edits the file itself.
+    let mut c = Collector::prepare_sqlite(BIN, dir.path(), &extra);
     let out = c.command(&["evidence", "keygen", "--output", key_file.to_str().unwrap()]);
     assert!(out.status.success());
     let public = String::from_utf8(out.stdout).unwrap();
