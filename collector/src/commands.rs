@@ -24,9 +24,10 @@ pub struct Period {
     pub to: String,
 }
 
-/// `check`: validates objectives files (and, with a configuration, their receivers); every
+/// `check`: validates objectives files (with a configuration, also their receivers; with
+/// reference profiles, also the names they select against those models' schemas); every
 /// error with file:line and field.
-pub fn check(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
+pub fn check(files: &[PathBuf], config: Option<&Path>, references: &[PathBuf]) -> ExitCode {
     let notify = match config.map(|c| Config::load(Some(c))).transpose() {
         Ok(c) => c.map(|c| c.notify),
         Err(e) => {
@@ -34,9 +35,25 @@ pub fn check(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut schemas = Vec::with_capacity(references.len());
+    for path in references {
+        let profile = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<aims_core::ReferenceProfile>(&text)
+                    .map_err(|e| e.to_string())
+            });
+        match profile {
+            Ok(p) => schemas.push(p.schema),
+            Err(e) => {
+                eprintln!("reference profile {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let mut ok = true;
     for path in files {
-        let loaded = reload::load(path, &[]).and_then(|file| match &notify {
+        let loaded = reload::load(path, &schemas).and_then(|file| match &notify {
             Some(n) => notify::check_receivers(path, &file, n).map(|()| file),
             None => Ok(file),
         });

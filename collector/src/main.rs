@@ -35,6 +35,10 @@ enum Command {
         /// Collector configuration: also check that every receiver named in `notify:` exists.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A model's reference profile (JSON, repeatable): also check the feature, attribute,
+        /// group and class names its objectives select against that model's schema.
+        #[arg(long = "reference", value_name = "PROFILE")]
+        references: Vec<PathBuf>,
     },
     /// Write the Clause 9 performance-evaluation report for a period.
     Report {
@@ -316,7 +320,11 @@ enum EvidenceCommand {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { files, config } => commands::check(&files, config.as_deref()),
+        Command::Check {
+            files,
+            config,
+            references,
+        } => commands::check(&files, config.as_deref(), &references),
         Command::Evidence {
             command:
                 EvidenceCommand::Verify {

@@ -647,6 +647,59 @@ fn check_validates_like_promtool() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // One run names every error: a missing owner and a bad metric in the same objective.
+    let both = dir.path().join("both.yaml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let owner_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("owner:"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &both,
+        text.replacen(&format!("{owner_line}\n"), "", 1).replacen(
+            "metric: demographic_parity",
+            "metric: demographic_parity_x",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .arg(&both)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(".owner: is required"), "{stderr}");
+    assert!(stderr.contains(".metric: "), "{stderr}");
+
+    // With the model's reference profile, a misspelled feature is named.
+    let profile = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/examples/profile.json"
+    );
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, text.replacen("feature: income", "feature: incme", 1)).unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "without a profile the name is not known"
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .arg(&typo)
+        .args(["--reference", profile])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no feature \"incme\""), "{stderr}");
 }
 
 #[test]

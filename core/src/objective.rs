@@ -484,29 +484,31 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
                 message,
             });
         };
+        // A missing field is reported and the rest of the objective is still checked, so one
+        // run names every error (as promtool does), not only the first kind.
         let required = |v: &Option<String>| v.as_ref().filter(|s| !s.trim().is_empty()).cloned();
-        let (Some(id), Some(title), Some(model), Some(metric), Some(owner)) = (
+        for (key, v) in [
+            ("id", &o.id),
+            ("title", &o.title),
+            ("model", &o.model),
+            ("metric", &o.metric),
+            ("owner", &o.owner),
+        ] {
+            if required(v).is_none() {
+                fail(key, "is required".to_owned());
+            }
+        }
+        let (id, title, model, owner) = (
             required(&o.id),
             required(&o.title),
             required(&o.model),
-            required(&o.metric),
             required(&o.owner),
-        ) else {
-            for (key, v) in [
-                ("id", &o.id),
-                ("title", &o.title),
-                ("model", &o.model),
-                ("metric", &o.metric),
-                ("owner", &o.owner),
-            ] {
-                if required(v).is_none() {
-                    fail(key, "is required".to_owned());
-                }
+        );
+        let metric = required(&o.metric).unwrap_or_default();
+        if let Some(id) = &id {
+            if !ids.insert(id.clone()) {
+                fail("id", format!("duplicate objective id {id:?}"));
             }
-            continue;
-        };
-        if !ids.insert(id.clone()) {
-            fail("id", format!("duplicate objective id {id:?}"));
         }
         let selector = Selector {
             feature: o.feature.clone(),
@@ -514,8 +516,10 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             group: o.group.clone(),
             class: o.class.clone(),
         };
-        if metric != NO_DATA_METRIC {
-            let schema = schemas.iter().find(|s| s.name == model);
+        if !metric.is_empty() && metric != NO_DATA_METRIC {
+            let schema = model
+                .as_ref()
+                .and_then(|m| schemas.iter().find(|s| &s.name == m));
             if let Err(e) = metrics::catalogue::check(&metric, &selector, schema) {
                 fail(e.field, e.message);
             }
@@ -563,7 +567,9 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
             fail("window", "must be longer than zero".to_owned());
         }
         let breach = o.breach.unwrap_or_default();
-        if breach == Breach::Significant && !metrics::catalogue::has_interval(&metric) {
+        if metric.is_empty() {
+            // Already reported as required; nothing below can be judged without it.
+        } else if breach == Breach::Significant && !metrics::catalogue::has_interval(&metric) {
             fail(
                 "breach",
                 format!("{metric} has no confidence interval; use breach: point"),
@@ -584,7 +590,7 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
         }
         let is_fairness = metrics::MetricSpec::find(&metric)
             .is_some_and(|m| matches!(m.scope, Scope::Attribute | Scope::Group));
-        if !is_fairness {
+        if !is_fairness && !metric.is_empty() {
             if o.min_group_samples.is_some() {
                 fail(
                     "min_group_samples",
@@ -595,7 +601,11 @@ pub fn parse(text: &str, schemas: &[ModelSchema]) -> Result<ObjectivesFile, Vec<
                 fail("confidence", format!("{metric} has no confidence interval"));
             }
         }
-        let Some(target) = target else { continue };
+        let (Some(target), Some(id), Some(title), Some(model), Some(owner)) =
+            (target, id, title, model, owner)
+        else {
+            continue;
+        };
         objectives.push(Objective {
             id,
             title,
@@ -700,6 +710,23 @@ objectives:
         let errs = parse(&bad, &[]).unwrap_err();
         assert_eq!(errs[0].location, "objectives[1] (income-drift).metric");
         assert_eq!(errs[0].line, 26);
+    }
+
+    #[test]
+    fn one_run_names_every_error_missing_fields_and_a_bad_metric_alike() {
+        let bad = GOOD
+            .replace("    owner: ml-platform@example.com\n", "")
+            .replace("metric: psi", "metric: psy");
+        let errs = parse(&bad, &[]).unwrap_err();
+        let locations: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
+        assert!(
+            locations.contains(&"objectives[1] (income-drift).owner"),
+            "{locations:?}"
+        );
+        assert!(
+            locations.contains(&"objectives[1] (income-drift).metric"),
+            "the bad metric is named although a required field is missing: {locations:?}"
+        );
     }
 
     #[test]
