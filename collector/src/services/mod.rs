@@ -20,6 +20,7 @@ pub mod leadership;
 pub mod maintenance;
 pub mod notify;
 pub mod pack;
+pub mod pack_record;
 pub mod pack_tree;
 pub mod reload;
 pub mod report;

@@ -13,7 +13,7 @@ use aims_core::checkpoint::{CheckpointError, SigningKey, TreeHead, VerifierKey};
 use aims_core::merkle::{self, Frontier, Hash};
 use serde::{Deserialize, Serialize};
 
-use crate::services::pack::{PackError, PackedRecord};
+use crate::services::pack_record::{PackError, PackedRecord};
 use crate::store::{Store, StoredCheckpoint};
 use crate::tree::{self, TreeError};
 

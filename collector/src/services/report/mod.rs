@@ -11,6 +11,7 @@ pub mod corrective;
 pub mod html;
 pub mod markdown;
 pub mod model;
+mod period;
 pub mod scan;
 pub mod snapshot;
 pub mod text;
@@ -23,8 +24,9 @@ use serde::Deserialize;
 use crate::store::Store;
 use analysis::{analyse, method_notes, selector_text, summarise};
 pub use model::*;
+use period::Scanned;
+use scan::finish_intervals;
 pub use scan::period_records;
-use scan::{finish_intervals, Scanned};
 pub use text::{num, rfc3339};
 
 /// An output format; all three render the same [`Report`].
@@ -88,7 +90,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         chain_end,
         records,
         nonconformity_steps,
-    } = scan::scan(store, req, &in_scope).await?;
+    } = period::scan(store, req, &in_scope).await?;
 
     let cadence = req.interval.as_secs_f64();
     let period_end = req.to_ms.min(req.now_ms);
