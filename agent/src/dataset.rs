@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
 
 use crate::config::ColumnsConfig;
-use crate::window::Scored;
+use aims_core::event::Scored;
 
 /// A dataset that cannot be read, naming where.
 #[derive(Debug, Error)]

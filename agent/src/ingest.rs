@@ -16,7 +16,7 @@ use aims_runtime::gzip::DecodeError;
 pub use fast::FastDecoder;
 
 use crate::config::LimitsConfig;
-use crate::window::Scored;
+use aims_core::event::Scored;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -92,9 +92,9 @@ enum Joined {
     Expired,
 }
 
-/// A validated event and the per-class probabilities its prediction came with, if any
-/// ([`ModelSchema::validate_scored`]).
-pub type Scored = (Event, Option<Vec<f64>>);
+/// A validated event and its prediction's per-class probabilities (core's, named here for the
+/// windowing task's input).
+pub use aims_core::event::Scored;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

@@ -403,11 +403,7 @@ impl ModelSchema {
     /// Validates a raw event and its per-class probabilities ([`class_scores`](Self::class_scores)),
     /// which a summary records with
     /// [`record_scored`](crate::summary::WindowSummary::record_scored).
-    pub fn validate_scored(
-        &self,
-        raw: RawEvent,
-        now_ms: i64,
-    ) -> Result<(Event, Option<Vec<f64>>), EventError> {
+    pub fn validate_scored(&self, raw: RawEvent, now_ms: i64) -> Result<Scored, EventError> {
         let id = match raw.id {
             None | Some(Value::Null) => None,
             Some(v) => Some(label_text("id", &v)?),
@@ -586,6 +582,10 @@ pub fn parse_number(field: &str, text: &str) -> Result<f64, EventError> {
         )),
     }
 }
+
+/// A validated event and the per-class probabilities its prediction came with, if any
+/// ([`ModelSchema::validate_scored`]).
+pub type Scored = (Event, Option<Vec<f64>>);
 
 #[cfg(test)]
 mod tests {
