@@ -11,6 +11,8 @@
 //! those outside the windows still open (late, future) or past a full queue (overload) are
 //! dropped, counted, and listed as `dropped_items` in the reply.
 
+pub mod cloudevents;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -758,11 +760,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), RunError> {
     let metrics = monitor.recorder().metrics().clone();
     let mut routes = router(monitor.recorder(), &cfg.server, &cfg.limits);
     if let Some(ce) = &cfg.cloudevents {
-        routes = routes.merge(crate::cloudevents::routes(
-            monitor.recorder(),
-            ce,
-            &cfg.server,
-        ));
+        routes = routes.merge(cloudevents::routes(monitor.recorder(), ce, &cfg.server));
     }
     let served = serve(listener, routes, metrics, &cfg.server, shutdown).await;
     monitor.shutdown().await;
