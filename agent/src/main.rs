@@ -13,12 +13,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// AIMS Monitor agent.
 #[derive(Debug, Parser)]
 #[command(name = "aims-agent", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the sidecar: HTTP ingest, windows, spool and shipping, until Ctrl-C or SIGTERM.
     Run {
@@ -169,11 +163,11 @@ fn simulate(args: SimulateArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if !matches!(cli.command, Command::Run { .. }) {
+    let command = Command::parse();
+    if !matches!(command, Command::Run { .. }) {
         aims_agent::logging::init(false);
     }
-    let result = match cli.command {
+    let result = match command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Simulate {

@@ -14,12 +14,6 @@ use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "aims-collector", version, about = "AIMS Monitor collector")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the collector.
     Run {
@@ -319,7 +313,7 @@ enum EvidenceCommand {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    match Command::parse() {
         Command::Check {
             files,
             config,
