@@ -385,15 +385,12 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aims_core::event::Prediction;
 
     #[test]
     fn a_full_queue_drops_and_counts_without_waiting() {
         let (tx, _rx) = mpsc::channel(100);
         let metrics = AgentMetrics::new();
-        let schema: ModelSchema = serde_json::from_str(r#"{"name": "m", "task": "binary"}"#)
-            .map(|s: ModelSchema| s.validated().unwrap())
-            .unwrap();
+        let (schema, _) = aims_testkit::fixtures::one_feature();
         let recorder = Recorder {
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
@@ -412,18 +409,7 @@ mod tests {
             limits: Arc::new(LimitsConfig::default()),
             metrics: metrics.clone(),
         };
-        let event = Event {
-            id: None,
-            ts_ms: 0,
-            features: vec![],
-            groups: vec![],
-            prediction: Prediction::Class {
-                class: 1,
-                score: None,
-            },
-            label: None,
-            latency_ms: None,
-        };
+        let event = aims_testkit::fixtures::positive(1.0);
         let long = Event {
             id: Some("i".repeat(257)),
             ..event.clone()

@@ -256,23 +256,10 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aims_core::profile::ProfileBuilder;
-    use aims_core::schema::{ModelSchema, Task};
     use aims_core::summary::WindowSummary;
 
     fn envelope(start: i64, seq: u64) -> SummaryEnvelope {
-        let schema = ModelSchema {
-            name: "m".into(),
-            version: "1".into(),
-            task: Task::Binary,
-            classes: vec![],
-            positive_class: None,
-            features: vec![],
-            attributes: vec![],
-        }
-        .validated()
-        .unwrap();
-        let profile = ProfileBuilder::new(&schema).finish();
+        let (schema, profile) = aims_testkit::fixtures::one_feature();
         SummaryEnvelope::new(
             "a",
             "m",
@@ -284,10 +271,14 @@ mod tests {
         )
     }
 
+    /// A spool folder that does not exist yet, in a temporary folder kept for the test.
     fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("aims-spool-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        tempfile::Builder::new()
+            .prefix(&format!("aims-spool-{tag}-"))
+            .tempdir()
+            .expect("a temporary folder")
+            .keep()
+            .join("spool")
     }
 
     #[test]

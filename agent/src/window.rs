@@ -362,6 +362,9 @@ pub struct Windower {
     unwritten: std::collections::VecDeque<SummaryEnvelope>,
     dirty: bool,
     last_checkpoint: i64,
+    /// The latest window start a tick opened: the next tick opens every window after it, so a
+    /// tick that comes late (a starved machine, a stalled thread) leaves no empty window out.
+    opened_through: Option<i64>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -401,6 +404,7 @@ impl Windower {
             unwritten: std::collections::VecDeque::new(),
             dirty: false,
             last_checkpoint: i64::MIN,
+            opened_through: None,
         };
         w.restore();
         w
@@ -704,10 +708,23 @@ impl Windower {
             self.write_unwritten();
         }
         let current = align(now, self.window_ms);
-        if !self.open.contains_key(&current) && !self.sequences.has_closed(current) {
-            let empty = self.empty();
-            self.open.insert(current, empty);
+        // Every window since the last tick, not only the current one: an empty window is a
+        // summary too, and the collector must see no gap because this tick came late. A clock
+        // that jumped far ahead opens no more than the lateness horizon.
+        let first = self
+            .opened_through
+            .map_or(current, |s| s.saturating_add(self.window_ms))
+            .max(current - self.horizon_ms / self.window_ms * self.window_ms)
+            .min(current);
+        let mut start = first;
+        while start <= current {
+            if !self.open.contains_key(&start) && !self.sequences.has_closed(start) {
+                let empty = self.empty();
+                self.open.insert(start, empty);
+            }
+            start += self.window_ms;
         }
+        self.opened_through = Some(current);
         let due: Vec<i64> = self
             .open
             .keys()
@@ -901,6 +918,23 @@ mod tests {
         }
         let kept = std::iter::from_fn(|| recycler.take()).count();
         assert_eq!(kept, RECYCLED);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_late_tick_still_closes_every_empty_window_in_between() {
+        let (mut w, spool, _metrics, dir) = setup("late-tick");
+        let t0 = 1_800_000_000_000; // a multiple of 60 s
+        w.tick(t0);
+        // The next tick comes four windows later, as on a machine starved for seconds.
+        w.tick(t0 + 4 * 60_000 + 5_000);
+        let starts: Vec<i64> = spooled(&spool).iter().map(|e| e.window_start_ms).collect();
+        assert_eq!(
+            starts,
+            vec![t0, t0 + 60_000, t0 + 120_000, t0 + 180_000],
+            "no window left out"
+        );
+        assert!(w.open.contains_key(&(t0 + 240_000)));
         let _ = std::fs::remove_dir_all(dir);
     }
 

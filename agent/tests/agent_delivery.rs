@@ -37,16 +37,6 @@ fn traffic(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     })
 }
 
-/// The agent's Prometheus text.
-async fn agent_metrics(agent: &Agent) -> String {
-    reqwest::get(agent.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Per window, the merged event count of every unique summary.
 fn events_per_window(c: &TestCollector) -> BTreeMap<i64, u64> {
     let mut out = BTreeMap::new();
@@ -80,13 +70,13 @@ async fn collector_outages_lose_and_double_nothing() {
     .await;
     // Refused connections for a stretch of windows: two windows close, and their delivery
     // fails and is scheduled for retry, while the collector is down.
-    let before = agent_metrics(&agent).await;
+    let before = agent.metrics().await;
     collector.go_down().await;
     aims_testkit::eventually(
         Duration::from_secs(30),
         "two windows closed and a delivery retried while the collector is down",
         || async {
-            let now = agent_metrics(&agent).await;
+            let now = agent.metrics().await;
             let grew = |series: &str, by: f64| sample(&now, series) >= sample(&before, series) + by;
             (grew("aims_agent_windows_closed_total", 2.0)
                 && grew("aims_agent_summaries_retried_total", 1.0))
@@ -221,12 +211,7 @@ async fn kill_9_with_a_full_spool_then_everything_is_delivered_after_restart() {
         || spooled().is_empty(),
     )
     .await;
-    let metrics = reqwest::get(agent.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert_eq!(
         sample(&metrics, "aims_agent_summaries_dead_lettered_total"),
         0.0
@@ -291,12 +276,7 @@ async fn refused_summaries_go_to_dead_letters_and_bearer_token_is_sent() {
         .auth
         .iter()
         .all(|a| a == "Bearer s3cret"));
-    let metrics = reqwest::get(agent.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert!(sample(&metrics, "aims_agent_summaries_dead_lettered_total") >= 1.0);
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);

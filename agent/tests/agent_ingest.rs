@@ -375,14 +375,7 @@ async fn late_labels_ship_as_a_later_sequence_of_their_window() {
         1,
         "profile uploaded once"
     );
-    let metrics = client
-        .get(agent.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert_eq!(sample(&metrics, "aims_agent_labels_joined_total"), 20.0);
     agent.terminate();
     let _ = std::fs::remove_dir_all(dir);
@@ -435,15 +428,7 @@ async fn simulator_drives_an_agent_with_delayed_labels() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 requests failed"), "{stdout}");
-    let client = reqwest::Client::new();
-    let metrics = client
-        .get(agent.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     let accepted = sample(&metrics, "aims_agent_events_accepted_total");
     assert!(
         (600.0..=900.0).contains(&accepted),
@@ -612,14 +597,7 @@ async fn busy_ingest_slots_answer_503_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = client
-        .get(agent.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert!(
         sample(
             &metrics,

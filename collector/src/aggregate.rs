@@ -251,7 +251,7 @@ impl Aggregates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{event, fixture};
+    use aims_testkit::fixtures::{one_feature as fixture, positive as event};
 
     #[test]
     fn windows_merge_buckets_and_roll_up_losslessly() {

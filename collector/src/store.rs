@@ -996,7 +996,8 @@ pub struct RollUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{event, fixture, stores};
+    use crate::test_support::stores;
+    use aims_testkit::fixtures::{one_feature as fixture, positive as event};
 
     #[tokio::test]
     async fn roll_up_is_lossless_and_ids_stay_idempotent() {

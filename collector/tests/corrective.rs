@@ -391,15 +391,7 @@ async fn a_nonconformity_goes_from_breach_to_verified_action_and_reopens_when_in
     assert!(html.contains("10. Nonconformities and corrective actions (Clause 10.2)"));
     assert!(html.contains("upstream unit change in income") && html.contains("bo@example.com"));
 
-    let metrics = api
-        .client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = aims_testkit::prom::scrape(&format!("{base}/metrics")).await;
     assert_eq!(
         sample(&metrics, "aims_nonconformities", &[("status", "closed")]),
         Some(1.0),
@@ -706,9 +698,8 @@ async fn cli_twins_act_and_an_overdue_action_alerts_once_until_done() {
     )
     .await;
     let metrics = |api: &Api| {
-        let c = api.client.clone();
         let url = format!("{}/metrics", api.base);
-        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+        async move { aims_testkit::prom::scrape(&url).await }
     };
     assert_eq!(
         sample(&metrics(&api).await, "aims_corrective_actions_overdue", &[]),

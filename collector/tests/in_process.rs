@@ -84,14 +84,7 @@ async fn a_collector_runs_in_process_on_port_zero_with_a_manual_clock() {
     })
     .await;
 
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = aims_testkit::prom::scrape(&format!("{base}/metrics")).await;
     assert_eq!(
         sample(
             &metrics,

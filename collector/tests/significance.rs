@@ -145,14 +145,7 @@ async fn significant_objectives_fire_only_beyond_the_interval_and_record_it() {
     );
 
     // /metrics has the interval beside the value.
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = aims_testkit::prom::scrape(&format!("{base}/metrics")).await;
     let labels = [
         ("model", "credit-scoring"),
         ("attribute", "gender"),

@@ -81,8 +81,10 @@ impl Collector {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
+        // Counted before the start: a restart appends to the same log, and the new process may
+        // say where it listens before this line runs.
+        let seen = crate::net::listening_count(&self.log());
         let mut process = Process::start("collector", cmd, &self.dir.join("collector.log"));
-        let seen = crate::net::listening_count(&process.log());
         self.port = process.listening(seen, Duration::from_secs(60)).port();
         self.process = Some(process);
         if !self.tls {

@@ -63,6 +63,46 @@ pub fn schema(numeric: usize) -> ModelSchema {
     .unwrap()
 }
 
+/// The smallest model a store or merge test needs: binary, one numeric feature `x`, no
+/// attribute; with its profile over `x` = 0..100.
+pub fn one_feature() -> (ModelSchema, ReferenceProfile) {
+    let schema = ModelSchema {
+        name: "m".into(),
+        version: "1".into(),
+        task: Task::Binary,
+        classes: vec![],
+        positive_class: None,
+        features: vec![FeatureSpec {
+            name: "x".into(),
+            kind: FeatureKind::Numeric,
+        }],
+        attributes: vec![],
+    }
+    .validated()
+    .expect("valid schema");
+    let mut b = ProfileBuilder::new(&schema);
+    for i in 0..100 {
+        b.add(&positive(f64::from(i)));
+    }
+    (schema, b.finish())
+}
+
+/// A positive prediction of [`one_feature`]'s model with feature value `x`, no id, at time 0.
+pub fn positive(x: f64) -> Event {
+    Event {
+        id: None,
+        ts_ms: 0,
+        features: vec![FeatureValue::Numeric(x)],
+        groups: vec![],
+        prediction: Prediction::Class {
+            class: 1,
+            score: None,
+        },
+        label: None,
+        latency_ms: None,
+    }
+}
+
 /// Traffic shapes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Traffic {

@@ -1,10 +1,23 @@
 //! Loopback listeners bound to port 0, so no port is picked, released and raced for.
+//!
+//! Our binaries take `listen = "127.0.0.1:0"` and say in their log where they listen. Outside
+//! programs that can neither take a listener nor report the port they bound (Prometheus,
+//! Alertmanager, the quickstart script's fixed ports) get [`free_port`] instead: the one place a
+//! port is picked and released.
 
 use std::net::{SocketAddr, TcpListener};
 
 /// A listener on 127.0.0.1 with a port the kernel chose.
 pub fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0")
+}
+
+/// A port free on 127.0.0.1 right now, for an outside program that must be told its port.
+pub fn free_port() -> u16 {
+    listener()
+        .local_addr()
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// The address in the last "listening" line of a child's log, text (`address=...`) or JSON

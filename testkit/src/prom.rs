@@ -15,6 +15,17 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The exposition a running binary serves at `url` (its `/metrics`), failing the test naming
+/// the address when it does not answer.
+pub async fn scrape(url: &str) -> String {
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
+}
+
 /// Checks an exposition with `promtool check metrics` (Prometheus's own linter of names, types
 /// and help), failing the test on any complaint; skips visibly when promtool is missing
 /// ([`crate::skip`]), which fails under `CI=true`.

@@ -43,7 +43,7 @@ pub fn start(tools: &(PathBuf, PathBuf), dir: &Path, port: u16) -> Process {
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--cluster.listen-address=".to_owned(),
     ];
-    let am = Process::start(
+    let am = Process::spawn(
         "alertmanager",
         &tools.0,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),

@@ -3,9 +3,8 @@
 //! conditions with deadlines instead of sleeping.
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -49,127 +48,11 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
+pub use aims_testkit::net::free_port;
+pub use aims_testkit::process::Process;
 pub use aims_testkit::wait_until;
 
 pub use aims_testkit::skip::{in_ci, require_tool, skip};
-
-/// A running process, stopped with SIGTERM (then killed) when dropped; its output goes to a
-/// log file so a failing test can show it.
-pub struct Process {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Starts `program` with `args` in `dir`, output to `dir/<name>.log`.
-    pub fn start(
-        name: &str,
-        program: &Path,
-        args: &[&str],
-        dir: &Path,
-        env: &[(&str, &str)],
-    ) -> Process {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let err = out.try_clone().expect("log file handle");
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .env("RUST_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Process {
-            name: name.to_owned(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// The process's output so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Sends a signal by name (`TERM`, `INT`, `HUP`, `KILL`) to the running process.
-    pub fn signal(&self, signal: &str) {
-        if let Some(child) = &self.child {
-            send_signal(child.id(), signal);
-        }
-    }
-
-    /// Sends SIGTERM and waits (up to 20 s, then SIGKILL) for the exit status.
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        self.stop_with("TERM")
-    }
-
-    /// Sends `signal` and waits for the exit status as [`stop`](Self::stop) does.
-    pub fn stop_with(&mut self, signal: &str) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        send_signal(child.id(), signal);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                eprintln!("{} ignored SIG{signal}; killing it", self.name);
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills the process at once (SIGKILL), as a crash would.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `kill -SIGNAL pid`; never pid 0, which would signal the test's own process group.
-fn send_signal(pid: u32, signal: &str) {
-    if pid != 0 {
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.stop();
-        }
-    }
-}
 
 /// A blocking HTTP client with a short timeout.
 pub fn http() -> reqwest::blocking::Client {
@@ -265,7 +148,7 @@ impl Stack {
         )
         .expect("agent config");
         let profile = root.join("config/examples/profile.json");
-        let collector = Process::start(
+        let collector = Process::spawn(
             "collector",
             &binary("aims-collector"),
             &["run", "--config", "collector.toml"],
@@ -321,7 +204,7 @@ impl Stack {
         let log = self.dir.path().join("agent.log");
         let seen =
             aims_testkit::net::listening_count(&std::fs::read_to_string(&log).unwrap_or_default());
-        let agent = Process::start(
+        let agent = Process::spawn(
             "agent",
             &binary("aims-agent"),
             &["run", "--config", "agent.toml"],
@@ -342,7 +225,7 @@ impl Stack {
     pub fn simulate(&self, args: &[&str]) -> Process {
         let mut all = vec!["simulate", "--target", &self.agent_url];
         all.extend_from_slice(args);
-        Process::start(
+        Process::spawn(
             "simulate",
             &binary("aims-agent"),
             &all,

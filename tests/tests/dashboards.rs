@@ -402,7 +402,7 @@ fn prometheus_scrapes_the_collector_and_the_agent() {
     });
     std::fs::write(dir.join("prometheus.yml"), config.to_string()).expect("config");
     let listen = format!("--web.listen-address=127.0.0.1:{port}");
-    let prometheus = Process::start(
+    let prometheus = Process::spawn(
         "prometheus",
         &server,
         &[

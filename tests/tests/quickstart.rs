@@ -121,7 +121,7 @@ fn quickstart_fires_an_objective_shows_it_and_stops_cleanly_on_ctrl_c() {
     let data = dir.path().join("data").display().to_string();
     let (cport_s, aport_s) = (cport.to_string(), aport.to_string());
     let script = repo_root().join("quickstart.sh");
-    let mut quickstart = Process::start(
+    let mut quickstart = Process::spawn(
         "quickstart",
         &script,
         &[],

@@ -7,10 +7,10 @@
 //! package.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use aims_agent::config::AgentConfig;
 use aims_agent::simulate::{Generator, Scenario};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
 use aims_core::wire::SummaryEnvelope;
+use aims_testkit::process::Process;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,15 +27,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Router;
 
-/// A fresh directory under the system temp dir.
+/// A fresh directory under the system temp dir, from tempfile, kept after the test: an agent's
+/// spool and log there are what a failing test's reader looks at.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("aims-agent-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    tempfile::Builder::new()
+        .prefix(&format!("aims-agent-{name}-"))
+        .tempdir()
+        .expect("a temporary folder")
+        .keep()
 }
 
 /// The `[model]` section of the shipped `config/agent.toml`.
@@ -141,11 +141,10 @@ max_bytes = 104857600
     path
 }
 
-/// A running `aims-agent run`.
+/// A running `aims-agent run`, its output in a log beside its configuration file.
 pub struct Agent {
-    pub child: Child,
+    process: Process,
     pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
@@ -158,7 +157,7 @@ impl Agent {
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aims-agent"));
         cmd.args(["run", "--config"]).arg(config);
-        Self::spawn(cmd, env)
+        Self::spawn(cmd, config, env)
     }
 
     /// Starts the agent with its open-file limit lowered to `fds` (`ulimit -n` in a shell that
@@ -171,46 +170,18 @@ impl Agent {
             ))
             .arg(env!("CARGO_BIN_EXE_aims-agent"))
             .arg(config);
-        Self::spawn(cmd, env)
+        Self::spawn(cmd, config, env)
     }
 
-    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Agent {
-        let mut child = cmd
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = log.lock().unwrap().iter().find_map(|l| {
-                l.split("listening on http://")
-                    .nth(1)
-                    .map(|a| a.trim().to_owned())
-            });
-            if let Some(a) = found {
-                let addr = a.split_whitespace().next().unwrap().parse().unwrap();
-                return Agent { child, addr, log };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("agent exited with {status}: {:#?}", log.lock().unwrap());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not start: {:#?}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> Agent {
+        cmd.envs(env.iter().copied()).env("RUST_LOG", "info");
+        let log = config.with_extension("log");
+        // Counted before the start: a restart appends to the same log.
+        let seen =
+            aims_testkit::net::listening_count(&std::fs::read_to_string(&log).unwrap_or_default());
+        let mut process = Process::start("agent", cmd, &log);
+        let addr = process.listening(seen, Duration::from_secs(30));
+        Agent { process, addr }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -219,53 +190,39 @@ impl Agent {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "agent exit {status}: {:#?}",
-                    self.log.lock().unwrap()
-                );
-                return;
-            }
-            assert!(Instant::now() < deadline, "agent ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = self
+            .process
+            .terminate(Duration::from_secs(30))
+            .expect("a running agent");
+        assert!(status.success(), "agent exit {status}: {}", self.log_text());
     }
 
     /// kill -9.
     pub fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.kill();
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.process.running()
+    }
+
+    /// The pid of the running agent.
+    pub fn pid(&self) -> u32 {
+        self.process.pid().expect("a running agent")
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log()
     }
 
     /// The agent's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        aims_testkit::prom::scrape(&self.url("/metrics")).await
     }
 
     /// Peak resident set size so far (`VmHWM`), bytes; Linux only.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let kb: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))?
@@ -279,9 +236,10 @@ impl Agent {
 }
 
 impl Drop for Agent {
+    /// Killed, not stopped: a test that is done with an agent does not wait for its shutdown
+    /// to ship to a test collector that may be gone.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 }
 

@@ -73,8 +73,8 @@ pub fn rollup_cutoff(now_ms: i64, rollup_after_ms: i64, horizon_ms: i64) -> i64 
 mod tests {
     use super::*;
     use crate::aggregate::Aggregates;
-    use crate::test_support::{event, fixture};
     use aims_core::WindowSummary;
+    use aims_testkit::fixtures::{one_feature as fixture, positive as event};
 
     /// Issue 12: a window whose edge falls inside an hour that `rollup_after` alone would roll
     /// up must merge exactly the minutes it covers.
