@@ -179,6 +179,7 @@ macro_rules! on_db {
 
 // After `on_db!`: macro_rules are in scope only below their definition.
 mod checkpoints;
+mod migrations;
 mod snapshots;
 
 /// A stored summary row as a [`StoredSummary`] (a macro, so one text serves both row types).
@@ -231,7 +232,7 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
+        migrations::sqlite().run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -252,7 +253,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations_postgres").run(&pool).await?;
+        migrations::postgres().run(&pool).await?;
         Ok(Self {
             db: Db::Postgres(pool),
         })
