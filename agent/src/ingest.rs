@@ -259,7 +259,7 @@ fn items<'b>(
     Ok(items)
 }
 
-/// Splits a decoded body into raw items, each judged alone (see [`items`]).
+/// Splits a decoded body into raw items, each judged alone (see `items`).
 pub fn parse_items<T: DeserializeOwned>(
     format: BodyFormat,
     body: &[u8],

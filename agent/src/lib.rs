@@ -1,19 +1,33 @@
 //! aims-agent: the part of AIMS Monitor that runs beside each deployed model.
 //!
-//! - [`config`]: the agent's configuration file and its environment overrides;
-//! - [`dataset`]: reading CSV and NDJSON datasets into validated events;
-//! - [`assess`]: the pre-deployment check of a current dataset against a reference.
-//! - [`logging`]: tracing setup shared by every subcommand;
-//! - [`ingest`]: request bodies (JSON, NDJSON, gzip) into raw events, bounded and itemised;
-//! - [`window`]: the windowing task, closing wall-clock-aligned windows into the spool;
-//! - [`labels`]: the bounded late-label join buffer;
-//! - [`cloudevents`]: KServe / Seldon / Open Inference Protocol CloudEvents, request joined to response;
-//! - [`spool`]: the crash-safe, byte-bounded on-disk queue of summaries;
-//! - [`ship`]: delivery to the collector with retries, backoff and dead-lettering;
-//! - [`metrics`]: the agent's own Prometheus registry;
-//! - [`monitor`]: the embeddable handle tying window and ship together ([`Monitor`]);
-//! - [`server`]: the HTTP routes and `aims-agent run`;
-//! - [`simulate`]: credit-scoring traffic for demos and tests.
+//! The agent is this library; the `aims-agent` binary only parses its command line and calls
+//! [`server::run`] or one of the offline commands. A model server in Rust embeds the same
+//! machinery through [`Monitor`].
+//!
+//! # Layout
+//!
+//! Modules are layers; each imports only from the layers below it, never back up.
+//!
+//! - [`server`]: the HTTP routes (`/v1/events`, `/v1/labels`, `/metrics`, health) and, in
+//!   [`server::cloudevents`], the CloudEvents endpoint that joins each inference's request and
+//!   response; `server::run` is `aims-agent run`.
+//! - [`monitor`] and [`assess`]: what the agent does. [`Monitor`] ties the windowing task and
+//!   the shipper together behind one handle ([`Recorder`] records into it); `assess` and
+//!   `reference build` are the pre-deployment check of a dataset against a reference.
+//! - [`window`], [`ship`], [`dataset`] and [`ingest`]: the windowing task (wall-clock-aligned
+//!   windows closed into the spool, late labels joined), delivery to the collector with retries
+//!   and dead-lettering, datasets (CSV, NDJSON) read into validated events, and request bodies
+//!   (JSON, NDJSON, gzip) into raw events, bounded and itemised.
+//! - [`config`] and [`spool`]: the configuration file with its environment overrides, and the
+//!   crash-safe, byte-bounded on-disk queue of summaries.
+//! - Leaves: [`cloudevents`] (the pure readers of CloudEvents envelopes, KServe / Open Inference
+//!   Protocol / Seldon tensors and their column mapping, and the join buffer), [`labels`] (the
+//!   bounded late-label join buffer), [`metrics`] (the agent's Prometheus registry),
+//!   [`simulate`] (credit-scoring traffic for demos and tests) and [`logging`].
+//!
+//! Beside it: `aims-core` for everything pure (events, schemas, summaries, statistics),
+//! `aims-runtime` for what the agent and the collector do alike (logging, shutdown, config
+//! loading, gzip, retry, metric registration).
 #![forbid(unsafe_code)]
 
 pub mod assess;
