@@ -69,12 +69,15 @@ fn main() {
     let mut plain = profile.clone();
     plain.reconstruction = None;
     plain.cbpe = None;
+    let mut cbpe_only = profile.clone();
+    cbpe_only.reconstruction = None;
     let k = profile
         .reconstruction
         .as_ref()
         .map_or(0, |m| m.components.len());
     for (label, p) in [
         ("with PCA + CBPE", &profile),
+        ("with CBPE, without PCA", &cbpe_only),
         ("without PCA + CBPE", &plain),
     ] {
         let per_event: Vec<f64> = (0..RUNS)

@@ -359,6 +359,21 @@ fn per_group_estimates_are_metrics_objectives_can_name() {
         Measured::Value(v) => assert!((v - acc_hi).abs() < 1e-12, "{v} vs {acc_hi}"),
         other => panic!("{other:?}"),
     }
+    // An objective with its own fairness options measures the estimate the same way.
+    let options = aims_core::metrics::fairness::FairnessOptions {
+        confidence: 0.9,
+        min_group_samples: 10,
+    };
+    let with_options = aims_core::metrics::catalogue::measure_with_options(
+        "estimated_tpr",
+        &sel(Some("band"), Some("hi")),
+        &options,
+        &schema,
+        &s,
+        &r,
+    )
+    .unwrap();
+    assert_eq!(with_options.value, Measured::Value(tpr_hi));
     // `other` has no rows: undefined, with no samples, rather than a made-up value.
     let m = measure("estimated_tpr", &sel(Some("band"), Some("other")), &r).unwrap();
     assert!(

@@ -535,6 +535,7 @@ pub fn measure_with_options(
     let spec = check(metric, selector, None)?;
     if !matches!(spec.scope, Scope::Attribute | Scope::Group)
         || *options == FairnessOptions::default()
+        || metric.starts_with("estimated_")
     {
         return measure(metric, selector, report);
     }
