@@ -9,7 +9,15 @@
 //! - `bias`: the model's score for gender F is pushed down, so F's selection rate falls well
 //!   below M's;
 //! - `degrade`: the model's view gets much noisier, so accuracy falls;
-//! - `label-delay`: events carry no label; labels are posted to `/v1/labels` later.
+//! - `label-delay`: events carry no label; labels are posted to `/v1/labels` later;
+//! - `covariate-shift`: the applicants change, the outcome model does not (no concept drift):
+//!   incomes and debt ratios cluster tightly around their medians, so more applicants sit near
+//!   the decision boundary and accuracy falls. Labels are withheld: events carry none and none
+//!   are posted, so only CBPE's `estimated_*` metrics can see the fall;
+//! - `correlated-drift`: income and age are drawn from one normal deviate (correlation about
+//!   0.9 instead of none), so each keeps exactly its reference marginal (every univariate drift
+//!   statistic stays quiet) while the joint distribution moves, which only a multivariate
+//!   statistic such as the PCA `reconstruction_error` sees.
 //!
 //! Scenarios combine (`--scenario bias,drift`), and `--switch-after` sends steady traffic first.
 //! The same `--seed` gives the same events.
@@ -34,6 +42,10 @@ pub enum Scenario {
     Degrade,
     /// Labels arrive later on `/v1/labels`.
     LabelDelay,
+    /// The population shifts, the outcome model holds, and no label ever arrives.
+    CovariateShift,
+    /// Income and age become correlated; both marginals hold.
+    CorrelatedDrift,
 }
 
 impl std::str::FromStr for Scenario {
@@ -45,8 +57,11 @@ impl std::str::FromStr for Scenario {
             "bias" => Ok(Self::Bias),
             "degrade" => Ok(Self::Degrade),
             "label-delay" => Ok(Self::LabelDelay),
+            "covariate-shift" => Ok(Self::CovariateShift),
+            "correlated-drift" => Ok(Self::CorrelatedDrift),
             other => Err(format!(
-                "unknown scenario {other:?}; use steady, drift, bias, degrade or label-delay"
+                "unknown scenario {other:?}; use steady, drift, bias, degrade, label-delay, \
+                 covariate-shift or correlated-drift"
             )),
         }
     }
@@ -178,12 +193,29 @@ impl Generator {
     pub fn event(&mut self, scenarios: &[Scenario], ts: SystemTime) -> Generated {
         let has = |s| scenarios.contains(&s);
         let rng = &mut self.rng;
+        let shift = has(Scenario::CovariateShift);
         let income_scale = if has(Scenario::Drift) { 0.7 } else { 1.0 };
-        let income = round((52000f64.ln() + 0.45 * normal(rng)).exp() * income_scale, 2);
-        let age = (42.0 + 13.0 * normal(rng)).round().clamp(18.0, 90.0);
+        let income_z = normal(rng);
+        let (income_median, income_sd) = if shift {
+            (50000.0, 0.15)
+        } else {
+            (52000.0, 0.45)
+        };
+        let income = round(
+            (f64::ln(income_median) + income_sd * income_z).exp() * income_scale,
+            2,
+        );
+        let mut age_z = normal(rng);
+        if has(Scenario::CorrelatedDrift) {
+            // Still a standard normal, so age's marginal is unchanged; corr(z, income_z) = 0.95.
+            age_z = 0.95 * income_z + (1.0 - 0.95f64 * 0.95).sqrt() * age_z;
+        }
+        let age = (42.0 + 13.0 * age_z).round().clamp(18.0, 90.0);
         let debt_ratio = round(
             if has(Scenario::Drift) {
                 beta_int(rng, 3, 4)
+            } else if shift {
+                beta_int(rng, 10, 25)
             } else {
                 beta_int(rng, 2, 5)
             },
@@ -251,7 +283,7 @@ impl Generator {
             "prediction": {"label": prediction, "score": score},
             "latency_ms": latency,
         });
-        if !has(Scenario::LabelDelay) {
+        if !has(Scenario::LabelDelay) && !shift {
             event["label"] = json!(label);
         }
         Generated { event, id, label }
@@ -419,6 +451,14 @@ mod tests {
     #[test]
     fn scenarios_parse() {
         assert_eq!("label-delay".parse::<Scenario>(), Ok(Scenario::LabelDelay));
+        assert_eq!(
+            "covariate-shift".parse::<Scenario>(),
+            Ok(Scenario::CovariateShift)
+        );
+        assert_eq!(
+            "correlated-drift".parse::<Scenario>(),
+            Ok(Scenario::CorrelatedDrift)
+        );
         assert!("chaos".parse::<Scenario>().is_err());
     }
 }

@@ -6,98 +6,17 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use aims_core::event::{Event, FeatureValue, Prediction, Target};
 use aims_core::metrics::report;
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
-use aims_core::schema::{AttributeSpec, FeatureKind, FeatureSpec, ModelSchema, Task};
 use aims_core::summary::WindowSummary;
 
-const NUMERIC: usize = 15;
-const CATEGORICAL: usize = 5;
+#[path = "../tests/support/twenty_features.rs"]
+mod twenty_features;
+
+use twenty_features::{events, schema};
+
 const EVENTS: usize = 1_000_000;
 const RUNS: usize = 7;
-
-fn schema() -> ModelSchema {
-    let mut features: Vec<FeatureSpec> = (0..NUMERIC)
-        .map(|i| FeatureSpec {
-            name: format!("n{i}"),
-            kind: FeatureKind::Numeric,
-        })
-        .collect();
-    features.extend((0..CATEGORICAL).map(|i| FeatureSpec {
-        name: format!("c{i}"),
-        kind: FeatureKind::Categorical,
-    }));
-    ModelSchema {
-        name: "bench".into(),
-        version: "1".into(),
-        task: Task::Binary,
-        classes: vec![],
-        positive_class: None,
-        features,
-        attributes: vec![
-            AttributeSpec {
-                name: "gender".into(),
-                groups: vec!["F".into(), "M".into()],
-                reference_group: Some("M".into()),
-            },
-            AttributeSpec {
-                name: "band".into(),
-                groups: (0..5).map(|i| format!("b{i}")).collect(),
-                reference_group: None,
-            },
-        ],
-    }
-    .validated()
-    .expect("valid schema")
-}
-
-/// A small deterministic generator (xorshift), so the bench needs no extra crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn events(n: usize, shift: f64, seed: u64) -> Vec<Event> {
-    let mut rng = Rng(seed);
-    let categories = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
-    (0..n)
-        .map(|i| {
-            let mut features: Vec<FeatureValue> = (0..NUMERIC)
-                .map(|k| {
-                    FeatureValue::Numeric(
-                        (rng.unit() + rng.unit() + rng.unit()) * (k as f64 + 1.0) + shift,
-                    )
-                })
-                .collect();
-            features.extend((0..CATEGORICAL).map(|_| {
-                FeatureValue::Categorical(categories[(rng.next() % 6) as usize].to_owned())
-            }));
-            let score = rng.unit();
-            Event {
-                id: None,
-                ts_ms: i as i64,
-                features,
-                groups: vec![(rng.next() % 3) as u16, (rng.next() % 6) as u16],
-                prediction: Prediction::Class {
-                    class: u32::from(score >= 0.5),
-                    score: Some(score),
-                },
-                label: (i % 2 == 0).then(|| Target::Class((rng.next() % 2) as u32)),
-                latency_ms: Some(rng.unit() * 40.0),
-            }
-        })
-        .collect()
-}
 
 /// CPU time of this thread so far (Linux `/proc/thread-self/stat`, clock ticks of 10 ms): on a
 /// shared machine, events per CPU-second is steadier than events per wall-second.
@@ -150,12 +69,15 @@ fn main() {
     let mut plain = profile.clone();
     plain.reconstruction = None;
     plain.cbpe = None;
+    let mut cbpe_only = profile.clone();
+    cbpe_only.reconstruction = None;
     let k = profile
         .reconstruction
         .as_ref()
         .map_or(0, |m| m.components.len());
     for (label, p) in [
         ("with PCA + CBPE", &profile),
+        ("with CBPE, without PCA", &cbpe_only),
         ("without PCA + CBPE", &plain),
     ] {
         let per_event: Vec<f64> = (0..RUNS)

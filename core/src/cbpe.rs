@@ -288,6 +288,10 @@ pub struct SamplingComponents {
     pub f1: SamplingComponent,
     /// ROC AUC: from the Mann-Whitney form of AUC.
     pub roc_auc: SamplingComponent,
+    /// Specificity (1 − FPR): over actual negatives, as NannyML's
+    /// `specificity_sampling_error_components`. Absent (no band) in older profiles.
+    #[serde(default)]
+    pub specificity: SamplingComponent,
 }
 
 impl SamplingComponents {
@@ -299,13 +303,13 @@ impl SamplingComponents {
             .zip(labels)
             .map(|(p, l)| f64::from(u8::from(p == l)))
             .collect();
-        let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+        let (mut tp, mut fp, mut fn_, mut tn) = (0usize, 0usize, 0usize, 0usize);
         for (&p, &l) in predicted.iter().zip(labels) {
             match (p, l) {
                 (true, true) => tp += 1,
                 (true, false) => fp += 1,
                 (false, true) => fn_ += 1,
-                (false, false) => {}
+                (false, false) => tn += 1,
             }
         }
         let ones_then_zeros = |ones: usize, zeros: usize| -> Vec<f64> {
@@ -347,6 +351,10 @@ impl SamplingComponents {
             recall,
             f1,
             roc_auc: auroc_component(scores, labels),
+            specificity: SamplingComponent {
+                std: std0(&ones_then_zeros(tn, fp)),
+                fraction: (tn + fp) as f64 / n,
+            },
         }
     }
 }
@@ -420,8 +428,127 @@ pub struct CbpeSums {
     pub predicted_negative_p: f64,
     /// Sum of calibrated probabilities per equal-width score bin ([`CBPE_SCORE_BINS`] of
     /// them; empty until a row). The rows per bin are the summary's `prediction.score_bins`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Serialised as the base64 of the little-endian bytes of each `f64` (about 1,070 bytes
+    /// for 100 bins against about 1,900 in decimal), bit for bit, so the summary stays under
+    /// its 16 KiB budget without losing a digit; older summaries' decimal arrays still read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "compact_f64s")]
     pub bin_p: Vec<f64>,
+    /// Per attribute, per group bucket (the summary's `groups` order, `other` last): the same
+    /// sums over the group's rows, for per-group estimates (estimated TPR and FPR parity
+    /// without labels). Empty for models without attributes, and in older summaries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<GroupCbpe>>,
+}
+
+/// One group's CBPE sums, serialised compactly as `[predicted_positive, predicted_negative,
+/// "base64 of predicted_positive_p and predicted_negative_p"]` (exact, as for `bin_p`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "GroupCbpeWire", into = "GroupCbpeWire")]
+pub struct GroupCbpe {
+    /// Rows of the group predicted positive.
+    pub predicted_positive: u64,
+    /// Sum of their calibrated probabilities (expected TP).
+    pub predicted_positive_p: f64,
+    /// Rows of the group predicted negative.
+    pub predicted_negative: u64,
+    /// Sum of their calibrated probabilities (expected FN).
+    pub predicted_negative_p: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupCbpeWire(u64, u64, #[serde(with = "compact_f64s")] Vec<f64>);
+
+impl From<GroupCbpeWire> for GroupCbpe {
+    fn from(w: GroupCbpeWire) -> Self {
+        Self {
+            predicted_positive: w.0,
+            predicted_positive_p: w.2.first().copied().unwrap_or(0.0),
+            predicted_negative: w.1,
+            predicted_negative_p: w.2.get(1).copied().unwrap_or(0.0),
+        }
+    }
+}
+
+impl From<GroupCbpe> for GroupCbpeWire {
+    fn from(g: GroupCbpe) -> Self {
+        Self(
+            g.predicted_positive,
+            g.predicted_negative,
+            vec![g.predicted_positive_p, g.predicted_negative_p],
+        )
+    }
+}
+
+impl GroupCbpe {
+    fn add(&mut self, p: f64, predicted_positive: bool) {
+        if predicted_positive {
+            self.predicted_positive += 1;
+            self.predicted_positive_p += p;
+        } else {
+            self.predicted_negative += 1;
+            self.predicted_negative_p += p;
+        }
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.predicted_positive += o.predicted_positive;
+        self.predicted_positive_p += o.predicted_positive_p;
+        self.predicted_negative += o.predicted_negative;
+        self.predicted_negative_p += o.predicted_negative_p;
+    }
+
+    /// The group's sums as window sums without score bins (so no estimated ROC AUC).
+    pub fn sums(&self) -> CbpeSums {
+        CbpeSums {
+            predicted_positive: self.predicted_positive,
+            predicted_positive_p: self.predicted_positive_p,
+            predicted_negative: self.predicted_negative,
+            predicted_negative_p: self.predicted_negative_p,
+            ..CbpeSums::default()
+        }
+    }
+}
+
+/// `Vec<f64>` as one base64 string of little-endian `f64` bytes (exact and about 45 % of the
+/// decimal size); a JSON array of numbers is also accepted when reading.
+mod compact_f64s {
+    use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+    use base64::Engine;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Packed(String),
+        Plain(Vec<f64>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        match Wire::deserialize(d)? {
+            Wire::Plain(v) => Ok(v),
+            Wire::Packed(s) => {
+                let bytes = B64
+                    .decode(s.trim_end_matches('='))
+                    .map_err(|e| D::Error::custom(format!("packed f64s: {e}")))?;
+                if bytes.len() % 8 != 0 {
+                    return Err(D::Error::custom(format!(
+                        "packed f64s: {} bytes is not a whole number of f64s",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect())
+            }
+        }
+    }
 }
 
 /// One estimate with NannyML's sampling-error band (`value ± 3 SE`, clipped to [0, 1]).
@@ -465,10 +592,68 @@ pub struct CbpeEstimates {
     pub roc_auc: Option<Estimate>,
 }
 
+/// CBPE estimates of one group's rows: the model-level estimates without ROC AUC (the summary
+/// keeps no score bins per group), plus the estimated false positive rate, so TPR (= recall)
+/// and FPR parity can be estimated without labels. Bands use the reference's components with
+/// the group's row count, as NannyML run on the group's rows alone does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GroupEstimates {
+    /// Rows of the group estimated over.
+    pub rows: u64,
+    /// Estimated accuracy of the group.
+    pub accuracy: Estimate,
+    /// Estimated precision.
+    pub precision: Estimate,
+    /// Estimated recall, i.e. estimated TPR.
+    pub recall: Estimate,
+    /// Estimated F1.
+    pub f1: Estimate,
+    /// Estimated FPR: expected FP over expected actual negatives (1 − NannyML's estimated
+    /// specificity); its band is the specificity band mirrored.
+    pub fpr: Estimate,
+}
+
+impl GroupCbpe {
+    /// The group's estimates (absent without rows).
+    pub fn estimate(&self, sampling: &SamplingComponents) -> Option<GroupEstimates> {
+        let sums = self.sums();
+        let e = sums.estimate(sampling, &[])?;
+        let (_, fp, _, tn) = sums.expected_confusion();
+        let fpr = if fp + tn != 0.0 { fp / (fp + tn) } else { 0.0 };
+        let n = e.rows as f64;
+        Some(GroupEstimates {
+            rows: e.rows,
+            accuracy: e.accuracy,
+            precision: e.precision,
+            recall: e.recall,
+            f1: e.f1,
+            fpr: Estimate::new(fpr, sampling.specificity.standard_error(n)),
+        })
+    }
+}
+
 impl CbpeSums {
     /// Adds one row: its score, whether it was predicted positive, and the profile's map.
     pub fn record(&mut self, map: &CalibrationMap, score: f64, predicted_positive: bool) {
+        self.record_in_groups(map, score, predicted_positive, &[]);
+    }
+
+    /// Adds one row as [`record`](Self::record) does, and to its groups' sums: `groups[a]` is
+    /// the row's bucket of attribute `a`, as in the event. Rows are counted per group only
+    /// when the sums were shaped with [`with_groups`](Self::with_groups).
+    pub fn record_in_groups(
+        &mut self,
+        map: &CalibrationMap,
+        score: f64,
+        predicted_positive: bool,
+        groups: &[u16],
+    ) {
         let p = map.apply(score).clamp(0.0, 1.0);
+        for (buckets, &g) in self.groups.iter_mut().zip(groups) {
+            if let Some(b) = buckets.get_mut(usize::from(g)) {
+                b.add(p, predicted_positive);
+            }
+        }
         if predicted_positive {
             self.predicted_positive += 1;
             self.predicted_positive_p += p;
@@ -482,8 +667,41 @@ impl CbpeSums {
         self.bin_p[crate::score::score_bin(score)] += p;
     }
 
+    /// Empty sums with one bucket list per attribute (`bucket_counts[a]` buckets, `other`
+    /// included), so that rows are also summed per group.
+    pub fn with_groups(bucket_counts: impl IntoIterator<Item = usize>) -> Self {
+        Self {
+            groups: bucket_counts
+                .into_iter()
+                .map(|n| vec![GroupCbpe::default(); n])
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     /// Adds another window's sums (associative and commutative; the default is the identity).
+    /// Per-group sums survive only when both sides have the same shape (a summary from before
+    /// they existed leaves the merge without them, rather than with a partial count).
     pub fn merge(&mut self, other: &CbpeSums) {
+        if other.groups.is_empty() && other.rows() == 0 {
+            // `other` is the identity for the group sums too.
+        } else if self.groups.is_empty() && self.rows() == 0 {
+            self.groups = other.groups.clone();
+        } else if self.groups.len() == other.groups.len()
+            && self
+                .groups
+                .iter()
+                .zip(&other.groups)
+                .all(|(a, b)| a.len() == b.len())
+        {
+            for (a, b) in self.groups.iter_mut().zip(&other.groups) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.merge(y);
+                }
+            }
+        } else {
+            self.groups.clear();
+        }
         self.predicted_positive += other.predicted_positive;
         self.predicted_positive_p += other.predicted_positive_p;
         self.predicted_negative += other.predicted_negative;
@@ -578,6 +796,42 @@ mod tests {
         assert!((map.apply(0.45) - (third + 0.5 * (1.0 - third))).abs() < 1e-12);
         assert_eq!(map.apply(-1.0), 0.0);
         assert_eq!(map.apply(2.0), 1.0);
+    }
+
+    #[test]
+    fn packed_sums_read_back_bit_for_bit_and_decimal_arrays_still_read() {
+        let mut s = CbpeSums::with_groups([3]);
+        let map = CalibrationMap {
+            x: vec![0.1, 0.9],
+            y: vec![0.05, 0.97],
+        };
+        for (i, score) in [0.13, 0.5, 0.77, 0.999, 0.3].into_iter().enumerate() {
+            s.record_in_groups(&map, score, score >= 0.5, &[(i % 3) as u16]);
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"bin_p\":\""), "{json}");
+        let back: CbpeSums = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(back
+            .bin_p
+            .iter()
+            .zip(&s.bin_p)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        // A summary written before the packed form: a decimal array, no groups.
+        let old: CbpeSums = serde_json::from_str(
+            r#"{"predicted_positive":1,"predicted_positive_p":0.9,"predicted_negative":0,
+                "predicted_negative_p":0.0,"bin_p":[0.25,0.9]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.bin_p, vec![0.25, 0.9]);
+        assert!(old.groups.is_empty());
+        // A truncated packed string is an error naming the field's form, not a silent zero.
+        let bad = serde_json::from_str::<CbpeSums>(
+            r#"{"predicted_positive":0,"predicted_positive_p":0,"predicted_negative":0,
+                "predicted_negative_p":0,"bin_p":"AAAA"}"#,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("packed f64s"), "{bad}");
     }
 
     #[test]

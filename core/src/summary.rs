@@ -29,10 +29,21 @@ pub const SUMMARY_FORMAT: u32 = 1;
 /// Categories outside the reference that a summary names before counting the rest as overflow.
 pub const UNSEEN_CATEGORY_CAP: usize = 32;
 
+/// Whether a sum is zero: such fields are left out of the summary's JSON (and read back as
+/// zero), which keeps the 20-feature summary under its 16 KiB budget without losing anything.
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
+}
+
 /// Counts of a numeric feature against the reference edges.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NumericStats {
-    /// Missing values.
+    /// Missing values (left out of the JSON when zero).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub missing: u64,
     /// Non-missing values.
     pub count: u64,
@@ -189,14 +200,16 @@ fn add_counts(into: &mut [u64], from: &[u64]) {
 /// Counts of a categorical feature.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalStats {
-    /// Missing values.
+    /// Missing values (left out of the JSON when zero).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub missing: u64,
     /// Non-missing values.
     pub count: u64,
     /// Count per category: every reference category seen, and up to
     /// [`UNSEEN_CATEGORY_CAP`] unseen ones per recorded window.
     pub counts: BTreeMap<String, u64>,
-    /// Unseen categories beyond the cap, counted but not named.
+    /// Unseen categories beyond the cap, counted but not named (left out when zero).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub overflow: u64,
 }
 
@@ -268,6 +281,10 @@ pub struct RegressionStats {
 }
 
 impl RegressionStats {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     fn record(&mut self, y: f64, y_hat: f64) {
         let e = y - y_hat;
         self.n += 1;
@@ -345,7 +362,8 @@ pub struct PerformanceStats {
     pub log_loss_sum: f64,
     /// Sum of squared score errors (Brier).
     pub brier_sum: f64,
-    /// Regression error sums.
+    /// Regression error sums (left out of the JSON while empty, as for every classifier).
+    #[serde(default, skip_serializing_if = "RegressionStats::is_empty")]
     pub regression: RegressionStats,
     /// Per-class probabilities (multiclass models); absent in summaries made before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -370,9 +388,11 @@ pub struct GroupStats {
     /// False negatives.
     #[serde(rename = "fn")]
     pub fn_: u64,
-    /// Sum of |y - ŷ| (regression).
+    /// Sum of |y - ŷ| (regression; left out of the JSON when zero, as for every classifier).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub abs_error: f64,
-    /// Sum of (y - ŷ)² (regression).
+    /// Sum of (y - ŷ)² (regression; left out when zero).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub sq_error: f64,
     /// Predictions per class (multiclass models): each class's selection rate in the group.
     /// Empty for binary models, and in summaries made before it existed.
@@ -508,7 +528,8 @@ impl WindowSummary {
                     vec![group; a.bucket_count()]
                 })
                 .collect(),
-            cbpe: (schema.task == Task::Binary && profile.cbpe.is_some()).then(CbpeSums::default),
+            cbpe: (schema.task == Task::Binary && profile.cbpe.is_some())
+                .then(|| CbpeSums::with_groups(schema.attributes.iter().map(|a| a.bucket_count()))),
             reconstruction: profile
                 .reconstruction
                 .as_ref()
@@ -563,7 +584,7 @@ impl WindowSummary {
                 if let Some(s) = score {
                     self.prediction.score_bins[score_bin(s)] += 1;
                     if let (Some(sums), Some(c)) = (self.cbpe.as_mut(), &profile.cbpe) {
-                        sums.record(&c.map, s, Some(class) == positive);
+                        sums.record_in_groups(&c.map, s, Some(class) == positive, &event.groups);
                     }
                 }
             }

@@ -3,10 +3,10 @@
 //! and both are metrics objectives can name.
 
 use aims_core::event::{Event, FeatureValue, Prediction, Target};
-use aims_core::metrics::catalogue::{check, measure, Selector};
+use aims_core::metrics::catalogue::{check, measure, Measurement, Selector};
 use aims_core::metrics::{report, Measured};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
-use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
+use aims_core::schema::{AttributeSpec, FeatureKind, FeatureSpec, ModelSchema, Task};
 use aims_core::summary::WindowSummary;
 use proptest::prelude::*;
 
@@ -26,7 +26,13 @@ fn schema() -> ModelSchema {
             f("y", FeatureKind::Numeric),
             f("c", FeatureKind::Categorical),
         ],
-        attributes: vec![],
+        // One protected attribute, by the sign of x: its groups' scores (and so their
+        // estimated TPR and FPR) differ.
+        attributes: vec![AttributeSpec {
+            name: "band".into(),
+            groups: vec!["lo".into(), "hi".into()],
+            reference_group: None,
+        }],
     }
     .validated()
     .expect("valid schema")
@@ -43,7 +49,7 @@ fn event(x: f64, y: f64, c: &str, label: Option<u32>) -> Event {
             FeatureValue::Numeric(y),
             FeatureValue::Categorical(c.to_owned()),
         ],
-        groups: vec![],
+        groups: vec![u16::from(x >= 0.0)],
         prediction: Prediction::Class {
             class: u32::from(score >= 0.5),
             score: Some(score),
@@ -200,7 +206,10 @@ proptest! {
             report(&schema, &profile, &merged, None),
         );
         let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * (1.0 + x.abs());
-        let (ea, eb) = (a.estimated.unwrap().estimates, b.estimated.unwrap().estimates);
+        let (ea, eb) = (
+            a.estimated.as_ref().unwrap().estimates,
+            b.estimated.as_ref().unwrap().estimates,
+        );
         prop_assert_eq!(ea.rows, eb.rows);
         for (x, y) in [
             (ea.accuracy, eb.accuracy),
@@ -214,6 +223,22 @@ proptest! {
         if let (Some(x), Some(y)) = (ea.roc_auc, eb.roc_auc) {
             prop_assert!(close(x.value, y.value));
         }
+        let (ga, gb) = (&a.estimated.as_ref().unwrap().groups, &b.estimated.as_ref().unwrap().groups);
+        prop_assert_eq!(ga.len(), 1);
+        prop_assert_eq!(ga["band"].keys().collect::<Vec<_>>(), gb["band"].keys().collect::<Vec<_>>());
+        for (g, x) in &ga["band"] {
+            let y = &gb["band"][g];
+            prop_assert_eq!(x.rows, y.rows);
+            for (u, v) in [
+                (x.accuracy, y.accuracy),
+                (x.precision, y.precision),
+                (x.recall, y.recall),
+                (x.f1, y.f1),
+                (x.fpr, y.fpr),
+            ] {
+                prop_assert!(close(u.value, v.value), "{} {:?} vs {:?}", g, u, v);
+            }
+        }
         let (ra, rb) = (a.reconstruction.unwrap(), b.reconstruction.unwrap());
         match (ra.value, rb.value) {
             (Measured::Value(x), Measured::Value(y)) => prop_assert!(close(x, y)),
@@ -221,4 +246,138 @@ proptest! {
         }
         prop_assert_eq!(ra.alert, rb.alert);
     }
+}
+
+#[test]
+fn per_group_estimates_are_metrics_objectives_can_name() {
+    let schema = schema();
+    let profile = reference(&schema);
+    let sel = |attribute: Option<&str>, group: Option<&str>| Selector {
+        attribute: attribute.map(str::to_owned),
+        group: group.map(str::to_owned),
+        ..Selector::default()
+    };
+    for (metric, selector) in [
+        ("estimated_tpr", sel(Some("band"), Some("lo"))),
+        ("estimated_fpr", sel(Some("band"), Some("hi"))),
+        ("estimated_accuracy", sel(Some("band"), Some("hi"))),
+        ("estimated_f1", sel(Some("band"), Some("other"))),
+        (
+            "estimated_equal_opportunity_difference",
+            sel(Some("band"), None),
+        ),
+        (
+            "estimated_equalized_odds_difference",
+            sel(Some("band"), None),
+        ),
+        ("estimated_accuracy", sel(None, None)),
+    ] {
+        check(metric, &selector, Some(&schema)).unwrap_or_else(|e| panic!("{metric}: {e}"));
+    }
+    // A group without its attribute, an attribute without a group, an unknown group.
+    assert_eq!(
+        check(
+            "estimated_accuracy",
+            &sel(Some("band"), None),
+            Some(&schema)
+        )
+        .unwrap_err()
+        .field,
+        "group"
+    );
+    assert_eq!(
+        check("estimated_tpr", &sel(None, Some("lo")), Some(&schema))
+            .unwrap_err()
+            .field,
+        "attribute"
+    );
+    assert_eq!(
+        check(
+            "estimated_tpr",
+            &sel(Some("band"), Some("mid")),
+            Some(&schema)
+        )
+        .unwrap_err()
+        .field,
+        "group"
+    );
+    assert_eq!(
+        check(
+            "estimated_roc_auc",
+            &sel(Some("band"), Some("lo")),
+            Some(&schema)
+        )
+        .unwrap_err()
+        .field,
+        "attribute"
+    );
+
+    // Unlabelled rows on a grid of x: the hi group (x ≥ 0) is mostly predicted positive.
+    let rows: Vec<Event> = (0..400)
+        .map(|i| {
+            let x = f64::from(i) / 100.0 - 2.0;
+            event(x, x, "p", None)
+        })
+        .collect();
+    let s = summarise(&schema, &profile, &rows);
+    let r = report(&schema, &profile, &s, None);
+    let value = |metric: &str, selector: &Selector| match measure(metric, selector, &r).unwrap() {
+        Measurement {
+            value: Measured::Value(v),
+            samples,
+            ..
+        } => (v, samples),
+        other => panic!("{metric}: {other:?}"),
+    };
+    let (tpr_lo, n_lo) = value("estimated_tpr", &sel(Some("band"), Some("lo")));
+    let (tpr_hi, n_hi) = value("estimated_tpr", &sel(Some("band"), Some("hi")));
+    let (fpr_lo, _) = value("estimated_fpr", &sel(Some("band"), Some("lo")));
+    let (fpr_hi, _) = value("estimated_fpr", &sel(Some("band"), Some("hi")));
+    assert_eq!((n_lo, n_hi), (200, 200));
+    assert!(
+        tpr_hi > tpr_lo + 0.5 && fpr_hi > fpr_lo + 0.5,
+        "{tpr_lo} {tpr_hi} {fpr_lo} {fpr_hi}"
+    );
+    let (eod, _) = value(
+        "estimated_equal_opportunity_difference",
+        &sel(Some("band"), None),
+    );
+    assert!((eod - (tpr_hi - tpr_lo)).abs() < 1e-12);
+    let (eqodds, _) = value(
+        "estimated_equalized_odds_difference",
+        &sel(Some("band"), None),
+    );
+    assert!((eqodds - (tpr_hi - tpr_lo).max(fpr_hi - fpr_lo)).abs() < 1e-12);
+    // The group estimate is the estimate over the group's rows alone.
+    let hi_only = summarise(&schema, &profile, &rows[200..]);
+    let whole_hi = report(&schema, &profile, &hi_only, None);
+    let (acc_hi, _) = value("estimated_accuracy", &sel(Some("band"), Some("hi")));
+    match measure("estimated_accuracy", &Selector::default(), &whole_hi)
+        .unwrap()
+        .value
+    {
+        Measured::Value(v) => assert!((v - acc_hi).abs() < 1e-12, "{v} vs {acc_hi}"),
+        other => panic!("{other:?}"),
+    }
+    // An objective with its own fairness options measures the estimate the same way.
+    let options = aims_core::metrics::fairness::FairnessOptions {
+        confidence: 0.9,
+        min_group_samples: 10,
+    };
+    let with_options = aims_core::metrics::catalogue::measure_with_options(
+        "estimated_tpr",
+        &sel(Some("band"), Some("hi")),
+        &options,
+        &schema,
+        &s,
+        &r,
+    )
+    .unwrap();
+    assert_eq!(with_options.value, Measured::Value(tpr_hi));
+    // `other` has no rows: undefined, with no samples, rather than a made-up value.
+    let m = measure("estimated_tpr", &sel(Some("band"), Some("other")), &r).unwrap();
+    assert!(
+        matches!(m.value, Measured::Undefined(_)) && m.samples == 0,
+        "{m:?}"
+    );
 }

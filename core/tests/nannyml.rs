@@ -9,6 +9,10 @@
 //!   the order among tied scores is arbitrary; it does not change the value, because tied
 //!   scores share one calibrated probability and the curve is a straight line through them.
 //!   Ours walks 100 equal-width score bins, each a straight segment.
+//! - Per group (estimated TPR and FPR parity without labels): NannyML fitted on the whole
+//!   reference and run on one group's analysis rows as a single chunk, against the summary's
+//!   per-group sums; accuracy, precision, recall (TPR), F1 and FPR (1 − NannyML's estimated
+//!   specificity) within 0.005, sampling errors within 1 %.
 //! - Reconstruction error: per chunk within 1 % of NannyML's, thresholds within 1 %, the same
 //!   number of components and the same alerts.
 
@@ -19,6 +23,7 @@ use aims_core::event::FeatureValue;
 use aims_core::pca::{ErrorMoments, ReconstructionModel};
 use aims_core::profile::{score_bin, SCORE_BINS};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 fn fixture() -> Value {
     let path =
@@ -213,4 +218,127 @@ fn cbpe_matches_nannyml() {
             }
         }
     }
+}
+
+fn strings(table: &Value, column: &str) -> Vec<String> {
+    table[column]
+        .as_array()
+        .unwrap_or_else(|| panic!("column {column}"))
+        .iter()
+        .map(|v| v.as_str().expect("string").to_owned())
+        .collect()
+}
+
+#[test]
+fn cbpe_per_group_matches_nannyml_on_each_group_alone() {
+    let fx = fixture();
+    let reference = &fx["reference"];
+    let profile = CbpeProfile::fit(
+        &floats(reference, "score"),
+        &flags(reference, "pred"),
+        &flags(reference, "label"),
+    );
+    let mut checked = 0;
+    for case in fx["cases"].as_array().unwrap() {
+        let name = case["case"].as_str().unwrap();
+        let analysis = &case["analysis"];
+        let (scores, pred, segment) = (
+            floats(analysis, "score"),
+            flags(analysis, "pred"),
+            strings(analysis, "segment"),
+        );
+        let expected = case["expected"]["cbpe_groups"].as_object().expect("groups");
+        let index: BTreeMap<&str, u16> = expected
+            .keys()
+            .enumerate()
+            .map(|(i, g)| (g.as_str(), i as u16))
+            .collect();
+        // One attribute with the fixture's groups (and an empty `other`), as a summary keeps it.
+        let mut sums = CbpeSums::with_groups([index.len() + 1]);
+        for i in 0..scores.len() {
+            sums.record_in_groups(
+                &profile.map,
+                scores[i],
+                pred[i],
+                &[index[segment[i].as_str()]],
+            );
+        }
+        assert_eq!(sums.rows() as usize, scores.len());
+        for (group, &g) in &index {
+            let theirs = &expected[*group];
+            let e = sums.groups[0][usize::from(g)]
+                .estimate(&profile.sampling)
+                .expect("rows");
+            assert_eq!(
+                e.rows,
+                theirs["rows"].as_u64().unwrap(),
+                "{name} {group}: rows"
+            );
+            let specificity = &theirs["specificity"];
+            let fpr_value = 1.0 - specificity["value"].as_f64().unwrap();
+            for (metric, ours, value, se) in [
+                (
+                    "accuracy",
+                    e.accuracy,
+                    &theirs["accuracy"]["value"],
+                    &theirs["accuracy"]["sampling_error"],
+                ),
+                (
+                    "precision",
+                    e.precision,
+                    &theirs["precision"]["value"],
+                    &theirs["precision"]["sampling_error"],
+                ),
+                (
+                    "recall",
+                    e.recall,
+                    &theirs["recall"]["value"],
+                    &theirs["recall"]["sampling_error"],
+                ),
+                (
+                    "f1",
+                    e.f1,
+                    &theirs["f1"]["value"],
+                    &theirs["f1"]["sampling_error"],
+                ),
+                (
+                    "fpr",
+                    e.fpr,
+                    &Value::from(fpr_value),
+                    &specificity["sampling_error"],
+                ),
+            ] {
+                let what = format!("{name} group {group} estimated_{metric}");
+                let theirs = value.as_f64().unwrap();
+                assert!(
+                    (ours.value - theirs).abs() <= 0.005,
+                    "{what}: ours {}, NannyML {theirs}",
+                    ours.value
+                );
+                close_rel(
+                    ours.sampling_error.unwrap(),
+                    se.as_f64().unwrap(),
+                    0.01,
+                    &format!("{what} sampling error"),
+                );
+                checked += 1;
+            }
+        }
+        // The groups differ, so parity is a real number here, not a trivial zero.
+        let tpr: Vec<f64> = index
+            .values()
+            .map(|&g| {
+                sums.groups[0][usize::from(g)]
+                    .estimate(&profile.sampling)
+                    .unwrap()
+                    .recall
+                    .value
+            })
+            .collect();
+        assert!(
+            (tpr[0] - tpr[1]).abs() > 0.01,
+            "{name}: groups' estimated TPR {tpr:?}"
+        );
+    }
+    assert_eq!(checked, 3 * 2 * 5);
 }

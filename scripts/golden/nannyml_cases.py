@@ -68,6 +68,16 @@ def break_correlation(rng, df):
     return out
 
 
+def with_segment(seed, df):
+    """A protected attribute beside the features: segment "a" with probability sigmoid(x1),
+    else "b", so the groups' score distributions (and estimated TPR / FPR) differ. Drawn from
+    its own generator, so the rows of the cases before it existed are unchanged."""
+    rng = np.random.default_rng(seed)
+    out = df.copy()
+    out["segment"] = np.where(rng.random(len(df)) < sigmoid(df["x1"].to_numpy()), "a", "b")
+    return out
+
+
 def column(df, c):
     return [None if pd.isna(v) else (v if isinstance(v, str) else float(v)) for v in df[c]]
 
@@ -76,7 +86,7 @@ def run(name, reference, analysis, labels_withheld):
     analysis_in = analysis.copy()
     if labels_withheld:
         analysis_in = analysis_in.drop(columns=["label"])
-    metrics = ["roc_auc", "f1", "precision", "recall", "accuracy"]
+    metrics = ["roc_auc", "f1", "precision", "recall", "accuracy", "specificity"]
     cbpe = nml.CBPE(
         problem_type="classification_binary",
         y_pred_proba="score",
@@ -95,6 +105,27 @@ def run(name, reference, analysis, labels_withheld):
                 "sampling_error": float(row[(m, "sampling_error")]),
             }
         cbpe_chunks.append(chunk)
+    # Per group: NannyML fitted on the whole reference, run on the group's rows alone as one
+    # chunk (what the summary's per-group sums give).
+    group_chunks = {}
+    for group in sorted(analysis_in["segment"].unique()):
+        rows = analysis_in[analysis_in["segment"] == group].reset_index(drop=True)
+        per_group = nml.CBPE(
+            problem_type="classification_binary",
+            y_pred_proba="score",
+            y_pred="pred",
+            y_true="label",
+            metrics=metrics,
+            chunk_number=1,
+        )
+        per_group.fit(reference)
+        row = per_group.estimate(rows).filter(period="analysis").to_df().iloc[0]
+        group_chunks[group] = {"rows": int(len(rows))}
+        for m in metrics:
+            group_chunks[group][m] = {
+                "value": float(row[(m, "value")]),
+                "sampling_error": float(row[(m, "sampling_error")]),
+            }
     drc = nml.DataReconstructionDriftCalculator(column_names=NUMERIC + CATEGORICAL)
     drc.fit(reference)
     res = drc.calculate(analysis_in).to_df()
@@ -116,11 +147,12 @@ def run(name, reference, analysis, labels_withheld):
         "labels_withheld": labels_withheld,
         "analysis": {
             c: column(analysis, c)
-            for c in NUMERIC + CATEGORICAL + ["score", "pred"] + ([] if labels_withheld else ["label"])
+            for c in NUMERIC + CATEGORICAL + ["score", "pred", "segment"] + ([] if labels_withheld else ["label"])
         },
         "expected": {
             "needs_calibration": bool(cbpe.needs_calibration),
             "cbpe": cbpe_chunks,
+            "cbpe_groups": group_chunks,
             "reconstruction": {
                 "n_components": int(pca.n_components_),
                 "lower_threshold": float(drc.lower_threshold_value),
@@ -136,21 +168,23 @@ def run(name, reference, analysis, labels_withheld):
 
 def main():
     rng = np.random.default_rng(17)
-    reference = draw(rng, N)
+    reference = with_segment(1700, draw(rng, N))
     # Covariate shift in x1 and x4's scale, same outcome model, labels present.
-    shifted = draw(rng, N, shift=0.7, unseen=True)
+    shifted = with_segment(1701, draw(rng, N, shift=0.7, unseen=True))
     cases = [
         run("cbpe_covariate_shift", reference, shifted, labels_withheld=False),
         # Same shift, labels missing in the analysis window.
-        run("cbpe_labels_withheld", reference, draw(rng, N, shift=0.7), labels_withheld=True),
+        run("cbpe_labels_withheld", reference, with_segment(1702, draw(rng, N, shift=0.7)),
+            labels_withheld=True),
         # Correlation broken, every marginal intact.
-        run("pca_correlation_break", reference, break_correlation(rng, draw(rng, N)), labels_withheld=True),
+        run("pca_correlation_break", reference,
+            with_segment(1703, break_correlation(rng, draw(rng, N))), labels_withheld=True),
     ]
     out = {
         "nannyml": nml.__version__,
         "numeric": NUMERIC,
         "categorical": CATEGORICAL,
-        "reference": {c: column(reference, c) for c in NUMERIC + CATEGORICAL + ["score", "pred", "label"]},
+        "reference": {c: column(reference, c) for c in NUMERIC + CATEGORICAL + ["score", "pred", "label", "segment"]},
         "cases": cases,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

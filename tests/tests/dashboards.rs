@@ -480,3 +480,34 @@ fn metric_names_are_read_outside_strings_with_their_suffixes() {
         r#"rate(x{model=~".*"}[1m])"#
     );
 }
+
+/// The performance dashboard draws CBPE's estimates beside the realised metrics, and says how
+/// they are made and what they assume (issue 17).
+#[test]
+fn the_performance_dashboard_shows_realised_beside_estimated() {
+    let (_, board) = dashboards()
+        .into_iter()
+        .find(|(name, _)| name == "performance.json")
+        .expect("performance dashboard");
+    let panel = panels(&board)
+        .into_iter()
+        .find(|p| {
+            let exprs: Vec<&str> = p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["expr"].as_str())
+                .collect();
+            exprs.iter().any(|e| e.contains("estimated_accuracy"))
+                && exprs
+                    .iter()
+                    .any(|e| e.contains("metric=~\"accuracy|") && !e.contains("estimated_"))
+        })
+        .expect("a panel with realised and estimated accuracy");
+    let description = panel["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("confidence-based performance estimation")
+            && description.contains("assumes no concept drift"),
+        "{description}"
+    );
+}

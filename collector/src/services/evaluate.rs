@@ -44,6 +44,12 @@ const PERFORMANCE: &[&str] = &[
     "label_coverage",
     "error_rate",
     "throughput",
+    // CBPE's estimates without labels, beside the realised metrics above (dashboards show both).
+    "estimated_accuracy",
+    "estimated_precision",
+    "estimated_recall",
+    "estimated_f1",
+    "estimated_roc_auc",
 ];
 
 /// Fairness metrics exported per model and attribute on `/metrics`.

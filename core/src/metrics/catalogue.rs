@@ -198,6 +198,30 @@ pub const CATALOGUE: &[MetricSpec] = &[
         "ROC AUC estimated without labels (CBPE)"
     ),
     spec!(
+        "estimated_tpr",
+        Group,
+        Events,
+        "true positive rate of the group estimated without labels (CBPE)"
+    ),
+    spec!(
+        "estimated_fpr",
+        Group,
+        Events,
+        "false positive rate of the group estimated without labels (CBPE)"
+    ),
+    spec!(
+        "estimated_equal_opportunity_difference",
+        Attribute,
+        Events,
+        "max - min estimated TPR across groups (CBPE, without labels)"
+    ),
+    spec!(
+        "estimated_equalized_odds_difference",
+        Attribute,
+        Events,
+        "worst of estimated TPR and FPR differences across groups (CBPE)"
+    ),
+    spec!(
         "reconstruction_error",
         Model,
         Events,
@@ -337,6 +361,15 @@ pub const PER_CLASS_METRICS: &[&str] = &[
     "demographic_parity_ratio",
 ];
 
+/// Model-level CBPE estimates that also take `attribute:` and `group:` together: the estimate
+/// over that group's rows only.
+pub const PER_GROUP_ESTIMATES: &[&str] = &[
+    "estimated_accuracy",
+    "estimated_precision",
+    "estimated_recall",
+    "estimated_f1",
+];
+
 /// A metric request that cannot be answered, naming the field at fault.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{field}: {message}")]
@@ -364,7 +397,15 @@ pub fn check(
     let spec = MetricSpec::find(metric)
         .ok_or_else(|| err("metric", format!("unknown metric {metric:?}")))?;
     let needs_feature = spec.scope == Scope::Feature;
-    let needs_attribute = matches!(spec.scope, Scope::Attribute | Scope::Group);
+    let per_group_estimate = PER_GROUP_ESTIMATES.contains(&metric) && selector.attribute.is_some();
+    if per_group_estimate && selector.group.is_none() {
+        return Err(err(
+            "group",
+            format!("{metric} with an attribute needs a group (the estimate over its rows)"),
+        ));
+    }
+    let needs_attribute =
+        matches!(spec.scope, Scope::Attribute | Scope::Group) || per_group_estimate;
     match (&selector.feature, needs_feature) {
         (None, true) => return Err(err("feature", format!("{metric} needs a feature"))),
         (Some(_), false) => {
@@ -384,6 +425,7 @@ pub fn check(
     }
     match (&selector.group, spec.scope) {
         (None, Scope::Group) => return Err(err("group", format!("{metric} needs a group"))),
+        (Some(_), Scope::Model) if per_group_estimate => {}
         (Some(_), Scope::Model | Scope::Feature | Scope::Attribute) => {
             return Err(err("group", format!("{metric} is not a per-group metric")))
         }
@@ -493,6 +535,7 @@ pub fn measure_with_options(
     let spec = check(metric, selector, None)?;
     if !matches!(spec.scope, Scope::Attribute | Scope::Group)
         || *options == FairnessOptions::default()
+        || metric.starts_with("estimated_")
     {
         return measure(metric, selector, report);
     }
@@ -567,6 +610,9 @@ pub fn measure(
                 _ => missing(metric),
             }
         }
+        Scope::Model if selector.attribute.is_some() => {
+            return Ok(estimated_fairness(metric, selector, report))
+        }
         Scope::Model => {
             let c = perf.classification.as_ref();
             let r = perf.regression.as_ref();
@@ -632,6 +678,9 @@ pub fn measure(
                 _ => missing(metric),
             }
         }
+        Scope::Attribute | Scope::Group if metric.starts_with("estimated_") => {
+            return Ok(estimated_fairness(metric, selector, report))
+        }
         Scope::Attribute | Scope::Group => {
             let name = selector.attribute.as_deref().unwrap_or_default();
             let f = report
@@ -647,6 +696,72 @@ pub fn measure(
         interval: None,
         too_small: BTreeMap::new(),
     })
+}
+
+/// A CBPE estimate over one group's rows (`estimated_accuracy` … `estimated_f1` with a group,
+/// `estimated_tpr`, `estimated_fpr`), or the estimated TPR / FPR parity across the groups
+/// with rows (`other` included, as the realised fairness metrics count it). Samples are the
+/// group's rows, or all rows for a parity.
+fn estimated_fairness(metric: &str, selector: &Selector, report: &Report) -> Measurement {
+    let attribute = selector.attribute.as_deref().unwrap_or_default();
+    let events = report.performance.events;
+    let done = |value: Measured, samples: u64| Measurement {
+        value,
+        samples,
+        interval: None,
+        too_small: BTreeMap::new(),
+    };
+    let Some(e) = report.estimated.as_ref() else {
+        return done(
+            Measured::undefined(format!("{metric} not measured for this model")),
+            events,
+        );
+    };
+    let Some(groups) = e.groups.get(attribute) else {
+        return done(
+            Measured::undefined(format!(
+                "no per-group CBPE sums for attribute {attribute:?} in the window"
+            )),
+            events,
+        );
+    };
+    if let Some(group) = &selector.group {
+        let Some(g) = groups.get(group) else {
+            return done(
+                Measured::undefined(format!(
+                    "group {group:?} has no scored predictions in the window"
+                )),
+                0,
+            );
+        };
+        let v = match metric {
+            "estimated_accuracy" => g.accuracy,
+            "estimated_precision" => g.precision,
+            "estimated_recall" | "estimated_tpr" => g.recall,
+            "estimated_f1" => g.f1,
+            _ => g.fpr,
+        };
+        return done(Measured::finite(v.value, "not computable"), g.rows);
+    }
+    let spread = |f: fn(&crate::cbpe::GroupEstimates) -> f64| -> Option<f64> {
+        let values: Vec<f64> = groups.values().map(f).collect();
+        let max = values.iter().copied().reduce(f64::max)?;
+        let min = values.iter().copied().reduce(f64::min)?;
+        (values.len() >= 2).then_some(max - min)
+    };
+    let tpr = spread(|g| g.recall.value);
+    let value = if metric == "estimated_equal_opportunity_difference" {
+        tpr
+    } else {
+        tpr.zip(spread(|g| g.fpr.value)).map(|(a, b)| a.max(b))
+    };
+    done(
+        value.map_or_else(
+            || Measured::undefined("needs two groups with scored predictions"),
+            |v| Measured::finite(v, "not computable"),
+        ),
+        events,
+    )
 }
 
 /// Precision, recall, F1 or one-vs-rest ROC AUC of one class of a multiclass model.

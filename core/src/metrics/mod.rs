@@ -138,6 +138,17 @@ pub struct Estimated {
     /// The estimates with their ±3 SE bands.
     #[serde(flatten)]
     pub estimates: crate::cbpe::CbpeEstimates,
+    /// Per attribute, per group with rows (`other` included): the group's estimates, from
+    /// which estimated TPR and FPR parity follow without labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, crate::cbpe::GroupEstimates>>,
+}
+
+impl Estimated {
+    /// One group's estimates (absent when the group had no scored rows).
+    pub fn group(&self, attribute: &str, group: &str) -> Option<&crate::cbpe::GroupEstimates> {
+        self.groups.get(attribute)?.get(group)
+    }
 }
 
 /// The window's reconstruction error against the reference thresholds.
@@ -159,16 +170,35 @@ pub struct Reconstruction {
     pub alert: bool,
 }
 
-fn estimated(profile: &ReferenceProfile, summary: &WindowSummary) -> Option<Estimated> {
+fn estimated(
+    schema: &ModelSchema,
+    profile: &ReferenceProfile,
+    summary: &WindowSummary,
+) -> Option<Estimated> {
     let c = profile.cbpe.as_ref()?;
-    let estimates = summary
-        .cbpe
-        .as_ref()?
-        .estimate(&c.sampling, &summary.prediction.score_bins)?;
+    let sums = summary.cbpe.as_ref()?;
+    let estimates = sums.estimate(&c.sampling, &summary.prediction.score_bins)?;
+    let groups = schema
+        .attributes
+        .iter()
+        .zip(&sums.groups)
+        .map(|(a, buckets)| {
+            let per_group = buckets
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| {
+                    let e = g.estimate(&c.sampling)?;
+                    Some((a.group_name(i).to_owned(), e))
+                })
+                .collect();
+            (a.name.clone(), per_group)
+        })
+        .collect();
     Some(Estimated {
         method: CBPE_METHOD.to_owned(),
         calibrated: c.calibrated,
         estimates,
+        groups,
     })
 }
 
@@ -207,7 +237,7 @@ pub fn report(
         fairness: fairness::fairness(schema, summary),
         data_quality: quality::data_quality(schema, profile, summary),
         latency: performance::latency(summary),
-        estimated: estimated(profile, summary),
+        estimated: estimated(schema, profile, summary),
         reconstruction: reconstruction(profile, summary),
     }
 }

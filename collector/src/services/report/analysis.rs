@@ -88,11 +88,53 @@ pub fn method_notes() -> Vec<String> {
         "Drift uses Evidently's defaults: the method is chosen per feature from its type and the \
          reference size; PSI on 10 reference-quantile bins with empty bins floored at 1e-4."
             .to_owned(),
+        "Estimated performance is NannyML's confidence-based performance estimation (CBPE): the \
+         expected confusion matrix from scores calibrated on the reference's labels. It needs no \
+         labels but assumes no concept drift (the reference's relation between score and outcome \
+         still holds); where labels exist the realised value stands beside it. Multivariate drift \
+         is NannyML's PCA reconstruction error against mean ± 3 σ of the reference chunks."
+            .to_owned(),
         "Summaries older than the roll-up age are kept as hourly merges, so the period's edges are \
          then exact to the hour; summaries beyond the retention are gone, while the evaluations \
          recorded in the evidence log remain."
             .to_owned(),
     ]
+}
+
+/// Realised accuracy, precision, recall, F1 and ROC AUC beside CBPE's estimates, for binary
+/// models with a calibration or with labels (empty otherwise).
+pub fn performance_lines(r: &metrics::Report) -> Vec<PerformanceLine> {
+    let c = r.performance.classification.as_ref();
+    let e = r.estimated.as_ref().map(|e| &e.estimates);
+    if e.is_none() && c.is_none_or(|c| c.multiclass.is_some()) {
+        return Vec::new();
+    }
+    let realised =
+        |f: fn(&metrics::performance::Classification) -> &Measured| c.and_then(|c| measured(f(c)));
+    [
+        ("accuracy", realised(|c| &c.accuracy), e.map(|e| e.accuracy)),
+        (
+            "precision",
+            realised(|c| &c.precision),
+            e.map(|e| e.precision),
+        ),
+        ("recall", realised(|c| &c.recall), e.map(|e| e.recall)),
+        ("f1", realised(|c| &c.f1), e.map(|e| e.f1)),
+        (
+            "roc_auc",
+            realised(|c| &c.roc_auc),
+            e.and_then(|e| e.roc_auc),
+        ),
+    ]
+    .into_iter()
+    .map(|(metric, realised, estimate)| PerformanceLine {
+        metric: metric.to_owned(),
+        realised,
+        estimated: estimate.map(|x| x.value),
+        lower: estimate.and_then(|x| x.lower),
+        upper: estimate.and_then(|x| x.upper),
+    })
+    .collect()
 }
 
 /// Agents and per-model analysis from the summaries stored for windows in the period.
@@ -211,9 +253,101 @@ pub async fn analyse(
                     })
                     .collect(),
                 rejected_rate: measured(&r.data_quality.rejected_rate),
+                performance: performance_lines(&r),
+                estimation_method: r.estimated.as_ref().map(|e| e.method.clone()),
+                reconstruction: r.reconstruction.as_ref().map(|x| ReconstructionLine {
+                    value: measured(&x.value),
+                    lower_threshold: x.lower_threshold,
+                    upper_threshold: x.upper_threshold,
+                    alert: x.alert,
+                }),
+                reconstruction_method: r.reconstruction.as_ref().map(|x| x.method.clone()),
                 model,
             })
         })
         .collect();
     Ok((agents, analysis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aims_core::event::{Event, FeatureValue, Prediction, Target};
+    use aims_core::profile::ProfileBuilder;
+    use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
+
+    fn schema() -> ModelSchema {
+        ModelSchema {
+            name: "m".into(),
+            version: "1".into(),
+            task: Task::Binary,
+            classes: vec![],
+            positive_class: None,
+            features: vec![
+                FeatureSpec {
+                    name: "x".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureSpec {
+                    name: "y".into(),
+                    kind: FeatureKind::Numeric,
+                },
+            ],
+            attributes: vec![],
+        }
+        .validated()
+        .unwrap()
+    }
+
+    fn event(i: u32, label: Option<u32>) -> Event {
+        let x = f64::from(i % 100) / 25.0 - 2.0;
+        let score = 1.0 / (1.0 + (-2.0 * x).exp());
+        Event {
+            id: None,
+            ts_ms: 0,
+            features: vec![FeatureValue::Numeric(x), FeatureValue::Numeric(x * 0.5)],
+            groups: vec![],
+            prediction: Prediction::Class {
+                class: u32::from(score >= 0.5),
+                score: Some(score),
+            },
+            label: label.map(Target::Class),
+            latency_ms: None,
+        }
+    }
+
+    /// Unlabelled predictions: every line has an estimate with its band and no realised value;
+    /// once labels arrive the realised value stands beside the estimate.
+    #[test]
+    fn performance_lines_put_the_realised_value_beside_the_estimate() {
+        let schema = schema();
+        let mut b = ProfileBuilder::new(&schema);
+        for i in 0..1000u32 {
+            let x = f64::from(i % 100) / 25.0 - 2.0;
+            let u = f64::from((i * 7919) % 1000) / 1000.0;
+            b.add(&event(i, Some(u32::from(u < 1.0 / (1.0 + (-x).exp())))));
+        }
+        let profile = b.finish();
+        let mut s = WindowSummary::new(&schema, &profile);
+        for i in 0..300 {
+            s.record(&schema, &profile, &event(i, None));
+        }
+        let r = metrics::report(&schema, &profile, &s, None);
+        let lines = performance_lines(&r);
+        let names: Vec<&str> = lines.iter().map(|l| l.metric.as_str()).collect();
+        assert_eq!(names, ["accuracy", "precision", "recall", "f1", "roc_auc"]);
+        for l in &lines {
+            assert_eq!(l.realised, None, "{}: no labels", l.metric);
+            let (v, lo, hi) = (l.estimated.unwrap(), l.lower.unwrap(), l.upper.unwrap());
+            assert!(lo <= v && v <= hi && hi - lo > 0.0, "{l:?}");
+        }
+        assert!(r.estimated.as_ref().unwrap().method.contains("no concept"));
+        let mut labelled = WindowSummary::new(&schema, &profile);
+        for i in 0..300 {
+            labelled.record(&schema, &profile, &event(i, Some(i % 2)));
+        }
+        let r = metrics::report(&schema, &profile, &labelled, None);
+        let accuracy = &performance_lines(&r)[0];
+        assert!(accuracy.realised.is_some() && accuracy.estimated.is_some());
+    }
 }

@@ -7,7 +7,7 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::model::{Interval, ObjectiveSection, Point, Report};
-use super::text::{duration, num, rfc3339, short};
+use super::text::{band, duration, num, rfc3339, short};
 
 /// Chart width in SVG user units.
 pub const WIDTH: f64 = 720.0;
@@ -201,6 +201,28 @@ pub fn render(r: &Report) -> String {
                                 td { (f.feature) } td { (f.method) } td { (num(f.score)) } td { (num(f.psi)) }
                                 td { (f.drifted.map_or("–", |d| if d { "yes" } else { "no" })) }
                             }
+                        }
+                    }
+                    @if let Some(x) = &a.reconstruction {
+                        p {
+                            "Multivariate drift (PCA reconstruction error): " (num(x.value))
+                            " against thresholds [" (num(Some(x.lower_threshold))) ", "
+                            (num(Some(x.upper_threshold))) "]: "
+                            (if x.alert { "outside, drift" } else { "within" }) "."
+                        }
+                    }
+                    @if !a.performance.is_empty() {
+                        table {
+                            tr { th { "Performance" } th { "Realised (labelled)" } th { "Estimated (CBPE, unlabelled)" } th { "Estimate band (±3 SE)" } }
+                            @for p in &a.performance {
+                                tr {
+                                    td { (p.metric) } td { (num(p.realised)) } td { (num(p.estimated)) }
+                                    td { (band(p.lower, p.upper)) }
+                                }
+                            }
+                        }
+                        @if let Some(method) = &a.estimation_method {
+                            p { "Estimated by " (method) "." }
                         }
                     }
                     p { "Rejected-event rate: " (num(a.rejected_rate)) }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::model::{Interval, Report};
-use super::text::{duration, num, short};
+use super::text::{band, duration, num, short};
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(text: &str) -> String {
@@ -292,6 +292,32 @@ pub fn render(r: &Report) -> String {
                 num(f.psi),
                 f.drifted.map_or("–", |d| if d { "yes" } else { "no" })
             );
+        }
+        if let Some(x) = &a.reconstruction {
+            let _ = writeln!(
+                m,
+                "\nMultivariate drift (PCA reconstruction error): {} against thresholds [{}, {}]: {}.",
+                num(x.value),
+                num(Some(x.lower_threshold)),
+                num(Some(x.upper_threshold)),
+                if x.alert { "outside, drift" } else { "within" }
+            );
+        }
+        if !a.performance.is_empty() {
+            m.push_str("\n| Performance | Realised (labelled) | Estimated (CBPE, unlabelled) | Estimate band (±3 SE) |\n|---|---|---|---|\n");
+            for p in &a.performance {
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} |",
+                    p.metric,
+                    num(p.realised),
+                    num(p.estimated),
+                    band(p.lower, p.upper)
+                );
+            }
+            if let Some(method) = &a.estimation_method {
+                let _ = writeln!(m, "\nEstimated by {method}.");
+            }
         }
         let _ = writeln!(
             m,

@@ -497,6 +497,56 @@ mod tests {
         assert!(!page.contains("<script>") && !page.contains("<b>title</b>"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("a &quot;quoted&quot; &lt;b&gt;title&lt;/b&gt; &amp; more"));
+        // Realised beside estimated performance, and the multivariate drift, in both formats
+        // from the one model, with the method and its no-concept-drift assumption stated.
+        let mut with_cbpe = r.clone();
+        with_cbpe.analysis.push(model::Analysis {
+            model: "m".into(),
+            profile_hash: "p".repeat(64),
+            summaries: 3,
+            events: 900,
+            labelled: 0,
+            groups: vec![],
+            parity: vec![],
+            drift: vec![],
+            drifted_share: None,
+            quality: vec![],
+            rejected_rate: None,
+            performance: vec![model::PerformanceLine {
+                metric: "accuracy".into(),
+                realised: None,
+                estimated: Some(0.8125),
+                lower: Some(0.78),
+                upper: Some(0.845),
+            }],
+            estimation_method: Some(aims_core::metrics::CBPE_METHOD.to_owned()),
+            reconstruction: Some(model::ReconstructionLine {
+                value: Some(1.42),
+                lower_threshold: 0.9,
+                upper_threshold: 1.1,
+                alert: true,
+            }),
+            reconstruction_method: Some(aims_core::metrics::RECONSTRUCTION_METHOD.to_owned()),
+        });
+        let md = markdown::render(&with_cbpe);
+        assert!(
+            md.contains("| accuracy | – | 0.8125 | [0.78, 0.845] |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "PCA reconstruction error): 1.42 against thresholds [0.9, 1.1]: outside, drift"
+        ));
+        let page = html::render(&with_cbpe);
+        assert!(
+            page.contains("<td>accuracy</td><td>–</td><td>0.8125</td><td>[0.78, 0.845]</td>"),
+            "{page}"
+        );
+        for text in [&md, &page] {
+            assert!(
+                text.contains("Estimated (CBPE, unlabelled)")
+                    && text.contains("assumes no concept")
+            );
+        }
     }
 
     /// A period that includes now: a breach and an alert still open end at now, not at the

@@ -420,6 +420,35 @@ pub struct DriftLine {
     pub drifted: Option<bool>,
 }
 
+/// One performance metric of the period: realised from labels beside the CBPE estimate made
+/// without them (both from the same merged summaries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceLine {
+    /// Metric (`accuracy`, `precision`, `recall`, `f1`, `roc_auc`).
+    pub metric: String,
+    /// From the labelled predictions (absent without labels).
+    pub realised: Option<f64>,
+    /// CBPE's estimate over every scored prediction (absent without a calibration).
+    pub estimated: Option<f64>,
+    /// Lower end of the estimate's ±3 SE sampling band.
+    pub lower: Option<f64>,
+    /// Upper end of that band.
+    pub upper: Option<f64>,
+}
+
+/// The period's PCA reconstruction error against its reference thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconstructionLine {
+    /// Mean per-event error.
+    pub value: Option<f64>,
+    /// Reference lower threshold.
+    pub lower_threshold: f64,
+    /// Reference upper threshold.
+    pub upper_threshold: f64,
+    /// Whether the value lies outside them.
+    pub alert: bool,
+}
+
 /// One feature's data quality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityLine {
@@ -458,6 +487,19 @@ pub struct Analysis {
     pub quality: Vec<QualityLine>,
     /// Rejected-event rate.
     pub rejected_rate: Option<f64>,
+    /// Realised performance beside the CBPE estimate (empty for models without a calibration
+    /// and without labels; absent in reports made before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub performance: Vec<PerformanceLine>,
+    /// How the estimates were made, and that they assume no concept drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation_method: Option<String>,
+    /// Multivariate drift (models whose profile carries the PCA model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<ReconstructionLine>,
+    /// How the reconstruction error is computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction_method: Option<String>,
 }
 
 /// An Annex A control and the evidence behind it.

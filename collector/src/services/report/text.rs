@@ -15,6 +15,14 @@ pub fn num(v: Option<f64>) -> String {
     }
 }
 
+/// An estimate's band as `[lower, upper]`, or a dash without one.
+pub fn band(lower: Option<f64>, upper: Option<f64>) -> String {
+    match (lower, upper) {
+        (Some(l), Some(u)) => format!("[{}, {}]", num(Some(l)), num(Some(u))),
+        _ => "–".to_owned(),
+    }
+}
+
 /// The first 12 characters of a hash, for tables (the full ones are in the JSON).
 pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
