@@ -328,6 +328,7 @@ mod tests {
                 interval: None,
                 reading: None,
                 too_small: Default::default(),
+                why: None,
             }),
         )
     }
