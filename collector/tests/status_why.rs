@@ -3,6 +3,8 @@
 //! features with their statistics and threshold; sparklines with their scale, time span,
 //! target and warning; values with their units and sample counts in words.
 //!
+//! The Clause 9 report shows the same intervals and sample sizes beside every fairness value.
+//!
 //! The figures travel typed from the evaluator (the evaluation record's `why`) to the page;
 //! this test reads the page a collector in process renders on real evaluations.
 
@@ -231,6 +233,55 @@ async fn the_status_page_shows_groups_drifted_features_scales_and_units() {
         "samples against the minimum, in words: {short}"
     );
     assert!(!html.contains("– / "), "no bare dash-slash counts: {html}");
+
+    // The Clause 9 report, HTML and Markdown from the one model: every per-group rate and
+    // parity value with its interval and, beside it, the sample size.
+    let report = |format: &'static str| {
+        let url = format!(
+            "{base}/v1/reports?from={}&to={}&format={format}",
+            start - 3_600_000,
+            start + 3_600_000
+        );
+        let client = client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let html = report("html").await;
+    let section = &html[html.find("id=\"analysis\"").expect("section 7")..];
+    let f_row = section
+        .split("<tr>")
+        .find(|r| r.starts_with("<td>gender</td><td>F</td>"))
+        .unwrap_or_else(|| panic!("a row for F: {section}"));
+    assert!(
+        f_row.matches("class=\"ci\"").count() >= 2 && f_row.contains("class=\"ci-bounds\">["),
+        "selection rate and TPR with interval bars and bounds: {f_row}"
+    );
+    assert!(
+        section.contains("<th>n compared</th>"),
+        "the parity table has the sample size: {section}"
+    );
+    let parity = section
+        .split("<tr>")
+        .find(|r| r.starts_with("<td>gender</td><td>4000</td>"))
+        .unwrap_or_else(|| panic!("the parity line with its 4,000 predictions: {section}"));
+    assert!(parity.contains("class=\"ci\""), "{parity}");
+    let md = report("md").await;
+    let f_line = md
+        .lines()
+        .find(|l| l.starts_with("| gender | F |"))
+        .unwrap_or_else(|| panic!("a Markdown line for F: {md}"));
+    assert!(
+        f_line.matches(" [").count() >= 2,
+        "bounds beside the rates: {f_line}"
+    );
+    let parity = md
+        .lines()
+        .find(|l| l.starts_with("| gender | 4000 |"))
+        .unwrap_or_else(|| panic!("the Markdown parity line: {md}"));
+    assert!(parity.contains(" ["), "{parity}");
 
     c.shutdown().await;
 }
