@@ -268,7 +268,25 @@ async fn the_status_page_shows_groups_drifted_features_scales_and_units() {
         .find(|r| r.starts_with("<td>gender</td><td>4000</td>"))
         .unwrap_or_else(|| panic!("the parity line with its 4,000 predictions: {section}"));
     assert!(parity.contains("class=\"ci\""), "{parity}");
+    // The parity objective's own section: its last value with interval and samples.
+    let own = &html[html
+        .find("parity — ")
+        .expect("the parity objective's section")..];
+    let own = &own[..own.find("</table>").unwrap()];
+    assert!(
+        own.contains("Last value, interval and samples")
+            && own.contains("class=\"ci\"")
+            && own.contains(" n = 4000"),
+        "{own}"
+    );
     let md = report("md").await;
+    assert!(
+        md.lines()
+            .any(|l| l.starts_with("| Last value, interval and samples | ")
+                && l.contains(" [")
+                && l.ends_with(" n = 4000 |")),
+        "{md}"
+    );
     let f_line = md
         .lines()
         .find(|l| l.starts_with("| gender | F |"))

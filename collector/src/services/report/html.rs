@@ -288,6 +288,12 @@ fn objective(o: &ObjectiveSection, from_ms: i64, to_ms: i64) -> Markup {
                     (num(o.values.last)) ", " (num(o.values.min)) ", " (num(o.values.mean)) ", "
                     (num(o.values.max)) " (" (o.values.count) " values)"
                 }))
+                @if o.last_interval.is_some() || o.last_samples.is_some() {
+                    (row("Last value, interval and samples", html! {
+                        (ci(o.values.last, o.last_interval, (0.0, 1.0)))
+                        @if let Some(n) = o.last_samples { " n = " (n) }
+                    }))
+                }
                 (row("Evaluations in compliance", html! {
                     (o.compliance_share.map_or("–".to_owned(), |c| format!("{:.1} %", c * 100.0)))
                 }))

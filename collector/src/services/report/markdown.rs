@@ -195,6 +195,15 @@ pub fn render(r: &Report) -> String {
             num(o.values.max),
             o.values.count
         );
+        if o.last_interval.is_some() || o.last_samples.is_some() {
+            let _ = writeln!(
+                m,
+                "| Last value, interval and samples | {}{} |",
+                with_bounds(o.values.last, o.last_interval),
+                o.last_samples
+                    .map_or_else(String::new, |n| format!(" n = {n}"))
+            );
+        }
         let _ = writeln!(
             m,
             "| Evaluations in compliance | {} |",

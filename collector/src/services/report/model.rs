@@ -358,6 +358,12 @@ pub struct ObjectiveSection {
     pub series: Vec<Point>,
     /// First and last evaluation record sequence in the period.
     pub records: Option<(u64, u64)>,
+    /// The last evaluation's confidence interval (fairness metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_interval: Option<Confidence>,
+    /// Samples behind the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_samples: Option<u64>,
 }
 
 /// Evaluations expected and recorded.
