@@ -299,4 +299,11 @@ fn quickstart_fires_an_objective_shows_it_and_stops_cleanly_on_ctrl_c() {
     }
     let value: Option<Value> = get_json(&format!("{collector}/healthz"));
     assert!(value.is_none(), "the collector no longer answers");
+    // The demo is consistent with itself: no objective names a receiver it cannot deliver to.
+    let log = std::fs::read_to_string(format!("{data}/logs/collector.log")).unwrap_or_default();
+    assert!(
+        !log.is_empty() && !log.contains("go nowhere"),
+        "the collector's log warns of undeliverable alerts:\n{}",
+        tail(&log)
+    );
 }
