@@ -306,4 +306,13 @@ fn quickstart_fires_an_objective_shows_it_and_stops_cleanly_on_ctrl_c() {
         "the collector's log warns of undeliverable alerts:\n{}",
         tail(&log)
     );
+    // Logs written to a file carry no ANSI colour codes.
+    for name in ["collector", "agent", "simulator"] {
+        let log = std::fs::read_to_string(format!("{data}/logs/{name}.log")).unwrap_or_default();
+        assert!(
+            !log.contains('\u{1b}'),
+            "{name}.log has terminal escape codes:\n{}",
+            tail(&log)
+        );
+    }
 }
