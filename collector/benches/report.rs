@@ -75,6 +75,7 @@ fn evaluation(id: &str, i: u64) -> Entry {
             interval: None,
             reading: None,
             too_small: Default::default(),
+            why: None,
         }),
     )
 }

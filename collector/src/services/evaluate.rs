@@ -102,6 +102,7 @@ struct Detail {
     reading: Option<Reading>,
     too_small: std::collections::BTreeMap<String, u64>,
     verdict: Option<Verdict>,
+    why: Option<aims_core::metrics::why::Why>,
 }
 
 /// The verdict's JSON name.
@@ -282,6 +283,18 @@ pub async fn cycle(
                 ),
                 Some(c) => {
                     let m = o.measure(&c.profile.schema, &c.summary, &c.report);
+                    // The figures behind the value, for the status page and the evidence.
+                    let why = m.is_ok().then(|| {
+                        aims_core::metrics::why::why(
+                            &o.metric,
+                            &o.selector,
+                            &o.fairness_options(),
+                            &c.profile.schema,
+                            &c.summary,
+                            &c.report,
+                        )
+                    });
+                    let why = why.flatten();
                     context = Some(c);
                     match m {
                         Ok(m) => {
@@ -291,6 +304,7 @@ pub async fn cycle(
                                 reading: Some(judgement.reading),
                                 too_small: m.too_small,
                                 verdict: Some(judgement.verdict),
+                                why,
                             };
                             (m.value, m.samples)
                         }
@@ -337,6 +351,7 @@ pub async fn cycle(
                 interval: detail.interval,
                 reading: detail.reading,
                 too_small: detail.too_small,
+                why: detail.why,
             }),
         ));
         for t in &transitions {

@@ -165,6 +165,11 @@ pub struct Evaluation {
     /// Groups left out of a parity metric as smaller than `min_group_samples`, with counts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub too_small: BTreeMap<String, u64>,
+    /// The figures behind the value: per-group rates with sample sizes and intervals for a
+    /// fairness metric, the drifted features' statistics for a drift metric (absent in older
+    /// records and for metrics without a breakdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<crate::metrics::why::Why>,
 }
 
 /// `transition`: a lifecycle step.

@@ -10,6 +10,7 @@ pub mod fairness;
 pub mod intervals;
 pub mod performance;
 pub mod quality;
+pub mod why;
 
 use std::collections::BTreeMap;
 

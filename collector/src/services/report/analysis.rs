@@ -213,6 +213,9 @@ pub async fn analyse(
                             selection_rate: measured(&x.selection_rate),
                             tpr: measured(&x.tpr),
                             fpr: measured(&x.fpr),
+                            selection_rate_interval: x.selection_rate_interval,
+                            tpr_interval: x.tpr_interval,
+                            fpr_interval: x.fpr_interval,
                         })
                     })
                     .collect(),
@@ -224,6 +227,27 @@ pub async fn analyse(
                         demographic_parity_ratio: measured(&f.demographic_parity_ratio),
                         demographic_parity_difference: measured(&f.demographic_parity_difference),
                         equalized_odds_difference: measured(&f.equalized_odds_difference),
+                        samples: f
+                            .groups
+                            .iter()
+                            .filter(|(g, _)| !f.too_small.contains_key(*g))
+                            .map(|(_, x)| x.n)
+                            .sum(),
+                        demographic_parity_ratio_interval: f
+                            .intervals
+                            .demographic_parity_ratio
+                            .as_ref()
+                            .map(|p| p.interval),
+                        demographic_parity_difference_interval: f
+                            .intervals
+                            .demographic_parity_difference
+                            .as_ref()
+                            .map(|p| p.interval),
+                        equalized_odds_difference_interval: f
+                            .intervals
+                            .equalized_odds_difference
+                            .as_ref()
+                            .map(|p| p.interval),
                     })
                     .collect(),
                 drift: r

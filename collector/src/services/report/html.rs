@@ -6,8 +6,9 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use super::model::Confidence;
 use super::model::{Interval, ObjectiveSection, Point, Report};
-use super::text::{band, duration, num, rfc3339, short};
+use super::text::{band, bounds, duration, num, rfc3339, short};
 
 /// Chart width in SVG user units.
 pub const WIDTH: f64 = 720.0;
@@ -21,7 +22,7 @@ const PAD_BOTTOM: f64 = 28.0;
 const STYLE: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1a1a1a;line-height:1.45;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:2px solid #234;padding-bottom:.2rem;margin-top:2rem}
-h3{margin-bottom:.3rem}table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
+h3{margin-bottom:.3rem}.ci .track{stroke:#c9d1d9;stroke-width:2}.ci .band{fill:#90caf9}.ci .point{stroke:#1a1a1a;stroke-width:2}.ci-bounds{color:#555;white-space:nowrap}table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #bbb;padding:.25rem .45rem;text-align:left;vertical-align:top}th{background:#eef1f5}
 code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem;word-break:break-all}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%}
@@ -178,18 +179,21 @@ pub fn render(r: &Report) -> String {
                         @for g in &a.groups {
                             tr {
                                 td { (g.attribute) } td { (g.group) } td { (g.n) } td { (g.labelled) }
-                                td { (num(g.selection_rate)) } td { (num(g.tpr)) } td { (num(g.fpr)) }
+                                td { (ci(g.selection_rate, g.selection_rate_interval, (0.0, 1.0))) }
+                                td { (ci(g.tpr, g.tpr_interval, (0.0, 1.0))) }
+                                td { (ci(g.fpr, g.fpr_interval, (0.0, 1.0))) }
                             }
                         }
                     }
                     table {
-                        tr { th { "Attribute" } th { "Demographic parity ratio" } th { "Demographic parity difference" } th { "Equalized odds difference" } }
+                        tr { th { "Attribute" } th { "n compared" } th { "Demographic parity ratio" } th { "Demographic parity difference" } th { "Equalized odds difference" } }
                         @for p in &a.parity {
                             tr {
                                 td { (p.attribute) }
-                                td { (num(p.demographic_parity_ratio)) }
-                                td { (num(p.demographic_parity_difference)) }
-                                td { (num(p.equalized_odds_difference)) }
+                                td { (p.samples) }
+                                td { (ci(p.demographic_parity_ratio, p.demographic_parity_ratio_interval, (0.0, 1.0))) }
+                                td { (ci(p.demographic_parity_difference, p.demographic_parity_difference_interval, (-1.0, 1.0))) }
+                                td { (ci(p.equalized_odds_difference, p.equalized_odds_difference_interval, (-1.0, 1.0))) }
                             }
                         }
                     }
@@ -306,6 +310,12 @@ fn objective(o: &ObjectiveSection, from_ms: i64, to_ms: i64) -> Markup {
                     (num(o.values.last)) ", " (num(o.values.min)) ", " (num(o.values.mean)) ", "
                     (num(o.values.max)) " (" (o.values.count) " values)"
                 }))
+                @if o.last_interval.is_some() || o.last_samples.is_some() {
+                    (row("Last value, interval and samples", html! {
+                        (ci(o.values.last, o.last_interval, (0.0, 1.0)))
+                        @if let Some(n) = o.last_samples { " n = " (n) }
+                    }))
+                }
                 (row("Evaluations in compliance", html! {
                     (o.compliance_share.map_or("–".to_owned(), |c| format!("{:.1} %", c * 100.0)))
                 }))
@@ -484,6 +494,18 @@ fn points(xy: &[(f64, f64)]) -> String {
         .map(|(a, b)| format!("{a:.1},{b:.1}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A fairness value with its interval as a bar and as bounds.
+fn ci(value: Option<f64>, interval: Option<Confidence>, domain: (f64, f64)) -> Markup {
+    let hi = interval.map_or(domain.1, |i| i.upper.max(domain.1));
+    html! {
+        (num(value))
+        @if interval.is_some() {
+            " " (PreEscaped(crate::html::interval_bar(value, interval.map(|i| (i.lower, i.upper)), (domain.0, hi))))
+            " " small class="ci-bounds" { (bounds(interval)) }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::model::{Interval, Report};
-use super::text::{band, duration, num, short};
+use super::text::{band, bounds, duration, num, short};
 
 /// Escapes the characters that would break a Markdown table cell.
 fn cell(text: &str) -> String {
@@ -195,6 +195,15 @@ pub fn render(r: &Report) -> String {
             num(o.values.max),
             o.values.count
         );
+        if o.last_interval.is_some() || o.last_samples.is_some() {
+            let _ = writeln!(
+                m,
+                "| Last value, interval and samples | {}{} |",
+                with_bounds(o.values.last, o.last_interval),
+                o.last_samples
+                    .map_or_else(String::new, |n| format!(" n = {n}"))
+            );
+        }
         let _ = writeln!(
             m,
             "| Evaluations in compliance | {} |",
@@ -261,20 +270,30 @@ pub fn render(r: &Report) -> String {
                 cell(&g.group),
                 g.n,
                 g.labelled,
-                num(g.selection_rate),
-                num(g.tpr),
-                num(g.fpr)
+                with_bounds(g.selection_rate, g.selection_rate_interval),
+                with_bounds(g.tpr, g.tpr_interval),
+                with_bounds(g.fpr, g.fpr_interval)
             );
         }
-        m.push_str("\n| Attribute | Demographic parity ratio | Demographic parity difference | Equalized odds difference |\n|---|---|---|---|\n");
+        m.push_str("\n| Attribute | n compared | Demographic parity ratio | Demographic parity difference | Equalized odds difference |\n|---|---|---|---|---|\n");
         for p in &a.parity {
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 cell(&p.attribute),
-                num(p.demographic_parity_ratio),
-                num(p.demographic_parity_difference),
-                num(p.equalized_odds_difference)
+                p.samples,
+                with_bounds(
+                    p.demographic_parity_ratio,
+                    p.demographic_parity_ratio_interval
+                ),
+                with_bounds(
+                    p.demographic_parity_difference,
+                    p.demographic_parity_difference_interval
+                ),
+                with_bounds(
+                    p.equalized_odds_difference,
+                    p.equalized_odds_difference_interval
+                )
             );
         }
         let _ = writeln!(
@@ -359,4 +378,12 @@ pub fn render(r: &Report) -> String {
     );
     super::corrective::markdown(&mut m, &r.nonconformities);
     m
+}
+
+/// A fairness value followed by its interval, `0.12 [0.11, 0.13]`.
+fn with_bounds(v: Option<f64>, i: Option<super::model::Confidence>) -> String {
+    match i {
+        Some(_) => format!("{} {}", num(v), bounds(i)),
+        None => num(v),
+    }
 }

@@ -187,6 +187,8 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
             alerts: t.alerts,
             series: t.series,
             records: t.records,
+            last_interval: t.last_interval,
+            last_samples: t.last_samples,
             id,
         });
     }
@@ -328,6 +330,7 @@ mod tests {
                 interval: None,
                 reading: None,
                 too_small: Default::default(),
+                why: None,
             }),
         )
     }

@@ -358,6 +358,12 @@ pub struct ObjectiveSection {
     pub series: Vec<Point>,
     /// First and last evaluation record sequence in the period.
     pub records: Option<(u64, u64)>,
+    /// The last evaluation's confidence interval (fairness metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_interval: Option<Confidence>,
+    /// Samples behind the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_samples: Option<u64>,
 }
 
 /// Evaluations expected and recorded.
@@ -390,7 +396,19 @@ pub struct GroupLine {
     pub tpr: Option<f64>,
     /// False-positive rate.
     pub fpr: Option<f64>,
+    /// Wilson interval of the selection rate (over `n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_rate_interval: Option<Confidence>,
+    /// Wilson interval of the TPR (over the labelled positives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpr_interval: Option<Confidence>,
+    /// Wilson interval of the FPR (over the labelled negatives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fpr_interval: Option<Confidence>,
 }
+
+/// A confidence interval of a fairness value (aims-core's).
+pub type Confidence = aims_core::metrics::intervals::Interval;
 
 /// One attribute's parity figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -403,6 +421,18 @@ pub struct ParityLine {
     pub demographic_parity_difference: Option<f64>,
     /// Equalized odds difference.
     pub equalized_odds_difference: Option<f64>,
+    /// Predictions in the groups compared (those not too small): the sample size.
+    #[serde(default)]
+    pub samples: u64,
+    /// Katz interval of the ratio (Bonferroni-adjusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demographic_parity_ratio_interval: Option<Confidence>,
+    /// Newcombe interval of the difference (Bonferroni-adjusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demographic_parity_difference_interval: Option<Confidence>,
+    /// Interval of the equalized odds difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equalized_odds_difference_interval: Option<Confidence>,
 }
 
 /// One feature's drift.

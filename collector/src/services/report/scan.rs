@@ -36,6 +36,11 @@ pub struct Track {
     pub breaches: Vec<Interval>,
     pub alerts: Vec<Interval>,
     pub records: Option<(u64, u64)>,
+    /// The last evaluation's interval and samples (fairness values carry an interval).
+    #[serde(default)]
+    pub last_interval: Option<aims_core::metrics::intervals::Interval>,
+    #[serde(default)]
+    pub last_samples: Option<u64>,
 }
 
 fn open_interval(start_ms: i64, seq: u64) -> Interval {
@@ -183,6 +188,8 @@ pub fn apply<F: Fn(&str) -> bool>(
             }
             let value = e.value.as_ref().and_then(measured);
             t.values.extend(value);
+            t.last_interval = e.interval;
+            t.last_samples = e.samples;
             t.series.push(Point {
                 at_ms: at,
                 value,

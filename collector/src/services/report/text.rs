@@ -23,6 +23,13 @@ pub fn band(lower: Option<f64>, upper: Option<f64>) -> String {
     }
 }
 
+/// A confidence interval as text, `[0.11, 0.13]`, or empty without one.
+pub fn bounds(i: Option<aims_core::metrics::intervals::Interval>) -> String {
+    i.map_or_else(String::new, |i| {
+        format!("[{}, {}]", num(Some(i.lower)), num(Some(i.upper)))
+    })
+}
+
 /// The first 12 characters of a hash, for tables (the full ones are in the JSON).
 pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
