@@ -262,6 +262,7 @@ mod tests {
 
     fn envelope(start: i64, seq: u64) -> SummaryEnvelope {
         let schema = ModelSchema {
+            intersections: Vec::new(),
             name: "m".into(),
             version: "1".into(),
             task: Task::Binary,

@@ -8,6 +8,7 @@ use aims_core::{Event, FeatureValue, Prediction, ReferenceProfile};
 /// A binary model with one numeric feature `x`, and its profile over `x` = 0..100.
 pub fn fixture() -> (ModelSchema, ReferenceProfile) {
     let schema = ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,

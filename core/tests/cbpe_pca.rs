@@ -16,6 +16,7 @@ fn schema() -> ModelSchema {
         kind,
     };
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,

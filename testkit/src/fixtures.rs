@@ -47,6 +47,7 @@ pub fn schema(numeric: usize) -> ModelSchema {
         kind: FeatureKind::Categorical,
     });
     ModelSchema {
+        intersections: Vec::new(),
         name: MODEL.into(),
         version: "1.0".into(),
         task: Task::Binary,
@@ -54,6 +55,7 @@ pub fn schema(numeric: usize) -> ModelSchema {
         positive_class: None,
         features,
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "gender".into(),
             groups: vec!["F".into(), "M".into()],
             reference_group: Some("M".into()),
