@@ -117,8 +117,10 @@ pub struct ModelSchema {
 pub const INTERSECTION_SEPARATOR: &str = "*";
 
 /// The most cells one intersection may have (the product of its attributes' bucket counts):
-/// keeps a summary's size bounded whatever the schema.
-pub const MAX_INTERSECTION_CELLS: usize = 1024;
+/// keeps a summary's size bounded whatever the schema. A cell is 100 to 120 bytes of JSON,
+/// so the largest intersection adds under 30 KiB to a summary (gender × age band, 18 cells:
+/// under 2 KiB).
+pub const MAX_INTERSECTION_CELLS: usize = 256;
 
 /// An intersection of attributes, written either as a list of attribute names
 /// (`[gender, age_band]`) or, to set its own minimum group size, as
