@@ -1,7 +1,9 @@
 //! The quickstart's objectives on the quickstart's own traffic, in virtual time: with
 //! `breach: significant` and `min_group_samples` (and no `min_samples: 6000` work-around),
 //! ten minutes of steady traffic at the quickstart's rate fire nothing, and the biased
-//! scenario fires the parity objective no later than the old work-around did.
+//! scenario fires the parity objective no later than the old work-around did. As a control,
+//! the same file with point breaches, no minimum group size and `min_samples: 100` goes
+//! pending on the same steady traffic.
 //!
 //! Real parts: `config/quickstart/objectives.yaml` and the evaluation settings of
 //! `config/quickstart/collector.toml`, the simulator's generator (`aims_agent::simulate`), the
@@ -154,8 +156,14 @@ impl Quickstart {
 
     /// Ships what the agent closed by `at`, sets the clock to `at` and returns every
     /// objective as the collector read it once it had evaluated them all at `at`.
+    ///
+    /// The evaluator runs on its own (every 20 ms of real time) at whatever the clock says, so
+    /// the windows are shipped with the clock one millisecond before the slot: an evaluation
+    /// that happens to see them early is dated `at - 1`, never a whole slot early, and which
+    /// slot anything goes pending or fires in does not depend on the race.
     async fn slot(&mut self, at: i64, scenarios: &[Scenario]) -> Vec<Value> {
         let base = &self.collector.base;
+        self.collector.clock.set_ms(at - 1);
         for envelope in self.agent.run_until(at, scenarios) {
             let r = self
                 .client
@@ -277,6 +285,33 @@ async fn steady_quickstart_traffic_fires_nothing_in_ten_minutes_and_bias_still_f
     let point = q.biased_until_parity_fires(at).await;
     q.collector.shutdown().await;
     eprintln!("biased: parity fires {significant} ms after the switch (point, min_samples 6000: {point} ms)");
+
+    // The control that makes the steady run mean something: the same file with point breaches,
+    // no minimum group size and a small min_samples (100) goes pending on the same steady
+    // traffic within two minutes, on the `other` group's few dozen applicants alone.
+    let naive = objectives.replace(
+        "    min_samples: 2000\n    min_group_samples: 500\n    breach: significant\n",
+        "    min_samples: 100\n",
+    );
+    let mut q = Quickstart::start(&naive).await;
+    let begin = q.collector.clock.now_ms();
+    let mut at = begin;
+    let mut noisy = None;
+    while noisy.is_none() && at < begin + 2 * 60_000 {
+        at += q.slot_ms;
+        let objectives = q.slot(at, &[]).await;
+        let parity = objectives.iter().find(|o| o["id"] == PARITY).unwrap();
+        if parity["state"] == "pending" || parity["state"] == "firing" {
+            noisy = Some(parity.clone());
+        }
+    }
+    q.collector.shutdown().await;
+    let noisy = noisy
+        .expect("a point objective without a minimum group size goes pending on steady traffic");
+    eprintln!(
+        "control: point parity pending {} s into steady traffic: {noisy}",
+        (at - begin) / 1000
+    );
     assert!(
         significant <= point,
         "with significance the parity objective fires {significant} ms after the switch, \
