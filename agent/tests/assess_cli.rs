@@ -628,3 +628,78 @@ fn bad_class_probabilities_name_line_and_field() {
         "{err}"
     );
 }
+
+/// Intersections on the example data: an agent configuration that declares
+/// `intersections = [["gender", "age_band"]]` builds its profile with them, and `assess`
+/// reports the cells (`F*18-29`, ... `other*other`) as a fairness attribute of their own, which
+/// an objective can name with its own minimum group size.
+#[test]
+fn assess_reports_intersections_and_judges_objectives_on_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(root().join("config/agent.toml")).expect("agent.toml");
+    let config = text.replacen(
+        "attributes = [",
+        "intersections = [[\"gender\", \"age_band\"]]\nattributes = [",
+        1,
+    );
+    assert_ne!(config, text);
+    let config_path = dir.path().join("agent.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let objectives = dir.path().join("objectives.yaml");
+    std::fs::write(
+        &objectives,
+        "policy: AI Policy v3\nobjectives:\n  - id: cells-parity\n    title: c\n    model: credit-scoring\n    metric: demographic_parity_ratio\n    attribute: \"gender*age_band\"\n    target: \">= 0.8\"\n    owner: governance@example.com\n    breach: significant\n    min_group_samples: 100\n",
+    )
+    .expect("write objectives");
+    let out = agent(&[
+        "assess",
+        "--config",
+        config_path.to_str().expect("utf-8 path"),
+        "--current",
+        "config/examples/current.csv",
+        "--reference",
+        "config/examples/reference.csv",
+        "--objectives",
+        objectives.to_str().expect("utf-8 path"),
+        "--format",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(doc.is_object(), "{}", stderr(&out));
+    let cells = &doc["fairness"]["gender*age_band"];
+    let groups = cells["groups"].as_object().expect("cells");
+    assert!(
+        groups.contains_key("F*18-29") && groups.contains_key("M*65+"),
+        "{cells}"
+    );
+    let n: u64 = groups.values().map(|g| g["n"].as_u64().unwrap()).sum();
+    let by_gender: u64 = doc["fairness"]["gender"]["groups"]
+        .as_object()
+        .expect("gender groups")
+        .values()
+        .map(|g| g["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(n, by_gender, "every row in exactly one cell");
+    let gender_f: u64 = groups
+        .iter()
+        .filter(|(k, _)| k.starts_with("F*"))
+        .map(|(_, g)| g["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        gender_f,
+        doc["fairness"]["gender"]["groups"]["F"]["n"]
+            .as_u64()
+            .unwrap()
+    );
+    let judged = &doc["objectives"][0];
+    assert_eq!(judged["id"], "cells-parity", "{judged}");
+    assert_eq!(judged["min_group_samples"], 100);
+    let small = judged["too_small"].as_object().expect("too small cells");
+    assert!(
+        small.keys().all(|k| k.starts_with("other*")
+            || k.ends_with("*other")
+            || groups[k]["n"].as_u64().unwrap() < 100),
+        "{small:?}"
+    );
+    assert!(judged["interval"]["upper"].as_f64().is_some(), "{judged}");
+}

@@ -594,6 +594,7 @@ mod tests {
 
     fn schema() -> ModelSchema {
         ModelSchema {
+            intersections: Vec::new(),
             name: "credit".into(),
             version: "1".into(),
             task: Task::Binary,
@@ -610,6 +611,7 @@ mod tests {
                 },
             ],
             attributes: vec![AttributeSpec {
+                min_group_samples: None,
                 name: "gender".into(),
                 groups: vec!["F".into(), "M".into()],
                 reference_group: Some("M".into()),

@@ -12,10 +12,11 @@
 use thiserror::Error;
 
 use crate::profile::SCORE_BINS;
+use crate::schema::MAX_INTERSECTION_CELLS;
 use crate::sketch::QuantileSketch;
 use crate::summary::{
-    CategoricalStats, ClassScoreStats, FeatureStats, GroupStats, NumericStats, RegressionStats,
-    WindowSummary,
+    CategoricalStats, ClassScoreStats, FeatureStats, GroupStats, IntersectionCounts, NumericStats,
+    RegressionStats, WindowSummary,
 };
 
 /// The largest count a summary may hold: 2^53, the last integer an `f64` (which every metric
@@ -374,6 +375,101 @@ pub fn validate(s: &WindowSummary) -> Result<(), InvariantError> {
         )?;
         for (g, stats) in groups.iter().enumerate() {
             group(&format!("groups[{a}][{g}]"), stats, classification)?;
+        }
+    }
+    for (i, x) in s.intersections.iter().enumerate() {
+        intersection(&format!("intersections[{i}]"), x, &s.groups, classification)?;
+    }
+    Ok(())
+}
+
+/// The integer counts of a group that its cells must add up to.
+fn tally(g: &GroupStats) -> [u64; 7] {
+    [g.count, g.selected, g.labelled, g.tp, g.fp, g.tn, g.fn_]
+}
+
+const TALLY_NAMES: [&str; 7] = ["count", "selected", "labelled", "tp", "fp", "tn", "fn"];
+
+/// An intersection's cells: as many as the product of its attributes' buckets (bounded), each
+/// a valid group, and adding up, over every attribute's bucket, to that bucket's counts in
+/// `groups` (so they also add up to the events and the labelled).
+fn intersection(
+    path: &str,
+    x: &IntersectionCounts,
+    groups: &[Vec<GroupStats>],
+    classification: bool,
+) -> Result<(), InvariantError> {
+    let mut sizes = Vec::with_capacity(x.attributes.len());
+    for (j, &a) in x.attributes.iter().enumerate() {
+        let Some(buckets) = groups.get(a as usize) else {
+            return fail(
+                format!("{path}.attributes[{j}]"),
+                format!(
+                    "{a} is not an attribute position ({} attributes)",
+                    groups.len()
+                ),
+            );
+        };
+        if x.attributes[..j].contains(&a) {
+            return fail(
+                format!("{path}.attributes[{j}]"),
+                format!("attribute {a} appears twice"),
+            );
+        }
+        sizes.push(buckets.len());
+    }
+    if sizes.len() < 2 {
+        return fail(
+            format!("{path}.attributes"),
+            "an intersection has at least two attributes",
+        );
+    }
+    let cells = sizes.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
+    match cells {
+        Some(n) if n <= MAX_INTERSECTION_CELLS && n == x.cells.len() => {}
+        _ => {
+            return fail(
+                format!("{path}.cells"),
+                format!(
+                    "{} cells for attributes of {sizes:?} buckets (their product, at most \
+                     {MAX_INTERSECTION_CELLS})",
+                    x.cells.len()
+                ),
+            )
+        }
+    }
+    for (c, stats) in x.cells.iter().enumerate() {
+        group(&format!("{path}.cells[{c}]"), stats, classification)?;
+    }
+    // Marginals: per attribute and bucket, the cells' sums; cell c's bucket of attribute j
+    // is (c / stride_j) % size_j, row-major.
+    let mut stride = x.cells.len();
+    for (j, (&a, &size)) in x.attributes.iter().zip(&sizes).enumerate() {
+        stride /= size;
+        let mut sums = vec![[0u64; 7]; size];
+        for (c, cell) in x.cells.iter().enumerate() {
+            let b = (c / stride) % size;
+            for (k, v) in tally(cell).into_iter().enumerate() {
+                sums[b][k] = total(
+                    &format!("{path}.cells[{c}].{}", TALLY_NAMES[k]),
+                    [sums[b][k], v],
+                )?;
+            }
+        }
+        for (b, sum) in sums.iter().enumerate() {
+            let want = tally(&groups[a as usize][b]);
+            for k in 0..7 {
+                if sum[k] != want[k] {
+                    return fail(
+                        format!("{path}.cells"),
+                        format!(
+                            "the cells of attribute {a} bucket {b} (intersected attribute {j}) \
+                             add up to {} {}, but groups[{a}][{b}].{} is {}",
+                            TALLY_NAMES[k], sum[k], TALLY_NAMES[k], want[k]
+                        ),
+                    );
+                }
+            }
         }
     }
     Ok(())

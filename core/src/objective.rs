@@ -319,7 +319,7 @@ impl Objective {
         metrics::measure_with_options(
             &self.metric,
             &self.selector,
-            &self.fairness_options(),
+            &self.fairness_options_for(schema),
             schema,
             summary,
             report,
@@ -333,6 +333,25 @@ impl Objective {
             confidence: self.confidence.unwrap_or(d.confidence),
             min_group_samples: self.min_group_samples.unwrap_or(d.min_group_samples),
         }
+    }
+
+    /// The fairness options this objective asks for on `schema`: its own
+    /// `min_group_samples` when it sets one, else the one its attribute (or intersection)
+    /// declares in the schema, else none.
+    pub fn fairness_options_for(&self, schema: &ModelSchema) -> FairnessOptions {
+        let mut options = self.fairness_options();
+        if self.min_group_samples.is_none() {
+            if let Some(n) = self
+                .selector
+                .attribute
+                .as_deref()
+                .and_then(|a| schema.fairness_attribute(a))
+                .and_then(|a| a.min_group_samples)
+            {
+                options.min_group_samples = n;
+            }
+        }
+        options
     }
 
     /// Judges a measurement, reading its interval when the objective says `breach:

@@ -268,7 +268,8 @@ impl ReferenceProfile {
         }
     }
 
-    /// Checks the profile fits a schema: same features, kinds and attributes, in order.
+    /// Checks the profile fits a schema: same features, kinds and attributes, in order, and
+    /// the same intersections.
     pub fn check_against(&self, schema: &ModelSchema) -> Result<(), String> {
         if self.features.len() != schema.features.len() {
             return Err(format!(
@@ -311,6 +312,18 @@ impl ReferenceProfile {
                 .any(|(p, s)| p.name != s.name || p.groups.len() != s.bucket_count())
         {
             return Err("profile attributes do not match the schema".to_owned());
+        }
+        // Summaries count the cells of the schema's intersections, and the collector checks
+        // them against the profile's schema: the two must declare the same.
+        let names =
+            |s: &ModelSchema| -> Vec<String> { s.intersections.iter().map(|x| x.name()).collect() };
+        if names(&self.schema) != names(schema) {
+            return Err(format!(
+                "profile intersections {:?} do not match the schema's {:?}; rebuild the profile \
+                 with the schema",
+                names(&self.schema),
+                names(schema)
+            ));
         }
         Ok(())
     }

@@ -41,6 +41,10 @@ pub struct AttributeSpec {
     /// The privileged / reference group for AIF360-style signed metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_group: Option<String>,
+    /// Groups with fewer predictions are left out of this attribute's parity metrics and
+    /// listed as too small, unless an objective sets its own `min_group_samples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_group_samples: Option<u64>,
 }
 
 impl AttributeSpec {
@@ -102,6 +106,93 @@ pub struct ModelSchema {
     /// Protected or segment attributes.
     #[serde(default)]
     pub attributes: Vec<AttributeSpec>,
+    /// Intersections of two or more attributes (`[[gender, age_band]]`): summaries count every
+    /// cell of their declared groups (`other` included), and each is a fairness attribute of
+    /// its own, named by [`intersection_name`] (`gender*age_band`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intersections: Vec<IntersectionSpec>,
+}
+
+/// Joins the attribute names of an intersection, and the group names of one of its cells.
+pub const INTERSECTION_SEPARATOR: &str = "*";
+
+/// The most cells one intersection may have (the product of its attributes' bucket counts):
+/// keeps a summary's size bounded whatever the schema. A cell is 100 to 120 bytes of JSON,
+/// so the largest intersection adds under 30 KiB to a summary (gender × age band, 18 cells:
+/// under 2 KiB).
+pub const MAX_INTERSECTION_CELLS: usize = 256;
+
+/// An intersection of attributes, written either as a list of attribute names
+/// (`[gender, age_band]`) or, to set its own minimum group size, as
+/// `{of: [gender, age_band], min_group_samples: 30}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntersectionSpec {
+    /// Just the attribute names.
+    Attributes(Vec<String>),
+    /// The attribute names and options.
+    Detailed(DetailedIntersection),
+}
+
+/// The long form of an [`IntersectionSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedIntersection {
+    /// The attribute names, two or more.
+    pub of: Vec<String>,
+    /// As [`AttributeSpec::min_group_samples`], for the cells of this intersection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_group_samples: Option<u64>,
+}
+
+impl IntersectionSpec {
+    /// The attribute names it intersects.
+    pub fn attributes(&self) -> &[String] {
+        match self {
+            Self::Attributes(a) => a,
+            Self::Detailed(d) => &d.of,
+        }
+    }
+
+    /// Its own minimum group size, if declared.
+    pub fn min_group_samples(&self) -> Option<u64> {
+        match self {
+            Self::Attributes(_) => None,
+            Self::Detailed(d) => d.min_group_samples,
+        }
+    }
+
+    /// Its name as objectives, metrics labels and reports carry it: the attribute names
+    /// joined by [`INTERSECTION_SEPARATOR`] (`gender*age_band`).
+    pub fn name(&self) -> String {
+        intersection_name(self.attributes())
+    }
+}
+
+/// The name of the intersection of `attributes`: `gender*age_band`.
+pub fn intersection_name(attributes: &[impl AsRef<str>]) -> String {
+    attributes
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(INTERSECTION_SEPARATOR)
+}
+
+/// One fairness attribute resolved against the schema: a declared attribute or an
+/// intersection, with the name of each of its buckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FairnessAttribute {
+    /// `gender`, or `gender*age_band`.
+    pub name: String,
+    /// Bucket names in summary order: `F`, `M`, `other`; for an intersection, its cells in
+    /// row-major order of its attributes (the last attribute varies fastest), each named by
+    /// its groups joined by [`INTERSECTION_SEPARATOR`] (`F*18-29`).
+    pub group_names: Vec<String>,
+    /// The reference group of the signed metrics: the attribute's, or for an intersection the
+    /// cell of every attribute's reference group (when each declares one).
+    pub reference_group: Option<String>,
+    /// The declared minimum group size.
+    pub min_group_samples: Option<u64>,
 }
 
 fn default_version() -> String {
@@ -192,6 +283,14 @@ impl ModelSchema {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, a) in self.attributes.iter().enumerate() {
+            if a.name.contains(INTERSECTION_SEPARATOR) {
+                return Err(schema_error(
+                    format!("attributes[{i}].name"),
+                    format!(
+                        "{INTERSECTION_SEPARATOR:?} is reserved for the names of intersections"
+                    ),
+                ));
+            }
             if !seen.insert(a.name.as_str()) {
                 return Err(schema_error(
                     format!("attributes[{i}].name"),
@@ -219,7 +318,129 @@ impl ModelSchema {
                 }
             }
         }
+        self.validate_intersections()?;
         Ok(self)
+    }
+
+    fn validate_intersections(&self) -> Result<(), SchemaError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, x) in self.intersections.iter().enumerate() {
+            let field = format!("intersections[{i}]");
+            let names = x.attributes();
+            if names.len() < 2 {
+                return Err(schema_error(field, "intersect at least two attributes"));
+            }
+            let mut cells: usize = 1;
+            let mut members = std::collections::HashSet::new();
+            for (j, name) in names.iter().enumerate() {
+                let Some(a) = self.attributes.iter().find(|a| &a.name == name) else {
+                    return Err(schema_error(
+                        format!("{field}[{j}]"),
+                        format!("{name:?} is not a declared attribute"),
+                    ));
+                };
+                if !members.insert(name.as_str()) {
+                    return Err(schema_error(
+                        format!("{field}[{j}]"),
+                        format!("{name:?} appears twice"),
+                    ));
+                }
+                let sep = INTERSECTION_SEPARATOR;
+                if name.contains(sep) || a.groups.iter().any(|g| g.contains(sep)) {
+                    return Err(schema_error(
+                        format!("{field}[{j}]"),
+                        format!(
+                            "attribute {name:?} or one of its groups contains {sep:?}, which \
+                             joins the names of an intersection's cells"
+                        ),
+                    ));
+                }
+                cells = cells.saturating_mul(a.bucket_count());
+            }
+            if cells > MAX_INTERSECTION_CELLS {
+                return Err(schema_error(
+                    field,
+                    format!(
+                        "{cells} cells (the product of the groups, other included) is more \
+                         than {MAX_INTERSECTION_CELLS}"
+                    ),
+                ));
+            }
+            if !seen.insert(x.name()) {
+                return Err(schema_error(
+                    field,
+                    format!("duplicate intersection {:?}", x.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The attribute positions of each intersection, in declaration order (the schema must be
+    /// validated).
+    pub fn intersection_members(&self) -> Vec<Vec<usize>> {
+        self.intersections
+            .iter()
+            .map(|x| {
+                x.attributes()
+                    .iter()
+                    .filter_map(|n| self.attribute_index(n))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every fairness attribute: the declared attributes, then the intersections.
+    pub fn fairness_attributes(&self) -> Vec<FairnessAttribute> {
+        let mut out: Vec<FairnessAttribute> = self
+            .attributes
+            .iter()
+            .map(|a| FairnessAttribute {
+                name: a.name.clone(),
+                group_names: (0..a.bucket_count())
+                    .map(|i| a.group_name(i).to_owned())
+                    .collect(),
+                reference_group: a.reference_group.clone(),
+                min_group_samples: a.min_group_samples,
+            })
+            .collect();
+        for (x, members) in self.intersections.iter().zip(self.intersection_members()) {
+            let specs: Vec<&AttributeSpec> = members.iter().map(|&i| &self.attributes[i]).collect();
+            let mut group_names = vec![String::new()];
+            for a in &specs {
+                group_names = group_names
+                    .iter()
+                    .flat_map(|prefix| {
+                        (0..a.bucket_count()).map(move |g| {
+                            if prefix.is_empty() {
+                                a.group_name(g).to_owned()
+                            } else {
+                                format!("{prefix}{INTERSECTION_SEPARATOR}{}", a.group_name(g))
+                            }
+                        })
+                    })
+                    .collect();
+            }
+            let reference_group = specs
+                .iter()
+                .map(|a| a.reference_group.clone())
+                .collect::<Option<Vec<String>>>()
+                .map(|r| r.join(INTERSECTION_SEPARATOR));
+            out.push(FairnessAttribute {
+                name: x.name(),
+                group_names,
+                reference_group,
+                min_group_samples: x.min_group_samples(),
+            });
+        }
+        out
+    }
+
+    /// A fairness attribute (declared or intersection) by name.
+    pub fn fairness_attribute(&self, name: &str) -> Option<FairnessAttribute> {
+        self.fairness_attributes()
+            .into_iter()
+            .find(|a| a.name == name)
     }
 
     /// Index of the positive class (classification only).
@@ -255,6 +476,7 @@ mod tests {
 
     fn binary() -> ModelSchema {
         ModelSchema {
+            intersections: Vec::new(),
             name: "m".into(),
             version: "1".into(),
             task: Task::Binary,
@@ -265,6 +487,7 @@ mod tests {
                 kind: FeatureKind::Numeric,
             }],
             attributes: vec![AttributeSpec {
+                min_group_samples: None,
                 name: "g".into(),
                 groups: vec!["a".into(), "b".into()],
                 reference_group: Some("a".into()),

@@ -419,6 +419,38 @@ impl GroupStats {
     }
 }
 
+/// Counts per cell of one declared intersection of attributes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntersectionCounts {
+    /// Positions of the intersected attributes in the schema (and in
+    /// [`WindowSummary::groups`]), in the intersection's order.
+    pub attributes: Vec<u32>,
+    /// One cell per combination of the attributes' buckets (`other` included), row-major: the
+    /// last attribute varies fastest. Its length is the product of the attributes' bucket
+    /// counts, bounded by [`MAX_INTERSECTION_CELLS`](crate::schema::MAX_INTERSECTION_CELLS).
+    pub cells: Vec<GroupStats>,
+}
+
+/// The cell of an event whose attribute buckets are `groups`, in an intersection of
+/// `attributes` whose bucket counts are the lengths of `buckets`; `None` when an index is out
+/// of range.
+pub fn cell_index(
+    attributes: &[u32],
+    buckets: &[Vec<GroupStats>],
+    groups: &[u16],
+) -> Option<usize> {
+    let mut cell = 0usize;
+    for &a in attributes {
+        let n = buckets.get(a as usize)?.len();
+        let g = usize::from(*groups.get(a as usize)?);
+        if g >= n {
+            return None;
+        }
+        cell = cell * n + g;
+    }
+    Some(cell)
+}
+
 /// Why two summaries cannot be merged.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MergeError {
@@ -462,6 +494,9 @@ pub struct WindowSummary {
     pub performance: PerformanceStats,
     /// Per attribute, per group bucket (`other` last).
     pub groups: Vec<Vec<GroupStats>>,
+    /// Per declared intersection of attributes, per cell. Absent when the schema declares none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intersections: Vec<IntersectionCounts>,
     /// CBPE's calibrated-probability sums, when the profile carries a calibration. Absent in
     /// older summaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -526,6 +561,24 @@ impl WindowSummary {
                         ..GroupStats::default()
                     };
                     vec![group; a.bucket_count()]
+                })
+                .collect(),
+            intersections: schema
+                .intersection_members()
+                .into_iter()
+                .map(|members| {
+                    let cells: usize = members
+                        .iter()
+                        .map(|&i| schema.attributes[i].bucket_count())
+                        .product();
+                    let group = GroupStats {
+                        predicted: vec![0; if multiclass { k } else { 0 }],
+                        ..GroupStats::default()
+                    };
+                    IntersectionCounts {
+                        attributes: members.iter().map(|&i| i as u32).collect(),
+                        cells: vec![group; cells],
+                    }
                 })
                 .collect(),
             cbpe: (schema.task == Task::Binary && profile.cbpe.is_some())
@@ -598,18 +651,28 @@ impl WindowSummary {
             }
             Prediction::Failed => self.failed += 1,
         }
+        let predicted = |gs: &mut GroupStats| {
+            gs.count += 1;
+            if let Prediction::Class { class, .. } = event.prediction {
+                if let Some(n) = gs.predicted.get_mut(class as usize) {
+                    *n += 1;
+                }
+            }
+            if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
+            {
+                gs.selected += 1;
+            }
+        };
+        for x in &mut self.intersections {
+            if let Some(cell) = cell_index(&x.attributes, &self.groups, &event.groups) {
+                if let Some(gs) = x.cells.get_mut(cell) {
+                    predicted(gs);
+                }
+            }
+        }
         for (groups, &g) in self.groups.iter_mut().zip(&event.groups) {
             if let Some(gs) = groups.get_mut(g as usize) {
-                gs.count += 1;
-                if let Prediction::Class { class, .. } = event.prediction {
-                    if let Some(n) = gs.predicted.get_mut(class as usize) {
-                        *n += 1;
-                    }
-                }
-                if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
-                {
-                    gs.selected += 1;
-                }
+                predicted(gs);
             }
         }
         if let Some(label) = event.label {
@@ -658,33 +721,46 @@ impl WindowSummary {
                     p.brier_sum += (s - y) * (s - y);
                 }
                 let predicted_pos = Some(class) == positive;
-                for (gs, &g) in self.groups.iter_mut().zip(groups) {
-                    if let Some(gs) = gs.get_mut(g as usize) {
-                        gs.labelled += 1;
-                        match (is_pos, predicted_pos) {
-                            (true, true) => gs.tp += 1,
-                            (true, false) => gs.fn_ += 1,
-                            (false, true) => gs.fp += 1,
-                            (false, false) => gs.tn += 1,
-                        }
+                self.each_group(groups, |gs| {
+                    gs.labelled += 1;
+                    match (is_pos, predicted_pos) {
+                        (true, true) => gs.tp += 1,
+                        (true, false) => gs.fn_ += 1,
+                        (false, true) => gs.fp += 1,
+                        (false, false) => gs.tn += 1,
                     }
-                }
+                });
             }
             (Prediction::Value(y_hat), Target::Value(y)) => {
                 self.labelled += 1;
                 self.performance.regression.record(y, y_hat);
                 let e = y - y_hat;
-                for (gs, &g) in self.groups.iter_mut().zip(groups) {
-                    if let Some(gs) = gs.get_mut(g as usize) {
-                        gs.labelled += 1;
-                        gs.abs_error += e.abs();
-                        gs.sq_error += e * e;
-                    }
-                }
+                self.each_group(groups, |gs| {
+                    gs.labelled += 1;
+                    gs.abs_error += e.abs();
+                    gs.sq_error += e * e;
+                });
             }
             // A failed prediction has nothing to compare a label with; a label of the other
             // task's kind cannot pass validation.
             _ => {}
+        }
+    }
+
+    /// Applies `f` to the group of every attribute and the cell of every intersection that an
+    /// event with attribute buckets `groups` falls in.
+    fn each_group(&mut self, groups: &[u16], mut f: impl FnMut(&mut GroupStats)) {
+        for x in &mut self.intersections {
+            if let Some(cell) = cell_index(&x.attributes, &self.groups, groups) {
+                if let Some(gs) = x.cells.get_mut(cell) {
+                    f(gs);
+                }
+            }
+        }
+        for (gs, &g) in self.groups.iter_mut().zip(groups) {
+            if let Some(gs) = gs.get_mut(g as usize) {
+                f(gs);
+            }
         }
     }
 
@@ -822,6 +898,11 @@ impl WindowSummary {
                 x.merge(y);
             }
         }
+        for (a, b) in self.intersections.iter_mut().zip(&other.intersections) {
+            for (x, y) in a.cells.iter_mut().zip(&b.cells) {
+                x.merge(y);
+            }
+        }
         // Kept only when both sides have them (one may predate them): an estimate from part
         // of the window would read as the whole.
         match (self.cbpe.as_mut(), other.cbpe.as_ref()) {
@@ -869,6 +950,15 @@ impl WindowSummary {
                 .any(|(a, b)| a.len() != b.len())
         {
             return Err(MergeError::ShapeMismatch("attributes"));
+        }
+        if self.intersections.len() != other.intersections.len()
+            || self
+                .intersections
+                .iter()
+                .zip(&other.intersections)
+                .any(|(a, b)| a.attributes != b.attributes || a.cells.len() != b.cells.len())
+        {
+            return Err(MergeError::ShapeMismatch("intersections"));
         }
         Ok(())
     }
@@ -1033,6 +1123,11 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
     for (i, (x, y)) in a.groups.iter().zip(&b.groups).enumerate() {
         for (j, (g, h)) in x.iter().zip(y).enumerate() {
             group_fits(&format!("groups[{i}][{j}]"), g, h)?;
+        }
+    }
+    for (i, (x, y)) in a.intersections.iter().zip(&b.intersections).enumerate() {
+        for (j, (g, h)) in x.cells.iter().zip(&y.cells).enumerate() {
+            group_fits(&format!("intersections[{i}].cells[{j}]"), g, h)?;
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ fn schema() -> ModelSchema {
         kind,
     };
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,
@@ -29,6 +30,7 @@ fn schema() -> ModelSchema {
         // One protected attribute, by the sign of x: its groups' scores (and so their
         // estimated TPR and FPR) differ.
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "band".into(),
             groups: vec!["lo".into(), "hi".into()],
             reference_group: None,

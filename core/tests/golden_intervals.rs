@@ -105,6 +105,7 @@ fn wilson_newcombe_and_katz_match_statsmodels() {
 
 fn schema() -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,
@@ -140,6 +141,7 @@ fn parity_intervals_match_statsmodels_on_the_extreme_groups() {
                 .collect(),
             reference_group: case["reference_group"].as_str().map(str::to_owned),
             stats: &stats,
+            min_group_samples: None,
         };
         let options = FairnessOptions {
             confidence: case["confidence"].as_f64().unwrap(),

@@ -134,6 +134,7 @@ fn compare_pairs() -> Vec<Compared> {
         let (n, m) = (rows("reference_rows"), rows("current_rows"));
         let features = pair["features"].as_array().expect("features");
         let schema = ModelSchema {
+            intersections: Vec::new(),
             name: format!("seeded-{name}"),
             version: "1".into(),
             task: Task::Binary,

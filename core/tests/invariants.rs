@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 fn schema(task: Task) -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task,
@@ -27,6 +28,7 @@ fn schema(task: Task) -> ModelSchema {
             },
         ],
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "g".into(),
             groups: vec!["a".into(), "b".into()],
             reference_group: None,

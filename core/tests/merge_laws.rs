@@ -13,6 +13,7 @@ use serde_json::Value;
 
 fn schema() -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,
@@ -33,6 +34,7 @@ fn schema() -> ModelSchema {
             },
         ],
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "g".into(),
             groups: vec!["a".into(), "b".into()],
             reference_group: Some("a".into()),

@@ -13,6 +13,7 @@ use serde_json::json;
 
 fn schema() -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "tier".into(),
         version: "1".into(),
         task: Task::Multiclass,
@@ -23,6 +24,7 @@ fn schema() -> ModelSchema {
             kind: FeatureKind::Numeric,
         }],
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "g".into(),
             groups: vec!["a".into(), "b".into()],
             reference_group: Some("a".into()),
@@ -452,6 +454,7 @@ fn objectives_select_a_class() {
     assert_eq!(at, "objectives[0] (o).class");
     assert!(why.contains("no class \"top\""), "{why}");
     let binary = ModelSchema {
+        intersections: Vec::new(),
         task: Task::Binary,
         classes: vec!["0".into(), "1".into()],
         positive_class: Some("1".into()),

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 fn schema() -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,

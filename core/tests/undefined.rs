@@ -9,6 +9,7 @@ use aims_core::summary::WindowSummary;
 
 fn schema() -> ModelSchema {
     ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,
@@ -25,6 +26,7 @@ fn schema() -> ModelSchema {
             },
         ],
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "g".into(),
             groups: vec!["a".into(), "b".into()],
             reference_group: Some("a".into()),

@@ -47,6 +47,7 @@ pub fn schema(numeric: usize) -> ModelSchema {
         kind: FeatureKind::Categorical,
     });
     ModelSchema {
+        intersections: Vec::new(),
         name: MODEL.into(),
         version: "1.0".into(),
         task: Task::Binary,
@@ -54,6 +55,7 @@ pub fn schema(numeric: usize) -> ModelSchema {
         positive_class: None,
         features,
         attributes: vec![AttributeSpec {
+            min_group_samples: None,
             name: "gender".into(),
             groups: vec!["F".into(), "M".into()],
             reference_group: Some("M".into()),
@@ -67,6 +69,7 @@ pub fn schema(numeric: usize) -> ModelSchema {
 /// attribute; with its profile over `x` = 0..100.
 pub fn one_feature() -> (ModelSchema, ReferenceProfile) {
     let schema = ModelSchema {
+        intersections: Vec::new(),
         name: "m".into(),
         version: "1".into(),
         task: Task::Binary,

@@ -470,15 +470,17 @@ pub fn check(
             }
         }
         if let Some(a) = &selector.attribute {
-            let Some(i) = schema.attribute_index(a) else {
+            let Some(spec) = schema.fairness_attribute(a) else {
                 return Err(err(
                     "attribute",
-                    format!("model {} has no attribute {a:?}", schema.name),
+                    format!(
+                        "model {} has no attribute or intersection {a:?}",
+                        schema.name
+                    ),
                 ));
             };
             if let Some(g) = &selector.group {
-                let spec = &schema.attributes[i];
-                if !spec.groups.contains(g) && g != crate::schema::OTHER_GROUP {
+                if !spec.group_names.contains(g) {
                     return Err(err("group", format!("attribute {a} has no group {g:?}")));
                 }
             }
@@ -533,13 +535,18 @@ pub fn measure_with_options(
     report: &Report,
 ) -> Result<Measurement, CatalogueError> {
     let spec = check(metric, selector, None)?;
+    let name = selector.attribute.as_deref().unwrap_or_default();
+    // The report already holds the attribute at its default confidence and declared
+    // minimum group size; only other options need recomputing.
+    let in_report = report.fairness.get(name).is_some_and(|f| {
+        f.confidence == options.confidence && f.min_group_samples == options.min_group_samples
+    });
     if !matches!(spec.scope, Scope::Attribute | Scope::Group)
-        || *options == FairnessOptions::default()
+        || in_report
         || metric.starts_with("estimated_")
     {
         return measure(metric, selector, report);
     }
-    let name = selector.attribute.as_deref().unwrap_or_default();
     let f = super::fairness::attribute(schema, summary, name, options)
         .ok_or_else(|| err("attribute", format!("no attribute {name:?}")))?;
     Ok(measure_fairness(

@@ -376,39 +376,55 @@ pub struct GroupedCounts<'a> {
     pub reference_group: Option<String>,
     /// Counts per bucket.
     pub stats: &'a [GroupStats],
+    /// The minimum group size the schema declares for it, if any.
+    pub min_group_samples: Option<u64>,
 }
 
-/// Every fairness attribute of `summary` (intersections of attributes, when they come, are
-/// further entries of the same shape).
+/// Every fairness attribute of `summary`: the declared attributes, then the declared
+/// intersections (named `gender*age_band`, cells `F*18-29`), all of the same shape.
 pub fn grouped_counts<'a>(
     schema: &ModelSchema,
     summary: &'a WindowSummary,
 ) -> Vec<GroupedCounts<'a>> {
-    let out: Vec<GroupedCounts<'a>> = schema
-        .attributes
+    let buckets = summary
+        .groups
         .iter()
-        .zip(&summary.groups)
-        .map(|(spec, stats)| GroupedCounts {
-            name: spec.name.clone(),
-            group_names: (0..spec.bucket_count())
-                .map(|i| spec.group_name(i).to_owned())
-                .collect(),
-            reference_group: spec.reference_group.clone(),
+        .map(Vec::as_slice)
+        .chain(summary.intersections.iter().map(|x| x.cells.as_slice()));
+    schema
+        .fairness_attributes()
+        .into_iter()
+        .zip(buckets)
+        .filter(|(a, stats)| a.group_names.len() == stats.len())
+        .map(|(a, stats)| GroupedCounts {
+            name: a.name,
+            group_names: a.group_names,
+            reference_group: a.reference_group,
             stats,
+            min_group_samples: a.min_group_samples,
         })
-        .collect();
-    out
+        .collect()
 }
 
-/// Fairness of every attribute with the default options.
+/// Fairness of every attribute (and intersection) with the default confidence and each one's
+/// declared `min_group_samples`: what a report shows.
 pub fn fairness(
     schema: &ModelSchema,
     summary: &WindowSummary,
 ) -> BTreeMap<String, AttributeFairness> {
-    fairness_with(schema, summary, &FairnessOptions::default())
+    grouped_counts(schema, summary)
+        .iter()
+        .map(|a| {
+            let options = FairnessOptions {
+                min_group_samples: a.min_group_samples.unwrap_or(0),
+                ..FairnessOptions::default()
+            };
+            (a.name.clone(), attribute_fairness(schema, a, &options))
+        })
+        .collect()
 }
 
-/// Fairness of every attribute, keyed by name.
+/// Fairness of every attribute, keyed by name, all with `options`.
 pub fn fairness_with(
     schema: &ModelSchema,
     summary: &WindowSummary,

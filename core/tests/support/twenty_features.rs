@@ -21,6 +21,7 @@ pub fn schema() -> ModelSchema {
         kind: FeatureKind::Categorical,
     }));
     ModelSchema {
+        intersections: Vec::new(),
         name: "bench".into(),
         version: "1".into(),
         task: Task::Binary,
@@ -29,11 +30,13 @@ pub fn schema() -> ModelSchema {
         features,
         attributes: vec![
             AttributeSpec {
+                min_group_samples: None,
                 name: "gender".into(),
                 groups: vec!["F".into(), "M".into()],
                 reference_group: Some("M".into()),
             },
             AttributeSpec {
+                min_group_samples: None,
                 name: "band".into(),
                 groups: (0..5).map(|i| format!("b{i}")).collect(),
                 reference_group: None,

@@ -302,6 +302,7 @@ mod tests {
 
     fn schema() -> ModelSchema {
         ModelSchema {
+            intersections: Vec::new(),
             name: "m".into(),
             version: "1".into(),
             task: Task::Binary,
