@@ -306,8 +306,19 @@ fn for_each_record(
         .flexible(true)
         .from_reader(bytes);
     let mut record = csv::StringRecord::new();
+    // The csv reader's own line count names the line before a record that follows a CRLF or
+    // an empty line (it consumes those terminators as it starts the record): count newlines
+    // up to the record's first byte instead. `counted` is (byte offset, its line).
+    let mut counted = (0usize, first_line);
     loop {
-        let line = first_line + csv.position().line() - 1;
+        let from = (csv.position().byte() as usize).min(bytes.len());
+        let start = from
+            + bytes[from..]
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+        let line = counted.1 + memchr::memchr_iter(b'\n', &bytes[counted.0..start]).count() as u64;
+        counted = (start, line);
         match csv.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {}
