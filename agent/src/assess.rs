@@ -124,32 +124,19 @@ pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result
         &config.columns,
         || ProfileBuilder::new(schema),
         |b, e, _| b.add(e),
-        |mut block| {
-            // Sorted runs make the final sort a merge (see `profile_from_parts`).
-            block.presort();
-            builder.merge(block);
-        },
+        |block| builder.merge(block),
     )?;
     Ok(builder.finish())
 }
 
 /// One reference profile from builders that each took a block of consecutive rows, given in
 /// row order (the Python package's blocks of a table, [`BLOCK_ROWS`] rows each, as
-/// [`profile_from_dataset`] folds a file). Sorting dominates the profile's cost: the blocks are
-/// sorted on up to four cores, then the sorted runs are merged.
+/// [`profile_from_dataset`] folds a file). [`ProfileBuilder::finish`] sorts the columns and
+/// fits the models on several threads.
 pub fn profile_from_parts(
     schema: &aims_core::schema::ModelSchema,
-    mut parts: Vec<ProfileBuilder>,
+    parts: Vec<ProfileBuilder>,
 ) -> ReferenceProfile {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    let per_thread = parts.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        for group in parts.chunks_mut(per_thread) {
-            scope.spawn(|| group.iter_mut().for_each(ProfileBuilder::presort));
-        }
-    });
     let mut builder = ProfileBuilder::new(schema);
     for part in parts {
         builder.merge(part);

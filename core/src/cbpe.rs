@@ -52,17 +52,17 @@ impl CalibrationMap {
     /// the score are pooled to their mean label, pool-adjacent-violators makes the fit
     /// non-decreasing, and only the knots where the fitted value changes are kept.
     pub fn fit_isotonic(scores: &[f64], labels: &[bool]) -> Self {
-        let mut rows: Vec<(f64, f64)> = scores
-            .iter()
-            .zip(labels)
-            .map(|(&s, &l)| (s, f64::from(u8::from(l))))
-            .collect();
-        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let order = score_order(scores);
+        Self::fit_sorted(order.iter().map(|&i| (scores[i], labels[i])))
+    }
+
+    /// [`fit_isotonic`](Self::fit_isotonic) on rows already in [`score_order`].
+    fn fit_sorted(rows: impl Iterator<Item = (f64, bool)>) -> Self {
         // Unique scores with their mean label and weight.
         let mut xs: Vec<f64> = Vec::new();
         let mut ys: Vec<f64> = Vec::new();
         let mut ws: Vec<f64> = Vec::new();
-        for (s, l) in rows {
+        for (s, l) in rows.map(|(s, l)| (s, f64::from(u8::from(l)))) {
             if xs.last() == Some(&s) {
                 let i = xs.len() - 1;
                 ys[i] += l;
@@ -164,8 +164,20 @@ fn expected_calibration_error(rows: &mut [(f64, f64)], edges: &[(usize, usize)])
 
 /// ROC AUC of labelled scores, ties counted half (scikit-learn's `roc_auc_score`).
 pub fn exact_roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut rows: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
-    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    roc_auc_sorted(&score_order(scores), scores, labels)
+}
+
+/// Row indices by ascending score (`f64::total_cmp`), ties in row order: the order a stable
+/// sort of the rows by score gives, computed once for every fit of [`CbpeProfile::fit`].
+fn score_order(scores: &[f64]) -> Vec<usize> {
+    let mut keyed: Vec<(f64, usize)> = scores.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// [`exact_roc_auc`] with the rows' [`score_order`].
+fn roc_auc_sorted(order: &[usize], scores: &[f64], labels: &[bool]) -> f64 {
+    let rows: Vec<(f64, bool)> = order.iter().map(|&i| (scores[i], labels[i])).collect();
     let (mut below, mut wins, mut i) = (0.0f64, 0.0f64, 0);
     while i < rows.len() {
         let mut j = i;
@@ -203,12 +215,19 @@ fn splitmix(state: &mut u64) -> u64 {
 /// but drawn with SplitMix64 rather than NumPy's generator, so the held-out rows differ; the
 /// rule, the bins and the comparison are NannyML's.
 pub fn needs_calibration(scores: &[f64], labels: &[bool]) -> bool {
+    needs_calibration_sorted(&score_order(scores), scores, labels)
+}
+
+/// [`needs_calibration`] with the rows' [`score_order`]: each split's isotonic fit walks it
+/// instead of sorting its training rows again, and the held-out rows are taken in the order
+/// the stable sort by score would put them in.
+fn needs_calibration_sorted(order: &[usize], scores: &[f64], labels: &[bool]) -> bool {
     let positives: Vec<usize> = (0..labels.len()).filter(|&i| labels[i]).collect();
     let negatives: Vec<usize> = (0..labels.len()).filter(|&i| !labels[i]).collect();
     if positives.is_empty() || negatives.is_empty() {
         return false;
     }
-    if exact_roc_auc(scores, labels) > 0.999 {
+    if roc_auc_sorted(order, scores, labels) > 0.999 {
         return false;
     }
     let n = labels.len();
@@ -216,9 +235,10 @@ pub fn needs_calibration(scores: &[f64], labels: &[bool]) -> bool {
     let test_pos = ((n_test as f64) * positives.len() as f64 / n as f64).round() as usize;
     let test_neg = n_test.saturating_sub(test_pos).min(negatives.len());
     let mut state = 42u64;
-    let mut before: Vec<(f64, f64)> = Vec::new();
     let mut after: Vec<(f64, f64)> = Vec::new();
-    for _ in 0..10 {
+    // Bit `k` set: the row is held out in split `k`.
+    let mut held_out = vec![0u16; n];
+    for split in 0..10 {
         let mut test = vec![false; n];
         for (class, take) in [(&positives, test_pos), (&negatives, test_neg)] {
             let mut idx = class.clone();
@@ -229,17 +249,38 @@ pub fn needs_calibration(scores: &[f64], labels: &[bool]) -> bool {
                 test[idx[i]] = true;
             }
         }
-        let (mut tr_s, mut tr_l) = (Vec::new(), Vec::new());
-        for i in (0..n).filter(|&i| !test[i]) {
-            tr_s.push(scores[i]);
-            tr_l.push(labels[i]);
-        }
-        let map = CalibrationMap::fit_isotonic(&tr_s, &tr_l);
+        let map = CalibrationMap::fit_sorted(
+            order
+                .iter()
+                .copied()
+                .filter(|&i| !test[i])
+                .map(|i| (scores[i], labels[i])),
+        );
         for i in (0..n).filter(|&i| test[i]) {
             let t = f64::from(u8::from(labels[i]));
-            before.push((scores[i], t));
             after.push((map.apply(scores[i]), t));
+            held_out[i] |= 1 << split;
         }
+    }
+    // The held-out rows with their raw scores, as a stable sort by score orders the splits'
+    // rows pushed split after split: by score, then split, then row.
+    let mut before: Vec<(f64, f64)> = Vec::with_capacity(after.len());
+    let mut from = 0;
+    while from < order.len() {
+        let s = scores[order[from]];
+        let to = from
+            + order[from..]
+                .iter()
+                .take_while(|&&i| scores[i].total_cmp(&s).is_eq())
+                .count();
+        for split in 0..10 {
+            for &i in &order[from..to] {
+                if held_out[i] & (1 << split) != 0 {
+                    before.push((s, f64::from(u8::from(labels[i]))));
+                }
+            }
+        }
+        from = to;
     }
     let edges = ece_bin_edges(before.len(), 10);
     if edges.is_empty() {
@@ -297,6 +338,16 @@ pub struct SamplingComponents {
 impl SamplingComponents {
     /// Fits the components as NannyML's `*_sampling_error_components` do.
     pub fn fit(scores: &[f64], predicted: &[bool], labels: &[bool]) -> Self {
+        Self::fit_sorted(None, scores, predicted, labels)
+    }
+
+    /// [`fit`](Self::fit), with the rows' [`score_order`] when the caller has it.
+    fn fit_sorted(
+        order: Option<&[usize]>,
+        scores: &[f64],
+        predicted: &[bool],
+        labels: &[bool],
+    ) -> Self {
         let n = labels.len() as f64;
         let correct: Vec<f64> = predicted
             .iter()
@@ -350,7 +401,7 @@ impl SamplingComponents {
             precision,
             recall,
             f1,
-            roc_auc: auroc_component(scores, labels),
+            roc_auc: auroc_component(order, scores, labels),
             specificity: SamplingComponent {
                 std: std0(&ones_then_zeros(tn, fp)),
                 fraction: (tn + fp) as f64 / n,
@@ -362,16 +413,23 @@ impl SamplingComponents {
 /// NannyML's `auroc_sampling_error_components`, quirks included: labels are flipped when
 /// positives are the majority, and the positive at sorted rank 0 (if any) is left out, as
 /// NannyML's `np.unique(positive_ranks)[1:]` does.
-fn auroc_component(scores: &[f64], labels: &[bool]) -> SamplingComponent {
+/// Without the flip, the rows' [`score_order`] (when given) is the order it sorts them in.
+fn auroc_component(order: Option<&[usize]>, scores: &[f64], labels: &[bool]) -> SamplingComponent {
     let n = labels.len();
     let positives = labels.iter().filter(|&&l| l).count();
     let flip = positives * 2 > n;
-    let mut rows: Vec<(f64, bool)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &l)| if flip { (1.0 - s, !l) } else { (s, l) })
-        .collect();
-    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rows: Vec<(f64, bool)> = match order {
+        Some(order) if !flip => order.iter().map(|&i| (scores[i], labels[i])).collect(),
+        _ => {
+            let mut rows: Vec<(f64, bool)> = scores
+                .iter()
+                .zip(labels)
+                .map(|(&s, &l)| if flip { (1.0 - s, !l) } else { (s, l) })
+                .collect();
+            rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+            rows
+        }
+    };
     let n_pos = rows.iter().filter(|r| r.1).count();
     let n_neg = n - n_pos;
     let ser: Vec<f64> = rows
@@ -401,16 +459,18 @@ pub struct CbpeProfile {
 impl CbpeProfile {
     /// Fits on the reference's labelled rows: score, predicted positive, actual positive.
     pub fn fit(scores: &[f64], predicted: &[bool], labels: &[bool]) -> Self {
-        let calibrated = needs_calibration(scores, labels);
+        // One sort by score serves every fit below (each used to sort the rows again).
+        let order = score_order(scores);
+        let calibrated = needs_calibration_sorted(&order, scores, labels);
         let map = if calibrated {
-            CalibrationMap::fit_isotonic(scores, labels)
+            CalibrationMap::fit_sorted(order.iter().map(|&i| (scores[i], labels[i])))
         } else {
             CalibrationMap::identity()
         };
         Self {
             calibrated,
             map,
-            sampling: SamplingComponents::fit(scores, predicted, labels),
+            sampling: SamplingComponents::fit_sorted(Some(&order), scores, predicted, labels),
         }
     }
 }

@@ -573,7 +573,11 @@ impl ModelSchema {
 
 /// A finite number from text (a CSV cell).
 pub fn parse_number(field: &str, text: &str) -> Result<f64, EventError> {
-    match text.trim().parse::<f64>() {
+    let trimmed = text.trim();
+    if let Some(x) = crate::decimal::plain(trimmed) {
+        return check_magnitude(field, x);
+    }
+    match trimmed.parse::<f64>() {
         Ok(x) => check_magnitude(field, x),
         Err(_) => Err(EventError::new(
             field,

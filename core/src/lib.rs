@@ -23,6 +23,7 @@
 
 pub mod cbpe;
 pub mod checkpoint;
+mod decimal;
 pub mod event;
 pub mod evidence;
 pub mod hash;
@@ -32,6 +33,7 @@ pub mod merkle;
 pub mod metrics;
 pub mod nonconformity;
 pub mod objective;
+mod par;
 pub mod pca;
 pub mod profile;
 pub mod quantile;

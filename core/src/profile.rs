@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cbpe::CbpeProfile;
 use crate::event::{Event, FeatureValue, Prediction, Target};
 use crate::hash::{canonical_json, sha256_hex};
-use crate::pca::ReconstructionModel;
+use crate::pca::{FitColumn, ReconstructionModel, MISSING_CODE};
 use crate::quantile::{
     fine_probabilities, sorted_quantiles, tail_probabilities, tail_sub_bin, tail_sub_bounds,
     FINE_BINS, TAIL_SPLITS, TAIL_SUB_BINS,
@@ -331,23 +331,84 @@ impl ReferenceProfile {
 
 /// Accumulates reference rows, then computes the profile.
 ///
-/// Numeric columns are kept whole (exact quantiles need every value); categorical columns and
-/// everything else are counted as they stream by.
+/// Numeric columns are kept whole (exact quantiles need every value), in row order with NaN
+/// for a missing value, and categorical columns as one small code per row: together they are
+/// the reference the PCA reconstruction model is fitted on, without a copy of every row.
+/// Everything else is counted as it streams by.
 #[derive(Debug)]
 pub struct ProfileBuilder {
     schema: ModelSchema,
     rows: u64,
     numeric: Vec<Vec<f64>>,
     missing: Vec<u64>,
-    categories: Vec<BTreeMap<String, u64>>,
+    categories: Vec<CategoryColumn>,
     class_counts: Vec<u64>,
     score_bins: Vec<u64>,
     values: Vec<f64>,
     groups: Vec<Vec<GroupProfile>>,
-    /// Whole rows, in order, for the PCA reconstruction model (it needs the joint values).
-    rows_kept: Vec<Vec<FeatureValue>>,
     /// Labelled, scored rows of a binary model: (score, predicted positive, actual positive).
     scored: Vec<(f64, bool, bool)>,
+}
+
+/// A categorical feature's reference values: per row the index of its category (in the
+/// order first seen), [`MISSING_CODE`] when missing.
+#[derive(Debug, Default)]
+struct CategoryColumn {
+    index: BTreeMap<String, u32>,
+    names: Vec<String>,
+    counts: Vec<u64>,
+    codes: Vec<u32>,
+}
+
+impl CategoryColumn {
+    fn push(&mut self, category: &str) {
+        let code = match self.index.get(category) {
+            Some(&code) => code,
+            None => self.intern(category),
+        };
+        self.counts[code as usize] += 1;
+        self.codes.push(code);
+    }
+
+    fn intern(&mut self, category: &str) -> u32 {
+        let code = self.names.len() as u32;
+        self.index.insert(category.to_owned(), code);
+        self.names.push(category.to_owned());
+        self.counts.push(0);
+        code
+    }
+
+    fn merge(&mut self, other: CategoryColumn) {
+        let map: Vec<u32> = other
+            .names
+            .iter()
+            .zip(&other.counts)
+            .map(|(name, &k)| {
+                let code = match self.index.get(name.as_str()) {
+                    Some(&code) => code,
+                    None => self.intern(name),
+                };
+                self.counts[code as usize] += k;
+                code
+            })
+            .collect();
+        self.codes.extend(
+            other
+                .codes
+                .iter()
+                .map(|&c| map.get(c as usize).copied().unwrap_or(MISSING_CODE)),
+        );
+    }
+
+    /// Count per category, as the profile states them.
+    fn frequencies(&self) -> BTreeMap<String, u64> {
+        self.names
+            .iter()
+            .zip(&self.counts)
+            .filter(|(_, &k)| k > 0)
+            .map(|(name, &k)| (name.clone(), k))
+            .collect()
+    }
 }
 
 impl ProfileBuilder {
@@ -359,7 +420,7 @@ impl ProfileBuilder {
             rows: 0,
             numeric: vec![Vec::new(); n],
             missing: vec![0; n],
-            categories: vec![BTreeMap::new(); n],
+            categories: (0..n).map(|_| CategoryColumn::default()).collect(),
             class_counts: vec![0; schema.classes.len()],
             score_bins: vec![
                 0;
@@ -385,7 +446,6 @@ impl ProfileBuilder {
                         .collect()
                 })
                 .collect(),
-            rows_kept: Vec::new(),
             scored: Vec::new(),
         }
     }
@@ -402,9 +462,7 @@ impl ProfileBuilder {
             *a += b;
         }
         for (a, b) in self.categories.iter_mut().zip(other.categories) {
-            for (k, v) in b {
-                *a.entry(k).or_insert(0) += v;
-            }
+            a.merge(b);
         }
         for (a, b) in self.class_counts.iter_mut().zip(other.class_counts) {
             *a += b;
@@ -413,7 +471,6 @@ impl ProfileBuilder {
             *a += b;
         }
         self.values.extend(other.values);
-        self.rows_kept.extend(other.rows_kept);
         self.scored.extend(other.scored);
         for (a, b) in self.groups.iter_mut().zip(other.groups) {
             for (x, y) in a.iter_mut().zip(b) {
@@ -425,30 +482,26 @@ impl ProfileBuilder {
         }
     }
 
-    /// Sorts the numeric values collected so far. Builders sorted apart (on several threads)
-    /// and then merged finish in linear time, because [`finish`](Self::finish)'s stable sort
-    /// merges sorted runs instead of sorting afresh.
-    pub fn presort(&mut self) {
-        for column in &mut self.numeric {
-            column.sort_unstable_by(f64::total_cmp);
-        }
-        self.values.sort_unstable_by(f64::total_cmp);
-    }
+    /// Formerly sorted the numeric values of a block before merging; the columns now stay in
+    /// row order for the reconstruction model's fit, and [`finish`](Self::finish) sorts them on
+    /// several threads. Kept so that callers written for it still build.
+    pub fn presort(&mut self) {}
 
     /// Adds one validated reference row.
     pub fn add(&mut self, event: &Event) {
         self.rows += 1;
-        self.rows_kept.push(event.features.clone());
-        for (i, v) in event.features.iter().enumerate() {
+        for (i, (v, spec)) in event.features.iter().zip(&self.schema.features).enumerate() {
             match v {
-                FeatureValue::Missing => self.missing[i] += 1,
-                FeatureValue::Numeric(x) => self.numeric[i].push(*x),
-                FeatureValue::Categorical(c) => match self.categories[i].get_mut(c.as_str()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.categories[i].insert(c.clone(), 1);
+                FeatureValue::Missing => {
+                    self.missing[i] += 1;
+                    match spec.kind {
+                        FeatureKind::Numeric => self.numeric[i].push(f64::NAN),
+                        FeatureKind::Categorical => self.categories[i].codes.push(MISSING_CODE),
                     }
-                },
+                }
+                // Validated values are finite, so NaN stays free to mark a missing one.
+                FeatureValue::Numeric(x) => self.numeric[i].push(*x),
+                FeatureValue::Categorical(c) => self.categories[i].push(c),
             }
         }
         let positive = self.schema.positive_index().map(|p| p as u32);
@@ -496,29 +549,62 @@ impl ProfileBuilder {
             score_bins,
             values,
             groups,
-            rows_kept,
             scored,
         } = self;
-        let reconstruction = ReconstructionModel::fit(&rows_kept).ok();
-        drop(rows_kept);
+        let columns: Vec<FitColumn> = schema
+            .features
+            .iter()
+            .zip(numeric.iter().zip(&categories))
+            .map(|(spec, (nums, cats))| match spec.kind {
+                FeatureKind::Numeric => FitColumn::Numeric(nums),
+                FeatureKind::Categorical => FitColumn::Categorical {
+                    names: &cats.names,
+                    codes: &cats.codes,
+                },
+            })
+            .collect();
+        let reconstruction = ReconstructionModel::fit_columns(&columns).ok();
+        drop(columns);
+        let frequencies: Vec<BTreeMap<String, u64>> =
+            categories.iter().map(CategoryColumn::frequencies).collect();
+        drop(categories);
+        // The numeric columns sorted and summarised on several threads, each column freed as
+        // soon as it is summarised; CBPE's fit after them, so that its working copies of the
+        // labelled rows never sit beside the whole reference (peak memory).
+        let columns: Vec<std::sync::Mutex<Vec<f64>>> =
+            numeric.into_iter().map(std::sync::Mutex::new).collect();
+        let numeric_profiles = crate::par::map(columns.len(), |i| {
+            let FeatureKind::Numeric = schema.features[i].kind else {
+                return None;
+            };
+            let mut values = columns[i]
+                .lock()
+                .map(|mut c| std::mem::take(&mut *c))
+                .unwrap_or_default();
+            values.retain(|x| !x.is_nan());
+            values.sort_unstable_by(f64::total_cmp);
+            Some(NumericProfile::build(values, missing[i]))
+        });
+        drop(columns);
         let both_classes = scored.iter().any(|r| r.2) && scored.iter().any(|r| !r.2);
         let cbpe = both_classes.then(|| {
             let scores: Vec<f64> = scored.iter().map(|r| r.0).collect();
             let predicted: Vec<bool> = scored.iter().map(|r| r.1).collect();
             let labels: Vec<bool> = scored.iter().map(|r| r.2).collect();
+            drop(scored);
             CbpeProfile::fit(&scores, &predicted, &labels)
         });
         let features = schema
             .features
             .iter()
-            .zip(numeric.into_iter().zip(categories))
-            .zip(missing)
-            .map(|((spec, (nums, cats)), missing)| match spec.kind {
-                FeatureKind::Numeric => FeatureProfile::Numeric {
+            .zip(numeric_profiles.into_iter().zip(frequencies))
+            .zip(&missing)
+            .map(|((spec, (nums, cats)), &missing)| match (spec.kind, nums) {
+                (FeatureKind::Numeric, Some(stats)) => FeatureProfile::Numeric {
                     name: spec.name.clone(),
-                    stats: NumericProfile::build(nums, missing),
+                    stats,
                 },
-                FeatureKind::Categorical => FeatureProfile::Categorical {
+                (_, _) => FeatureProfile::Categorical {
                     name: spec.name.clone(),
                     stats: CategoricalProfile {
                         count: cats.values().sum(),

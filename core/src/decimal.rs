@@ -1,0 +1,101 @@
+//! Plain decimals (`-12.345`, `7`, `.5`) read without the general float parser: the common
+//! CSV cell, parsed about three times faster, to the same bits.
+//!
+//! Clinger's fast path: with at most 15 digits the digits form an integer `m < 2^53`, exact in
+//! an `f64`, and `10^k` for `k ≤ 15` is exact too, so the one IEEE division `m / 10^k` rounds
+//! the true value correctly, which is what `str::parse::<f64>` returns. Anything else
+//! (exponents, more digits, `inf`, stray characters) is left to `str::parse`.
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The value of `text` when it is a plain decimal of at most 15 digits, else `None`.
+pub(crate) fn plain(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (mut m, mut count, mut fraction, mut point) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+                m = m * 10 + u64::from(c - b'0');
+                fraction += usize::from(point);
+            }
+            b'.' if !point => point = true,
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let x = m as f64 / POW10[fraction];
+    Some(if negative { -x } else { x })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_decimals_read_as_the_standard_parser_reads_them() {
+        for s in [
+            "0",
+            "-0",
+            "+0",
+            "-0.0",
+            "5.",
+            ".5",
+            "-.5",
+            "+7",
+            "12.3456",
+            "0.1",
+            "0.3",
+            "999999999999999",
+            "-0.00000000000001",
+            "123456789.012345",
+            "9007199254740.99",
+        ] {
+            assert_eq!(
+                plain(s).map(f64::to_bits),
+                s.parse::<f64>().ok().map(f64::to_bits),
+                "{s}"
+            );
+        }
+        for s in [
+            "",
+            "-",
+            "+",
+            ".",
+            "1e5",
+            "1.2.3",
+            "inf",
+            "NaN",
+            "1,5",
+            " 1",
+            "0x10",
+            "1234567890123456",
+            "--1",
+        ] {
+            assert_eq!(plain(s), None, "{s} goes to the standard parser");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_short_decimal_gives_the_same_bits(int in 0u64..10_000_000, frac in 0u64..100_000_000, width in 0usize..9, neg: bool) {
+            let s = format!("{}{int}.{frac:0width$}", if neg { "-" } else { "" });
+            if let Some(x) = plain(&s) {
+                prop_assert_eq!(x.to_bits(), s.parse::<f64>().unwrap().to_bits(), "{}", s);
+            }
+        }
+    }
+}

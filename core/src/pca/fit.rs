@@ -1,0 +1,361 @@
+//! Fitting the reconstruction model on the reference held by column (see
+//! [`ReconstructionModel::fit_columns`]).
+
+use std::collections::BTreeMap;
+
+use super::{symmetric_eigen, Encoding, ErrorMoments, FitError, ReconstructionModel};
+use super::{REFERENCE_CHUNKS, VARIANCE_SHARE};
+use crate::event::FeatureValue;
+use crate::par;
+
+/// One reference column for [`ReconstructionModel::fit_columns`], in row order.
+#[derive(Debug, Clone, Copy)]
+pub enum FitColumn<'a> {
+    /// A numeric feature's values; NaN marks a missing value (validated values are finite).
+    Numeric(&'a [f64]),
+    /// A categorical feature: its category names, and per row the index of its category in
+    /// `names` ([`MISSING_CODE`] when missing).
+    Categorical {
+        /// Category names, in any order.
+        names: &'a [String],
+        /// Per row, an index into `names`.
+        codes: &'a [u32],
+    },
+}
+
+/// The code of a missing categorical value in a [`FitColumn::Categorical`].
+pub const MISSING_CODE: u32 = u32::MAX;
+
+impl FitColumn<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Numeric(v) => v.len(),
+            Self::Categorical { codes, .. } => codes.len(),
+        }
+    }
+}
+
+/// A fitted column's encoded values, read row by row without materialising the matrix.
+enum Encoded<'a> {
+    Numeric {
+        values: &'a [f64],
+        impute: f64,
+    },
+    Coded {
+        codes: &'a [u32],
+        value: Vec<f64>,
+        missing: f64,
+    },
+    Constant(f64),
+}
+
+impl Encoded<'_> {
+    #[inline]
+    fn at(&self, row: usize) -> f64 {
+        match self {
+            // Missing values are NaN: not finite, so imputed, as `Encoding::encode` does.
+            Self::Numeric { values, impute } => {
+                let x = values[row];
+                if x.is_finite() {
+                    x
+                } else {
+                    *impute
+                }
+            }
+            Self::Coded {
+                codes,
+                value,
+                missing,
+            } => value.get(codes[row] as usize).copied().unwrap_or(*missing),
+            Self::Constant(x) => *x,
+        }
+    }
+}
+
+/// Rows standardised at a time by [`ReconstructionModel::fit_columns`]'s passes.
+const TILE: usize = 256;
+
+impl ReconstructionModel {
+    /// Fits on reference rows (each one value per feature, in schema order), as NannyML does.
+    pub fn fit(rows: &[Vec<FeatureValue>]) -> Result<Self, FitError> {
+        let n = rows.len();
+        if n < 2 {
+            return Err(FitError::TooFewRows(n));
+        }
+        let d = rows[0].len();
+        if d == 0 {
+            return Err(FitError::NoFeatures);
+        }
+        // A feature is categorical when its first non-missing value is.
+        let mut categorical = vec![None::<bool>; d];
+        for (r, row) in rows.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let kind = match v {
+                    FeatureValue::Missing => continue,
+                    FeatureValue::Numeric(_) => false,
+                    FeatureValue::Categorical(_) => true,
+                };
+                match categorical.get(j).copied().flatten() {
+                    None if j < d => categorical[j] = Some(kind),
+                    Some(k) if k == kind => {}
+                    _ => return Err(FitError::Kind { row: r, feature: j }),
+                }
+            }
+            if row.len() != d {
+                return Err(FitError::Kind { row: r, feature: d });
+            }
+        }
+        let mut numeric: Vec<Vec<f64>> = Vec::new();
+        let mut coded: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
+        for (j, kind) in categorical.iter().enumerate() {
+            if *kind == Some(true) {
+                let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+                let mut names = Vec::new();
+                let codes = rows
+                    .iter()
+                    .map(|row| match &row[j] {
+                        FeatureValue::Categorical(c) => {
+                            *index.entry(c.as_str()).or_insert_with(|| {
+                                names.push(c.clone());
+                                (names.len() - 1) as u32
+                            })
+                        }
+                        _ => MISSING_CODE,
+                    })
+                    .collect();
+                coded.push((names, codes));
+            } else {
+                numeric.push(
+                    rows.iter()
+                        .map(|row| match row[j] {
+                            FeatureValue::Numeric(x) => x,
+                            _ => f64::NAN,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let (mut numeric, mut coded) = (numeric.iter(), coded.iter());
+        let columns: Vec<FitColumn> = categorical
+            .iter()
+            .filter_map(|kind| {
+                if *kind == Some(true) {
+                    coded
+                        .next()
+                        .map(|(names, codes)| FitColumn::Categorical { names, codes })
+                } else {
+                    numeric.next().map(|v| FitColumn::Numeric(v))
+                }
+            })
+            .collect();
+        Self::fit_columns(&columns)
+    }
+
+    /// [`fit`](Self::fit) on the reference held by column, in row order, as the profile
+    /// builder keeps it: the same arithmetic in the same order, so the same model to the bit,
+    /// without a row-major copy of the reference. The passes over the rows run on up to four
+    /// threads, split by column, by covariance row and by chunk, never within a sum.
+    #[allow(clippy::needless_range_loop)]
+    pub fn fit_columns(columns: &[FitColumn]) -> Result<Self, FitError> {
+        let d = columns.len();
+        if d == 0 {
+            return Err(FitError::NoFeatures);
+        }
+        let n = columns[0].len();
+        if n < 2 {
+            return Err(FitError::TooFewRows(n));
+        }
+        if let Some(j) = columns.iter().position(|c| c.len() != n) {
+            return Err(FitError::Kind {
+                row: n.min(columns[j].len()),
+                feature: j,
+            });
+        }
+        let mut encodings = Vec::with_capacity(d);
+        let mut encoded = Vec::with_capacity(d);
+        for column in columns {
+            match *column {
+                FitColumn::Categorical { names, codes } => {
+                    let mut per_code = vec![0u64; names.len()];
+                    let mut missing = 0u64;
+                    for &c in codes {
+                        match per_code.get_mut(c as usize) {
+                            Some(k) => *k += 1,
+                            None => missing += 1,
+                        }
+                    }
+                    let counts: BTreeMap<&str, u64> = names
+                        .iter()
+                        .zip(&per_code)
+                        .filter(|(_, &k)| k > 0)
+                        .map(|(c, &k)| (c.as_str(), k))
+                        .collect();
+                    if counts.is_empty() {
+                        // No value at all: the feature has no kind, and is encoded as a
+                        // numeric one without values.
+                        encodings.push(Encoding::Numeric { impute: 0.0 });
+                        encoded.push(Encoded::Constant(0.0));
+                        continue;
+                    }
+                    // Most frequent, the smallest on ties (scikit-learn's SimpleImputer).
+                    let impute = counts
+                        .iter()
+                        .fold(None::<(&str, u64)>, |best, (&c, &k)| match best {
+                            Some((_, bk)) if bk >= k => best,
+                            _ => Some((c, k)),
+                        })
+                        .map_or_else(String::new, |(c, _)| c.to_owned());
+                    let mut frequencies: BTreeMap<String, f64> = counts
+                        .into_iter()
+                        .map(|(c, k)| (c.to_owned(), k as f64))
+                        .collect();
+                    *frequencies.entry(impute.clone()).or_insert(0.0) += missing as f64;
+                    for f in frequencies.values_mut() {
+                        *f /= n as f64;
+                    }
+                    let value = names
+                        .iter()
+                        .map(|c| frequencies.get(c).copied().unwrap_or(0.0))
+                        .collect();
+                    let missing = frequencies.get(&impute).copied().unwrap_or(0.0);
+                    encoded.push(Encoded::Coded {
+                        codes,
+                        value,
+                        missing,
+                    });
+                    encodings.push(Encoding::Categorical {
+                        impute,
+                        frequencies,
+                    });
+                }
+                FitColumn::Numeric(values) => {
+                    let (mut sum, mut k) = (0.0f64, 0usize);
+                    for &x in values.iter().filter(|x| !x.is_nan()) {
+                        sum += x;
+                        k += 1;
+                    }
+                    let impute = if k > 0 { sum / k as f64 } else { 0.0 };
+                    encodings.push(Encoding::Numeric { impute });
+                    encoded.push(Encoded::Numeric { values, impute });
+                }
+            }
+        }
+        let mut model = Self {
+            encodings,
+            mean: vec![0.0; d],
+            scale: vec![1.0; d],
+            center: vec![0.0; d],
+            components: Vec::new(),
+            explained_variance_ratio: Vec::new(),
+            lower_threshold: 0.0,
+            upper_threshold: f64::INFINITY,
+        };
+        let nf = n as f64;
+        let moments = par::map(d, |j| {
+            let e = &encoded[j];
+            let mean = (0..n).map(|r| e.at(r)).sum::<f64>() / nf;
+            let var = (0..n).map(|r| (e.at(r) - mean).powi(2)).sum::<f64>() / nf;
+            let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+            let center = (0..n).map(|r| (e.at(r) - mean) / scale).sum::<f64>() / nf;
+            (mean, scale, center)
+        });
+        for (j, (mean, scale, center)) in moments.into_iter().enumerate() {
+            model.mean[j] = mean;
+            model.scale[j] = scale;
+            model.center[j] = center;
+        }
+        let (means, scales, center) = (
+            model.mean.clone(),
+            model.scale.clone(),
+            model.center.clone(),
+        );
+        // Standardised rows `start..end`, a tile at a time: `z[j * TILE + i]` is row
+        // `start + i`'s value of column `j`.
+        let standardise = |start: usize, end: usize, z: &mut [f64]| {
+            for (j, e) in encoded.iter().enumerate() {
+                let (mean, scale) = (means[j], scales[j]);
+                for (i, r) in (start..end).enumerate() {
+                    z[j * TILE + i] = (e.at(r) - mean) / scale;
+                }
+            }
+        };
+        // Covariance: each thread owns some of its rows `a`, every entry summed in row order.
+        let threads = par::threads().min(d);
+        let parts = par::map(threads, |t| {
+            let rows_a: Vec<usize> = (t..d).step_by(threads).collect();
+            let mut acc: Vec<Vec<f64>> = rows_a.iter().map(|&a| vec![0.0f64; d - a]).collect();
+            let mut z = vec![0.0f64; d * TILE];
+            let mut x = vec![0.0f64; d];
+            for start in (0..n).step_by(TILE) {
+                let end = (start + TILE).min(n);
+                standardise(start, end, &mut z);
+                for i in 0..end - start {
+                    for j in 0..d {
+                        x[j] = z[j * TILE + i];
+                    }
+                    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
+                        let xa = x[a] - center[a];
+                        for (b, c) in (a..d).zip(row.iter_mut()) {
+                            *c += xa * (x[b] - center[b]);
+                        }
+                    }
+                }
+            }
+            rows_a.into_iter().zip(acc).collect::<Vec<_>>()
+        });
+        let mut cov = vec![vec![0.0f64; d]; d];
+        for (a, row) in parts.into_iter().flatten() {
+            for (b, c) in (a..d).zip(row) {
+                cov[a][b] = c;
+            }
+        }
+        for a in 0..d {
+            for b in a..d {
+                cov[a][b] /= (n - 1) as f64;
+                cov[b][a] = cov[a][b];
+            }
+        }
+        let (values, vectors) = symmetric_eigen(cov);
+        let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+        // scikit-learn: the fewest components whose cumulative ratio exceeds the share.
+        let mut cumulative = 0.0;
+        for (value, vector) in values.iter().zip(vectors) {
+            let ratio = if total > 0.0 {
+                value.max(0.0) / total
+            } else {
+                0.0
+            };
+            model.components.push(vector);
+            model.explained_variance_ratio.push(ratio);
+            cumulative += ratio;
+            if cumulative > VARIANCE_SHARE {
+                break;
+            }
+        }
+        // Thresholds from the reference chunks, in row order (incomplete last chunk kept).
+        let chunk = (n / REFERENCE_CHUNKS).max(1);
+        let values: Vec<f64> = par::map(n.div_ceil(chunk), |c| {
+            let (first, last) = (c * chunk, ((c + 1) * chunk).min(n));
+            let mut m = ErrorMoments::default();
+            let mut z = vec![0.0f64; d * TILE];
+            let mut x = vec![0.0f64; d];
+            for start in (first..last).step_by(TILE) {
+                let end = (start + TILE).min(last);
+                standardise(start, end, &mut z);
+                for i in 0..end - start {
+                    for j in 0..d {
+                        x[j] = z[j * TILE + i];
+                    }
+                    m.record(model.standardised_error(&x));
+                }
+            }
+            m.mean().unwrap_or(0.0)
+        });
+        let k = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / k;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k).sqrt();
+        model.lower_threshold = (mean - 3.0 * std).max(0.0);
+        model.upper_threshold = mean + 3.0 * std;
+        Ok(model)
+    }
+}
