@@ -229,7 +229,15 @@ impl Monitor {
             label: Some(to_value(value, "label", 0).map_err(|e| event_error(&e))?),
         };
         self.metrics.labels_received.inc();
-        match self.recorder.schema().validate_label(raw) {
+        let validated = self
+            .recorder
+            .schema()
+            .validate_label(raw)
+            .and_then(|(id, t)| {
+                aims_agent::ingest::check_label_id(&id, self.recorder.limits())?;
+                Ok((id, t))
+            });
+        match validated {
             Ok((id, target)) => Ok(self.recorder.submit(Input::Labels(vec![(id, target)]))),
             Err(e) => {
                 self.metrics
@@ -387,13 +395,51 @@ impl Monitor {
                 out.dropped += filled as u64;
             }
         };
+        let limits = self.recorder.limits();
+        // Per-class probabilities (multiclass `score_{class}` columns) travel beside their
+        // events, as the HTTP ingest's do; such a table's events are not recycled.
+        let mut scored: Vec<aims_core::event::Scored> = Vec::new();
+        let mut scores = Vec::new();
+        let submit_scored = |scored: &mut Vec<aims_core::event::Scored>, out: &mut Outcome| {
+            let n = scored.len();
+            if n > 0 && !self.recorder.submit(Input::Scored(std::mem::take(scored))) {
+                out.dropped += n as u64;
+            }
+        };
         for (batch, plan) in batches.iter().zip(plans) {
             for i in 0..batch.num_rows() {
                 if filled == chunk.len() {
                     chunk.push(plan.blank());
                 }
-                match plan.fill(i, schema, now, &mut chunk[filled]) {
-                    Ok(()) => {
+                let event = &mut chunk[filled];
+                let checked = plan.fill(i, schema, now, event).and_then(|()| {
+                    aims_agent::ingest::lengths_ok(event, schema, limits).map_err(|error| {
+                        frame::FrameError {
+                            column: plan.column_of(&error.field),
+                            row: None,
+                            error,
+                        }
+                    })?;
+                    plan.fill_scores(i, schema, &mut scores)
+                });
+                match checked {
+                    Ok(true) => {
+                        out.accepted += 1;
+                        let event = std::mem::replace(&mut chunk[filled], plan.blank());
+                        scored.push((event, Some(std::mem::take(&mut scores))));
+                        if scored.len() == CHUNK {
+                            submit_scored(&mut scored, &mut out);
+                        }
+                    }
+                    Ok(false) if plan.has_class_scores() => {
+                        out.accepted += 1;
+                        let event = std::mem::replace(&mut chunk[filled], plan.blank());
+                        scored.push((event, None));
+                        if scored.len() == CHUNK {
+                            submit_scored(&mut scored, &mut out);
+                        }
+                    }
+                    Ok(false) => {
                         out.accepted += 1;
                         filled += 1;
                         if filled == CHUNK {
@@ -417,6 +463,7 @@ impl Monitor {
             offset += batch.num_rows() as u64;
         }
         submit(chunk, filled, &mut out);
+        submit_scored(&mut scored, &mut out);
         self.metrics
             .events_received
             .inc_by(out.accepted + out.rejected);
