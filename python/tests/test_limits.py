@@ -11,7 +11,8 @@ import aims_monitor as am
 from test_monitor import agent_toml, as_event, events_frame, spooled
 
 
-def test_record_batch_refuses_over_long_values_per_row(workdir: Path) -> None:
+@pytest.mark.parametrize("fold_here", [False, True])
+def test_record_batch_refuses_over_long_values_per_row(workdir: Path, fold_here: bool) -> None:
     cfg = agent_toml(workdir, "offline", "")
     text = cfg.read_text()
     for old, new in [("max_id_bytes = 256", "max_id_bytes = 40"),
@@ -26,7 +27,7 @@ def test_record_batch_refuses_over_long_values_per_row(workdir: Path) -> None:
     df.loc[11, "id"] = "j" * 40          # at the cap: kept
     df.loc[12, "region"] = "s" * 16      # at the cap: kept
     with am.Monitor(cfg) as m:
-        reply = m.record_batch(df)
+        reply = m.record_batch(df, fold_here=fold_here)
         assert (reply["accepted"], reply["rejected"], reply["dropped"]) == (58, 2, 0)
         assert [(e["row"], e["column"], e["field"], e["reason"]) for e in reply["errors"]] == [
             (4, "id", "id", "too_long"),

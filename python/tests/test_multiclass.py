@@ -65,13 +65,14 @@ def test_assess_from_tables_reads_the_class_probability_columns(tmp_path: Path) 
     # Two paths take exactly the CLI's code path (CSV `score_{class}` columns).
     from_files = am.assess(str(tmp_path / "reference.csv"), str(tmp_path / "current.csv"), cfg)
     from_tables = am.assess(ref, cur, cfg)
-    performance = from_tables["performance"]
-    assert performance["log_loss"] is not None, "the probabilities were read"
-    assert math.isclose(performance["log_loss"], FIXTURE["expected"]["performance"]["log_loss"], abs_tol=1e-9)
+    classification = from_tables["performance"]["classification"]
+    assert isinstance(classification["log_loss"], float), "the probabilities were read"
+    assert math.isclose(classification["log_loss"], FIXTURE["expected"]["performance"]["log_loss"],
+                        rel_tol=1e-9)
     assert dict(from_tables) == dict(from_files)
     # Without the columns, log loss is undefined, not made up from the positive score.
     bare = am.assess(ref, cur.drop(columns=[f"score_{c}" for c in CLASSES]), cfg)
-    assert bare["performance"]["log_loss"] is None
+    assert bare["performance"]["classification"]["log_loss"] == {"undefined": "no labelled probabilities"}
 
 
 def test_record_batch_and_record_carry_the_class_probabilities(tmp_path: Path) -> None:
