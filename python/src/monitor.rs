@@ -417,6 +417,12 @@ impl Monitor {
             for (rows, plan) in batches.iter().zip(plans) {
                 let mut event = plan.blank();
                 for i in 0..rows.num_rows() {
+                    if i > 0 && i % CHUNK == 0 {
+                        // Let the windowing task in between chunks (it takes the shard's
+                        // waiting ids every tick).
+                        drop(batch);
+                        batch = shard.batch();
+                    }
                     let checked = plan.fill(i, schema, now, &mut event).and_then(|()| {
                         aims_agent::ingest::lengths_ok(&event, schema, limits).map_err(
                             |error| frame::FrameError {
