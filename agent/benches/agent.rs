@@ -10,8 +10,8 @@
 //!    categoricals and attributes) and its response event, joined by the agent.
 //!
 //! `cargo bench -p aims-agent --bench agent -- cloudevents` runs only the HTTP comparison
-//! (native NDJSON, then CloudEvents); `-- shards` only per-thread recording with 1 and 2
-//! recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
+//! (native NDJSON, then CloudEvents); `-- shards` only the embedded figures: the queue, then
+//! per-thread recording with 1 and 2 recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
@@ -677,6 +677,7 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
     if std::env::args().any(|a| a == "shards") {
+        embedded(&config, rounds);
         embedded_shards(&config, rounds);
         let _ = std::fs::remove_dir_all(dir);
         return;
