@@ -10,7 +10,8 @@
 //!    categoricals and attributes) and its response event, joined by the agent.
 //!
 //! `cargo bench -p aims-agent --bench agent -- cloudevents` runs only the HTTP comparison
-//! (native NDJSON, then CloudEvents).
+//! (native NDJSON, then CloudEvents); `-- shards` only the embedded figures: the queue, then
+//! per-thread recording with 1 and 2 recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
@@ -251,6 +252,77 @@ fn embedded(config: &Path, rounds: u64) {
         "WindowSummary::record alone, one thread:   {:>12.0} events/s",
         record_only
     );
+}
+
+/// Per-thread recording ([`aims_agent::shard`]) with 1 and 2 recording threads: each thread
+/// records its events through a shard of its own (one `Shard::record` call per event), and the
+/// round ends when `flush` has taken every shard's summary into the window and spooled it. The
+/// rate is events over that wall time; CPU is the process's utime + stime over the same span
+/// (both recording threads and the windowing task).
+fn embedded_shards(config: &Path, rounds: u64) {
+    let cfg = AgentConfig::load(config).unwrap();
+    let per_thread = env_or("BENCH_SHARD_EVENTS", 1_000_000) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let monitor = rt
+        .block_on(Monitor::start(&cfg, AgentMetrics::new()))
+        .unwrap();
+    let recorder = monitor.recorder();
+    let mut rng = StdRng::seed_from_u64(3);
+    let now = aims_agent::window::now_ms();
+    // 50,000 distinct events, cycled.
+    let distinct: Vec<aims_core::Event> = (0..50_000)
+        .map(|i| {
+            let raw = serde_json::from_value(event_json(&mut rng, i)).unwrap();
+            recorder.schema().validate(raw, now).unwrap()
+        })
+        .collect();
+    for threads in [1usize, 2] {
+        let (mut rates, mut cpu_per_m) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let inputs: Vec<Vec<aims_core::Event>> = (0..threads)
+                .map(|t| {
+                    (0..per_thread)
+                        .map(|i| distinct[(i * threads + t) % distinct.len()].clone())
+                        .collect()
+                })
+                .collect();
+            let summarised = recorder.metrics().events_summarised.get();
+            let cpu = cpu_seconds(std::process::id());
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for events in inputs {
+                    let shard = recorder.shard();
+                    scope.spawn(move || {
+                        for e in events {
+                            shard.record(e);
+                        }
+                    });
+                }
+            });
+            assert!(rt.block_on(recorder.flush()));
+            let wall = started.elapsed().as_secs_f64();
+            let cpu = cpu_seconds(std::process::id()) - cpu;
+            let n = (threads * per_thread) as f64;
+            assert_eq!(
+                recorder.metrics().events_summarised.get() - summarised,
+                n as u64,
+                "every event summarised"
+            );
+            rates.push(n / wall);
+            cpu_per_m.push(cpu / n * 1e6);
+        }
+        println!(
+            "embedded shards, {threads} recording thread(s), end to end (flushed): median {:>12.0} events/s, {:.2} CPU-s per million events (rounds: {})",
+            median(rates.clone()),
+            median(cpu_per_m),
+            rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" / ")
+        );
+    }
+    rt.block_on(monitor.shutdown());
 }
 
 struct Proc {
@@ -604,6 +676,12 @@ fn main() {
     }
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
+    if std::env::args().any(|a| a == "shards") {
+        embedded(&config, rounds);
+        embedded_shards(&config, rounds);
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
     if std::env::args().any(|a| a == "cloudevents") {
         cloudevents_per_event(&config);
         let (seconds, clients) = (env_or("BENCH_SECONDS", 8), env_or("BENCH_CLIENTS", 4));
@@ -613,6 +691,7 @@ fn main() {
         return;
     }
     embedded(&config, rounds);
+    embedded_shards(&config, rounds);
     idle(&config, rounds);
     http(
         &config,

@@ -303,7 +303,12 @@ pub fn check_lengths(
     schema: &ModelSchema,
     limits: &LimitsConfig,
 ) -> Result<Event, EventError> {
-    if let Some(id) = e.id.as_ref().filter(|id| id.len() > limits.max_id_bytes) {
+    lengths_ok(&e, schema, limits).map(|()| e)
+}
+
+/// A label's id held to `limits.max_id_bytes` (the embedded `label` and the HTTP labels alike).
+pub fn check_label_id(id: &str, limits: &LimitsConfig) -> Result<(), EventError> {
+    if id.len() > limits.max_id_bytes {
         return Err(too_long(
             "id".into(),
             "id",
@@ -311,6 +316,18 @@ pub fn check_lengths(
             "max_id_bytes",
             limits.max_id_bytes,
         ));
+    }
+    Ok(())
+}
+
+/// [`check_lengths`] on a borrowed event (filled in place, as the embedded `record_batch` does).
+pub fn lengths_ok(
+    e: &Event,
+    schema: &ModelSchema,
+    limits: &LimitsConfig,
+) -> Result<(), EventError> {
+    if let Some(id) = e.id.as_deref() {
+        check_label_id(id, limits)?;
     }
     for (value, spec) in e.features.iter().zip(&schema.features) {
         if let FeatureValue::Categorical(c) = value {
@@ -325,7 +342,7 @@ pub fn check_lengths(
             }
         }
     }
-    Ok(e)
+    Ok(())
 }
 
 /// Parses and validates an events body. Every item passes the one JSON rule first; then the

@@ -40,6 +40,7 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod server;
+pub mod shard;
 pub mod ship;
 pub mod simulate;
 pub mod spool;

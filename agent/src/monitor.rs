@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AgentConfig, LimitsConfig};
 use crate::metrics::AgentMetrics;
+use crate::shard::{Shard, Shards};
 use crate::ship::{self, ShipError, Shipper};
 use crate::spool::{Spool, SpoolError};
 use crate::window::{Input, WindowSettings, Windower};
@@ -61,9 +62,26 @@ pub struct Recorder {
     window: Arc<WindowSettings>,
     limits: Arc<LimitsConfig>,
     metrics: AgentMetrics,
+    /// The recording threads' own summaries, which the windowing task takes ([`Recorder::shard`]).
+    shards: Arc<Shards>,
+    profile: Arc<ReferenceProfile>,
 }
 
 impl Recorder {
+    /// A recording handle for one thread, which folds its events into summaries of its own
+    /// instead of queueing them for the windowing task: recording threads then fold in
+    /// parallel and share no lock, queue or counter per event. See [`crate::shard`].
+    pub fn shard(&self) -> Shard {
+        Shard::new(
+            &self.shards,
+            Arc::clone(&self.schema),
+            Arc::clone(&self.profile),
+            Arc::clone(&self.window),
+            Arc::clone(&self.limits),
+            self.metrics.clone(),
+        )
+    }
+
     /// The schema events are validated against.
     pub fn schema(&self) -> &ModelSchema {
         &self.schema
@@ -72,6 +90,11 @@ impl Recorder {
     /// The monitor's metrics.
     pub fn metrics(&self) -> &AgentMetrics {
         &self.metrics
+    }
+
+    /// The `limits` caps events are held to ([`crate::ingest::lengths_ok`]).
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
     }
 
     /// The windowing settings (which events are still recorded: [`crate::window::admit`]).
@@ -318,6 +341,8 @@ impl Monitor {
             metrics.clone(),
             Arc::clone(&queued),
         );
+        let shards = Arc::new(Shards::default());
+        let windower = windower.with_shards(Arc::clone(&shards));
         let (stop_window, stop_window_rx) = watch::channel(false);
         let windower = tokio::spawn(windower.run(rx, stop_window_rx));
         let (stop_ship, stop_ship_rx) = watch::channel(None);
@@ -344,6 +369,8 @@ impl Monitor {
                 window: Arc::new(settings),
                 limits: Arc::new(cfg.limits.clone()),
                 metrics,
+                shards,
+                profile: Arc::clone(&profile),
             },
             stop_window,
             stop_ship,
@@ -392,6 +419,7 @@ mod tests {
         let metrics = AgentMetrics::new();
         let (schema, _) = aims_testkit::fixtures::one_feature();
         let recorder = Recorder {
+            profile: Arc::new(aims_core::profile::ProfileBuilder::new(&schema).finish()),
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
             capacity: 3,
@@ -408,6 +436,7 @@ mod tests {
             }),
             limits: Arc::new(LimitsConfig::default()),
             metrics: metrics.clone(),
+            shards: Arc::default(),
         };
         let event = aims_testkit::fixtures::positive(1.0);
         let long = Event {

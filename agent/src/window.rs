@@ -365,6 +365,8 @@ pub struct Windower {
     /// The latest window start a tick opened: the next tick opens every window after it, so a
     /// tick that comes late (a starved machine, a stalled thread) leaves no empty window out.
     opened_through: Option<i64>,
+    /// The recording threads' own summaries ([`crate::shard`]).
+    shards: Arc<crate::shard::Shards>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -405,9 +407,42 @@ impl Windower {
             dirty: false,
             last_checkpoint: i64::MIN,
             opened_through: None,
+            shards: Arc::default(),
         };
         w.restore();
         w
+    }
+
+    /// Takes the summaries of the recorders' [`Shard`](crate::shard::Shard)s too.
+    pub fn with_shards(mut self, shards: Arc<crate::shard::Shards>) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Takes from the shards their waiting ids (into the join buffer) and the summaries of
+    /// the windows `take` picks (merged into the window's summary, open or late).
+    fn take_shards(&mut self, now: i64, take: impl Fn(i64) -> bool) {
+        let taken = self.shards.take(&self.metrics, take);
+        if taken.windows.is_empty() && taken.pending.is_empty() {
+            return;
+        }
+        self.dirty = true;
+        for (start, part) in taken.windows {
+            if let Err(e) = self.summary_for(start, now).merge(&part) {
+                tracing::error!(error = %e, window_start_ms = start, events = part.events, "a recording thread's summary does not merge; its events are lost");
+                self.metrics
+                    .events_dropped
+                    .with_label_values(&["unmergeable"])
+                    .inc_by(part.events);
+            }
+        }
+        if !taken.pending.is_empty() {
+            for (id, pending) in taken.pending {
+                let removed = self.join.insert(id, pending, now);
+                self.metrics.join_evicted.inc_by(removed.evicted);
+            }
+            self.metrics.join_entries.set(self.join.len() as i64);
+        }
     }
 
     fn checkpoint_path(&self) -> PathBuf {
@@ -459,27 +494,41 @@ impl Windower {
     /// Writes the open windows to disk (atomically), when something changed since last time.
     fn checkpoint(&mut self, now: i64) {
         let every = ms(self.settings.checkpoint);
-        if every == 0 || !self.dirty || now.saturating_sub(self.last_checkpoint) < every {
+        if every == 0 || now.saturating_sub(self.last_checkpoint) < every {
             return;
         }
-        self.write_checkpoint(now);
+        // The shards' summaries go in as copies: the windows keep theirs until they close.
+        let copies = self.shards.copies();
+        if !self.dirty && copies.is_none() {
+            return;
+        }
+        self.write_checkpoint(now, copies.unwrap_or_default());
     }
 
-    fn write_checkpoint(&mut self, now: i64) {
+    fn write_checkpoint(&mut self, now: i64, shards: Vec<(i64, WindowSummary)>) {
+        let mut open = self.open.clone();
+        let mut late = self.late.clone();
+        for (start, part) in shards {
+            let map = if self.due(start, now) {
+                &mut late
+            } else {
+                &mut open
+            };
+            let merged = map
+                .entry(start)
+                .or_insert_with(|| WindowSummary::new(&self.schema, &self.profile))
+                .merge(&part);
+            if let Err(e) = merged {
+                tracing::warn!(error = %e, "a recording thread's summary is left out of the checkpoint");
+            }
+        }
         let cp = Checkpoint {
             profile_hash: self.profile.hash.clone(),
             window_ms: self.window_ms,
-            open: self.open.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            late: self
-                .late
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        *k,
-                        self.sequences.next.get(k).copied().unwrap_or(0),
-                        v.clone(),
-                    )
-                })
+            open: open.into_iter().collect(),
+            late: late
+                .into_iter()
+                .map(|(k, v)| (k, self.sequences.next.get(&k).copied().unwrap_or(0), v))
                 .collect(),
         };
         let path = self.checkpoint_path();
@@ -548,11 +597,13 @@ impl Windower {
                 recycler.give(events);
             }
             Input::Labels(labels) => {
+                self.take_shards(now, |_| false);
                 for (id, target) in labels {
                     self.label(&id, target, now);
                 }
             }
             Input::LabelsTold(labels, tell) => {
+                self.take_shards(now, |_| false);
                 let mut joins = LabelJoins::default();
                 for (id, target) in labels {
                     match self.label(&id, target, now) {
@@ -571,6 +622,7 @@ impl Windower {
                 }
             }
             Input::Flush(done) => {
+                self.take_shards(now, |_| true);
                 self.flush_all(now);
                 let _ = done.send(());
             }
@@ -707,6 +759,8 @@ impl Windower {
         if !self.unwritten.is_empty() {
             self.write_unwritten();
         }
+        let (window_ms, grace_ms) = (self.window_ms, self.grace_ms);
+        self.take_shards(now, |start| start + window_ms + grace_ms <= now);
         let current = align(now, self.window_ms);
         // Every window since the last tick, not only the current one: an empty window is a
         // summary too, and the collector must see no gap because this tick came late. A clock
@@ -818,6 +872,8 @@ impl Windower {
         while let Some(input) = rx.recv().await {
             self.handle(input, now_ms());
         }
+        self.shards.stop();
+        self.take_shards(now_ms(), |_| true);
         self.flush_all(now_ms());
     }
 }

@@ -302,9 +302,14 @@ class Monitor:
         """Record one event (the agent's event shape); False when dropped for overload."""
         return self._native.record(event)
 
-    def record_batch(self, table: Any) -> Dict[str, Any]:
-        """Record every row of a table; returns ``{"accepted", "rejected", "dropped", "errors"}``."""
-        return self._native.record_batch(_table(table, "table"))
+    def record_batch(self, table: Any, *, fold_here: bool = False) -> Dict[str, Any]:
+        """Record every row of a table; returns ``{"accepted", "rejected", "dropped", "errors"}``.
+
+        By default the rows are handed to the monitor's thread through the bounded queue (a
+        full queue drops and counts). With ``fold_here=True`` they are folded into the window
+        summaries on the calling thread instead (the GIL released): nothing is dropped for
+        overload, several threads fold in parallel, and the call takes the folding time."""
+        return self._native.record_batch(_table(table, "table"), fold_here)
 
     def label(self, id: Any, value: Any) -> bool:  # type: ignore[no-redef]  # noqa: A002
         """Record the late label of prediction ``id``; False when dropped for overload."""

@@ -75,6 +75,30 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def batch_rounds(m: "am.Monitor", df, rows: int, fold_here: bool, what: str = "pandas frame") -> None:
+    """record_batch + flush per round: the caller's CPU, the whole process's CPU (the caller and
+    the monitor's thread) and wall time, every row folded into its window and spooled."""
+    walls, cpus, e2e, e2e_cpu = [], [], [], []
+    for _ in range(ROUNDS):
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+        reply = m.record_batch(df, fold_here=fold_here)
+        t1, c1 = time.perf_counter(), time.thread_time()
+        assert reply["accepted"] == rows and reply["dropped"] == 0, reply
+        m.flush(120)
+        t2, p2 = time.perf_counter(), time.process_time()
+        walls.append(rows / (t1 - t0))
+        cpus.append(rows / (c1 - c0))
+        e2e.append(rows / (t2 - t0))
+        e2e_cpu.append(rows / (p2 - p0))
+    mode = "fold_here=True (folded on the calling thread)" if fold_here else "fold_here=False (handed to the monitor's thread)"
+    print(f"record_batch, {rows:,}-row {what}, 20 features, {ROUNDS} rounds, {mode}:")
+    print(f"  calls: median {statistics.median(walls):,.0f} rows/s wall, "
+          f"{statistics.median(cpus):,.0f} rows per CPU-second of the calling thread")
+    print(f"  end to end (record_batch + flush): median {statistics.median(e2e):,.0f} rows/s wall "
+          f"(rounds {', '.join(f'{w:,.0f}' for w in e2e)}), "
+          f"{statistics.median(e2e_cpu):,.0f} rows per CPU-second of the whole process")
+
+
 def bench_monitor() -> None:
     rows = int(os.environ.get("BENCH_BATCH_ROWS", 100_000))
     calls = int(os.environ.get("BENCH_RECORD_CALLS", 100_000))
@@ -84,23 +108,21 @@ def bench_monitor() -> None:
         with am.Monitor(config(Path(tmp) / "spool"), profile=profile) as m:
             m.record_batch(df.head(1000))
             m.flush(60)
-            walls, cpus, e2e = [], [], []
+            for fold_here in (False, True):
+                batch_rounds(m, df, rows, fold_here)
+            # The Arrow import alone (pandas -> Arrow, the Python string columns converted by
+            # pyarrow), which every record_batch call from a pandas frame includes.
+            import pyarrow as pa
+
+            imports = []
             for _ in range(ROUNDS):
-                t0, c0 = time.perf_counter(), time.thread_time()
-                reply = m.record_batch(df)
-                t1, c1 = time.perf_counter(), time.thread_time()
-                assert reply["accepted"] == rows and reply["dropped"] == 0, reply
-                m.flush(120)
-                t2 = time.perf_counter()
-                walls.append(rows / (t1 - t0))
-                cpus.append(rows / (c1 - c0))
-                e2e.append(rows / (t2 - t0))
-            print(f"record_batch, {rows:,}-row pandas frame, 20 features, {ROUNDS} rounds:")
-            print(f"  calls: median {statistics.median(walls):,.0f} rows/s wall "
-                  f"(rounds {', '.join(f'{w:,.0f}' for w in walls)})")
-            print(f"  calls: median {statistics.median(cpus):,.0f} rows per CPU-second of the calling thread")
-            print(f"  end to end (record_batch + flush: every row folded into the window and spooled): "
-                  f"median {statistics.median(e2e):,.0f} rows/s")
+                c0 = time.process_time()
+                pa.Table.from_pandas(df)
+                imports.append((time.process_time() - c0) / rows * 1e6)
+            print(f"  pandas -> Arrow import alone: median {statistics.median(imports):.3f} CPU-µs per row")
+            table = pa.Table.from_pandas(df)
+            for fold_here in (False, True):
+                batch_rounds(m, table, rows, fold_here, what="pyarrow Table (no conversion)")
 
             events = []
             for r in df.head(min(calls, rows)).to_dict("records"):

@@ -285,6 +285,9 @@ pub struct Plan {
     score: Option<Slot>,
     label: Option<Slot>,
     latency: Option<Slot>,
+    /// The per-class probability columns `{columns.class_score_prefix}{class}`, in the
+    /// schema's class order, when the table has them (all of them: one alone is an error).
+    class_scores: Option<Vec<Slot>>,
     task: Task,
     /// Classes whose label is an integer, by that integer: a numeric prediction or label column
     /// finds its class without formatting the number as text.
@@ -374,7 +377,34 @@ impl Plan {
                 ))
             }
         };
+        let class_scores = if regression {
+            None
+        } else {
+            let names: Vec<String> = schema
+                .classes
+                .iter()
+                .map(|c| format!("{}{c}", columns.class_score_prefix))
+                .collect();
+            if names.iter().any(|n| find(n).is_some()) {
+                Some(
+                    names
+                        .iter()
+                        .zip(&schema.classes)
+                        .enumerate()
+                        .map(|(k, (n, c))| {
+                            let field = format!("prediction.scores[{k}]");
+                            slot(n, field.clone(), true)?.ok_or_else(|| {
+                                missing(n, &field, &format!("probability of class {c:?}"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, FrameError>>()?,
+                )
+            } else {
+                None
+            }
+        };
         Ok(Plan {
+            class_scores,
             features,
             attributes,
             id: slot(&columns.id, "id".into(), false)?,
@@ -398,6 +428,74 @@ impl Plan {
                 })
                 .collect(),
         })
+    }
+
+    /// The column an event field (`id`, `features.NAME`, ...) came from, for an error found
+    /// after the row was filled; the field itself when no column holds it.
+    pub fn column_of(&self, field: &str) -> String {
+        self.features
+            .iter()
+            .map(|(s, _)| s)
+            .chain(&self.attributes)
+            .chain(self.id.as_ref())
+            .find(|s| s.field == field)
+            .map_or_else(|| field.to_owned(), |s| s.column.clone())
+    }
+
+    /// Whether the table carries per-class probabilities (`score_{class}` columns).
+    pub fn has_class_scores(&self) -> bool {
+        self.class_scores.is_some()
+    }
+
+    /// Fills `scores` with row `i`'s per-class probabilities, reusing its buffer; false when
+    /// the table has none or the row leaves them all empty. A row fills them all or none, and
+    /// they must be a distribution (`ModelSchema::check_class_scores`), as in a CSV dataset.
+    pub fn fill_scores(
+        &self,
+        i: usize,
+        schema: &ModelSchema,
+        scores: &mut Vec<f64>,
+    ) -> Result<bool, FrameError> {
+        scores.clear();
+        let Some(slots) = &self.class_scores else {
+            return Ok(false);
+        };
+        if slots.iter().all(|s| s.col.number(i).is_none()) {
+            return Ok(false);
+        }
+        for s in slots {
+            match s.col.number(i) {
+                Some(x) => scores.push(x),
+                None => {
+                    return Err(FrameError {
+                        column: s.column.clone(),
+                        row: None,
+                        error: EventError::new(
+                            s.field.clone(),
+                            RejectReason::MissingField,
+                            "a row with class probabilities needs one for every class",
+                        ),
+                    })
+                }
+            }
+        }
+        schema
+            .check_class_scores("prediction.scores", scores)
+            .map_err(|e| {
+                // Name the column of the element at fault, else the first one.
+                let k = e
+                    .field
+                    .strip_prefix("prediction.scores[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .unwrap_or(0);
+                FrameError {
+                    column: slots[k.min(slots.len() - 1)].column.clone(),
+                    row: None,
+                    error: e,
+                }
+            })?;
+        Ok(true)
     }
 
     /// An empty event with room for this plan's features and attributes.
@@ -634,20 +732,24 @@ fn fold_range<S>(
     default_ts: i64,
     (from, to): (usize, usize),
     state: &mut S,
-    event: &mut Event,
-    step: &impl Fn(&mut S, &Event),
+    (event, scores): (&mut Event, &mut Vec<f64>),
+    step: &impl Fn(&mut S, &Event, Option<&[f64]>),
 ) -> Result<(), FrameError> {
     for (b, batch) in batches.iter().enumerate() {
         let (lo, hi) = (starts[b], starts[b] + batch.num_rows());
         let (a, z) = (from.max(lo), to.min(hi));
         for row in a..z {
+            let at_row = |mut e: FrameError| {
+                e.row = Some(row as u64);
+                e
+            };
             plans[b]
                 .fill(row - lo, schema, default_ts, event)
-                .map_err(|mut e| {
-                    e.row = Some(row as u64);
-                    e
-                })?;
-            step(state, event);
+                .map_err(at_row)?;
+            let scored = plans[b]
+                .fill_scores(row - lo, schema, scores)
+                .map_err(at_row)?;
+            step(state, event, scored.then_some(scores.as_slice()));
         }
     }
     Ok(())
@@ -701,7 +803,7 @@ pub fn fold_blocks<S: Send>(
     workers: usize,
     block_rows: usize,
     init: impl Fn() -> S + Sync,
-    step: impl Fn(&mut S, &Event) + Sync,
+    step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
 ) -> Result<Vec<S>, FrameError> {
     let plans = plans(batches, schema, columns)?;
     let total = rows(batches) as usize;
@@ -710,13 +812,20 @@ pub fn fold_blocks<S: Send>(
     let workers = workers.clamp(1, 8).min(blocks.max(1));
     // Worker w takes blocks w, w + workers, ...; a worker stops at its first bad row.
     let per_worker = on_workers(workers, |w| {
-        let mut event = blank_event();
+        let (mut event, mut scores) = (blank_event(), Vec::new());
         let mut states = Vec::new();
         for k in (w..blocks).step_by(workers) {
             let mut state = init();
             let range = (k * block_rows, ((k + 1) * block_rows).min(total));
             if let Err(e) = fold_range(
-                batches, &plans, schema, default_ts, range, &mut state, &mut event, &step,
+                batches,
+                &plans,
+                schema,
+                default_ts,
+                range,
+                &mut state,
+                (&mut event, &mut scores),
+                &step,
             ) {
                 return (states, Some(e));
             }

@@ -146,7 +146,7 @@ fn profile_of(
             workers(),
             aims_agent::assess::BLOCK_ROWS,
             || ProfileBuilder::new(schema),
-            |b, e| b.add(e),
+            |b, e, _| b.add(e),
         )?;
         Ok(aims_agent::assess::profile_from_parts(schema, parts))
     })
@@ -203,7 +203,7 @@ fn assess(
                         workers(),
                         aims_agent::assess::BLOCK_ROWS,
                         || WindowSummary::new(schema, &profile),
-                        |s, e| s.record(schema, &profile, e),
+                        |s, e, scores| s.record_scored(schema, &profile, e, scores),
                     )
                     .map_err(|e| errors::input_error(&e))?;
                     let mut merged = aims_agent::assess::InOrder::new(schema, &profile);

@@ -1,0 +1,404 @@
+//! Per-thread recording ([`aims_agent::shard`]): the summaries a shard's events end up in are
+//! the ones the queue gives (to the bit for one shard), labels join, nothing is lost when a
+//! shard is dropped or the process dies between checkpoints, and two threads record at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aims_agent::config::AgentConfig;
+use aims_agent::metrics::AgentMetrics;
+use aims_agent::shard::Recorded;
+use aims_agent::Monitor;
+use aims_core::event::{Event, RawEvent, Target};
+use aims_core::profile::{ProfileBuilder, ReferenceProfile};
+use aims_core::wire::SummaryEnvelope;
+
+fn config(dir: &Path, agent_id: &str, checkpoint: &str) -> AgentConfig {
+    let text = format!(
+        r#"agent_id = "{agent_id}"
+[model]
+name = "shards"
+task = "binary"
+features = [
+  {{ name = "x", kind = "numeric" }},
+  {{ name = "y", kind = "numeric" }},
+  {{ name = "c", kind = "categorical" }},
+]
+attributes = [{{ name = "g", groups = ["a", "b"], reference_group = "a" }}]
+[window]
+length = "1h"
+checkpoint = "{checkpoint}"
+[limits]
+max_id_bytes = 32
+[ship]
+collector_url = ""
+[spool]
+dir = {spool:?}
+"#,
+        spool = dir.join(format!("spool-{agent_id}")),
+    );
+    let path = dir.join(format!("{agent_id}.toml"));
+    std::fs::write(&path, text).unwrap();
+    AgentConfig::load(&path).unwrap()
+}
+
+/// Event `i`: numbers with many digits (so that the order of accumulation would show), an id,
+/// a label on two events of three (the rest wait for a late label).
+fn raw(i: u64) -> RawEvent {
+    let x = (i as f64 * 0.618_033_988_749_894_9).fract() * 1000.0;
+    let text = format!(
+        r#"{{"id": "e{i}", "features": {{"x": {x}, "y": {y}, "c": "k{c}"}}, "attributes": {{"g": "{g}"}},
+            "prediction": {{"label": {p}, "score": {s}}}, "label": {label}, "latency_ms": {l}}}"#,
+        y = (i as f64).sqrt() / 7.0,
+        c = i % 5,
+        g = if i.is_multiple_of(3) { "a" } else { "b" },
+        p = i % 2,
+        s = (i as f64 * 0.37).fract(),
+        label = if i % 3 == 2 {
+            "null".into()
+        } else {
+            (i % 4 / 2).to_string()
+        },
+        l = (i % 97) as f64 / 3.0,
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+fn events(cfg: &AgentConfig, n: u64, now: i64) -> Vec<Event> {
+    (0..n)
+        .map(|i| cfg.model.validate(raw(i), now).unwrap())
+        .collect()
+}
+
+/// A time in the next window of an hour: every run of a test records at the same time, into
+/// a window that cannot close while the test runs (an event up to one window ahead is taken).
+fn next_hour() -> i64 {
+    let now = aims_agent::window::now_ms();
+    aims_agent::window::align(now, 3_600_000) + 3_600_000 + 1_234
+}
+
+fn profile(cfg: &AgentConfig) -> ReferenceProfile {
+    let mut b = ProfileBuilder::new(&cfg.model);
+    for e in events(cfg, 2000, 0) {
+        b.add(&e);
+    }
+    b.finish()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn spooled(cfg: &AgentConfig) -> Vec<SummaryEnvelope> {
+    let mut out: Vec<SummaryEnvelope> = std::fs::read_dir(&cfg.spool.dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_str()?.to_owned();
+            (name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit()))
+                .then(|| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+        })
+        .collect();
+    out.sort_by_key(|e| (e.window_start_ms, e.seq));
+    out
+}
+
+/// The summaries of the windows that saw events, as JSON (bit for bit: floats print exactly).
+fn summaries(cfg: &AgentConfig) -> Vec<serde_json::Value> {
+    spooled(cfg)
+        .into_iter()
+        .filter(|e| e.summary.events > 0 || e.summary.labelled > 0 || e.summary.rejected > 0)
+        .map(|e| serde_json::to_value(&e.summary).unwrap())
+        .collect()
+}
+
+fn eventually(within: Duration, what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !probe() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `n` events and late labels for the unlabelled ones, through `record` (the queue) or through
+/// one shard; returns the monitor's metrics after shutdown.
+fn run(
+    cfg: &AgentConfig,
+    profile: &ReferenceProfile,
+    n: u64,
+    at: i64,
+    shard: bool,
+) -> AgentMetrics {
+    let rt = runtime();
+    let metrics = AgentMetrics::new();
+    let monitor = {
+        let _guard = rt.enter();
+        Monitor::with_profile(cfg, profile.clone(), false, metrics.clone()).unwrap()
+    };
+    let recorder = monitor.recorder();
+    let all = events(cfg, n, at);
+    let late: Vec<String> = all
+        .iter()
+        .filter(|e| e.label.is_none())
+        .filter_map(|e| e.id.clone())
+        .collect();
+    if shard {
+        let s = recorder.shard();
+        let mut batch = s.batch();
+        for mut e in all {
+            assert_eq!(batch.record(&mut e, None), Recorded::Yes);
+        }
+    } else {
+        for e in all {
+            assert!(recorder.record(e));
+        }
+    }
+    for id in late {
+        assert!(recorder.label(id, Target::Class(1)));
+    }
+    assert!(rt.block_on(recorder.flush()));
+    rt.block_on(monitor.shutdown());
+    metrics
+}
+
+#[test]
+fn one_shard_gives_the_queues_summaries_to_the_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, shard) = (
+        config(dir.path(), "queue", "0s"),
+        config(dir.path(), "shard", "0s"),
+    );
+    let profile = profile(&queue);
+    let at = next_hour();
+    let (mq, ms) = (
+        run(&queue, &profile, 5000, at, false),
+        run(&shard, &profile, 5000, at, true),
+    );
+    let (a, b) = (summaries(&queue), summaries(&shard));
+    assert!(!a.is_empty());
+    // The late labels are recorded into the open window by the windowing task, the events
+    // into the shard's summary, merged at the flush: label-side sums could differ in the last
+    // bit from the queue's interleaving. Compare everything else to the bit, and those within
+    // rounding.
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let (px, py) = (&x["performance"], &y["performance"]);
+        for key in ["log_loss_sum", "brier_sum"] {
+            let (u, v) = (px[key].as_f64().unwrap(), py[key].as_f64().unwrap());
+            assert!(
+                (u - v).abs() <= 1e-9 * u.abs().max(1.0),
+                "{key}: {u} vs {v}"
+            );
+        }
+        let strip = |s: &serde_json::Value| {
+            let mut s = s.clone();
+            for key in ["log_loss_sum", "brier_sum"] {
+                s["performance"][key] = serde_json::Value::Null;
+            }
+            s
+        };
+        assert_eq!(strip(x), strip(y));
+    }
+    for m in [&mq, &ms] {
+        assert_eq!(m.events_received.get(), 5000);
+        assert_eq!(m.events_summarised.get(), 5000);
+        assert_eq!(m.labels_joined.get(), 5000 / 3);
+    }
+}
+
+#[test]
+fn one_shard_without_late_labels_is_the_same_summary_to_the_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, shard) = (
+        config(dir.path(), "queue", "0s"),
+        config(dir.path(), "shard", "0s"),
+    );
+    let profile = profile(&queue);
+    let at = next_hour();
+    for (cfg, use_shard) in [(&queue, false), (&shard, true)] {
+        let rt = runtime();
+        let monitor = {
+            let _guard = rt.enter();
+            Monitor::with_profile(cfg, profile.clone(), false, AgentMetrics::new()).unwrap()
+        };
+        let recorder = monitor.recorder();
+        let all = events(cfg, 4000, at);
+        if use_shard {
+            let s = recorder.shard();
+            for e in all {
+                assert!(s.record(e));
+            }
+        } else {
+            for e in all {
+                assert!(recorder.record(e));
+            }
+        }
+        rt.block_on(monitor.shutdown());
+    }
+    let a = summaries(&queue);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a, summaries(&shard));
+}
+
+#[test]
+fn two_threads_record_at_once_and_every_event_and_label_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, shards) = (
+        config(dir.path(), "queue", "0s"),
+        config(dir.path(), "two", "50ms"),
+    );
+    let profile = profile(&queue);
+    let at = next_hour();
+    run(&queue, &profile, 6000, at, false);
+    let rt = runtime();
+    let metrics = AgentMetrics::new();
+    let monitor = {
+        let _guard = rt.enter();
+        Monitor::with_profile(&shards, profile.clone(), false, metrics.clone()).unwrap()
+    };
+    let recorder = monitor.recorder();
+    let all = events(&shards, 6000, at);
+    let late: Vec<String> = all
+        .iter()
+        .filter(|e| e.label.is_none())
+        .filter_map(|e| e.id.clone())
+        .collect();
+    let halves: Vec<Vec<Event>> = all.chunks(3000).map(<[Event]>::to_vec).collect();
+    std::thread::scope(|scope| {
+        for half in halves {
+            let recorder = recorder.clone();
+            scope.spawn(move || {
+                let shard = recorder.shard();
+                for e in half {
+                    assert!(shard.record(e));
+                }
+                // The shard is dropped here, holding its events: the windowing task takes them.
+            });
+        }
+    });
+    for id in late {
+        assert!(recorder.label(id, Target::Class(1)));
+    }
+    assert!(rt.block_on(recorder.flush()));
+    rt.block_on(monitor.shutdown());
+    let (a, b) = (summaries(&queue), summaries(&shards));
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.len(), 1);
+    let (a, b) = (&a[0], &b[0]);
+    // Counts, histograms and sketches add exactly; only the float sums of the two threads'
+    // halves are added in another order.
+    for key in ["events", "labelled", "first_ts_ms", "last_ts_ms", "latency"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    for key in ["confusion", "positive_scores", "negative_scores", "scored"] {
+        assert_eq!(a["performance"][key], b["performance"][key], "{key}");
+    }
+    assert_eq!(a["groups"], b["groups"]);
+    let (fa, fb) = (&a["features"], &b["features"]);
+    for i in 0..3 {
+        let (x, y) = (&fa[i], &fb[i]);
+        for (key, v) in x.as_object().unwrap() {
+            match v.as_f64() {
+                Some(u) if !v.is_u64() => {
+                    let w = y[key].as_f64().unwrap();
+                    assert!(
+                        (u - w).abs() <= 1e-9 * u.abs().max(1.0),
+                        "{key}: {u} vs {w}"
+                    );
+                }
+                _ => assert_eq!(v, &y[key], "feature {i} {key}"),
+            }
+        }
+    }
+    assert_eq!(metrics.events_summarised.get(), 6000);
+    assert_eq!(metrics.labels_joined.get(), 2000);
+    assert_eq!(metrics.labels_unmatched.get(), 0);
+}
+
+#[test]
+fn refused_late_and_future_events_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "drops", "0s");
+    let profile = profile(&cfg);
+    let rt = runtime();
+    let metrics = AgentMetrics::new();
+    let monitor = {
+        let _guard = rt.enter();
+        Monitor::with_profile(&cfg, profile, false, metrics.clone()).unwrap()
+    };
+    let recorder = monitor.recorder();
+    let shard = recorder.shard();
+    let now = aims_agent::window::now_ms();
+    let mut e = cfg.model.validate(raw(1), now).unwrap();
+    e.id = Some("i".repeat(33));
+    let mut batch = shard.batch();
+    match batch.record(&mut e.clone(), None) {
+        Recorded::Refused(err) => assert_eq!(err.field, "id"),
+        other => panic!("{other:?}"),
+    }
+    e.id = None;
+    e.ts_ms = now - 10 * 3_600_000;
+    assert_eq!(batch.record(&mut e.clone(), None), Recorded::Dropped);
+    e.ts_ms = now + 3 * 3_600_000;
+    assert_eq!(batch.record(&mut e.clone(), None), Recorded::Dropped);
+    e.ts_ms = now;
+    assert_eq!(batch.record(&mut e, None), Recorded::Yes);
+    drop(batch);
+    assert!(rt.block_on(recorder.flush()));
+    let dropped = |r: &str| metrics.events_dropped.with_label_values(&[r]).get();
+    assert_eq!((dropped("late"), dropped("future")), (1, 1));
+    assert_eq!(
+        metrics
+            .events_rejected
+            .with_label_values(&["too_long"])
+            .get(),
+        1
+    );
+    assert_eq!(metrics.events_received.get(), 4);
+    rt.block_on(monitor.shutdown());
+    let spooled = spooled(&cfg);
+    assert_eq!(spooled.iter().map(|e| e.summary.events).sum::<u64>(), 1);
+    assert_eq!(spooled.iter().map(|e| e.summary.rejected).sum::<u64>(), 1);
+    // After shutdown a shard refuses, and counts.
+    assert!(!shard.record(cfg.model.validate(raw(2), now).unwrap()));
+}
+
+#[test]
+fn a_crash_after_a_checkpoint_keeps_a_shards_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "crash", "100ms");
+    let profile = profile(&cfg);
+    let rt = runtime();
+    let metrics = AgentMetrics::new();
+    let monitor = {
+        let _guard = rt.enter();
+        Monitor::with_profile(&cfg, profile.clone(), false, metrics.clone()).unwrap()
+    };
+    let shard = Arc::new(monitor.recorder().shard());
+    for e in events(&cfg, 300, aims_agent::window::now_ms()) {
+        assert!(shard.record(e));
+    }
+    let before = metrics.checkpoints.get();
+    eventually(Duration::from_secs(60), "a checkpoint", || {
+        metrics.checkpoints.get() > before
+    });
+    // Kill: the runtime goes without a shutdown, the shard's summary was never taken.
+    drop(rt);
+    std::mem::forget(monitor);
+    std::mem::forget(shard);
+    let rt = runtime();
+    let monitor = {
+        let _guard = rt.enter();
+        Monitor::with_profile(&cfg, profile, false, AgentMetrics::new()).unwrap()
+    };
+    rt.block_on(monitor.shutdown());
+    assert_eq!(
+        spooled(&cfg).iter().map(|e| e.summary.events).sum::<u64>(),
+        300
+    );
+}
