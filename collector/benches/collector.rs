@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_aims-collector");
 
 const AGENTS: usize = 50;
 const PER_RUN: usize = 10_000;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn gzip(envelope: &SummaryEnvelope) -> (Vec<u8>, usize) {
     let json = serde_json::to_vec(envelope).unwrap();
