@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_aims-collector");
 
 const AGENTS: usize = 50;
 const PER_RUN: usize = 10_000;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn gzip(envelope: &SummaryEnvelope) -> (Vec<u8>, usize) {
     let json = serde_json::to_vec(envelope).unwrap();
@@ -122,7 +122,8 @@ fn ingest(synchronous: &str) {
 
 /// Ingest into two replicas on one fresh PostgreSQL database.
 fn ingest_postgres(server: &str) {
-    let url = aims_testkit::postgres::fresh_database(server);
+    let database = aims_testkit::postgres::fresh_database(server);
+    let url = database.url().to_owned();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let replicas = ["a", "b"]
         .iter()
@@ -212,7 +213,8 @@ fn cpu_seconds(replicas: &[Collector]) -> f64 {
 
 /// kill -9 of the leader, 5 times: seconds until the other replica reports leading.
 fn takeover(server: &str) {
-    let url = aims_testkit::postgres::fresh_database(server);
+    let database = aims_testkit::postgres::fresh_database(server);
+    let url = database.url().to_owned();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut replicas: Vec<Collector> = ["a", "b"]
         .iter()
@@ -385,8 +387,8 @@ fn main() {
                 ingest_postgres(server);
             }
             if run("postgres-evaluation") {
-                let url = aims_testkit::postgres::fresh_database(server);
-                evaluation(10, &postgres_storage(&url, "a"));
+                let database = aims_testkit::postgres::fresh_database(server);
+                evaluation(10, &postgres_storage(database.url(), "a"));
             }
             if run("takeover") {
                 takeover(server);

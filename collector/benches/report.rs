@@ -165,7 +165,7 @@ fn main() {
             let a = Instant::now();
             let (head, _) = log.append(entries, &[], at).await.unwrap();
             append_s.push(a.elapsed().as_secs_f64());
-            snapshot::refresh(&store, head).await.unwrap();
+            snapshot::refresh(&log, &store, head, at).await.unwrap();
             if i.is_multiple_of(10_000) {
                 eprintln!("  {appended} records");
             }

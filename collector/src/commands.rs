@@ -83,20 +83,30 @@ pub async fn verify(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let store = open_existing(&config).await?;
     let result = evidence::verify(&store).await;
+    // The report snapshots, against the records that hold their hashes.
+    let snapshots = match &result {
+        Ok(_) => Some(report::snapshot::verify_all(&store).await),
+        Err(_) => None,
+    };
     store.close().await;
-    match result {
-        Ok(c) => {
+    match (result, snapshots) {
+        (Ok(_), Some(Err(report::ReportError::Snapshot { seq, reason }))) => {
+            eprintln!("evidence report snapshot BROKEN at record {seq}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+        (Ok(_), Some(Err(e))) => Err(e.into()),
+        (Ok(c), _) => {
             println!(
                 "evidence chain OK: {} records, head sequence {}, head hash {}",
                 c.records, c.head_seq, c.head_hash
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(evidence::VerifyError::Broken(b)) => {
+        (Err(evidence::VerifyError::Broken(b)), _) => {
             eprintln!("evidence chain BROKEN at record {}: {}", b.seq, b.reason);
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
     }
 }
 

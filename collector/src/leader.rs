@@ -246,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn writers_in_two_replicas_keep_one_chain() {
         let dir = tempfile::tempdir().unwrap();
-        for (backend, store) in stores(dir.path()).await {
+        for (backend, store, _database) in stores(dir.path()).await {
             let a = EvidenceLog::open(store.clone(), Metrics::new())
                 .await
                 .unwrap();
@@ -274,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn a_single_process_leads_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, store) = stores(dir.path()).await.remove(0);
+        let (_, store, _database) = stores(dir.path()).await.remove(0);
         let mut e = Elector::single("solo");
         let first = e.tick(&store, 5).await.unwrap();
         assert_eq!(
@@ -308,10 +308,10 @@ mod tests {
     #[tokio::test]
     async fn one_leader_and_a_stalled_one_is_fenced() {
         let dir = tempfile::tempdir().unwrap();
-        let Some((_, store)) = stores(dir.path())
+        let Some((_, store, _database)) = stores(dir.path())
             .await
             .into_iter()
-            .find(|(b, _)| *b == "postgres")
+            .find(|(b, _, _)| *b == "postgres")
         else {
             return;
         };

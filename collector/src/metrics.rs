@@ -12,7 +12,9 @@ use aims_core::lifecycle::State;
 use aims_core::objective::Objective;
 use aims_runtime::metrics as register;
 use parking_lot::Mutex;
-use prometheus::{Gauge, GaugeVec, Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 
 /// Every metric the collector exports.
 #[derive(Debug, Clone)]
@@ -50,8 +52,9 @@ pub struct Metrics {
     pub corrective: CorrectiveMetrics,
     /// The evidence tree and its signed checkpoints.
     pub tree: TreeMetrics,
-    /// Hash of the last evidence record, as a label of a constant 1.
-    pub evidence_head: IntGaugeVec,
+    /// The first six bytes of the last evidence record's hash, as an integer (a number, not a
+    /// label: labels come only from configuration).
+    pub evidence_head_hash: IntGauge,
     /// Reloads by outcome.
     pub config_reloads: IntCounterVec,
     /// 1 when the last reload succeeded.
@@ -131,11 +134,10 @@ impl Metrics {
                 "severity",
             ],
         );
-        let evidence_head = register::int_gauge_vec(
+        let evidence_head_hash = register::int_gauge(
             &r,
-            "aims_evidence_head_info",
-            "Hash of the last evidence record (value is always 1)",
-            &["hash"],
+            "aims_evidence_head_hash_prefix",
+            "First six bytes of the last evidence record's hash, as a big-endian integer",
         );
         let evaluation_duration = register::histogram(
             &r,
@@ -335,7 +337,7 @@ impl Metrics {
             objective_info,
             objective_info_labels: Arc::default(),
             evaluation_duration,
-            evidence_head,
+            evidence_head_hash,
             start_time,
             corrective: CorrectiveMetrics::new(&r),
             leader: int_gauge(
@@ -359,8 +361,7 @@ impl Metrics {
     /// Publishes the evidence head.
     pub fn set_evidence_head(&self, seq: u64, hash: &str) {
         self.evidence_head_sequence.set(seq as i64);
-        self.evidence_head.reset();
-        self.evidence_head.with_label_values(&[hash]).set(1);
+        self.evidence_head_hash.set(hash_prefix_48(hash) as i64);
     }
 
     /// Publishes what `o` measures and its warning threshold, replacing an earlier version's
@@ -449,6 +450,28 @@ mod tests {
         String::from_utf8(m.render().1).expect("UTF-8 exposition")
     }
 
+    /// The head's hash is a number, never a label (labels come only from configuration).
+    #[test]
+    fn the_evidence_head_hash_is_a_numeric_gauge() {
+        let m = Metrics::new();
+        m.set_evidence_head(3, &format!("0123456789ab{}", "c".repeat(52)));
+        let t = text(&m);
+        assert!(
+            t.contains("\naims_evidence_head_hash_prefix 1250999896491\n"),
+            "{t}"
+        );
+        assert!(t.contains("\naims_evidence_head_sequence 3\n"), "{t}");
+        m.set_evidence_head(4, &"f".repeat(64));
+        let t = text(&m);
+        assert!(
+            t.contains("\naims_evidence_head_hash_prefix 281474976710655\n"),
+            "{t}"
+        );
+        assert!(!t.contains("aims_evidence_head_info"), "{t}");
+        assert!(!t.contains("hash=\""), "no hash label: {t}");
+        assert_eq!(hash_prefix_48("not hex"), 0);
+    }
+
     #[test]
     fn objective_info_follows_changes_and_removal() {
         let m = Metrics::new();
@@ -525,6 +548,15 @@ impl CorrectiveMetrics {
     }
 }
 
+/// The first six bytes of a hex SHA-256 (an evidence record's hash) as a big-endian integer,
+/// as [`aims_core::checkpoint::TreeHead::root_prefix_48`] does for the tree's root; 0 for text
+/// that is not hex.
+pub fn hash_prefix_48(hex: &str) -> u64 {
+    hex.get(..12)
+        .and_then(|p| u64::from_str_radix(p, 16).ok())
+        .unwrap_or(0)
+}
+
 /// The evidence tree's gauges. The root is a number, never a label (labels come only from
 /// configuration): Prometheus then keeps a history of sizes and roots that an operator who
 /// rewrites the log cannot rewrite with it.
@@ -540,6 +572,8 @@ pub struct TreeMetrics {
     pub checkpoint_root: IntGauge,
     /// When the latest checkpoint was signed, Unix seconds.
     pub checkpoint_time: Gauge,
+    /// Checkpoints this replica signed (only the leader signs; followers serve the leader's).
+    pub checkpoints_signed: IntCounter,
 }
 
 impl TreeMetrics {
@@ -569,6 +603,11 @@ impl TreeMetrics {
                 r,
                 "aims_evidence_checkpoint_timestamp_seconds",
                 "When the latest evidence checkpoint was signed",
+            ),
+            checkpoints_signed: register::int_counter(
+                r,
+                "aims_evidence_checkpoints_signed_total",
+                "Evidence checkpoints this replica signed (the leader's job; followers serve the latest stored one)",
             ),
         }
     }

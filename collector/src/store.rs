@@ -32,6 +32,11 @@ use crate::config::{Backend, Storage, Synchronous};
 pub const EVIDENCE_LOCK: i64 = 0x4149_4d53_4556_4944;
 
 pub use checkpoints::StoredCheckpoint;
+pub use snapshots::StoredSnapshot;
+
+/// Summaries per multi-row insert: 500 rows of 11 columns stay well under the bound
+/// parameters of one statement (SQLite 32,766, PostgreSQL 65,535).
+const INSERT_CHUNK: usize = 500;
 
 /// Length of a roll-up bucket.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -336,38 +341,51 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Two statements per chunk of the batch, not two per summary: the ids are claimed in
+        // one multi-row insert (those already taken, by this replica or another, come back
+        // missing from RETURNING), then the new summaries go in in one more. A round trip per
+        // summary was what held PostgreSQL ingest down.
         on_db!(self, writer, |pool| {
             let mut tx = pool.begin().await?;
-            let mut fresh = Vec::with_capacity(batch.len());
-            for (e, body) in batch.iter().zip(&bodies) {
-                let done = sqlx::query(
-                    "INSERT INTO summary_ids (id, received_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(&e.id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-                let is_new = done.rows_affected() == 1;
-                if is_new {
-                    sqlx::query(
-                        "INSERT INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
-                         window_ms, seq, resolution, received_ms, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'raw', $9, $10)",
-                    )
-                    .bind(&e.id)
-                    .bind(&e.agent)
-                    .bind(&e.model)
-                    .bind(&e.model_version)
-                    .bind(&e.summary.profile_hash)
-                    .bind(e.window_start_ms)
-                    .bind(e.window_ms as i64)
-                    .bind(e.seq as i64)
-                    .bind(now_ms)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await?;
+            let mut fresh = vec![false; batch.len()];
+            for (n, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
+                let base = n * INSERT_CHUNK;
+                let mut ids = sqlx::QueryBuilder::new("INSERT INTO summary_ids (id, received_ms) ");
+                ids.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.id.as_str()).push_bind(now_ms);
+                });
+                ids.push(" ON CONFLICT DO NOTHING RETURNING id");
+                let claimed: Vec<String> = ids.build_query_scalar().fetch_all(&mut *tx).await?;
+                let mut claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+                // The first of an id sent twice in one batch is the new one.
+                let new: Vec<usize> = (0..chunk.len())
+                    .filter(|&i| claimed.remove(&chunk[i].id))
+                    .collect();
+                if new.is_empty() {
+                    continue;
                 }
-                fresh.push(is_new);
+                let mut rows = sqlx::QueryBuilder::new(
+                    "INSERT INTO summaries (id, agent, model, model_version, profile_hash, \
+                     window_start_ms, window_ms, seq, resolution, received_ms, body) ",
+                );
+                rows.push_values(&new, |mut row, &i| {
+                    let e = chunk[i];
+                    row.push_bind(e.id.as_str())
+                        .push_bind(e.agent.as_str())
+                        .push_bind(e.model.as_str())
+                        .push_bind(e.model_version.as_str())
+                        .push_bind(e.summary.profile_hash.as_str())
+                        .push_bind(e.window_start_ms)
+                        .push_bind(e.window_ms as i64)
+                        .push_bind(e.seq as i64)
+                        .push_bind("raw")
+                        .push_bind(now_ms)
+                        .push_bind(bodies[base + i].as_str());
+                });
+                rows.build().execute(&mut *tx).await?;
+                for i in new {
+                    fresh[base + i] = true;
+                }
             }
             tx.commit().await?;
             Ok(fresh)
@@ -878,28 +896,55 @@ impl Store {
         })
     }
 
-    /// Stores the current form of a nonconformity.
-    pub async fn put_nonconformity(
+    /// Stores the current form of nonconformities, in one transaction. With `term`, fenced as
+    /// [`Store::append`] is: refused with [`StoreError::Fenced`] once a newer leadership term
+    /// holds, so a leader that was paused and replaced does not overwrite its successor's rows.
+    pub async fn put_nonconformities(
         &self,
-        nc: &Nonconformity,
+        ncs: &[Nonconformity],
+        term: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(nc).map_err(|source| StoreError::Corrupt {
-            what: format!("nonconformity {}", nc.id),
-            source,
-        })?;
+        let bodies = ncs
+            .iter()
+            .map(|nc| {
+                serde_json::to_string(nc).map_err(|source| StoreError::Corrupt {
+                    what: format!("nonconformity {}", nc.id),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let postgres = matches!(self.db, Db::Postgres(_));
         on_db!(self, writer, |pool| {
-            sqlx::query(
-                "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_ms = excluded.updated_ms",
-            )
-            .bind(nc.id as i64)
-            .bind(&nc.objective)
-            .bind(nc.status.as_str())
-            .bind(&body)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin().await?;
+            if let Some(term) = term {
+                let sql = if postgres {
+                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
+                } else {
+                    "SELECT term FROM leadership WHERE id = 1"
+                };
+                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
+                if current != term {
+                    return Err(StoreError::Fenced {
+                        held: term,
+                        current,
+                    });
+                }
+            }
+            for (nc, body) in ncs.iter().zip(&bodies) {
+                sqlx::query(
+                    "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_ms = excluded.updated_ms",
+                )
+                .bind(nc.id as i64)
+                .bind(&nc.objective)
+                .bind(nc.status.as_str())
+                .bind(body)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -1003,7 +1048,7 @@ mod tests {
     #[tokio::test]
     async fn roll_up_is_lossless_and_ids_stay_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        for (backend, store) in stores(dir.path()).await {
+        for (backend, store, _database) in stores(dir.path()).await {
             eprintln!("backend {backend}");
             roll_up_case(&store).await;
             store.close().await;
@@ -1059,7 +1104,7 @@ mod tests {
     #[tokio::test]
     async fn alert_state_is_replaced_whole_and_fenced_by_the_term() {
         let dir = tempfile::tempdir().unwrap();
-        for (backend, store) in stores(dir.path()).await {
+        for (backend, store, _database) in stores(dir.path()).await {
             let term = store.begin_term("a", 1).await.unwrap();
             let rows = |ids: &[&str]| -> Vec<(String, String)> {
                 ids.iter()
@@ -1097,10 +1142,94 @@ mod tests {
         }
     }
 
+    /// The multi-row insert: an id sent twice in one batch is new once, a chunk boundary
+    /// (500 rows) changes nothing, and ids taken before are duplicates, on both backends.
+    #[tokio::test]
+    async fn summaries_are_inserted_once_by_id_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _database) in stores(dir.path()).await {
+            let (schema, profile) = fixture();
+            store.put_profile(&profile, 1).await.unwrap();
+            let envelope = |minute: i64| {
+                let mut s = WindowSummary::new(&schema, &profile);
+                s.record(&schema, &profile, &event(minute as f64));
+                SummaryEnvelope::new("a", "m", "1", minute * 60_000, 60_000, 0, s)
+            };
+            let a: Vec<SummaryEnvelope> = (0..3).map(envelope).collect();
+            let batch = [&a[0], &a[1], &a[0], &a[2], &a[1]];
+            assert_eq!(
+                store.insert_summaries(&batch, 10).await.unwrap(),
+                vec![true, true, false, true, false],
+                "{backend}"
+            );
+            // 1,200 summaries (three chunks), one taken before, one repeated across chunks.
+            let many: Vec<SummaryEnvelope> = (3..1_203).map(envelope).collect();
+            let mut batch: Vec<&SummaryEnvelope> = many.iter().collect();
+            batch.insert(0, &a[2]);
+            batch.push(&many[10]);
+            let fresh = store.insert_summaries(&batch, 20).await.unwrap();
+            assert_eq!(fresh.len(), 1_202, "{backend}");
+            assert!(!fresh[0] && !fresh[1_201], "{backend}");
+            assert!(fresh[1..1_201].iter().all(|n| *n), "{backend}");
+            assert_eq!(store.summary_count().await.unwrap(), 1_203, "{backend}");
+            let stored = store.all_summaries_since(i64::MIN).await.unwrap();
+            assert_eq!(stored.len(), 1_203, "{backend}");
+            assert!(stored
+                .iter()
+                .all(|s| s.model == "m" && s.window_ms == 60_000));
+            store.close().await;
+        }
+    }
+
+    /// A leader that was paused and replaced stores no nonconformity row when it resumes,
+    /// as it appends no evidence (issue 14: the rows are fenced like the appends).
+    #[tokio::test]
+    async fn nonconformity_rows_are_fenced_by_the_term() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _database) in stores(dir.path()).await {
+            let term = store.begin_term("a", 1).await.unwrap();
+            let opened = Nonconformity::open(1, "o", "v1", "high", 2);
+            store
+                .put_nonconformities(std::slice::from_ref(&opened), Some(term), 2)
+                .await
+                .unwrap();
+            let next = store.begin_term("b", 3).await.unwrap();
+            let mut stale = opened.clone();
+            stale.severity = "edited by the old leader".into();
+            let other = Nonconformity::open(2, "p", "v1", "low", 4);
+            let err = store
+                .put_nonconformities(&[stale, other], Some(term), 4)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Fenced { held, current } if held == term && current == next),
+                "{backend}: {err}"
+            );
+            let kept = store.nonconformities().await.unwrap();
+            assert_eq!(
+                kept.len(),
+                1,
+                "{backend}: nothing of the fenced batch stored"
+            );
+            assert_eq!(kept[0].severity, "high", "{backend}");
+            // The new leader's term writes.
+            store
+                .put_nonconformities(
+                    &[Nonconformity::open(2, "p", "v1", "low", 5)],
+                    Some(next),
+                    5,
+                )
+                .await
+                .unwrap();
+            assert_eq!(store.nonconformities().await.unwrap().len(), 2, "{backend}");
+            store.close().await;
+        }
+    }
+
     #[tokio::test]
     async fn a_roll_up_that_does_not_merge_keeps_the_prior_hour_and_its_raw_summaries() {
         let dir = tempfile::tempdir().unwrap();
-        for (backend, store) in stores(dir.path()).await {
+        for (backend, store, _database) in stores(dir.path()).await {
             eprintln!("backend {backend}");
             conflict_case(&store).await;
             store.close().await;

@@ -4,8 +4,15 @@
 /// The stores a backend-independent test runs against: a fresh SQLite file in `dir`, and a
 /// fresh PostgreSQL database on the server `AIMS_TEST_POSTGRES_URL` names (`.ci/run` starts
 /// one). Without that variable the PostgreSQL half is skipped visibly, naming the Debian
-/// package (`aims_testkit::postgres::server`); under `CI=true` it fails instead.
-pub async fn stores(dir: &std::path::Path) -> Vec<(&'static str, crate::store::Store)> {
+/// package (`aims_testkit::postgres::server`); under `CI=true` it fails instead. The third
+/// field keeps the PostgreSQL database until the test is done with the store, then drops it.
+pub async fn stores(
+    dir: &std::path::Path,
+) -> Vec<(
+    &'static str,
+    crate::store::Store,
+    Option<aims_testkit::postgres::TestDatabase>,
+)> {
     use crate::config::Synchronous;
     use crate::store::Store;
     let mut out = vec![(
@@ -13,35 +20,15 @@ pub async fn stores(dir: &std::path::Path) -> Vec<(&'static str, crate::store::S
         Store::open(&dir.join("c.db"), Synchronous::Normal)
             .await
             .expect("a SQLite store"),
+        None,
     )];
     if let Some(url) = aims_testkit::postgres::server("the PostgreSQL half of a store test") {
-        out.push(("postgres", fresh_postgres(&url).await));
+        let database = aims_testkit::postgres::fresh_database(&url);
+        let options = std::str::FromStr::from_str(database.url()).expect("the test URL parses");
+        let store = Store::open_postgres(options, 4)
+            .await
+            .expect("open the test database");
+        out.push(("postgres", store, Some(database)));
     }
     out
-}
-
-/// A new, empty database on the server at `url`, migrated, as a store.
-pub async fn fresh_postgres(url: &str) -> crate::store::Store {
-    use std::str::FromStr;
-
-    use sqlx::postgres::PgConnectOptions;
-    use sqlx::{ConnectOptions, Connection};
-    let admin = PgConnectOptions::from_str(url).expect("AIMS_TEST_POSTGRES_URL parses");
-    let name = format!(
-        "aims_test_{}_{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    );
-    let mut conn = admin
-        .connect()
-        .await
-        .expect("connect to the test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create a test database");
-    conn.close().await.ok();
-    crate::store::Store::open_postgres(admin.database(&name), 4)
-        .await
-        .expect("open the test database")
 }

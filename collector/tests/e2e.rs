@@ -212,6 +212,11 @@ fn biased_and_drifted_traffic_fire_then_silence_is_no_data() {
             >= 4.0
     );
     assert!(sample(&metrics, "aims_evidence_head_sequence", &[]).unwrap() > 0.0);
+    assert!(sample(&metrics, "aims_evidence_head_hash_prefix", &[]).unwrap() > 0.0);
+    assert!(
+        !metrics.contains("aims_evidence_head_info"),
+        "no metric label derived from data"
+    );
     aims_testkit::prom::promtool_check_metrics(&metrics);
 
     // Stop the flow: after stale_after (3 s) every data objective reads no_data, and the gap

@@ -3,7 +3,6 @@
 //! leader stops, the other takes over with the lifecycle it left, and the evidence chain is
 //! one chain with a `leader_change` record per term.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use aims_collector::config::Backend;
@@ -12,29 +11,10 @@ use aims_collector::{Clock, Config};
 use aims_testkit::fixtures::{envelope, minute, profile, schema, summary, Traffic, OBJECTIVES};
 use aims_testkit::{eventually, net, prom::sample};
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 
 /// The test server's URL, or `None` (a visible skip; a failure under `CI=true`).
 fn postgres_url() -> Option<String> {
     aims_testkit::postgres::server("replicas")
-}
-
-async fn fresh_database(url: &str) -> String {
-    let admin = PgConnectOptions::from_str(url).unwrap();
-    let name = format!(
-        "aims_replicas_{}_{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let mut conn = admin.connect().await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.ok();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 async fn get(client: &reqwest::Client, url: String) -> String {
@@ -68,6 +48,16 @@ struct Replica {
 }
 
 fn start(url: &str, name: &str, objectives: &std::path::Path, clock: &Clock) -> Replica {
+    start_with(url, name, objectives, clock, |_| {})
+}
+
+fn start_with(
+    url: &str,
+    name: &str,
+    objectives: &std::path::Path,
+    clock: &Clock,
+    configure: impl FnOnce(&mut Config),
+) -> Replica {
     let mut config = Config::default();
     config.storage.backend = Backend::Postgres;
     config.storage.url = Some(url.to_owned());
@@ -77,6 +67,7 @@ fn start(url: &str, name: &str, objectives: &std::path::Path, clock: &Clock) -> 
     config.storage.replica = Some(name.to_owned());
     config.evaluation.objectives = objectives.to_owned();
     config.evaluation.interval = Duration::from_millis(50);
+    configure(&mut config);
     let listener = net::listener();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -94,7 +85,8 @@ fn start(url: &str, name: &str, objectives: &std::path::Path, clock: &Clock) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_ingest_and_hand_over_the_evaluation() {
     let Some(admin) = postgres_url() else { return };
-    let url = fresh_database(&admin).await;
+    let database = aims_testkit::postgres::fresh_database(&admin);
+    let url = database.url().to_owned();
     let dir = aims_testkit::temp_dir();
     let objectives = dir.path().join("objectives.yaml");
     std::fs::write(&objectives, OBJECTIVES).unwrap();
@@ -191,4 +183,114 @@ async fn two_replicas_share_ingest_and_hand_over_the_evaluation() {
     assert_eq!(terms as i64, term, "a leader_change record per term");
     assert_eq!(holder, "two");
     store.close().await;
+}
+
+async fn signed(client: &reqwest::Client, base: &str) -> f64 {
+    sample(
+        &get(client, format!("{base}/metrics")).await,
+        "aims_evidence_checkpoints_signed_total",
+        &[],
+    )
+    .unwrap_or(-1.0)
+}
+
+/// The checkpoint a replica serves, verified with `key`: its note and tree head.
+async fn served(
+    client: &reqwest::Client,
+    base: &str,
+    key: &aims_core::checkpoint::VerifierKey,
+) -> Option<(String, aims_core::checkpoint::TreeHead)> {
+    let r = client
+        .get(format!("{base}/v1/evidence/checkpoint"))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let note = r.text().await.ok()?;
+    let head = aims_core::checkpoint::TreeHead::open(&note, key)
+        .expect("a served checkpoint verifies with the key");
+    Some((note, head))
+}
+
+/// With several replicas, checkpoints are the leader's job: the follower signs none, even when
+/// one is due on its clock, and serves the latest one the leader stored; when the leader stops,
+/// the follower takes over and signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_signs_checkpoints_and_the_follower_serves_them() {
+    let Some(admin) = postgres_url() else { return };
+    let database = aims_testkit::postgres::fresh_database(&admin);
+    let url = database.url().to_owned();
+    let dir = aims_testkit::temp_dir();
+    let objectives = dir.path().join("objectives.yaml");
+    std::fs::write(&objectives, OBJECTIVES).unwrap();
+    const ORIGIN: &str = "test.example/replicas";
+    let key = aims_core::checkpoint::SigningKey::from_seed(ORIGIN, [9; 32]).unwrap();
+    let key_path = dir.path().join("evidence.key");
+    std::fs::write(&key_path, key.to_text()).unwrap();
+    let public = key.verifier().clone();
+    let signing = |c: &mut Config| {
+        c.evidence.origin = ORIGIN.to_owned();
+        c.evidence.key_file = Some(key_path.clone());
+    };
+    let clock = Clock::manual(minute() + 1_000);
+    let client = reqwest::Client::new();
+
+    let one = start_with(&url, "one", &objectives, &clock, signing);
+    eventually(Duration::from_secs(30), "one leads and signs", || async {
+        (leader(&client, &one.base).await == Some(1.0) && signed(&client, &one.base).await >= 1.0)
+            .then_some(())
+    })
+    .await;
+    let two = start_with(&url, "two", &objectives, &clock, signing);
+    eventually(
+        Duration::from_secs(30),
+        "two serves one's checkpoint",
+        || async {
+            let theirs = served(&client, &one.base, &public).await?;
+            let mine = served(&client, &two.base, &public).await?;
+            (theirs.0 == mine.0).then_some(())
+        },
+    )
+    .await;
+
+    // A checkpoint is due on both replicas' clock: only the leader signs it.
+    let before = served(&client, &one.base, &public).await.unwrap().1.size;
+    let signed_before = signed(&client, &one.base).await;
+    clock.advance(Duration::from_secs(11 * 60));
+    let head = eventually(
+        Duration::from_secs(30),
+        "one signs the due checkpoint",
+        || async {
+            let (_, head) = served(&client, &one.base, &public).await?;
+            (signed(&client, &one.base).await > signed_before && head.size > before).then_some(head)
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "two serves it", || async {
+        let (_, h) = served(&client, &two.base, &public).await?;
+        (h.size >= head.size).then_some(())
+    })
+    .await;
+    // The follower had its own second of clock to sign in, on every tick: it signed nothing.
+    assert_eq!(
+        signed(&client, &two.base).await,
+        0.0,
+        "a follower signs no checkpoint"
+    );
+    assert_eq!(leader(&client, &two.base).await, Some(0.0));
+
+    // The leader stops (signing its last one); the follower takes over and signs.
+    one.stop.send(()).unwrap();
+    one.server.await.unwrap().unwrap();
+    eventually(Duration::from_secs(30), "two leads and signs", || async {
+        (leader(&client, &two.base).await == Some(1.0) && signed(&client, &two.base).await >= 1.0)
+            .then_some(())
+    })
+    .await;
+    let (_, last) = served(&client, &two.base, &public).await.unwrap();
+    assert!(last.size > head.size, "{} > {}", last.size, head.size);
+    two.stop.send(()).unwrap();
+    two.server.await.unwrap().unwrap();
 }

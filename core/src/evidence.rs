@@ -43,6 +43,8 @@ pub enum Kind {
     Nonconformity,
     /// A collector replica became the leader (the one that evaluates).
     LeaderChange,
+    /// A report snapshot was kept: the hash of the state folded up to a record.
+    ReportSnapshot,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Notification => "notification",
             Kind::Nonconformity => "nonconformity",
             Kind::LeaderChange => "leader_change",
+            Kind::ReportSnapshot => "report_snapshot",
         }
     }
 }

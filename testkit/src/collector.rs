@@ -25,6 +25,9 @@ pub struct Collector {
     pub process: Option<Process>,
     pub tls: bool,
     pub extra_env: Vec<(String, String)>,
+    /// The PostgreSQL database [`Collector::prepare`] created under `AIMS_TEST_BACKEND=postgres`,
+    /// dropped after the process is killed.
+    pub database: Option<crate::postgres::TestDatabase>,
 }
 
 impl Collector {
@@ -32,10 +35,16 @@ impl Collector {
     /// With `AIMS_TEST_BACKEND=postgres` it stores in a fresh PostgreSQL database
     /// ([`crate::postgres::suite_database`]); otherwise in SQLite under `dir`.
     pub fn prepare(bin: &str, dir: &Path, extra: &str) -> Self {
-        let storage = crate::postgres::suite_database().map_or_else(String::new, |url| {
-            format!("backend = \"postgres\"\nurl = \"{url}\"\nlock_timeout = \"2s\"\n")
+        let database = crate::postgres::suite_database();
+        let storage = database.as_ref().map_or_else(String::new, |db| {
+            format!(
+                "backend = \"postgres\"\nurl = \"{}\"\nlock_timeout = \"2s\"\n",
+                db.url()
+            )
         });
-        Self::prepare_with(bin, dir, &storage, extra)
+        let mut c = Self::prepare_with(bin, dir, &storage, extra);
+        c.database = database;
+        c
     }
 
     /// [`Collector::prepare`] on SQLite whatever `AIMS_TEST_BACKEND` says (tests that open the
@@ -62,6 +71,7 @@ impl Collector {
             process: None,
             tls: false,
             extra_env: Vec::new(),
+            database: None,
         }
     }
 

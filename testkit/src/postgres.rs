@@ -31,9 +31,49 @@ pub fn server(test: &str) -> Option<String> {
     }
 }
 
+/// A database created for one test: dropped when this is dropped (at the end of the test,
+/// passed or failed), with `FORCE`, so sessions a collector left open do not keep it, and a
+/// long CI run does not pile databases up on the server.
+#[derive(Debug)]
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its name on the server.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        match Command::new("psql")
+            .args([self.admin.as_str(), "-qAtc", &sql])
+            .output()
+        {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "could not drop test database {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("could not drop test database {}: psql: {e}", self.name),
+        }
+    }
+}
+
 /// Creates a new, empty database on the server at `url` (with `psql`, which the Debian package
-/// brings) and returns its URL.
-pub fn fresh_database(url: &str) -> String {
+/// brings); it is dropped when the returned guard is.
+pub fn fresh_database(url: &str) -> TestDatabase {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -53,7 +93,11 @@ pub fn fresh_database(url: &str) -> String {
         "CREATE DATABASE {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    with_database(url, &name)
+    TestDatabase {
+        admin: url.to_owned(),
+        url: with_database(url, &name),
+        name,
+    }
 }
 
 /// `url` naming database `name` instead (any query string kept).
@@ -74,8 +118,8 @@ pub fn with_database(url: &str, name: &str) -> String {
 }
 
 /// Whether the collector suite runs on PostgreSQL (`AIMS_TEST_BACKEND=postgres`): then a fresh
-/// database's URL. Any other value, or none, is SQLite.
-pub fn suite_database() -> Option<String> {
+/// database (dropped with the guard). Any other value, or none, is SQLite.
+pub fn suite_database() -> Option<TestDatabase> {
     match std::env::var(BACKEND_VAR).as_deref() {
         Ok("postgres") => {
             let url = server("the collector suite on PostgreSQL")
@@ -88,7 +132,59 @@ pub fn suite_database() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{fresh_database, server, with_database};
+
+    fn count(admin: &str, sql: &str) -> String {
+        let out = std::process::Command::new("psql")
+            .args([admin, "-qAtc", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn exists(admin: &str, name: &str) -> bool {
+        count(
+            admin,
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        ) == "1"
+    }
+
+    #[test]
+    fn a_test_database_is_dropped_with_its_guard_even_while_in_use() {
+        let Some(admin) = server("a_test_database_is_dropped_with_its_guard") else {
+            return;
+        };
+        let db = fresh_database(&admin);
+        let name = db.name().to_owned();
+        assert!(exists(&admin, &name), "{name} was created");
+        // A session still open on it (as a collector that was not shut down leaves) does not
+        // keep it: the drop ends it.
+        let mut session = std::process::Command::new("psql")
+            .args([db.url(), "-qAt"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        let stdin = session.stdin.as_mut().expect("psql's stdin");
+        std::io::Write::write_all(stdin, b"SELECT 1;\n").expect("a query to psql");
+        crate::wait_until(
+            std::time::Duration::from_secs(30),
+            "the session is open on the test database",
+            || {
+                let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'");
+                (count(&admin, &sql) != "0").then_some(())
+            },
+        );
+        drop(db);
+        assert!(!exists(&admin, &name), "{name} was dropped");
+        session.kill().ok();
+        session.wait().ok();
+    }
 
     #[test]
     fn a_database_is_named_in_place_of_the_servers() {

@@ -232,7 +232,8 @@ fn failover_during_a_breach_keeps_the_alert_firing_and_one_chain() {
     let am_port = free_port();
     let am_url = format!("http://127.0.0.1:{am_port}");
     let _am = alertmanager::start(&tools, am_dir.path(), am_port);
-    let url = postgres::fresh_database(&server);
+    let database = postgres::fresh_database(&server);
+    let url = database.url().to_owned();
     // A 2 s resend makes an 8 s lease: Alertmanager keeps the alert only if the new leader
     // carries on sending it.
     let extra = format!(
@@ -326,7 +327,8 @@ fn a_paused_leader_appends_nothing_and_rolling_restarts_keep_evaluating() {
     let Some(server) = postgres::server("a_paused_leader_appends_nothing") else {
         return;
     };
-    let url = postgres::fresh_database(&server);
+    let database = postgres::fresh_database(&server);
+    let url = database.url().to_owned();
     let objectives = objectives("");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut a = replica(dirs[0].path(), "a", &url, &objectives, "");

@@ -6,7 +6,12 @@
 //! [`report::snapshot::EVERY`] records), so reports read only their period.
 //!
 //! Each is kept in the store, published as the latest (`GET /v1/evidence/checkpoint`) and on
-//! `/metrics` (size, root prefix, time), so copies leave the collector as it runs. Time is the
+//! `/metrics` (size, root prefix, time), so copies leave the collector as it runs.
+//!
+//! With several replicas on PostgreSQL, signing is the leader's job ([`signs`]): one signer,
+//! one series of checkpoints. A follower serves the latest checkpoint stored in the database
+//! ([`follow`], every second), verified with its own copy of the key first, so what it serves
+//! and exports is the leader's. The leader signs its last one when it resigns. Time is the
 //! shared clock's: the task looks at it every second (of real time) and signs once a whole
 //! interval of clock time has passed, so a test with a manual clock steps it forward instead
 //! of waiting ten minutes.
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::config::Backend;
 use crate::services::report;
 use crate::state::App;
 use crate::store::StoredCheckpoint;
@@ -29,6 +35,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// the latest is returned.
 pub async fn issue(app: &App) -> Option<Signed> {
     let key = app.signer.as_ref()?;
+    if !signs(app) {
+        return follow(app).await;
+    }
     // With several replicas, the others' records are read in first: the checkpoint covers
     // the whole stored log, not only what this replica appended.
     app.evidence.catch_up().await;
@@ -66,8 +75,49 @@ pub async fn issue(app: &App) -> Option<Signed> {
         tracing::error!(error = %e, size = stored.size, "cannot keep the evidence checkpoint");
     }
     publish(app, &signed);
+    app.metrics.tree.checkpoints_signed.inc();
     tracing::info!(size = signed.head.size, root = %aims_core::merkle::to_hex(&signed.head.root), "evidence checkpoint signed");
     Some(signed)
+}
+
+/// Whether this replica signs checkpoints: a single (SQLite) collector always; a PostgreSQL
+/// replica while it leads (holds a term).
+pub fn signs(app: &App) -> bool {
+    app.store.backend() == Backend::Sqlite || app.evidence.term().is_some()
+}
+
+/// A follower's checkpoint: the latest one stored (the leader's), published here once it
+/// verifies with this replica's key; then the latest published. `None` without a key or
+/// before any checkpoint.
+pub async fn follow(app: &App) -> Option<Signed> {
+    let key = app.signer.as_ref()?;
+    match app.store.latest_checkpoint().await {
+        Ok(Some(c)) => {
+            let newer = app
+                .checkpoint
+                .read()
+                .as_ref()
+                .is_none_or(|l| l.head.size < c.size);
+            if newer {
+                match aims_core::checkpoint::TreeHead::open(&c.note, key.verifier()) {
+                    Ok(head) => publish(
+                        app,
+                        &Signed {
+                            head,
+                            note: c.note,
+                            at_ms: c.at_ms,
+                        },
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, size = c.size, "the stored checkpoint does not verify with this replica's key; not served")
+                    }
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the latest checkpoint"),
+    }
+    app.checkpoint.read().clone()
 }
 
 /// Makes `signed` the latest checkpoint (unless a larger one already is).
@@ -95,13 +145,17 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut last = app.now_ms();
     let mut tick = tokio::time::interval(POLL.min(app.config.evidence.checkpoint_interval));
     let latest = app.checkpoint.read().as_ref().map(|c| c.head.size);
-    if let Some(size) = latest {
+    if let (Some(size), true) = (latest, signs(&app)) {
         snapshot(&app, size).await;
     }
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
+        }
+        if !signs(&app) {
+            follow(&app).await;
+            continue;
         }
         let now = app.now_ms();
         if now - last >= every {
@@ -115,7 +169,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 
 /// Keeps a report snapshot at `size` when one is due ([`report::snapshot::refresh`]).
 async fn snapshot(app: &App, size: u64) {
-    match report::snapshot::refresh(&app.store, size).await {
+    match report::snapshot::refresh(&app.evidence, &app.store, size, app.now_ms()).await {
         Ok(0) => {}
         Ok(folded) => tracing::info!(seq = size, folded, "report snapshot kept"),
         Err(e) => {

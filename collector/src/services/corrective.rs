@@ -173,10 +173,20 @@ pub fn observe(
     out
 }
 
-/// Stores the changed nonconformities (their evidence is already written) and publishes them.
-pub async fn commit(app: &App, changed: Vec<Nonconformity>, now_ms: i64) -> Result<(), StoreError> {
-    for nc in &changed {
-        app.store.put_nonconformity(nc, now_ms).await?;
+/// Stores the changed nonconformities (their evidence is already written, fenced on `term`)
+/// and publishes them. The rows are fenced on the same term: a leader that was paused and
+/// replaced between the two writes stores nothing (its evidence was refused too, unless the
+/// term changed in between; then the new leader's restart of state from the log wins).
+pub async fn commit(
+    app: &App,
+    changed: Vec<Nonconformity>,
+    term: Option<i64>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if !changed.is_empty() {
+        app.store
+            .put_nonconformities(&changed, term, now_ms)
+            .await?;
     }
     {
         let mut all = app.nonconformities.write();
@@ -193,6 +203,8 @@ pub async fn commit(app: &App, changed: Vec<Nonconformity>, now_ms: i64) -> Resu
 pub async fn act(app: &App, id: u64, input: Input) -> Result<Nonconformity, ActError> {
     let _serial = app.corrective_lock.lock().await;
     let now_ms = app.now_ms();
+    // One term for both writes: the step's evidence and its row are fenced alike.
+    let term = app.evidence.term();
     let mut nc = app
         .nonconformities
         .read()
@@ -204,9 +216,9 @@ pub async fn act(app: &App, id: u64, input: Input) -> Result<Nonconformity, ActE
     };
     tracing::info!(nonconformity = id, input = input.name(), actor = ?step.actor, to = step.to.as_str(), "nonconformity step");
     app.evidence
-        .append(vec![entry(&nc, &step, input)], &[], now_ms)
+        .append_in_term(vec![entry(&nc, &step, input)], &[], now_ms, term)
         .await?;
-    commit(app, vec![nc.clone()], now_ms).await?;
+    commit(app, vec![nc.clone()], term, now_ms).await?;
     Ok(nc)
 }
 

@@ -406,7 +406,7 @@ pub async fn cycle(
         .evidence
         .append_in_term(entries, &rows, now_ms, term)
         .await?;
-    corrective::commit(app, observed.changed, now_ms).await?;
+    corrective::commit(app, observed.changed, term, now_ms).await?;
     drop(serial);
 
     {

@@ -72,6 +72,10 @@ pub async fn run(app: Arc<App>, mut elector: Elector, mut shutdown: watch::Recei
         }
         tick(&app, &mut elector).await;
     }
+    // The leader signs the last checkpoint of its term before it lets go.
+    if elector.term().is_some() {
+        super::checkpoint::issue(&app).await;
+    }
     elector.resign().await;
     follow(&app);
 }
@@ -102,6 +106,10 @@ async fn take_over(app: &App, elector: &Elector, term: i64) -> Result<(), StoreE
         )
         .await?;
     app.metrics.leader.set(1);
+    // Signing is the leader's job: a checkpoint of the log as this term begins.
+    if app.store.backend() == Backend::Postgres {
+        super::checkpoint::issue(app).await;
+    }
     tracing::info!(
         term,
         replica = elector.replica(),

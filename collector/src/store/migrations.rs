@@ -26,6 +26,7 @@ const SQLITE: Files = files!("migrations":
     "20261201000040_notifier_alerts.sql",
     "20261201000050_checkpoints.sql",
     "20261201000051_report_snapshots.sql",
+    "20261201000460_report_snapshot_records.sql",
 );
 
 const POSTGRES: Files = files!("migrations_postgres":
@@ -35,6 +36,7 @@ const POSTGRES: Files = files!("migrations_postgres":
     "20261201000040_notifier_alerts.sql",
     "20261201000050_checkpoints.sql",
     "20261201000051_report_snapshots.sql",
+    "20261201000460_report_snapshot_records.sql",
 );
 
 /// The SQLite store's migrations (`collector/migrations/`).

@@ -4,37 +4,100 @@ use sqlx::Row;
 
 use super::{Db, Store, StoreError};
 
+/// A report snapshot as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The last record folded into the state.
+    pub seq: u64,
+    /// The state, JSON.
+    pub state: String,
+    /// The `report_snapshot` evidence record that holds the state's SHA-256.
+    pub record: u64,
+}
+
 impl Store {
-    /// Keeps the report state folded up to record `seq` (JSON); a second one for the same
-    /// record is ignored.
-    pub async fn put_report_snapshot(&self, seq: u64, state: &str) -> Result<(), StoreError> {
+    /// Keeps the report state folded up to record `seq` (JSON), tied to the evidence record
+    /// `record` that holds its hash; a second one for the same record is ignored.
+    pub async fn put_report_snapshot(
+        &self,
+        seq: u64,
+        state: &str,
+        record: u64,
+    ) -> Result<(), StoreError> {
         on_db!(self, writer, |pool| {
             sqlx::query(
-                "INSERT INTO report_snapshots (seq, state) VALUES ($1, $2) \
+                "INSERT INTO report_snapshots (seq, state, record) VALUES ($1, $2, $3) \
                  ON CONFLICT (seq) DO NOTHING",
             )
             .bind(seq as i64)
             .bind(state)
+            .bind(record as i64)
             .execute(pool)
             .await?;
             Ok(())
         })
     }
 
-    /// The snapshot of the latest record at or before `seq`: its record and JSON.
+    /// The snapshot of the latest record at or before `seq` that is tied to an evidence
+    /// record: its record, JSON and the evidence record holding its hash.
     pub async fn report_snapshot_at_or_below(
         &self,
         seq: u64,
-    ) -> Result<Option<(u64, String)>, StoreError> {
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
         on_db!(self, reader, |pool| {
             let r = sqlx::query(
-                "SELECT seq, state FROM report_snapshots WHERE seq <= $1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, state, record FROM report_snapshots WHERE seq <= $1 \
+                 AND record IS NOT NULL ORDER BY seq DESC LIMIT 1",
             )
             .bind(seq as i64)
             .fetch_optional(pool)
             .await?;
-            Ok(r.map(|r| (r.get::<i64, _>("seq") as u64, r.get::<String, _>("state"))))
+            Ok(r.map(|r| StoredSnapshot {
+                seq: r.get::<i64, _>("seq") as u64,
+                state: r.get("state"),
+                record: r.get::<i64, _>("record") as u64,
+            }))
         })
+    }
+
+    /// The records every kept snapshot was folded up to, in order (for `evidence verify`).
+    pub async fn report_snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        on_db!(self, reader, |pool| {
+            let rows: Vec<i64> =
+                sqlx::query_scalar("SELECT seq FROM report_snapshots ORDER BY seq")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows.into_iter().map(|s| s as u64).collect())
+        })
+    }
+
+    /// Replaces a kept snapshot's JSON (tamper tests).
+    #[cfg(test)]
+    pub(crate) async fn set_report_snapshot_state(
+        &self,
+        seq: u64,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        on_db!(self, writer, |pool| {
+            sqlx::query("UPDATE report_snapshots SET state = $1 WHERE seq = $2")
+                .bind(state)
+                .bind(seq as i64)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The evidence record `seq`, if stored.
+    pub async fn evidence_record(
+        &self,
+        seq: u64,
+    ) -> Result<Option<super::EvidenceRow>, StoreError> {
+        Ok(self
+            .evidence_page(seq.saturating_sub(1), 1, None)
+            .await?
+            .into_iter()
+            .find(|r| r.sealed.seq == seq))
     }
 
     /// The first record (by sequence) recorded at or after `from_ms`.

@@ -22,6 +22,8 @@ pub struct InProcess {
     pub start: i64,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its PostgreSQL database under `AIMS_TEST_BACKEND=postgres`, dropped with it.
+    database: Option<aims_testkit::postgres::TestDatabase>,
 }
 
 impl InProcess {
@@ -35,9 +37,10 @@ impl InProcess {
         config.evaluation.objectives = path;
         config.evaluation.interval = std::time::Duration::from_millis(50);
         // AIMS_TEST_BACKEND=postgres: the same test on a fresh PostgreSQL database.
-        if let Some(url) = aims_testkit::postgres::suite_database() {
+        let database = aims_testkit::postgres::suite_database();
+        if let Some(db) = &database {
             config.storage.backend = aims_collector::config::Backend::Postgres;
-            config.storage.url = Some(url);
+            config.storage.url = Some(db.url().to_owned());
             config.storage.lock_timeout = std::time::Duration::from_secs(2);
         }
         configure(&mut config);
@@ -61,6 +64,7 @@ impl InProcess {
             start,
             stop,
             server,
+            database,
         }
     }
 

@@ -45,6 +45,8 @@ pub enum Payload {
     Nonconformity(NonconformityStep),
     /// A replica became the leader.
     LeaderChange(LeaderChange),
+    /// A report snapshot was kept.
+    ReportSnapshot(ReportSnapshot),
 }
 
 /// A payload that does not read as its kind says.
@@ -72,6 +74,7 @@ impl Payload {
             Payload::Notification(_) => Kind::Notification,
             Payload::Nonconformity(_) => Kind::Nonconformity,
             Payload::LeaderChange(_) => Kind::LeaderChange,
+            Payload::ReportSnapshot(_) => Kind::ReportSnapshot,
         }
     }
 
@@ -285,6 +288,18 @@ pub struct LeaderChange {
     pub previous: Option<String>,
 }
 
+/// `report_snapshot`: the collector kept the report state folded up to record `seq` (derived
+/// data a report starts from instead of reading the log from record 1), and this is the
+/// SHA-256 of that state as stored. The record is in the signed tree, so a snapshot edited in
+/// the database no longer matches it: a report refuses it, and `evidence verify` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSnapshot {
+    /// The last record folded into the state.
+    pub seq: u64,
+    /// SHA-256 (hex) of the state's JSON, as stored.
+    pub sha256: String,
+}
+
 /// `notification`: one delivery attempt of one objective's alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
@@ -375,6 +390,7 @@ mod tests {
                 Kind::LeaderChange,
                 json!({"replica": "collector-1", "term": 4, "previous": "collector-0"}),
             ),
+            record(Kind::ReportSnapshot, json!({"seq": 10000, "sha256": "ab"})),
             record(
                 Kind::Notification,
                 json!({"objective": "o", "receiver": "am", "kind": "alertmanager", "url": "http://127.0.0.1:1/",

@@ -90,6 +90,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
         chain_end,
         records,
         nonconformity_steps,
+        snapshot,
     } = period::scan(store, req, &in_scope).await?;
 
     let cadence = req.interval.as_secs_f64();
@@ -227,6 +228,7 @@ pub async fn build(store: &Store, req: &Request) -> Result<Report, ReportError> 
             chain_end,
             records,
             checkpoint: None,
+            snapshot,
             content_hash: String::new(),
         },
         summary,
@@ -769,7 +771,10 @@ mod tests {
         );
         let (head, _) = store.evidence_head().await.unwrap().unwrap();
         for upto in (4..=head).step_by(4) {
-            snapshot::refresh_every(&store, upto, 4).await.unwrap();
+            // Each snapshot's hash is recorded after every period (at 60 s).
+            snapshot::refresh_every(&log, &store, upto, 4, 60_000)
+                .await
+                .unwrap();
         }
         // A period's start state now folds at most 3 records after the nearest snapshot.
         let (anchor, _) = period_records(&store, 25_500, 39_000).await.unwrap();
@@ -780,6 +785,69 @@ mod tests {
         let start = snapshot::state_at(&store, anchor.seq).await.unwrap();
         assert_eq!(start.seq, anchor.seq);
         assert!(start.folded < 4, "folded {} records", start.folded);
-        assert_eq!(reports().await, full);
+        let used = start.snapshot.clone().expect("read from a snapshot");
+        // The same reports, except that each names the snapshot it started from (and so has
+        // another content hash).
+        let mut from_snapshots = reports().await;
+        for (r, f) in from_snapshots.iter_mut().zip(&full) {
+            let doc = r["document"].as_object_mut().unwrap();
+            let named = doc.remove("snapshot");
+            doc.insert("content_hash".into(), f["document"]["content_hash"].clone());
+            if f["document"]["chain_start"]["seq"].as_u64().unwrap() >= 4 {
+                assert!(named.is_some(), "{:?}", f["document"]["chain_start"]);
+            }
+        }
+        assert_eq!(from_snapshots, full);
+
+        // The snapshot's hash is an evidence record, in the chain (and so in the signed tree).
+        let record = store.evidence_record(used.record).await.unwrap().unwrap();
+        assert_eq!(record.kind, "report_snapshot");
+        assert!(record.sealed.canonical.contains(&used.sha256));
+        assert_eq!(snapshot::verify_all(&store).await.unwrap(), head / 4);
+        crate::evidence::verify(&store).await.unwrap();
+
+        // Tamper: the snapshot is edited in the database (its JSON still reads, so folding
+        // from it would give a wrong report). The report fails, naming the snapshot, and so
+        // does `evidence verify`'s check of the snapshots.
+        let kept = store
+            .report_snapshot_at_or_below(anchor.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        let edited = kept
+            .state
+            .replace("\"firing\"", "\"ok\"")
+            .replace("v2", "v3");
+        assert_ne!(edited, kept.state, "the edit changes the snapshot");
+        store
+            .set_report_snapshot_state(kept.seq, &edited)
+            .await
+            .unwrap();
+        let req = Request {
+            from_ms: 25_500,
+            to_ms: 39_000,
+            model: None,
+            now_ms: 50_000,
+            interval: Duration::from_secs(1),
+            config_path: None,
+        };
+        let err = build(&store, &req).await.unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Snapshot { seq, .. } if *seq == kept.seq),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("report snapshot at record {}:", kept.seq))
+                && text.contains("edited"),
+            "{text}"
+        );
+        let err = snapshot::verify_all(&store).await.unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("record {}", kept.seq)),
+            "{err}"
+        );
+        // The chain itself is intact: it is the snapshot that was edited.
+        crate::evidence::verify(&store).await.unwrap();
     }
 }

@@ -28,6 +28,14 @@ pub enum ReportError {
     /// The period is empty or reversed.
     #[error("the period is empty: from must be before to")]
     Period,
+    /// A kept report snapshot does not match the evidence record that holds its hash.
+    #[error("report snapshot at record {seq}: {reason}")]
+    Snapshot {
+        /// The record the snapshot was folded up to.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
     /// A time argument does not parse.
     #[error("{field}: {text:?} is not a date (YYYY-MM-DD), an RFC 3339 time or milliseconds since the epoch")]
     Time {
@@ -98,8 +106,24 @@ pub struct DocumentControl {
     /// ties any record of the period to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// The report snapshot the period's start state was read from, if any: checked against
+    /// its `report_snapshot` evidence record, which `evidence prove --seq` ties to a
+    /// checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
     /// SHA-256 of this report's canonical JSON with this field empty.
     pub content_hash: String,
+}
+
+/// A report snapshot a report started from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// The last record folded into it.
+    pub seq: u64,
+    /// SHA-256 of its JSON.
+    pub sha256: String,
+    /// The `report_snapshot` evidence record holding that hash.
+    pub record: u64,
 }
 
 /// Objective counts by judgement, open alerts and decisions for management review.

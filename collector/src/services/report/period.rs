@@ -30,6 +30,8 @@ pub struct Scanned {
     pub records: u64,
     /// Every nonconformity step up to the period's end, with its record's sequence number.
     pub nonconformity_steps: Vec<(u64, NonconformityStep)>,
+    /// The report snapshot the start state was read from.
+    pub snapshot: Option<super::model::SnapshotRef>,
 }
 
 /// Scans the log up to the end of `req`'s period for the models `in_scope` accepts.
@@ -43,6 +45,7 @@ pub async fn scan<F: Fn(&str) -> bool>(
     let (chain_start, rows) = period_records(store, req.from_ms, req.to_ms).await?;
     // The state at the period's start: the nearest snapshot, and the records after it.
     let start = super::snapshot::state_at(store, chain_start.seq).await?;
+    let snapshot = start.snapshot.clone();
     let mut nonconformity_steps = start.nonconformity_steps;
     let (mut tracks, mut policy) = (start.tracks, start.policy);
     let mut gaps: Vec<Gap> = start.gaps;
@@ -78,5 +81,6 @@ pub async fn scan<F: Fn(&str) -> bool>(
         chain_end,
         records,
         nonconformity_steps,
+        snapshot,
     })
 }

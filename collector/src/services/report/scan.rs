@@ -229,7 +229,10 @@ pub fn apply<F: Fn(&str) -> bool>(
             }
         }
         Payload::Nonconformity(step) => s.nonconformity_steps.push((seq, step)),
-        Payload::Startup(_) | Payload::Notification(_) | Payload::LeaderChange(_) => {}
+        Payload::Startup(_)
+        | Payload::Notification(_)
+        | Payload::LeaderChange(_)
+        | Payload::ReportSnapshot(_) => {}
     }
 }
 

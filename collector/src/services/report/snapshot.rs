@@ -5,17 +5,24 @@
 //! nearest snapshot, at most `EVERY` records after it, and its period's records.
 //!
 //! A snapshot is derived data: folding the same records from an older snapshot, or from
-//! nothing, gives the same state; a missing or unreadable one only costs time. What the
-//! report says is still checked against the records: a pack carries the period's records and
-//! the signed tree they belong to, not the snapshot.
+//! nothing, gives the same state; a missing one only costs time. But it is tied to the signed
+//! log: keeping one appends a `report_snapshot` evidence record with the SHA-256 of its JSON
+//! ([`refresh`]), and the snapshot row names that record. A report reads a snapshot only if
+//! its record holds its hash ([`state_at`]): one edited in the database fails the report,
+//! naming the snapshot, as it fails `evidence verify` ([`verify_all`]). The report's document
+//! control names the snapshot and its record, which `evidence prove` ties to a checkpoint.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Gap, ReportError};
+use aims_core::evidence::payload::{Payload, ReportSnapshot};
+use aims_core::hash::sha256_hex;
+
+use super::model::{Gap, ReportError, SnapshotRef};
 use super::scan::{apply, parse, Scan, Track};
-use crate::store::Store;
+use crate::evidence::{Entry, EvidenceLog};
+use crate::store::{Store, StoredSnapshot};
 
 /// Records between snapshots: the most a report reads beyond its period.
 pub const EVERY: u64 = 10_000;
@@ -41,6 +48,55 @@ pub struct Start {
     /// Records folded after the snapshot to reach `seq` (not kept).
     #[serde(skip)]
     pub folded: u64,
+    /// The snapshot this state started from, checked against its evidence record (not kept).
+    #[serde(skip)]
+    pub snapshot: Option<SnapshotRef>,
+}
+
+/// Checks a kept snapshot against the evidence record it names: that record must be a
+/// `report_snapshot` of the same sequence holding the SHA-256 of the stored JSON.
+async fn check(store: &Store, s: &StoredSnapshot) -> Result<SnapshotRef, ReportError> {
+    let refused = |reason: String| ReportError::Snapshot { seq: s.seq, reason };
+    let sha256 = sha256_hex(s.state.as_bytes());
+    let row = store
+        .evidence_record(s.record)
+        .await?
+        .ok_or_else(|| refused(format!("its evidence record {} is missing", s.record)))?;
+    let payload = row.sealed.record().ok().and_then(|r| Payload::of(&r).ok());
+    match payload {
+        Some(Payload::ReportSnapshot(p)) if p.seq == s.seq && p.sha256 == sha256 => {
+            Ok(SnapshotRef {
+                seq: s.seq,
+                sha256,
+                record: s.record,
+            })
+        }
+        Some(Payload::ReportSnapshot(p)) if p.seq == s.seq => Err(refused(format!(
+            "its SHA-256 {sha256} is not the {} evidence record {} holds: the snapshot was edited",
+            p.sha256, s.record
+        ))),
+        _ => Err(refused(format!(
+            "evidence record {} is not the report_snapshot record of record {}",
+            s.record, s.seq
+        ))),
+    }
+}
+
+/// Checks every kept snapshot against its evidence record; returns how many were checked.
+/// The first that fails is the error, naming it.
+pub async fn verify_all(store: &Store) -> Result<u64, ReportError> {
+    let mut checked = 0;
+    for seq in store.report_snapshot_seqs().await? {
+        match store.report_snapshot_at_or_below(seq).await? {
+            Some(s) if s.seq == seq => {
+                check(store, &s).await?;
+                checked += 1;
+            }
+            // Kept before snapshots were tied to the log: never used.
+            _ => {}
+        }
+    }
+    Ok(checked)
 }
 
 impl std::fmt::Debug for Track {
@@ -55,16 +111,22 @@ impl std::fmt::Debug for Track {
 /// The state after record `seq` (or after the last record, if the log is shorter).
 pub async fn state_at(store: &Store, seq: u64) -> Result<Start, ReportError> {
     let mut start = match store.report_snapshot_at_or_below(seq).await? {
-        Some((at, json)) => match serde_json::from_str::<Start>(&json) {
-            Ok(s) if s.seq == at => s,
-            Ok(_) | Err(_) => {
-                tracing::warn!(
-                    seq = at,
-                    "report snapshot does not read; folding the log from record 1"
-                );
-                Start::default()
+        Some(kept) => {
+            let checked = check(store, &kept).await?;
+            match serde_json::from_str::<Start>(&kept.state) {
+                Ok(s) if s.seq == kept.seq => Start {
+                    snapshot: Some(checked),
+                    ..s
+                },
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        seq = kept.seq,
+                        "report snapshot does not read; folding the log from record 1"
+                    );
+                    Start::default()
+                }
             }
-        },
+        }
         None => Start::default(),
     };
     let all = |_: &str| true;
@@ -97,17 +159,31 @@ pub async fn state_at(store: &Store, seq: u64) -> Result<Start, ReportError> {
 }
 
 /// Keeps a snapshot after record `upto` when it is at least [`EVERY`] records past the
-/// previous one; returns the records folded to make it (0: none was due).
-pub async fn refresh(store: &Store, upto: u64) -> Result<u64, ReportError> {
-    refresh_every(store, upto, EVERY).await
+/// previous one; returns the records folded to make it (0: none was due). Its hash goes into
+/// the log first (through `log`, fenced like every append of this replica), then the snapshot
+/// row naming that record: a crash between the two leaves a record and no snapshot, which
+/// only costs time.
+pub async fn refresh(
+    log: &EvidenceLog,
+    store: &Store,
+    upto: u64,
+    now_ms: i64,
+) -> Result<u64, ReportError> {
+    refresh_every(log, store, upto, EVERY, now_ms).await
 }
 
 /// [`refresh`] with snapshots `every` records apart.
-pub async fn refresh_every(store: &Store, upto: u64, every: u64) -> Result<u64, ReportError> {
+pub async fn refresh_every(
+    log: &EvidenceLog,
+    store: &Store,
+    upto: u64,
+    every: u64,
+    now_ms: i64,
+) -> Result<u64, ReportError> {
     let previous = store
         .report_snapshot_at_or_below(upto)
         .await?
-        .map_or(0, |(seq, _)| seq);
+        .map_or(0, |s| s.seq);
     if upto < previous + every {
         return Ok(0);
     }
@@ -116,6 +192,16 @@ pub async fn refresh_every(store: &Store, upto: u64, every: u64) -> Result<u64, 
         seq: start.seq,
         source,
     })?;
-    store.put_report_snapshot(start.seq, &json).await?;
+    let (record, _) = log
+        .append(
+            vec![Entry::global(Payload::ReportSnapshot(ReportSnapshot {
+                seq: start.seq,
+                sha256: sha256_hex(json.as_bytes()),
+            }))],
+            &[],
+            now_ms,
+        )
+        .await?;
+    store.put_report_snapshot(start.seq, &json, record).await?;
     Ok(start.folded)
 }
