@@ -18,9 +18,12 @@
 //!   windows closed into the spool, late labels joined), delivery to the collector with retries
 //!   and dead-lettering, datasets (CSV, NDJSON) read into validated events, and request bodies
 //!   (JSON, NDJSON, gzip) into raw events, bounded and itemised.
+//! - [`shard`]: a recording thread's own summaries, folded on that thread and taken by the
+//!   windowing task at window close, flush and shutdown.
 //! - [`config`] and [`spool`]: the configuration file with its environment overrides, and the
 //!   crash-safe, byte-bounded on-disk queue of summaries.
-//! - Leaves: [`cloudevents`] (the pure readers of CloudEvents envelopes, KServe / Open Inference
+//! - Leaves: [`admission`] (the windowing settings and the rule for which window an event falls
+//!   in and whether it is still recorded), [`cloudevents`] (the pure readers of CloudEvents envelopes, KServe / Open Inference
 //!   Protocol / Seldon tensors and their column mapping, and the join buffer), [`labels`] (the
 //!   bounded late-label join buffer), [`metrics`] (the agent's Prometheus registry),
 //!   [`simulate`] (credit-scoring traffic for demos and tests) and [`logging`].
@@ -30,6 +33,7 @@
 //! loading, gzip, retry, metric registration).
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod assess;
 pub mod cloudevents;
 pub mod config;

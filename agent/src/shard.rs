@@ -32,10 +32,11 @@ use aims_core::profile::ReferenceProfile;
 use aims_core::schema::ModelSchema;
 use aims_core::summary::WindowSummary;
 
+use crate::admission::{admit, align, Dropped, WindowSettings};
 use crate::config::LimitsConfig;
 use crate::labels::Pending;
 use crate::metrics::AgentMetrics;
-use crate::window::{admit, align, now_ms, Dropped, WindowSettings};
+use aims_runtime::clock::now_ms;
 
 /// Counters published every this many events received by a shard (and at every tick).
 const PUBLISH_EVERY: u64 = 1024;

@@ -182,6 +182,29 @@ macro_rules! on_db {
     };
 }
 
+/// Within a write transaction `$tx`: with a leadership term, refuses the write
+/// ([`StoreError::Fenced`]) unless that term still holds. `FOR SHARE` (PostgreSQL) holds off a
+/// new term until the transaction commits, so a leader that was replaced (paused, then resumed)
+/// cannot write after its successor took over.
+macro_rules! fence {
+    ($tx:ident, $term:expr, $postgres:expr) => {
+        if let Some(term) = $term {
+            let sql = if $postgres {
+                "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
+            } else {
+                "SELECT term FROM leadership WHERE id = 1"
+            };
+            let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *$tx).await?;
+            if current != term {
+                return Err(StoreError::Fenced {
+                    held: term,
+                    current,
+                });
+            }
+        }
+    };
+}
+
 // After `on_db!`: macro_rules are in scope only below their definition.
 mod checkpoints;
 mod migrations;
@@ -646,21 +669,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            if let Some(term) = term {
-                // FOR SHARE (PostgreSQL) holds off a new term until this append commits.
-                let sql = if postgres {
-                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
-                } else {
-                    "SELECT term FROM leadership WHERE id = 1"
-                };
-                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
-                if current != term {
-                    return Err(StoreError::Fenced {
-                        held: term,
-                        current,
-                    });
-                }
-            }
+            fence!(tx, term, postgres);
             let head = sqlx::query("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?
@@ -734,20 +743,7 @@ impl Store {
         let postgres = matches!(self.db, Db::Postgres(_));
         on_db!(self, writer, |pool| {
             let mut tx = pool.begin().await?;
-            if let Some(term) = term {
-                let sql = if postgres {
-                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
-                } else {
-                    "SELECT term FROM leadership WHERE id = 1"
-                };
-                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
-                if current != term {
-                    return Err(StoreError::Fenced {
-                        held: term,
-                        current,
-                    });
-                }
-            }
+            fence!(tx, term, postgres);
             sqlx::query("DELETE FROM notifier_alerts")
                 .execute(&mut *tx)
                 .await?;
@@ -917,20 +913,7 @@ impl Store {
         let postgres = matches!(self.db, Db::Postgres(_));
         on_db!(self, writer, |pool| {
             let mut tx = pool.begin().await?;
-            if let Some(term) = term {
-                let sql = if postgres {
-                    "SELECT term FROM leadership WHERE id = 1 FOR SHARE"
-                } else {
-                    "SELECT term FROM leadership WHERE id = 1"
-                };
-                let current: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
-                if current != term {
-                    return Err(StoreError::Fenced {
-                        held: term,
-                        current,
-                    });
-                }
-            }
+            fence!(tx, term, postgres);
             for (nc, body) in ncs.iter().zip(&bodies) {
                 sqlx::query(
                     "INSERT INTO nonconformities (id, objective, status, body, updated_ms) VALUES ($1, $2, $3, $4, $5) \

@@ -536,13 +536,8 @@ pub fn measure_with_options(
 ) -> Result<Measurement, CatalogueError> {
     let spec = check(metric, selector, None)?;
     let name = selector.attribute.as_deref().unwrap_or_default();
-    // The report already holds the attribute at its default confidence and declared
-    // minimum group size; only other options need recomputing.
-    let in_report = report.fairness.get(name).is_some_and(|f| {
-        f.confidence == options.confidence && f.min_group_samples == options.min_group_samples
-    });
     if !matches!(spec.scope, Scope::Attribute | Scope::Group)
-        || in_report
+        || in_report(report, name, options)
         || metric.starts_with("estimated_")
     {
         return measure(metric, selector, report);
@@ -556,6 +551,31 @@ pub fn measure_with_options(
         &f,
         &report.performance,
     ))
+}
+
+/// Whether the report already holds attribute `name` as `options` ask for it: the report
+/// computes each attribute at its default confidence and declared minimum group size, so only
+/// other options need recomputing.
+fn in_report(report: &Report, name: &str, options: &FairnessOptions) -> bool {
+    report.fairness.get(name).is_some_and(|f| {
+        f.confidence == options.confidence && f.min_group_samples == options.min_group_samples
+    })
+}
+
+/// Attribute `name`'s fairness as an objective with `options` measures it: the report's own
+/// when it was computed with those options, else computed afresh from the summary. The value
+/// an objective reads and the figures shown behind it (`why`) come from here alike.
+pub fn fairness_for<'r>(
+    schema: &ModelSchema,
+    summary: &WindowSummary,
+    report: &'r Report,
+    name: &str,
+    options: &FairnessOptions,
+) -> Option<std::borrow::Cow<'r, AttributeFairness>> {
+    if in_report(report, name, options) {
+        return report.fairness.get(name).map(std::borrow::Cow::Borrowed);
+    }
+    super::fairness::attribute(schema, summary, name, options).map(std::borrow::Cow::Owned)
 }
 
 /// Reads one metric out of a computed [`Report`].

@@ -200,14 +200,8 @@ pub fn why(
     match spec.scope {
         Scope::Attribute | Scope::Group => {
             let name = selector.attribute.as_deref()?;
-            let own;
-            let f = if *options == FairnessOptions::default() {
-                report.fairness.get(name)?
-            } else {
-                own = super::fairness::attribute(schema, summary, name, options)?;
-                &own
-            };
-            let rates = groups(metric, name, f);
+            let f = catalogue::fairness_for(schema, summary, report, name, options)?;
+            let rates = groups(metric, name, &f);
             (!rates.is_empty()).then_some(Why::Groups(rates))
         }
         Scope::Feature => {

@@ -25,9 +25,7 @@ pub fn band(lower: Option<f64>, upper: Option<f64>) -> String {
 
 /// A confidence interval as text, `[0.11, 0.13]`, or empty without one.
 pub fn bounds(i: Option<aims_core::metrics::intervals::Interval>) -> String {
-    i.map_or_else(String::new, |i| {
-        format!("[{}, {}]", num(Some(i.lower)), num(Some(i.upper)))
-    })
+    i.map_or_else(String::new, |i| band(Some(i.lower), Some(i.upper)))
 }
 
 /// The first 12 characters of a hash, for tables (the full ones are in the JSON).
