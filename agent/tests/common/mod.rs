@@ -141,7 +141,7 @@ max_bytes = 104857600
     path
 }
 
-/// A running `aims-agent run`, its output in a log beside its configuration file.
+/// A running `aims-agent run`, its output in a log of its own.
 pub struct Agent {
     process: Process,
     pub addr: SocketAddr,
@@ -173,14 +173,14 @@ impl Agent {
         Self::spawn(cmd, config, env)
     }
 
+    /// Each start logs to a file of its own in a fresh temporary folder (kept, for a failing
+    /// test's reader), never beside the configuration, which may be the repository's.
     fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> Agent {
         cmd.envs(env.iter().copied()).env("RUST_LOG", "info");
-        let log = config.with_extension("log");
-        // Counted before the start: a restart appends to the same log.
-        let seen =
-            aims_testkit::net::listening_count(&std::fs::read_to_string(&log).unwrap_or_default());
+        let name = config.file_stem().and_then(|s| s.to_str()).unwrap_or("agent");
+        let log = temp_dir(name).join("agent.log");
         let mut process = Process::start("agent", cmd, &log);
-        let addr = process.listening(seen, Duration::from_secs(30));
+        let addr = process.listening(0, Duration::from_secs(30));
         Agent { process, addr }
     }
 
