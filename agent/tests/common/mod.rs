@@ -177,7 +177,10 @@ impl Agent {
     /// test's reader), never beside the configuration, which may be the repository's.
     fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> Agent {
         cmd.envs(env.iter().copied()).env("RUST_LOG", "info");
-        let name = config.file_stem().and_then(|s| s.to_str()).unwrap_or("agent");
+        let name = config
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("agent");
         let log = temp_dir(name).join("agent.log");
         let mut process = Process::start("agent", cmd, &log);
         let addr = process.listening(0, Duration::from_secs(30));
