@@ -34,7 +34,8 @@ enum Command {
         /// Events per second.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
-        /// Traffic pattern(s), comma-separated: steady, drift, bias, degrade, label-delay.
+        /// Traffic pattern(s), comma-separated: steady, drift, bias, degrade, label-delay,
+        /// covariate-shift, correlated, correlated-drift.
         #[arg(long, value_delimiter = ',', default_value = "steady")]
         scenario: Vec<aims_agent::simulate::Scenario>,
         /// Stop after this long (e.g. `90s`, `5m`); runs until Ctrl-C when absent.
@@ -55,6 +56,10 @@ enum Command {
         /// An agent configuration whose model schema the events are checked against first.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Write the events to this NDJSON file instead of sending them: rate × duration
+        /// events in virtual time (one every 1/rate s from now), as fast as they are made.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Build a reference profile from a training or validation dataset.
     Reference {
@@ -151,6 +156,15 @@ fn simulate(args: SimulateArgs, config: Option<&Path>) -> anyhow::Result<ExitCod
             )
         })?;
     }
+    if let Some(path) = &args.output {
+        let write = || -> std::io::Result<u64> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+            aims_agent::simulate::write_events(&args, std::time::SystemTime::now(), &mut out)
+        };
+        let written = write().with_context(|| format!("{}: cannot write", path.display()))?;
+        println!("wrote {written} events to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     // The signal handlers are installed inside the runtime (they need its reactor).
     let report = runtime()?.block_on(async {
         aims_agent::simulate::run(&args, aims_agent::server::shutdown_signal()).await
@@ -180,6 +194,7 @@ fn main() -> ExitCode {
             seed,
             batch,
             config,
+            output,
         } => simulate(
             SimulateArgs {
                 target,
@@ -190,6 +205,7 @@ fn main() -> ExitCode {
                 label_delay,
                 seed,
                 batch,
+                output,
             },
             config.as_deref(),
         ),

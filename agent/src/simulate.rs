@@ -14,13 +14,21 @@
 //!   incomes and debt ratios cluster tightly around their medians, so more applicants sit near
 //!   the decision boundary and accuracy falls. Labels are withheld: events carry none and none
 //!   are posted, so only CBPE's `estimated_*` metrics can see the fall;
-//! - `correlated-drift`: income and age are drawn from one normal deviate (correlation about
-//!   0.9 instead of none), so each keeps exactly its reference marginal (every univariate drift
-//!   statistic stays quiet) while the joint distribution moves, which only a multivariate
-//!   statistic such as the PCA `reconstruction_error` sees.
+//! - `correlated`: income and age move together (both drawn from one normal deviate,
+//!   correlation 0.95), each with exactly its steady marginal: a population with a real joint
+//!   structure, to build a reference from (`--output`). A PCA fitted on the steady population's
+//!   independent features keeps arbitrary directions, so what a change of correlation does to
+//!   its reconstruction error depends on the sample (+0.02 over the threshold, or below it);
+//!   fitted on this one, the income-against-age direction is the one it always drops;
+//! - `correlated-drift`: against a `correlated` reference, the correlation reverses (−0.95):
+//!   each feature keeps exactly its marginal (every univariate drift statistic stays quiet)
+//!   while the joint distribution moves along the direction the PCA dropped, which only a
+//!   multivariate statistic such as the PCA `reconstruction_error` sees.
 //!
 //! Scenarios combine (`--scenario bias,drift`), and `--switch-after` sends steady traffic first.
-//! The same `--seed` gives the same events.
+//! The same `--seed` gives the same events. With `--output FILE` the events are written as
+//! NDJSON (the agent's event shape, labels inline) in virtual time instead of being sent: a
+//! dataset for `aims-agent reference build` or `assess`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,7 +52,9 @@ pub enum Scenario {
     LabelDelay,
     /// The population shifts, the outcome model holds, and no label ever arrives.
     CovariateShift,
-    /// Income and age become correlated; both marginals hold.
+    /// Income and age move together (correlation 0.95); both marginals as steady.
+    Correlated,
+    /// The income-age correlation of `Correlated` reverses; both marginals hold.
     CorrelatedDrift,
 }
 
@@ -58,10 +68,11 @@ impl std::str::FromStr for Scenario {
             "degrade" => Ok(Self::Degrade),
             "label-delay" => Ok(Self::LabelDelay),
             "covariate-shift" => Ok(Self::CovariateShift),
+            "correlated" => Ok(Self::Correlated),
             "correlated-drift" => Ok(Self::CorrelatedDrift),
             other => Err(format!(
                 "unknown scenario {other:?}; use steady, drift, bias, degrade, label-delay, \
-                 covariate-shift or correlated-drift"
+                 covariate-shift, correlated or correlated-drift"
             )),
         }
     }
@@ -86,6 +97,8 @@ pub struct SimulateArgs {
     pub seed: u64,
     /// Events per request (default: a tenth of a second's worth, 1 to 1000).
     pub batch: Option<usize>,
+    /// Write the events to this NDJSON file ([`write_events`]) instead of sending them.
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// What the simulator did.
@@ -161,6 +174,10 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
+/// Correlation of the income and age deviates under `correlated` (and, reversed, under
+/// `correlated-drift`).
+pub const CORRELATION: f64 = 0.95;
+
 /// One generated prediction: the event JSON and its true label.
 #[derive(Debug, Clone)]
 pub struct Generated {
@@ -206,9 +223,16 @@ impl Generator {
             2,
         );
         let mut age_z = normal(rng);
-        if has(Scenario::CorrelatedDrift) {
-            // Still a standard normal, so age's marginal is unchanged; corr(z, income_z) = 0.95.
-            age_z = 0.95 * income_z + (1.0 - 0.95f64 * 0.95).sqrt() * age_z;
+        let rho = if has(Scenario::CorrelatedDrift) {
+            -CORRELATION
+        } else if has(Scenario::Correlated) {
+            CORRELATION
+        } else {
+            0.0
+        };
+        if rho != 0.0 {
+            // Still a standard normal, so age's marginal is unchanged; corr(z, income_z) = rho.
+            age_z = rho * income_z + (1.0 - rho * rho).sqrt() * age_z;
         }
         let age = (42.0 + 13.0 * age_z).round().clamp(18.0, 90.0);
         let debt_ratio = round(
@@ -320,6 +344,40 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> bool {
             false
         }
     }
+}
+
+/// Writes `rate × duration` events to `out` as NDJSON instead of sending them, in virtual
+/// time: the first is stamped `start`, the next 1/rate s later, and so on, and `switch_after`
+/// counts in that time too; nothing waits. Labels are inline, as the scenarios send them
+/// (none under `label-delay` or `covariate-shift`). Returns the number of events written.
+pub fn write_events(
+    args: &SimulateArgs,
+    start: SystemTime,
+    out: &mut impl std::io::Write,
+) -> Result<u64, std::io::Error> {
+    let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        return Err(invalid("--rate must be a positive number"));
+    }
+    let duration = args
+        .duration
+        .ok_or_else(|| invalid("--output needs --duration (rate × duration events)"))?;
+    let count = (duration.as_secs_f64() * args.rate).round() as u64;
+    let mut generator = Generator::new(args.seed);
+    for i in 0..count {
+        let offset = Duration::from_secs_f64(i as f64 / args.rate);
+        let steady = args.switch_after.is_some_and(|d| offset < d);
+        let scenarios: &[Scenario] = if steady {
+            &[Scenario::Steady]
+        } else {
+            &args.scenarios
+        };
+        let g = generator.event(scenarios, start + offset);
+        serde_json::to_writer(&mut *out, &g.event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(count)
 }
 
 /// Sends traffic until the duration passes or `stop` resolves.
@@ -455,6 +513,7 @@ mod tests {
             "covariate-shift".parse::<Scenario>(),
             Ok(Scenario::CovariateShift)
         );
+        assert_eq!("correlated".parse::<Scenario>(), Ok(Scenario::Correlated));
         assert_eq!(
             "correlated-drift".parse::<Scenario>(),
             Ok(Scenario::CorrelatedDrift)
