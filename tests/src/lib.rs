@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod alertmanager;
+pub mod simulated;
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
@@ -111,6 +112,9 @@ pub struct StackConfig<'a> {
     pub stale_after: &'a str,
     /// Extra TOML appended to the agent config (for example a `[cloudevents]` section).
     pub agent_extra: &'a str,
+    /// The reference profile the agent uploads (default: the example profile, which carries
+    /// neither CBPE calibration nor a PCA model; see [`simulated::reference`]).
+    pub profile: Option<&'a Path>,
 }
 
 impl Default for StackConfig<'_> {
@@ -122,6 +126,7 @@ impl Default for StackConfig<'_> {
             evaluation_interval: "1s",
             stale_after: "5s",
             agent_extra: "",
+            profile: None,
         }
     }
 }
@@ -147,7 +152,9 @@ impl Stack {
             format!("{agent_toml}\n{}\n", cfg.agent_extra),
         )
         .expect("agent config");
-        let profile = root.join("config/examples/profile.json");
+        let profile = cfg
+            .profile
+            .map_or_else(|| root.join("config/examples/profile.json"), Path::to_owned);
         let collector = Process::spawn(
             "collector",
             &binary("aims-collector"),
