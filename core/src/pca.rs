@@ -126,12 +126,19 @@ impl FastEncoding {
             (Self::Numeric(impute), _) => *impute,
             (Self::Few { frequencies, .. }, Some(FeatureValue::Categorical(c))) => frequencies
                 .iter()
-                .find(|(k, _)| k.len() == c.len() && k == c)
+                .find(|(k, _)| same_text(k, c))
                 .map_or(0.0, |(_, f)| *f),
             (Self::Few { missing, .. }, _) => *missing,
             (Self::Model, _) => f64::NAN,
         }
     }
+}
+
+/// Whether two strings are equal, compared in place (category names are short: a call to
+/// `memcmp` per candidate cost more than the comparison).
+#[inline]
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// The fitted reconstruction model the reference profile carries.

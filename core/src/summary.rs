@@ -702,7 +702,7 @@ impl WindowSummary {
             }
         }
         if let Some(label) = event.label {
-            self.record_label(schema, &event.prediction, &event.groups, label);
+            self.record_label_of(schema, positive, &event.prediction, &event.groups, label);
         }
     }
 
@@ -716,6 +716,19 @@ impl WindowSummary {
         label: Target,
     ) {
         let positive = schema.positive_index().map(|p| p as u32);
+        self.record_label_of(schema, positive, prediction, groups, label);
+    }
+
+    /// [`record_label`](Self::record_label) with the schema's positive class already found
+    /// (a search by name that [`record`](Self::record) makes once per event, not twice).
+    fn record_label_of(
+        &mut self,
+        schema: &ModelSchema,
+        positive: Option<u32>,
+        prediction: &Prediction,
+        groups: &[u16],
+        label: Target,
+    ) {
         let k = schema.classes.len();
         match (*prediction, label) {
             (Prediction::Class { class, score }, Target::Class(truth)) => {

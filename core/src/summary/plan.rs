@@ -34,18 +34,19 @@ pub(crate) struct EdgeIndex {
     scale: f64,
     edges: usize,
     /// `BUCKETS + 1` entries: `first[t]` interior edges lie in buckets below `t`.
-    first: Vec<u16>,
+    first: Vec<u8>,
 }
 
 impl EdgeIndex {
     /// The index of `edges` (all `FINE_BINS + 1` of them), or `None` when it would not help
-    /// (an empty or constant range, non-finite bounds, more edges than a `u16` counts).
+    /// (an empty or constant range, non-finite or unsorted edges, more edges than a `u8`
+    /// counts).
     pub(crate) fn new(edges: &[f64]) -> Option<Self> {
         let (&lo, &hi) = (edges.first()?, edges.last()?);
         let width = hi - lo;
         let scale = BUCKETS as f64 / width;
         if edges.len() < 2
-            || edges.len() > usize::from(u16::MAX)
+            || edges.len() > usize::from(u8::MAX)
             || !edges.iter().all(|e| e.is_finite())
             || !edges.windows(2).all(|w| w[0] <= w[1])
             || !(width > 0.0 && width.is_finite() && scale.is_finite() && scale > 0.0)
@@ -60,11 +61,11 @@ impl EdgeIndex {
             first: vec![0; BUCKETS + 1],
         };
         let interior = &edges[1..edges.len() - 1];
-        let mut counts = vec![0u16; BUCKETS];
+        let mut counts = vec![0u8; BUCKETS];
         for &e in interior {
             counts[index.bucket(e)] += 1;
         }
-        let mut below = 0u16;
+        let mut below = 0u8;
         for (t, c) in counts.iter().enumerate() {
             index.first[t] = below;
             below += c;
@@ -92,15 +93,17 @@ impl EdgeIndex {
         }
         let interior = &edges[1..edges.len() - 1];
         let t = self.bucket(x);
-        let (mut r, end) = (usize::from(self.first[t]), usize::from(self.first[t + 1]));
-        if end - r > 8 {
+        let (r, end) = (usize::from(self.first[t]), usize::from(self.first[t + 1]));
+        if end - r > 2 {
             // Many edges in one bucket (a range stretched by a far outlier): search them.
             return FinePosition::Bin(r + interior[r..end].partition_point(|&e| e <= x));
         }
-        while r < end && interior[r] <= x {
-            r += 1;
-        }
-        FinePosition::Bin(r)
+        // At most two edges to compare: both compared without a branch (which edge a value
+        // passes is a coin flip for the branch predictor), each only counted when it is in
+        // the bucket.
+        let last = interior.len().saturating_sub(1);
+        let below = |i: usize| (i < end) & interior.get(i.min(last)).is_some_and(|&e| e <= x);
+        FinePosition::Bin(r + usize::from(below(r)) + usize::from(below(r + 1)))
     }
 }
 
