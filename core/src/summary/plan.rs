@@ -8,7 +8,7 @@
 //! The index only narrows the search: the bin is still decided by comparing the value with the
 //! reference's own edges, so it is the bin [`fine_bin`](crate::quantile::fine_bin) gives, to
 //! the bit (see `bins_match_the_binary_search` below and the differential tests in
-//! `core/tests/record_plan.rs`).
+//! `core/tests/record_bits.rs`).
 
 use std::sync::Arc;
 
