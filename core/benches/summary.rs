@@ -15,8 +15,14 @@ mod twenty_features;
 
 use twenty_features::{events, schema};
 
-const EVENTS: usize = 1_000_000;
-const RUNS: usize = 7;
+/// Events per run and runs per measurement: `BENCH_EVENTS` (default 1,000,000) and
+/// `BENCH_RUNS` (default 7); smaller values suit `valgrind --tool=callgrind`.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// CPU time of this thread so far (Linux `/proc/thread-self/stat`, clock ticks of 10 ms): on a
 /// shared machine, events per CPU-second is steadier than events per wall-second.
@@ -34,15 +40,16 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let (n_events, runs) = (knob("BENCH_EVENTS", 1_000_000), knob("BENCH_RUNS", 7));
     let schema = schema();
     let mut builder = ProfileBuilder::new(&schema);
     for e in events(100_000, 0.0, 7) {
         builder.add(&e);
     }
     let profile: ReferenceProfile = builder.finish();
-    let current = events(EVENTS, 0.3, 11);
+    let current = events(n_events, 0.3, 11);
 
-    let (rates, cpu_rates): (Vec<f64>, Vec<f64>) = (0..RUNS)
+    let (rates, cpu_rates): (Vec<f64>, Vec<f64>) = (0..runs)
         .map(|_| {
             let mut s = WindowSummary::new(&schema, &profile);
             let cpu = thread_cpu_seconds();
@@ -55,11 +62,11 @@ fn main() {
             let cpu = thread_cpu_seconds()
                 .zip(cpu)
                 .map_or(wall, |(b, a)| (b - a).max(0.01));
-            (EVENTS as f64 / wall, EVENTS as f64 / cpu)
+            (n_events as f64 / wall, n_events as f64 / cpu)
         })
         .unzip();
     println!(
-        "record: median {:.0} events/s wall, {:.0} events per CPU-second, over {RUNS} runs of {EVENTS} events (20 features, one thread)",
+        "record: median {:.0} events/s wall, {:.0} events per CPU-second, over {runs} runs of {n_events} events (20 features, one thread)",
         median(rates),
         median(cpu_rates)
     );
@@ -80,7 +87,7 @@ fn main() {
         ("with CBPE, without PCA", &cbpe_only),
         ("without PCA + CBPE", &plain),
     ] {
-        let per_event: Vec<f64> = (0..RUNS)
+        let per_event: Vec<f64> = (0..runs)
             .map(|_| {
                 let mut s = WindowSummary::new(&schema, p);
                 let cpu = thread_cpu_seconds();
@@ -93,7 +100,7 @@ fn main() {
                 let cpu = thread_cpu_seconds()
                     .zip(cpu)
                     .map_or(wall, |(b, a)| (b - a).max(0.01));
-                cpu / EVENTS as f64 * 1e9
+                cpu / n_events as f64 * 1e9
             })
             .collect();
         println!(
@@ -114,7 +121,7 @@ fn main() {
             s
         })
         .collect();
-    let merges: Vec<f64> = (0..RUNS)
+    let merges: Vec<f64> = (0..runs)
         .map(|_| {
             let mut acc = WindowSummary::new(&schema, &profile);
             let t = Instant::now();
@@ -130,7 +137,7 @@ fn main() {
         median(merges)
     );
 
-    let reports: Vec<f64> = (0..RUNS)
+    let reports: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
             black_box(report(&schema, &profile, &minute[0], Some(60.0)));

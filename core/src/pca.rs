@@ -70,6 +70,77 @@ impl Encoding {
     }
 }
 
+/// A [`ReconstructionModel`] laid out for [`ReconstructionModel::error_with`]: the components
+/// transposed, eight at a time, into one contiguous array, and the frequency encoding of a categorical
+/// feature with few categories as a short list compared by length first (instead of a
+/// `BTreeMap` search comparing strings byte by byte). Made once per window summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    k: usize,
+    d: usize,
+    shaped: bool,
+    /// Per block of [`PROJECTION_LANES`] components, per feature `j`, the block's weights of
+    /// `j` (zero past the last component).
+    weights: Vec<f64>,
+    encodings: Vec<FastEncoding>,
+}
+
+/// Components projected together by [`ReconstructionModel::error_with`].
+const PROJECTION_LANES: usize = 8;
+
+/// Categories up to which a frequency encoding is a list rather than the model's map.
+const FEW_CATEGORIES: usize = 16;
+
+#[derive(Debug, Clone, PartialEq)]
+enum FastEncoding {
+    Numeric(f64),
+    /// The category's frequency, and the imputed category's (for a missing value).
+    Few {
+        frequencies: Vec<(String, f64)>,
+        missing: f64,
+    },
+    /// Many categories: the model's own encoding.
+    Model,
+}
+
+impl FastEncoding {
+    fn new(e: &Encoding) -> Self {
+        match e {
+            Encoding::Numeric { impute } => Self::Numeric(*impute),
+            Encoding::Categorical {
+                impute,
+                frequencies,
+            } if frequencies.len() <= FEW_CATEGORIES => Self::Few {
+                frequencies: frequencies.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                missing: frequencies.get(impute).copied().unwrap_or(0.0),
+            },
+            Encoding::Categorical { .. } => Self::Model,
+        }
+    }
+
+    /// [`Encoding::encode`], for `Numeric` and `Few`.
+    #[inline]
+    fn encode(&self, value: Option<&FeatureValue>) -> f64 {
+        match (self, value) {
+            (Self::Numeric(_), Some(FeatureValue::Numeric(x))) if x.is_finite() => *x,
+            (Self::Numeric(impute), _) => *impute,
+            (Self::Few { frequencies, .. }, Some(FeatureValue::Categorical(c))) => frequencies
+                .iter()
+                .find(|(k, _)| same_text(k, c))
+                .map_or(0.0, |(_, f)| *f),
+            (Self::Few { missing, .. }, _) => *missing,
+            (Self::Model, _) => f64::NAN,
+        }
+    }
+}
+
+/// Whether two strings are equal, compared in place (category names are short: a call to
+/// `memcmp` per candidate cost more than the comparison).
+#[inline]
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// The fitted reconstruction model the reference profile carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconstructionModel {
@@ -254,6 +325,78 @@ impl ReconstructionModel {
             z[j] = (x - self.mean[j]) / self.scale[j];
         }
         self.standardised_error(z)
+    }
+
+    /// What [`error`](Self::error) needs per event, laid out for speed: see [`Projection`].
+    pub fn projection(&self) -> Projection {
+        let (k, d) = (self.components.len(), self.encodings.len());
+        let shaped = self.mean.len() == d
+            && self.scale.len() == d
+            && self.center.len() == d
+            && self.components.iter().all(|w| w.len() == d);
+        // Blocks of PROJECTION_LANES components, each block `d` rows of its lanes' weights;
+        // lanes past `k` (in the last block) weigh nothing and are never read back.
+        let weights = if shaped {
+            self.components
+                .chunks(PROJECTION_LANES)
+                .flat_map(|block| {
+                    (0..d).flat_map(move |j| {
+                        (0..PROJECTION_LANES).map(move |l| block.get(l).map_or(0.0, |w| w[j]))
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Projection {
+            k,
+            d,
+            shaped,
+            weights,
+            encodings: self.encodings.iter().map(FastEncoding::new).collect(),
+        }
+    }
+
+    /// [`error`](Self::error), through `projection` (made by [`projection`](Self::projection)
+    /// from this model): the same value to the bit.
+    pub fn error_with(&self, projection: &Projection, row: &[FeatureValue]) -> f64 {
+        let (k, d) = (projection.k, projection.d);
+        if !projection.shaped || d == 0 || d > 64 || d != self.encodings.len() {
+            return self.error(row);
+        }
+        let mut c = [0.0f64; 64];
+        let mut norm_sq = 0.0;
+        for (j, e) in projection.encodings.iter().enumerate() {
+            let x = match e {
+                FastEncoding::Few { .. } | FastEncoding::Numeric(_) => e.encode(row.get(j)),
+                FastEncoding::Model => self.encodings[j].encode(row.get(j)),
+            };
+            let z = (x - self.mean[j]) / self.scale[j];
+            c[j] = z - self.center[j];
+            norm_sq += c[j] * c[j];
+        }
+        // Every component's dot product at once, one accumulator each (eight at a time, in
+        // registers): the same products added in the same order as `standardised_error`'s one
+        // dot product after another (so the same bits), without its single chain of k × d
+        // dependent additions.
+        let mut projected = 0.0;
+        for (b, block) in projection
+            .weights
+            .chunks_exact(PROJECTION_LANES * d)
+            .enumerate()
+        {
+            let mut acc = [-0.0f64; PROJECTION_LANES];
+            for (x, w) in c[..d].iter().zip(block.chunks_exact(PROJECTION_LANES)) {
+                for (a, w) in acc.iter_mut().zip(w) {
+                    *a += w * x;
+                }
+            }
+            let lanes = (k - b * PROJECTION_LANES).min(PROJECTION_LANES);
+            for y in &acc[..lanes] {
+                projected += y * y;
+            }
+        }
+        (norm_sq - projected).max(0.0).sqrt()
     }
 
     /// Whether a window's mean error lies outside the default thresholds.

@@ -18,10 +18,13 @@ use crate::pca::ErrorMoments;
 use crate::profile::{score_bin, FeatureProfile, NumericProfile, ReferenceProfile, SCORE_BINS};
 use crate::quantile::{
     fine_bin, position, sum_slot, summed_bins, tail_sub_bin, tail_sub_bounds, FinePosition,
-    FINE_BINS, TAIL_SUB_BINS,
+    FINE_BINS, TAIL_BINS, TAIL_SUB_BINS,
 };
 use crate::schema::{ModelSchema, Task};
 use crate::sketch::{QuantileSketch, SKETCH_INDEX_RANGE};
+
+mod plan;
+use plan::{EdgeIndex, PlanSlot};
 
 /// Version of the summary's serialised form.
 pub const SUMMARY_FORMAT: u32 = 1;
@@ -106,7 +109,10 @@ impl NumericStats {
         }
     }
 
-    fn record(&mut self, x: f64, reference: &NumericProfile) {
+    /// Records one value; `index` (from the summary's plan) finds its bin faster, with the
+    /// same result as without.
+    #[inline]
+    fn record(&mut self, x: f64, reference: &NumericProfile, index: Option<&EdgeIndex>) {
         let edges = &reference.edges;
         self.count += 1;
         self.sum += x;
@@ -114,13 +120,23 @@ impl NumericStats {
         self.min = Some(self.min.map_or(x, |m| m.min(x)));
         self.max = Some(self.max.map_or(x, |m| m.max(x)));
         if !self.bins.is_empty() {
-            let slot = match fine_bin(edges, x) {
+            let bin = match index {
+                Some(index) => index.fine_bin(edges, x),
+                None => fine_bin(edges, x),
+            };
+            let slot = match bin {
                 FinePosition::Below => {
                     self.below_sum += x;
                     0
                 }
                 FinePosition::Bin(b) => {
-                    self.record_position(x, b, reference);
+                    // Positions are kept only in the outermost bins, unless every bin sums
+                    // them (a small reference): skip the checks for the bins in between.
+                    if self.bin_positions.len() == FINE_BINS
+                        || !(TAIL_BINS..FINE_BINS - TAIL_BINS).contains(&b)
+                    {
+                        self.record_position(x, b, reference);
+                    }
                     b + 1
                 }
                 FinePosition::Above => {
@@ -505,6 +521,10 @@ pub struct WindowSummary {
     /// model. Absent in older summaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconstruction: Option<ErrorMoments>,
+    /// What recording works out once per summary (see `summary/plan.rs`): neither serialised
+    /// nor compared.
+    #[serde(skip)]
+    plan: PlanSlot,
 }
 
 impl WindowSummary {
@@ -587,6 +607,7 @@ impl WindowSummary {
                 .reconstruction
                 .as_ref()
                 .map(|_| ErrorMoments::default()),
+            plan: PlanSlot::default(),
         }
     }
 
@@ -600,11 +621,13 @@ impl WindowSummary {
         if let Some(l) = event.latency_ms {
             self.latency.add(l);
         }
-        for ((stats, value), reference) in self
+        let plan = self.plan.get(profile);
+        for (((stats, value), reference), index) in self
             .features
             .iter_mut()
             .zip(&event.features)
             .zip(&profile.features)
+            .zip(&plan.features)
         {
             match (stats, value, reference) {
                 (FeatureStats::Numeric(s), FeatureValue::Missing, _) => s.missing += 1,
@@ -613,7 +636,7 @@ impl WindowSummary {
                     FeatureStats::Numeric(s),
                     FeatureValue::Numeric(x),
                     FeatureProfile::Numeric { stats: r, .. },
-                ) => s.record(*x, r),
+                ) => s.record(*x, r, index.as_ref()),
                 (
                     FeatureStats::Categorical(s),
                     FeatureValue::Categorical(c),
@@ -626,7 +649,10 @@ impl WindowSummary {
             }
         }
         if let (Some(m), Some(model)) = (self.reconstruction.as_mut(), &profile.reconstruction) {
-            m.record(model.error(&event.features));
+            m.record(match &plan.reconstruction {
+                Some(projection) => model.error_with(projection, &event.features),
+                None => model.error(&event.features),
+            });
         }
         let positive = schema.positive_index().map(|p| p as u32);
         match event.prediction {
@@ -646,7 +672,7 @@ impl WindowSummary {
                     self.prediction.value.as_mut(),
                     profile.prediction.value.as_ref(),
                 ) {
-                    stats.record(v, r);
+                    stats.record(v, r, plan.prediction.as_ref());
                 }
             }
             Prediction::Failed => self.failed += 1,
@@ -676,7 +702,7 @@ impl WindowSummary {
             }
         }
         if let Some(label) = event.label {
-            self.record_label(schema, &event.prediction, &event.groups, label);
+            self.record_label_of(schema, positive, &event.prediction, &event.groups, label);
         }
     }
 
@@ -690,6 +716,19 @@ impl WindowSummary {
         label: Target,
     ) {
         let positive = schema.positive_index().map(|p| p as u32);
+        self.record_label_of(schema, positive, prediction, groups, label);
+    }
+
+    /// [`record_label`](Self::record_label) with the schema's positive class already found
+    /// (a search by name that [`record`](Self::record) makes once per event, not twice).
+    fn record_label_of(
+        &mut self,
+        schema: &ModelSchema,
+        positive: Option<u32>,
+        prediction: &Prediction,
+        groups: &[u16],
+        label: Target,
+    ) {
         let k = schema.classes.len();
         match (*prediction, label) {
             (Prediction::Class { class, score }, Target::Class(truth)) => {
