@@ -11,7 +11,7 @@ const POW10: [f64; 16] = [
 ];
 
 /// The value of `text` when it is a plain decimal of at most 15 digits, else `None`.
-pub(crate) fn plain(text: &str) -> Option<f64> {
+pub fn plain(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
