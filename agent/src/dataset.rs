@@ -419,8 +419,11 @@ impl RecordEnds {
     /// ends record number `want` (1-based), or None when `bytes` holds fewer.
     fn find(&mut self, bytes: &[u8], want: usize) -> Option<usize> {
         let from = self.pos;
+        // Without a quote ahead (the common case) every newline ends a record: no quote count
+        // per line.
+        let unquoted = !self.in_quotes && memchr::memchr(b'"', &bytes[from..]).is_none();
         for nl in memchr::memchr_iter(b'\n', &bytes[from..]).map(|i| i + from) {
-            if memchr::memchr_iter(b'"', &bytes[self.pos..nl]).count() % 2 == 1 {
+            if !unquoted && memchr::memchr_iter(b'"', &bytes[self.pos..nl]).count() % 2 == 1 {
                 self.in_quotes = !self.in_quotes;
             }
             self.pos = nl + 1;
@@ -689,7 +692,11 @@ impl Plan {
                 format!("{} cells where the header has {}", row.len(), self.width),
             ));
         }
-        let cell = |i: usize| row.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let cell = |i: usize| {
+            row.get(i)
+                .map(|s| aims_core::decimal::trim(s))
+                .filter(|s| !s.is_empty())
+        };
         let opt = |i: Option<usize>| i.and_then(cell);
         event
             .features

@@ -377,8 +377,10 @@ impl Default for NumericColumn {
 /// The digits of `x` at `scale` places, when they fit and read back as `x` exactly.
 #[inline]
 fn digits_of(x: f64, scale: u32) -> Option<i32> {
-    let d = (x * POW10[scale as usize]).round();
-    if !(d > f64::from(i32::MIN) && d <= f64::from(i32::MAX)) {
+    // Any nearby integer will do as the candidate (it is checked below): no libm `round`.
+    let scaled = x * POW10[scale as usize];
+    let d = scaled + if scaled < 0.0 { -0.5 } else { 0.5 };
+    if !(d > f64::from(i32::MIN) && d < f64::from(i32::MAX)) {
         return None;
     }
     let d = d as i32;
@@ -401,6 +403,44 @@ fn rescaled(digits: &[i32], scale: u32, to: u32) -> Option<Vec<i32>> {
                 .filter(|&d| d != SCALED_MISSING)
         })
         .collect()
+}
+
+/// Sorts `values` ascending: a least-significant-byte-first radix sort, skipping the bytes
+/// every value shares (the high ones, for digits of a few places), where a comparison sort of
+/// a million values took three to four times longer.
+fn radix_sort(values: &mut Vec<i32>) {
+    let n = values.len();
+    if n < 1024 {
+        values.sort_unstable();
+        return;
+    }
+    // The sign bit flipped: unsigned order is then signed order.
+    let key = |v: i32| (v as u32) ^ 0x8000_0000;
+    let mut counts = [[0usize; 256]; 4];
+    for &v in values.iter() {
+        let k = key(v);
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[(k >> (8 * byte)) as usize & 255] += 1;
+        }
+    }
+    let mut scratch = vec![0i32; n];
+    for (byte, c) in counts.iter().enumerate() {
+        if c.contains(&n) {
+            continue;
+        }
+        let mut next = [0usize; 256];
+        let mut sum = 0;
+        for (slot, &k) in next.iter_mut().zip(c) {
+            *slot = sum;
+            sum += k;
+        }
+        for &v in values.iter() {
+            let b = (key(v) >> (8 * byte)) as usize & 255;
+            scratch[next[b]] = v;
+            next[b] += 1;
+        }
+        std::mem::swap(values, &mut scratch);
+    }
 }
 
 impl NumericColumn {
@@ -504,7 +544,7 @@ impl NumericColumn {
         match self {
             Self::Scaled { mut digits, scale } => {
                 digits.retain(|&d| d != SCALED_MISSING);
-                digits.sort_unstable();
+                radix_sort(&mut digits);
                 digits.iter().map(|&d| unscaled(d, scale)).collect()
             }
             Self::Exact(mut values) => {
@@ -925,6 +965,25 @@ mod tests {
             let y_held_as_digits = matches!(merged.numeric[2], NumericColumn::Scaled { .. });
             prop_assert!(y_held_as_digits);
             prop_assert_eq!(merged.finish(), plain.finish());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_radix_sort_sorts(
+            mut values in proptest::collection::vec(proptest::num::i32::ANY, 0..3000),
+            narrow in proptest::bool::ANY,
+        ) {
+            if narrow {
+                // Digits of a few places: the high bytes shared, their passes skipped.
+                for v in &mut values {
+                    *v %= 100_000;
+                }
+            }
+            let mut want = values.clone();
+            want.sort_unstable();
+            radix_sort(&mut values);
+            prop_assert_eq!(values, want);
         }
     }
 
