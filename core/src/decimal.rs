@@ -6,7 +6,8 @@
 //! the true value correctly, which is what `str::parse::<f64>` returns. Anything else
 //! (exponents, more digits, `inf`, stray characters) is left to `str::parse`.
 
-const POW10: [f64; 16] = [
+/// `10^k`, exact in an `f64` for `k ≤ 15`.
+pub const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
@@ -36,8 +37,20 @@ pub fn plain(text: &str) -> Option<f64> {
         }
         m = m * 10 + u64::from(d);
     }
-    let x = m as f64 / POW10[fraction.len()];
-    Some(if negative { -x } else { x })
+    Some(value(m, fraction.len(), negative))
+}
+
+/// The value of a plain decimal from its digits read as one integer `m < 10^15`, the number
+/// of them after the point (at most 15), and its sign: the one division Clinger's fast path
+/// makes, correctly rounded.
+#[inline]
+pub fn value(m: u64, fraction_digits: usize, negative: bool) -> f64 {
+    let x = m as f64 / POW10[fraction_digits];
+    if negative {
+        -x
+    } else {
+        x
+    }
 }
 
 /// `text.trim()`, without decoding characters when both ends are visible ASCII (the

@@ -39,10 +39,7 @@ pub const MISSING_CODE: u32 = u32::MAX;
 /// The digits of a missing value in a [`FitColumn::Scaled`].
 pub const SCALED_MISSING: i32 = i32::MIN;
 
-/// `10^k`, exact in an `f64` for `k ≤ 15`.
-pub const POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
+pub use crate::decimal::POW10;
 
 /// The value `digits` stand for at `scale` decimal places (NaN when missing).
 #[inline]

@@ -9,7 +9,7 @@
 //! tests in `fast::tests`). Numbers are read by `aims_core::decimal::plain`, correctly rounded
 //! like `serde_json`'s `float_roundtrip` parser, so the bits agree.
 
-use aims_core::decimal::plain;
+use aims_core::decimal;
 use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE};
 use aims_core::schema::{FeatureKind, Task};
 
@@ -21,15 +21,16 @@ enum Val<'a> {
     Null,
     /// `true` or `false`, which no field of the plain kind takes.
     Bool,
-    /// The number's text, checked against JSON's grammar (no exponent).
-    Num(&'a str),
+    /// The number's text, checked against JSON's grammar (no exponent), and its value when it
+    /// has at most 15 digits (read in the same pass, as `decimal::plain` reads it).
+    Num(&'a str, Option<f64>),
     Str(&'a str),
 }
 
 impl<'a> Val<'a> {
     fn number(self) -> Option<f64> {
         match self {
-            Val::Num(t) => plain(t).filter(|x| x.is_finite() && x.abs() <= MAX_MAGNITUDE),
+            Val::Num(_, x) => x.filter(|x| x.is_finite() && x.abs() <= MAX_MAGNITUDE),
             _ => None,
         }
     }
@@ -39,7 +40,7 @@ impl<'a> Val<'a> {
     fn class_text(self) -> Option<&'a str> {
         match self {
             Val::Str(s) => Some(s),
-            Val::Num(t) if !t.contains('.') && t != "-0" => Some(t),
+            Val::Num(t, _) if !t.contains('.') && t != "-0" => Some(t),
             _ => None,
         }
     }
@@ -60,6 +61,20 @@ impl Seen {
     fn has(&self, i: usize) -> bool {
         self.0[i / 64] & (1u64 << (i % 64)) != 0
     }
+}
+
+/// Reads the digits from `i` on into `m` (while it has fewer than 15) and `count`; returns
+/// where they end.
+#[inline]
+fn digit_run(b: &[u8], mut i: usize, m: &mut u64, count: &mut usize) -> usize {
+    while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        if *count < 15 {
+            *m = *m * 10 + u64::from(c - b'0');
+        }
+        *count += 1;
+        i += 1;
+    }
+    i
 }
 
 struct Cursor<'a> {
@@ -116,32 +131,36 @@ impl<'a> Cursor<'a> {
         let b = self.bytes();
         let start = self.i;
         let mut i = start;
-        if b.get(i) == Some(&b'-') {
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
             i += 1;
         }
-        let digits = |mut i: usize| {
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
+        // The digits as one integer (the first 15 of them), and how many there were.
+        let (mut m, mut count) = (0u64, 0usize);
+        match b.get(i)? {
+            b'0' => {
+                count = 1;
                 i += 1;
             }
-            i
-        };
-        match b.get(i)? {
-            b'0' => i += 1,
-            b'1'..=b'9' => i = digits(i),
+            b'1'..=b'9' => i = digit_run(b, i, &mut m, &mut count),
             _ => return None,
         }
+        let mut fraction = 0;
         if b.get(i) == Some(&b'.') {
-            let end = digits(i + 1);
+            let before = count;
+            let end = digit_run(b, i + 1, &mut m, &mut count);
             if end == i + 1 {
                 return None;
             }
+            fraction = count - before;
             i = end;
         }
         if matches!(b.get(i), Some(b'e' | b'E')) {
             return None;
         }
         self.i = i;
-        self.text.get(start..i).map(Val::Num)
+        let x = (count <= 15).then(|| decimal::value(m, fraction, negative));
+        self.text.get(start..i).map(|t| Val::Num(t, x))
     }
 
     /// A scalar; objects and arrays give up.
@@ -187,17 +206,6 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Top-level keys, for the repeated-key check.
-const KEYS: [&str; 7] = [
-    "id",
-    "ts",
-    "features",
-    "attributes",
-    "prediction",
-    "label",
-    "latency_ms",
-];
-
 /// Decodes `json` into `event`, reusing its buffers (category strings, id, vectors); `None`
 /// when the line is not of the plainest kind, `event` then holding nothing of use.
 pub(super) fn decode_into(
@@ -227,7 +235,16 @@ pub(super) fn decode_into(
         .features
         .resize(schema.features.len(), FeatureValue::Missing);
     c.object(|c, key| {
-        let k = KEYS.iter().position(|k| *k == key)?;
+        let k = match key {
+            "id" => 0,
+            "ts" => 1,
+            "features" => 2,
+            "attributes" => 3,
+            "prediction" => 4,
+            "label" => 5,
+            "latency_ms" => 6,
+            _ => return None,
+        };
         if !seen.mark(k) {
             return None;
         }
@@ -249,8 +266,14 @@ pub(super) fn decode_into(
             },
             2 => {
                 if !c.null_or_object()? {
+                    // Features usually come in schema order: the next one is tried first.
+                    let mut next = 0;
                     c.object(|c, key| {
-                        let &(i, kind) = d.features.get(key)?;
+                        let (i, kind) = match schema.features.get(next) {
+                            Some(f) if f.name == key => (next, f.kind),
+                            _ => *d.features.get(key)?,
+                        };
+                        next = i + 1;
                         if !features.mark(i) {
                             return None;
                         }
@@ -274,8 +297,13 @@ pub(super) fn decode_into(
             3 => {
                 if !c.null_or_object()? {
                     let mut attributes = Seen::default();
+                    let mut next = 0;
                     c.object(|c, key| {
-                        let &i = d.attributes.get(key)?;
+                        let i = match schema.attributes.get(next) {
+                            Some(a) if a.name == key => next,
+                            _ => *d.attributes.get(key)?,
+                        };
+                        next = i + 1;
                         if !attributes.mark(i) {
                             return None;
                         }
