@@ -10,7 +10,7 @@
 //!    categoricals and attributes) and its response event, joined by the agent.
 //!
 //! `cargo bench -p aims-agent --bench agent -- cloudevents` runs only the HTTP comparison
-//! (native NDJSON, then CloudEvents); `-- shards` only the embedded figures: the queue, then
+//! (native NDJSON, then CloudEvents); `-- http` only the native NDJSON ingest; `-- shards` only the embedded figures: the queue, then
 //! per-thread recording with 1 and 2 recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
@@ -679,6 +679,12 @@ fn main() {
     if std::env::args().any(|a| a == "shards") {
         embedded(&config, rounds);
         embedded_shards(&config, rounds);
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
+    if std::env::args().any(|a| a == "http") {
+        let (seconds, clients) = (env_or("BENCH_SECONDS", 8), env_or("BENCH_CLIENTS", 4));
+        http(&config, rounds, seconds, clients, Load::Native);
         let _ = std::fs::remove_dir_all(dir);
         return;
     }

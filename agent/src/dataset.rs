@@ -107,7 +107,7 @@ struct Batch {
 
 enum Rows {
     Csv { first_line: u64, bytes: Vec<u8> },
-    Json(Vec<(u64, String)>),
+    Json { first_line: u64, bytes: Vec<u8> },
 }
 
 /// Reads `path`, validating each row against `schema`, folds each block of [`BLOCK_ROWS`] rows
@@ -220,11 +220,15 @@ fn fold_with<S: Send>(
                             };
                             for_each_record(path, first_line, &bytes, &mut each)?;
                         }
-                        (Rows::Json(lines), _) => {
-                            for (line, text) in lines {
-                                let (event, scores) = parse_json(&text, schema, fast)
-                                    .map_err(|e| row_error(path, line, e))?;
-                                step(&mut state, &event, scores.as_deref());
+                        (Rows::Json { first_line, bytes }, _) => {
+                            for (line, text) in json_lines(first_line, &bytes) {
+                                if fast.decode_into(text, 0, &mut event) {
+                                    step(&mut state, &event, None);
+                                } else {
+                                    let (event, scores) = parse_json(text, schema)
+                                        .map_err(|e| row_error(path, line, e))?;
+                                    step(&mut state, &event, scores.as_deref());
+                                }
                                 rows += 1;
                             }
                         }
@@ -350,17 +354,42 @@ fn row_error(path: &Path, line: u64, source: EventError) -> DatasetError {
     }
 }
 
-/// One NDJSON line into a validated event. The common well-formed event goes through the
-/// HTTP ingest's fast decoder (straight into an `Event`, no JSON tree); anything it does not
-/// take as plainly valid, every bad line and every line with class probabilities included, is
-/// decoded again by aims-core, so rejections and their messages come from one place.
-fn parse_json(text: &str, schema: &ModelSchema, fast: &FastDecoder) -> Result<Scored, EventError> {
-    if let Some(event) = fast.decode(text.as_bytes(), 0) {
-        return Ok((event, None));
-    }
-    let raw: RawEvent = serde_json::from_str(text)
+/// One NDJSON line into a validated event, by aims-core's general path. The common
+/// well-formed event goes through the HTTP ingest's fast decoder first (straight into the
+/// worker's reused `Event`, no JSON tree); anything it does not take as plainly valid, every
+/// bad line and every line with class probabilities included, comes here, so rejections and
+/// their messages come from one place.
+fn parse_json(text: &[u8], schema: &ModelSchema) -> Result<Scored, EventError> {
+    let raw: RawEvent = serde_json::from_slice(text)
         .map_err(|e| EventError::new("line", RejectReason::InvalidJson, e.to_string()))?;
     schema.validate_scored(raw, 0)
+}
+
+/// Whether an NDJSON line holds no event: nothing but whitespace (Unicode's, as `str::trim`
+/// has it), as `BufRead::lines` and `trim` once decided.
+fn blank(line: &[u8]) -> bool {
+    match line.first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        Some(_) => std::str::from_utf8(line).is_ok_and(|t| t.trim().is_empty()),
+    }
+}
+
+/// The event lines of a block of whole NDJSON lines, with their 1-based line numbers: split
+/// on newlines, a carriage return before one dropped (as `BufRead::lines` drops it), blank
+/// lines skipped.
+fn json_lines(first_line: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(move |(k, line)| {
+            (
+                first_line + k as u64,
+                line.strip_suffix(b"\r").unwrap_or(line),
+            )
+        })
+        .filter(|(_, line)| !blank(line))
 }
 
 /// Sends block `index` to its worker (round-robin, so each worker takes its blocks in order);
@@ -390,8 +419,11 @@ impl RecordEnds {
     /// ends record number `want` (1-based), or None when `bytes` holds fewer.
     fn find(&mut self, bytes: &[u8], want: usize) -> Option<usize> {
         let from = self.pos;
+        // Without a quote ahead (the common case) every newline ends a record: no quote count
+        // per line.
+        let unquoted = !self.in_quotes && memchr::memchr(b'"', &bytes[from..]).is_none();
         for nl in memchr::memchr_iter(b'\n', &bytes[from..]).map(|i| i + from) {
-            if memchr::memchr_iter(b'"', &bytes[self.pos..nl]).count() % 2 == 1 {
+            if !unquoted && memchr::memchr_iter(b'"', &bytes[self.pos..nl]).count() % 2 == 1 {
                 self.in_quotes = !self.in_quotes;
             }
             self.pos = nl + 1;
@@ -494,34 +526,70 @@ fn split_csv(
     }
 }
 
+/// Cuts an NDJSON file into blocks of [`BLOCK_ROWS`] event lines (blank lines are none), as
+/// bytes: no `String` per line, and the workers split the lines again.
 fn split_ndjson(
     path: &Path,
-    reader: impl BufRead,
+    mut reader: impl Read,
     senders: &[SyncSender<Batch>],
 ) -> Result<(), DatasetError> {
-    let mut index = 0usize;
-    let mut batch = Vec::with_capacity(BLOCK_ROWS);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| DatasetError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        batch.push((i as u64 + 1, line));
-        if batch.len() == BLOCK_ROWS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BLOCK_ROWS));
-            if !dispatch(senders, index, Rows::Json(full)) {
+    let io = |source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let (mut index, mut line) = (0usize, 1u64);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    // Where scanning resumes, where the current line starts, event lines so far in `buf`.
+    let (mut pos, mut line_start, mut events) = (0usize, 0usize, 0usize);
+    loop {
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let n = reader.read(&mut buf[start..]).map_err(io)?;
+        buf.truncate(start + n);
+        let at_end = n == 0;
+        loop {
+            let mut cut = None;
+            let from = pos;
+            for nl in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
+                let text = &buf[line_start..nl];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                line_start = nl + 1;
+                if !blank(text) {
+                    events += 1;
+                    if events == BLOCK_ROWS {
+                        cut = Some(nl + 1);
+                        break;
+                    }
+                }
+            }
+            let cut = match cut {
+                Some(cut) => cut,
+                // (`pos` is reset below with the rest of the buffer.)
+                None if at_end && (events > 0 || !blank(&buf[line_start..])) => buf.len(),
+                None if at_end => return Ok(()),
+                None => {
+                    pos = buf.len();
+                    break;
+                }
+            };
+            let rest = buf.split_off(cut);
+            let block = std::mem::replace(&mut buf, rest);
+            (pos, line_start, events) = (0, 0, 0);
+            let first_line = line;
+            line += memchr::memchr_iter(b'\n', &block).count() as u64;
+            if !dispatch(
+                senders,
+                index,
+                Rows::Json {
+                    first_line,
+                    bytes: block,
+                },
+            ) {
                 return Ok(());
             }
             index += 1;
         }
     }
-    if !batch.is_empty() {
-        dispatch(senders, index, Rows::Json(batch));
-    }
-    Ok(())
 }
 
 /// Where each event field comes from in a CSV row.
@@ -624,7 +692,11 @@ impl Plan {
                 format!("{} cells where the header has {}", row.len(), self.width),
             ));
         }
-        let cell = |i: usize| row.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let cell = |i: usize| {
+            row.get(i)
+                .map(|s| aims_core::decimal::trim(s))
+                .filter(|s| !s.is_empty())
+        };
         let opt = |i: Option<usize>| i.and_then(cell);
         event
             .features
@@ -902,5 +974,71 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
             err.to_string().contains("column \"c\" (feature c)"),
             "{err}"
         );
+    }
+
+    fn fold_file(name: &str, text: &str) -> Result<(Vec<Vec<Event>>, u64), DatasetError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let mut blocks = Vec::new();
+        let rows = fold_blocks(
+            &path,
+            &schema(),
+            &ColumnsConfig::default(),
+            Vec::new,
+            |v: &mut Vec<Event>, e, _| v.push(e.clone()),
+            |block| blocks.push(block),
+        )?;
+        Ok((blocks, rows))
+    }
+
+    #[test]
+    fn ndjson_blocks_read_as_csv_and_name_bad_lines() {
+        let rows = 2 * BLOCK_ROWS + 5;
+        let mut csv = String::from("id,x,c,g,prediction,score\n");
+        let mut json = String::new();
+        for i in 0..rows {
+            // Plain numbers, and now and then one the scanner leaves to serde (an exponent).
+            let x = if i % 100 == 7 {
+                format!("{i}e0")
+            } else {
+                format!("{i}.5")
+            };
+            let c = ["c0", "c1", "c2"][i % 3];
+            csv.push_str(&format!(
+                "r{i},{},{c},a,{},0.25\n",
+                x.replace("e0", ""),
+                i % 2
+            ));
+            let line = format!(
+                r#"{{"id":"r{i}","features":{{"x":{x},"c":"{c}"}},"attributes":{{"g":"a"}},"prediction":{{"label":{},"score":0.25}}}}"#,
+                i % 2
+            );
+            json.push_str(&line);
+            // CRLF, blank and whitespace-only lines are no events and cut no block short.
+            json.push_str(if i % 50 == 0 { "\r\n" } else { "\n" });
+            if i % 333 == 0 {
+                json.push_str("\n  \t\n\u{a0}\n");
+            }
+        }
+        let (csv_blocks, csv_rows) = fold_file("data.csv", &csv).expect("CSV");
+        let (json_blocks, json_rows) = fold_file("data.ndjson", &json).expect("NDJSON");
+        assert_eq!((csv_rows, json_rows), (rows as u64, rows as u64));
+        let sizes: Vec<usize> = json_blocks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![BLOCK_ROWS, BLOCK_ROWS, 5]);
+        assert_eq!(json_blocks, csv_blocks);
+        // No newline after the last line, then a bad line: named by its physical number.
+        let (_, n) = fold_file("t.ndjson", json.trim_end()).expect("no final newline");
+        assert_eq!(n, rows as u64);
+        let bad =
+            format!("{json}{{\"features\":{{\"x\":\"no\"}},\"prediction\":{{\"label\":1}}}}\n");
+        let err = fold_file("bad.ndjson", &bad)
+            .expect_err("bad line")
+            .to_string();
+        let want = format!("line {}: features.x", bad.lines().count());
+        assert!(err.contains(&want), "{err} should name {want}");
+        let err = fold_file("utf8.ndjson", "{\"prediction\":{\"label\":1}}\n\n\u{ff}\n")
+            .expect_err("not JSON");
+        assert!(err.to_string().contains("line 3: line"), "{err}");
     }
 }

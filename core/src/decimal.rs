@@ -6,38 +6,61 @@
 //! the true value correctly, which is what `str::parse::<f64>` returns. Anything else
 //! (exponents, more digits, `inf`, stray characters) is left to `str::parse`.
 
-const POW10: [f64; 16] = [
+/// `10^k`, exact in an `f64` for `k ≤ 15`.
+pub const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
 /// The value of `text` when it is a plain decimal of at most 15 digits, else `None`.
-pub(crate) fn plain(text: &str) -> Option<f64> {
+#[inline]
+pub fn plain(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
         b'+' => (false, &bytes[1..]),
         _ => (false, bytes),
     };
-    let (mut m, mut count, mut fraction, mut point) = (0u64, 0usize, 0usize, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                count += 1;
-                if count > 15 {
-                    return None;
-                }
-                m = m * 10 + u64::from(c - b'0');
-                fraction += usize::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => return None,
-        }
-    }
-    if count == 0 {
+    let (int, fraction) = match digits.iter().position(|&c| c == b'.') {
+        Some(p) => (&digits[..p], &digits[p + 1..]),
+        None => (digits, &digits[digits.len()..]),
+    };
+    let count = int.len() + fraction.len();
+    if count == 0 || count > 15 {
         return None;
     }
-    let x = m as f64 / POW10[fraction];
-    Some(if negative { -x } else { x })
+    let mut m = 0u64;
+    // A second point, a sign or anything else is no digit: `d > 9`.
+    for &c in int.iter().chain(fraction) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        m = m * 10 + u64::from(d);
+    }
+    Some(value(m, fraction.len(), negative))
+}
+
+/// The value of a plain decimal from its digits read as one integer `m < 10^15`, the number
+/// of them after the point (at most 15), and its sign: the one division Clinger's fast path
+/// makes, correctly rounded.
+#[inline]
+pub fn value(m: u64, fraction_digits: usize, negative: bool) -> f64 {
+    let x = m as f64 / POW10[fraction_digits];
+    if negative {
+        -x
+    } else {
+        x
+    }
+}
+
+/// `text.trim()`, without decoding characters when both ends are visible ASCII (the
+/// common cell): then nothing is whitespace to trim.
+#[inline]
+pub fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +112,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn trim_trims_as_str_trim_does() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\u{a0}",
+            "\u{2003}x",
+            "x\u{3000}",
+            "é",
+            " é ",
+            "a b",
+        ] {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_text_trims_as_str_trim_trims(s in "\\PC{0,6}") {
+            prop_assert_eq!(super::trim(&s), s.trim());
+        }
+
+        #[test]
+        fn any_text_reads_as_the_standard_parser_or_is_left_to_it(s in "[-+.0-9e]{0,18}") {
+            if let Some(x) = plain(&s) {
+                prop_assert_eq!(Some(x.to_bits()), s.parse::<f64>().ok().map(f64::to_bits), "{}", s);
+            }
+        }
+
         #[test]
         fn any_short_decimal_gives_the_same_bits(int in 0u64..10_000_000, frac in 0u64..100_000_000, width in 0usize..9, neg: bool) {
             let s = format!("{}{int}.{frac:0width$}", if neg { "-" } else { "" });

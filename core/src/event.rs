@@ -573,7 +573,7 @@ impl ModelSchema {
 
 /// A finite number from text (a CSV cell).
 pub fn parse_number(field: &str, text: &str) -> Result<f64, EventError> {
-    let trimmed = text.trim();
+    let trimmed = crate::decimal::trim(text);
     if let Some(x) = crate::decimal::plain(trimmed) {
         return check_magnitude(field, x);
     }

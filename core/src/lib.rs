@@ -23,7 +23,7 @@
 
 pub mod cbpe;
 pub mod checkpoint;
-mod decimal;
+pub mod decimal;
 pub mod event;
 pub mod evidence;
 pub mod hash;

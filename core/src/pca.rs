@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::FeatureValue;
 
 mod fit;
-pub use fit::{FitColumn, MISSING_CODE};
+pub use fit::{unscaled, FitColumn, MISSING_CODE, POW10, SCALED_MISSING};
 
 /// Variance share the kept components must exceed (NannyML's default `n_components=0.65`).
 pub const VARIANCE_SHARE: f64 = 0.65;

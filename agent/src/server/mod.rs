@@ -524,14 +524,15 @@ async fn events(State(app): State<App>, req: Request) -> Response {
     let now = now_ms();
     let mut tally = Tally::default();
     let mut batch = Vec::with_capacity(BATCH);
-    let counted = ingest::for_each_item(
+    let counted = ingest::for_each_event(
         body.format,
         &body.bytes,
+        schema,
+        &app.fast,
         &app.limits,
-        &mut |position, item| {
+        now,
+        &mut |position, decoded| {
             metrics.events_received.inc();
-            let decoded = item
-                .and_then(|i| ingest::decode_item_scored(i, schema, &app.fast, &app.limits, now));
             match decoded {
                 Ok(e) => {
                     tally.reply.accepted += 1;
