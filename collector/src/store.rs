@@ -364,6 +364,22 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let batch: Vec<(&SummaryEnvelope, &str)> = batch
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| (*e, b.as_str()))
+            .collect();
+        self.insert_summary_bodies(&batch, now_ms).await
+    }
+
+    /// [`Store::insert_summaries`] with each summary's JSON given: the text it was received
+    /// in (`aims_core::wire::summary_text`), which ingest stores as it came rather than
+    /// serialising the decoded summary again. Each text must decode to its envelope's summary.
+    pub async fn insert_summary_bodies(
+        &self,
+        batch: &[(&SummaryEnvelope, &str)],
+        now_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
         // Two statements per chunk of the batch, not two per summary: the ids are claimed in
         // one multi-row insert (those already taken, by this replica or another, come back
         // missing from RETURNING), then the new summaries go in in one more. A round trip per
@@ -374,7 +390,7 @@ impl Store {
             for (n, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
                 let base = n * INSERT_CHUNK;
                 let mut ids = sqlx::QueryBuilder::new("INSERT INTO summary_ids (id, received_ms) ");
-                ids.push_values(chunk, |mut row, e| {
+                ids.push_values(chunk, |mut row, (e, _)| {
                     row.push_bind(e.id.as_str()).push_bind(now_ms);
                 });
                 ids.push(" ON CONFLICT DO NOTHING RETURNING id");
@@ -382,7 +398,7 @@ impl Store {
                 let mut claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
                 // The first of an id sent twice in one batch is the new one.
                 let new: Vec<usize> = (0..chunk.len())
-                    .filter(|&i| claimed.remove(&chunk[i].id))
+                    .filter(|&i| claimed.remove(&chunk[i].0.id))
                     .collect();
                 if new.is_empty() {
                     continue;
@@ -392,7 +408,7 @@ impl Store {
                      window_start_ms, window_ms, seq, resolution, received_ms, body) ",
                 );
                 rows.push_values(&new, |mut row, &i| {
-                    let e = chunk[i];
+                    let (e, body) = chunk[i];
                     row.push_bind(e.id.as_str())
                         .push_bind(e.agent.as_str())
                         .push_bind(e.model.as_str())
@@ -403,7 +419,7 @@ impl Store {
                         .push_bind(e.seq as i64)
                         .push_bind("raw")
                         .push_bind(now_ms)
-                        .push_bind(bodies[base + i].as_str());
+                        .push_bind(body);
                 });
                 rows.build().execute(&mut *tx).await?;
                 for i in new {
