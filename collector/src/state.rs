@@ -31,6 +31,8 @@ use crate::tree::Signed;
 pub struct IngestJob {
     /// The summary.
     pub envelope: SummaryEnvelope,
+    /// Its JSON as stored: the text it was received in (see `aims_core::wire::summary_text`).
+    pub body: String,
     /// What became of it, or `Err` when the commit failed; taken when answered.
     pub reply: Option<oneshot::Sender<Result<Commit, String>>>,
 }

@@ -364,6 +364,22 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let batch: Vec<(&SummaryEnvelope, &str)> = batch
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| (*e, b.as_str()))
+            .collect();
+        self.insert_summary_bodies(&batch, now_ms).await
+    }
+
+    /// [`Store::insert_summaries`] with each summary's JSON given: the text it was received
+    /// in (`aims_core::wire::summary_text`), which ingest stores as it came rather than
+    /// serialising the decoded summary again. Each text must decode to its envelope's summary.
+    pub async fn insert_summary_bodies(
+        &self,
+        batch: &[(&SummaryEnvelope, &str)],
+        now_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
         // Two statements per chunk of the batch, not two per summary: the ids are claimed in
         // one multi-row insert (those already taken, by this replica or another, come back
         // missing from RETURNING), then the new summaries go in in one more. A round trip per
@@ -374,7 +390,7 @@ impl Store {
             for (n, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
                 let base = n * INSERT_CHUNK;
                 let mut ids = sqlx::QueryBuilder::new("INSERT INTO summary_ids (id, received_ms) ");
-                ids.push_values(chunk, |mut row, e| {
+                ids.push_values(chunk, |mut row, (e, _)| {
                     row.push_bind(e.id.as_str()).push_bind(now_ms);
                 });
                 ids.push(" ON CONFLICT DO NOTHING RETURNING id");
@@ -382,7 +398,7 @@ impl Store {
                 let mut claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
                 // The first of an id sent twice in one batch is the new one.
                 let new: Vec<usize> = (0..chunk.len())
-                    .filter(|&i| claimed.remove(&chunk[i].id))
+                    .filter(|&i| claimed.remove(&chunk[i].0.id))
                     .collect();
                 if new.is_empty() {
                     continue;
@@ -392,7 +408,7 @@ impl Store {
                      window_start_ms, window_ms, seq, resolution, received_ms, body) ",
                 );
                 rows.push_values(&new, |mut row, &i| {
-                    let e = chunk[i];
+                    let (e, body) = chunk[i];
                     row.push_bind(e.id.as_str())
                         .push_bind(e.agent.as_str())
                         .push_bind(e.model.as_str())
@@ -403,7 +419,7 @@ impl Store {
                         .push_bind(e.seq as i64)
                         .push_bind("raw")
                         .push_bind(now_ms)
-                        .push_bind(bodies[base + i].as_str());
+                        .push_bind(body);
                 });
                 rows.build().execute(&mut *tx).await?;
                 for i in new {
@@ -1160,6 +1176,35 @@ mod tests {
             assert!(stored
                 .iter()
                 .all(|s| s.model == "m" && s.window_ms == 60_000));
+            store.close().await;
+        }
+    }
+
+    /// A summary's body is stored as the text it was received in (not serialised again), and
+    /// reads back as the same summary, on both backends (PostgreSQL compresses it with LZ4).
+    #[tokio::test]
+    async fn summary_bodies_are_stored_as_received() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _database) in stores(dir.path()).await {
+            let (schema, profile) = fixture();
+            store.put_profile(&profile, 1).await.unwrap();
+            let mut s = WindowSummary::new(&schema, &profile);
+            s.record(&schema, &profile, &event(1.5));
+            let e = SummaryEnvelope::new("a", "m", "1", 0, 60_000, 0, s);
+            let pretty = serde_json::to_string_pretty(&e).unwrap();
+            let text = aims_core::wire::summary_text(pretty.as_bytes()).unwrap();
+            assert!(text.contains('\n'), "{backend}: laid out as sent");
+            assert_eq!(
+                store.insert_summary_bodies(&[(&e, text)], 5).await.unwrap(),
+                vec![true],
+                "{backend}"
+            );
+            assert_eq!(store.summary_body(&e.id).await.unwrap(), text, "{backend}");
+            let stored = store.all_summaries_since(i64::MIN).await.unwrap();
+            assert_eq!(stored.len(), 1, "{backend}");
+            assert_eq!(stored[0].summary, e.summary, "{backend}");
+            // A retry through either entry point is a duplicate.
+            assert_eq!(store.insert_summaries(&[&e], 6).await.unwrap(), vec![false]);
             store.close().await;
         }
     }

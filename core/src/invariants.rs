@@ -9,6 +9,7 @@
 //!
 //! Pure: no I/O. Every check names the dotted path of the field that breaks it.
 
+use std::fmt::Display;
 use thiserror::Error;
 
 use crate::profile::SCORE_BINS;
@@ -44,76 +45,88 @@ fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, In
 }
 
 /// A checked sum of counts; errs naming `field` on overflow or past [`MAX_COUNT`].
-fn total(field: &str, counts: impl IntoIterator<Item = u64>) -> Result<u64, InvariantError> {
+///
+/// The field names of these checks are formatted only when one fails: a summary passes some
+/// thousand of them at ingest, where naming each had cost more than checking it.
+fn total(
+    field: impl Display,
+    counts: impl IntoIterator<Item = u64>,
+) -> Result<u64, InvariantError> {
     let mut sum: u64 = 0;
     for c in counts {
         sum = match sum.checked_add(c) {
             Some(s) if s <= MAX_COUNT => s,
-            _ => return fail(field, format!("counts sum past {MAX_COUNT}")),
+            _ => return fail(field.to_string(), format!("counts sum past {MAX_COUNT}")),
         };
     }
     Ok(sum)
 }
 
-fn count(field: &str, n: u64) -> Result<u64, InvariantError> {
+fn count(field: impl Display, n: u64) -> Result<u64, InvariantError> {
     if n > MAX_COUNT {
-        return fail(field, format!("{n} is larger than {MAX_COUNT}"));
+        return fail(field.to_string(), format!("{n} is larger than {MAX_COUNT}"));
     }
     Ok(n)
 }
 
-fn finite(field: &str, x: f64) -> Result<f64, InvariantError> {
+fn finite(field: impl Display, x: f64) -> Result<f64, InvariantError> {
     if !x.is_finite() {
-        return fail(field, "not a finite number");
+        return fail(field.to_string(), "not a finite number");
     }
     Ok(x)
 }
 
-fn non_negative(field: &str, x: f64) -> Result<f64, InvariantError> {
-    if finite(field, x)? < 0.0 {
+fn non_negative(field: impl Display, x: f64) -> Result<f64, InvariantError> {
+    if finite(&field, x)? < 0.0 {
         return fail(
-            field,
+            field.to_string(),
             format!("{x} is negative; it is a sum of non-negative terms"),
         );
     }
     Ok(x)
 }
 
-fn equal(field: &str, got: u64, want: u64, what: &str) -> Result<(), InvariantError> {
+fn equal(field: impl Display, got: u64, want: u64, what: &str) -> Result<(), InvariantError> {
     if got != want {
-        return fail(field, format!("{got} does not match {what} ({want})"));
+        return fail(
+            field.to_string(),
+            format!("{got} does not match {what} ({want})"),
+        );
     }
     Ok(())
 }
 
-fn at_most(field: &str, got: u64, bound: u64, what: &str) -> Result<(), InvariantError> {
+fn at_most(field: impl Display, got: u64, bound: u64, what: &str) -> Result<(), InvariantError> {
     if got > bound {
-        return fail(field, format!("{got} is more than {what} ({bound})"));
+        return fail(
+            field.to_string(),
+            format!("{got} is more than {what} ({bound})"),
+        );
     }
     Ok(())
 }
 
 fn numeric(path: &str, s: &NumericStats, events: Option<u64>) -> Result<(), InvariantError> {
-    let n = count(&format!("{path}.count"), s.count)?;
-    let missing = count(&format!("{path}.missing"), s.missing)?;
+    let n = count(format_args!("{path}.count"), s.count)?;
+    let missing = count(format_args!("{path}.missing"), s.missing)?;
     if let Some(events) = events {
-        let seen = total(&format!("{path}.count"), [n, missing])?;
+        let seen = total(format_args!("{path}.count"), [n, missing])?;
         equal(
-            &format!("{path}.count"),
+            format_args!("{path}.count"),
             seen,
             events,
             "events (count + missing)",
         )?;
     }
-    finite(&format!("{path}.sum"), s.sum)?;
-    non_negative(&format!("{path}.sum_sq"), s.sum_sq)?;
-    finite(&format!("{path}.below_sum"), s.below_sum)?;
-    finite(&format!("{path}.above_sum"), s.above_sum)?;
+    finite(format_args!("{path}.sum"), s.sum)?;
+    non_negative(format_args!("{path}.sum_sq"), s.sum_sq)?;
+    finite(format_args!("{path}.below_sum"), s.below_sum)?;
+    finite(format_args!("{path}.above_sum"), s.above_sum)?;
     match (s.min, s.max) {
         (None, None) if n == 0 => {}
         (Some(lo), Some(hi)) if n > 0 => {
-            finite(&format!("{path}.min"), lo)?;
-            finite(&format!("{path}.max"), hi)?;
+            finite(format_args!("{path}.min"), lo)?;
+            finite(format_args!("{path}.max"), hi)?;
             if lo > hi {
                 return fail(format!("{path}.min"), format!("min {lo} is above max {hi}"));
             }
@@ -126,31 +139,31 @@ fn numeric(path: &str, s: &NumericStats, events: Option<u64>) -> Result<(), Inva
         }
     }
     if !s.bins.is_empty() {
-        let binned = total(&format!("{path}.bins"), s.bins.iter().copied())?;
-        equal(&format!("{path}.bins"), binned, n, "count")?;
+        let binned = total(format_args!("{path}.bins"), s.bins.iter().copied())?;
+        equal(format_args!("{path}.bins"), binned, n, "count")?;
     }
     Ok(())
 }
 
 fn categorical(path: &str, s: &CategoricalStats, events: u64) -> Result<(), InvariantError> {
-    let n = count(&format!("{path}.count"), s.count)?;
-    let missing = count(&format!("{path}.missing"), s.missing)?;
-    let seen = total(&format!("{path}.count"), [n, missing])?;
+    let n = count(format_args!("{path}.count"), s.count)?;
+    let missing = count(format_args!("{path}.missing"), s.missing)?;
+    let seen = total(format_args!("{path}.count"), [n, missing])?;
     equal(
-        &format!("{path}.count"),
+        format_args!("{path}.count"),
         seen,
         events,
         "events (count + missing)",
     )?;
     let named = total(
-        &format!("{path}.counts"),
+        format_args!("{path}.counts"),
         s.counts
             .values()
             .copied()
             .chain(std::iter::once(s.overflow)),
     )?;
     equal(
-        &format!("{path}.counts"),
+        format_args!("{path}.counts"),
         named,
         n,
         "count (counts + overflow)",
@@ -158,12 +171,12 @@ fn categorical(path: &str, s: &CategoricalStats, events: u64) -> Result<(), Inva
 }
 
 fn regression(path: &str, r: &RegressionStats) -> Result<(), InvariantError> {
-    count(&format!("{path}.n"), r.n)?;
-    non_negative(&format!("{path}.abs_error"), r.abs_error)?;
-    non_negative(&format!("{path}.sq_error"), r.sq_error)?;
-    non_negative(&format!("{path}.abs_pct_error"), r.abs_pct_error)?;
-    finite(&format!("{path}.y_sum"), r.y_sum)?;
-    non_negative(&format!("{path}.y_sq_sum"), r.y_sq_sum)?;
+    count(format_args!("{path}.n"), r.n)?;
+    non_negative(format_args!("{path}.abs_error"), r.abs_error)?;
+    non_negative(format_args!("{path}.sq_error"), r.sq_error)?;
+    non_negative(format_args!("{path}.abs_pct_error"), r.abs_pct_error)?;
+    finite(format_args!("{path}.y_sum"), r.y_sum)?;
+    non_negative(format_args!("{path}.y_sq_sum"), r.y_sq_sum)?;
     Ok(())
 }
 
@@ -178,27 +191,32 @@ fn sketch(path: &str, s: &QuantileSketch, events: u64) -> Result<(), InvariantEr
         );
     }
     let n = total(
-        &format!("{path}.counts"),
+        format_args!("{path}.counts"),
         s.counts.iter().copied().chain(std::iter::once(s.zeros)),
     )?;
-    at_most(&format!("{path}.counts"), n, events, "events")
+    at_most(format_args!("{path}.counts"), n, events, "events")
 }
 
 fn group(path: &str, g: &GroupStats, classification: bool) -> Result<(), InvariantError> {
-    count(&format!("{path}.count"), g.count)?;
-    at_most(&format!("{path}.selected"), g.selected, g.count, "count")?;
-    let labelled = count(&format!("{path}.labelled"), g.labelled)?;
+    count(format_args!("{path}.count"), g.count)?;
+    at_most(
+        format_args!("{path}.selected"),
+        g.selected,
+        g.count,
+        "count",
+    )?;
+    let labelled = count(format_args!("{path}.labelled"), g.labelled)?;
     if classification {
-        let outcomes = total(&format!("{path}.tp"), [g.tp, g.fp, g.tn, g.fn_])?;
+        let outcomes = total(format_args!("{path}.tp"), [g.tp, g.fp, g.tn, g.fn_])?;
         equal(
-            &format!("{path}.tp"),
+            format_args!("{path}.tp"),
             outcomes,
             labelled,
             "labelled (tp + fp + tn + fn)",
         )?;
     }
-    non_negative(&format!("{path}.abs_error"), g.abs_error)?;
-    non_negative(&format!("{path}.sq_error"), g.sq_error)?;
+    non_negative(format_args!("{path}.abs_error"), g.abs_error)?;
+    non_negative(format_args!("{path}.sq_error"), g.sq_error)?;
     Ok(())
 }
 
@@ -212,9 +230,9 @@ fn class_scores(
     labelled: u64,
 ) -> Result<(), InvariantError> {
     const PATH: &str = "performance.class_scores";
-    let scored = count(&format!("{PATH}.scored"), c.scored)?;
-    at_most(&format!("{PATH}.scored"), scored, labelled, "labelled")?;
-    non_negative(&format!("{PATH}.log_loss_sum"), c.log_loss_sum)?;
+    let scored = count(format_args!("{PATH}.scored"), c.scored)?;
+    at_most(format_args!("{PATH}.scored"), scored, labelled, "labelled")?;
+    non_negative(format_args!("{PATH}.log_loss_sum"), c.log_loss_sum)?;
     let k = c.positive.len();
     if c.negative.len() != k || k * k != confusion.len() {
         return fail(
@@ -237,11 +255,17 @@ fn class_scores(
                 );
             }
         }
-        let p = total(&format!("{PATH}.positive[{class}]"), pos.iter().copied())?;
-        let n = total(&format!("{PATH}.negative[{class}]"), neg.iter().copied())?;
-        let both = total(&format!("{PATH}.positive[{class}]"), [p, n])?;
+        let p = total(
+            format_args!("{PATH}.positive[{class}]"),
+            pos.iter().copied(),
+        )?;
+        let n = total(
+            format_args!("{PATH}.negative[{class}]"),
+            neg.iter().copied(),
+        )?;
+        let both = total(format_args!("{PATH}.positive[{class}]"), [p, n])?;
         equal(
-            &format!("{PATH}.positive[{class}]"),
+            format_args!("{PATH}.positive[{class}]"),
             both,
             scored,
             "scored (positive + negative)",
@@ -251,15 +275,15 @@ fn class_scores(
             confusion[class * k..(class + 1) * k].iter().copied(),
         )?;
         at_most(
-            &format!("{PATH}.positive[{class}]"),
+            format_args!("{PATH}.positive[{class}]"),
             p,
             row,
             "the class's labelled rows (confusion row)",
         )?;
-        positives = total(&format!("{PATH}.positive"), [positives, p])?;
+        positives = total(format_args!("{PATH}.positive"), [positives, p])?;
     }
     equal(
-        &format!("{PATH}.positive"),
+        format_args!("{PATH}.positive"),
         positives,
         scored,
         "scored (one true class each)",
@@ -359,16 +383,19 @@ pub fn validate(s: &WindowSummary) -> Result<(), InvariantError> {
     }
     regression("performance.regression", &perf.regression)?;
     for (a, groups) in s.groups.iter().enumerate() {
-        let counted = total(&format!("groups[{a}]"), groups.iter().map(|g| g.count))?;
+        let counted = total(format_args!("groups[{a}]"), groups.iter().map(|g| g.count))?;
         equal(
-            &format!("groups[{a}]"),
+            format_args!("groups[{a}]"),
             counted,
             events,
             "events (sum of group counts)",
         )?;
-        let labels = total(&format!("groups[{a}]"), groups.iter().map(|g| g.labelled))?;
+        let labels = total(
+            format_args!("groups[{a}]"),
+            groups.iter().map(|g| g.labelled),
+        )?;
         equal(
-            &format!("groups[{a}]"),
+            format_args!("groups[{a}]"),
             labels,
             labelled,
             "labelled (sum of group labelled)",
@@ -451,7 +478,7 @@ fn intersection(
             let b = (c / stride) % size;
             for (k, v) in tally(cell).into_iter().enumerate() {
                 sums[b][k] = total(
-                    &format!("{path}.cells[{c}].{}", TALLY_NAMES[k]),
+                    format_args!("{path}.cells[{c}].{}", TALLY_NAMES[k]),
                     [sums[b][k], v],
                 )?;
             }

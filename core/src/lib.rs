@@ -41,6 +41,7 @@ pub mod schema;
 pub mod score;
 pub mod sketch;
 pub mod summary;
+mod summary_de;
 pub mod time;
 pub mod wire;
 

@@ -8,6 +8,7 @@
 //! metric computed from all the underlying events at once.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -258,8 +259,9 @@ impl CategoricalStats {
     }
 }
 
-/// Per-feature counts, in schema order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Per-feature counts, in schema order. Decoded by hand (`summary_de`), not derived: the
+/// derived decoder of a tagged enum buffers every feature before decoding it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeatureStats {
     /// A numeric feature.
@@ -1018,37 +1020,47 @@ impl WindowSummary {
 // The overflow check of a merge: run before any field is added, so a merge that would wrap a
 // count or overflow a sum errs and leaves the target unchanged.
 
-/// Adding two counts; errs naming `field` if the sum wraps.
-fn add(field: &str, a: u64, b: u64) -> Result<(), MergeError> {
-    a.checked_add(b)
-        .map(|_| ())
-        .ok_or_else(|| MergeError::Overflow(field.to_owned()))
-}
+/// A field's path, `name[index]`, formatted only when a check fails (the checks run on every
+/// merge, where allocating a name per field cost more than the additions).
+struct Indexed(&'static str, usize);
 
-/// Adding two float sums; errs naming `field` if the sum is not finite.
-fn add_f(field: &str, a: f64, b: f64) -> Result<(), MergeError> {
-    if (a + b).is_finite() {
-        Ok(())
-    } else {
-        Err(MergeError::Overflow(field.to_owned()))
+impl Display for Indexed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
     }
 }
 
-fn add_all(field: &str, a: &[u64], b: &[u64]) -> Result<(), MergeError> {
-    a.iter().zip(b).try_for_each(|(x, y)| add(field, *x, *y))
+/// Adding two counts; errs naming `field` if the sum wraps.
+fn add(field: impl Display, a: u64, b: u64) -> Result<(), MergeError> {
+    a.checked_add(b)
+        .map(|_| ())
+        .ok_or_else(|| MergeError::Overflow(field.to_string()))
 }
 
-fn numeric_fits(path: &str, a: &NumericStats, b: &NumericStats) -> Result<(), MergeError> {
-    add(&format!("{path}.missing"), a.missing, b.missing)?;
-    add(&format!("{path}.count"), a.count, b.count)?;
-    add_f(&format!("{path}.sum"), a.sum, b.sum)?;
-    add_f(&format!("{path}.sum_sq"), a.sum_sq, b.sum_sq)?;
-    add_f(&format!("{path}.below_sum"), a.below_sum, b.below_sum)?;
-    add_f(&format!("{path}.above_sum"), a.above_sum, b.above_sum)?;
-    add_all(&format!("{path}.bins"), &a.bins, &b.bins)
+/// Adding two float sums; errs naming `field` if the sum is not finite.
+fn add_f(field: impl Display, a: f64, b: f64) -> Result<(), MergeError> {
+    if (a + b).is_finite() {
+        Ok(())
+    } else {
+        Err(MergeError::Overflow(field.to_string()))
+    }
 }
 
-fn group_fits(path: &str, a: &GroupStats, b: &GroupStats) -> Result<(), MergeError> {
+fn add_all(field: impl Display, a: &[u64], b: &[u64]) -> Result<(), MergeError> {
+    a.iter().zip(b).try_for_each(|(x, y)| add(&field, *x, *y))
+}
+
+fn numeric_fits(path: &dyn Display, a: &NumericStats, b: &NumericStats) -> Result<(), MergeError> {
+    add(format_args!("{path}.missing"), a.missing, b.missing)?;
+    add(format_args!("{path}.count"), a.count, b.count)?;
+    add_f(format_args!("{path}.sum"), a.sum, b.sum)?;
+    add_f(format_args!("{path}.sum_sq"), a.sum_sq, b.sum_sq)?;
+    add_f(format_args!("{path}.below_sum"), a.below_sum, b.below_sum)?;
+    add_f(format_args!("{path}.above_sum"), a.above_sum, b.above_sum)?;
+    add_all(format_args!("{path}.bins"), &a.bins, &b.bins)
+}
+
+fn group_fits(path: &dyn Display, a: &GroupStats, b: &GroupStats) -> Result<(), MergeError> {
     for (name, x, y) in [
         ("count", a.count, b.count),
         ("selected", a.selected, b.selected),
@@ -1058,10 +1070,10 @@ fn group_fits(path: &str, a: &GroupStats, b: &GroupStats) -> Result<(), MergeErr
         ("tn", a.tn, b.tn),
         ("fn", a.fn_, b.fn_),
     ] {
-        add(&format!("{path}.{name}"), x, y)?;
+        add(format_args!("{path}.{name}"), x, y)?;
     }
-    add_f(&format!("{path}.abs_error"), a.abs_error, b.abs_error)?;
-    add_f(&format!("{path}.sq_error"), a.sq_error, b.sq_error)
+    add_f(format_args!("{path}.abs_error"), a.abs_error, b.abs_error)?;
+    add_f(format_args!("{path}.sq_error"), a.sq_error, b.sq_error)
 }
 
 fn sketch_fits(a: &QuantileSketch, b: &QuantileSketch) -> Result<(), MergeError> {
@@ -1095,16 +1107,16 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
     add("labelled", a.labelled, b.labelled)?;
     sketch_fits(&a.latency, &b.latency)?;
     for (i, (x, y)) in a.features.iter().zip(&b.features).enumerate() {
-        let path = format!("features[{i}]");
+        let path: &dyn Display = &Indexed("features", i);
         match (x, y) {
-            (FeatureStats::Numeric(x), FeatureStats::Numeric(y)) => numeric_fits(&path, x, y)?,
+            (FeatureStats::Numeric(x), FeatureStats::Numeric(y)) => numeric_fits(path, x, y)?,
             (FeatureStats::Categorical(x), FeatureStats::Categorical(y)) => {
-                add(&format!("{path}.missing"), x.missing, y.missing)?;
-                add(&format!("{path}.count"), x.count, y.count)?;
-                add(&format!("{path}.overflow"), x.overflow, y.overflow)?;
+                add(format_args!("{path}.missing"), x.missing, y.missing)?;
+                add(format_args!("{path}.count"), x.count, y.count)?;
+                add(format_args!("{path}.overflow"), x.overflow, y.overflow)?;
                 for (k, v) in &y.counts {
                     add(
-                        &format!("{path}.counts"),
+                        format_args!("{path}.counts"),
                         x.counts.get(k).copied().unwrap_or(0),
                         *v,
                     )?;
@@ -1117,7 +1129,7 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
     add_all("prediction.class_counts", &p.class_counts, &q.class_counts)?;
     add_all("prediction.score_bins", &p.score_bins, &q.score_bins)?;
     if let (Some(x), Some(y)) = (&p.value, &q.value) {
-        numeric_fits("prediction.value", x, y)?;
+        numeric_fits(&"prediction.value", x, y)?;
     }
     let (p, q) = (&a.performance, &b.performance);
     add_all("performance.confusion", &p.confusion, &q.confusion)?;
@@ -1157,16 +1169,16 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
         ("y_sum", r.y_sum, s.y_sum),
         ("y_sq_sum", r.y_sq_sum, s.y_sq_sum),
     ] {
-        add_f(&format!("performance.regression.{name}"), x, y)?;
+        add_f(format_args!("performance.regression.{name}"), x, y)?;
     }
     for (i, (x, y)) in a.groups.iter().zip(&b.groups).enumerate() {
         for (j, (g, h)) in x.iter().zip(y).enumerate() {
-            group_fits(&format!("groups[{i}][{j}]"), g, h)?;
+            group_fits(&format_args!("groups[{i}][{j}]"), g, h)?;
         }
     }
     for (i, (x, y)) in a.intersections.iter().zip(&b.intersections).enumerate() {
         for (j, (g, h)) in x.cells.iter().zip(&y.cells).enumerate() {
-            group_fits(&format!("intersections[{i}].cells[{j}]"), g, h)?;
+            group_fits(&format_args!("intersections[{i}].cells[{j}]"), g, h)?;
         }
     }
     Ok(())

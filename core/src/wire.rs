@@ -113,3 +113,109 @@ impl SummaryEnvelope {
         Ok(())
     }
 }
+
+/// The exact text of the `summary` member of a summary envelope's JSON, as it was received.
+///
+/// The collector stores a summary as the JSON it arrived in rather than serialising it again
+/// (re-serialising a 20-feature summary cost about as much as decoding it). Call it only on
+/// bytes that already decoded as a [`SummaryEnvelope`]: it is a scan for the member's extent, not
+/// a parser, and so the text decodes to the same [`WindowSummary`] that the envelope holds. It
+/// answers `None`, and the caller serialises instead, when the body is not a plain object with
+/// one unescaped `summary` key.
+pub fn summary_text(body: &[u8]) -> Option<&str> {
+    let mut i = skip_ws(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut found = None;
+    loop {
+        i = skip_ws(body, i);
+        match body.get(i)? {
+            b'}' => break,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = string_end(body, i)?;
+        let key = &body[i + 1..key_end];
+        if key.contains(&b'\\') {
+            return None;
+        }
+        i = skip_ws(body, key_end + 1);
+        if body.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(body, i + 1);
+        let end = value_end(body, i)?;
+        if key == b"summary" {
+            if found.is_some() {
+                return None;
+            }
+            found = Some((i, end));
+        }
+        i = end;
+    }
+    if skip_ws(body, i + 1) != body.len() {
+        return None;
+    }
+    let (start, end) = found?;
+    std::str::from_utf8(&body[start..end]).ok()
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the quote closing the string that opens at `b[i]`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the JSON value that starts at `b[i]`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i).map(|j| j + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => j = string_end(b, j)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}

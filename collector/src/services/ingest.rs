@@ -168,10 +168,17 @@ pub async fn submit_summary(
             e.message,
         )
     })?;
+    // Stored as received (it decoded to `envelope.summary`), not serialised again.
+    let body = match aims_core::wire::summary_text(bytes) {
+        Some(text) => text.to_owned(),
+        None => serde_json::to_string(&envelope.summary)
+            .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?,
+    };
     let id = envelope.id.clone();
     let (reply, answer) = oneshot::channel();
     match app.ingest.try_send(IngestJob {
         envelope,
+        body,
         reply: Some(reply),
     }) {
         Ok(()) => {}
@@ -336,8 +343,11 @@ pub async fn writer(
             continue;
         }
         let now = app.now_ms();
-        let refs: Vec<&SummaryEnvelope> = jobs.iter().map(|j| &j.envelope).collect();
-        match app.store.insert_summaries(&refs, now).await {
+        let refs: Vec<(&SummaryEnvelope, &str)> = jobs
+            .iter()
+            .map(|j| (&j.envelope, j.body.as_str()))
+            .collect();
+        match app.store.insert_summary_bodies(&refs, now).await {
             Ok(fresh) => {
                 {
                     let mut agg = app.aggregates.write();

@@ -1,0 +1,100 @@
+//! The summary ingest path, stage by stage, in process: what each step costs for the
+//! benchmark's 20-feature summary (the same one `collector` posts), in nanoseconds per summary.
+//!
+//! Run with `cargo bench -p aims-collector --bench ingest_path`; `BENCH_ITERS` (default 2,000)
+//! sets the repetitions. Under `valgrind --tool=callgrind` use a small `BENCH_ITERS` (e.g. 200)
+//! and read the per-function instruction counts, which do not depend on the machine's load.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::Instant;
+
+use aims_core::wire::SummaryEnvelope;
+use aims_testkit::fixtures::{minute, profile, schema, summary, Traffic, MODEL};
+
+/// Nanoseconds this thread has run on a CPU (the first field of its `schedstat`), steadier
+/// than wall time on a shared machine.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn per_op(name: &str, iters: usize, mut f: impl FnMut()) {
+    f();
+    let (started, cpu) = (Instant::now(), thread_cpu_ns());
+    for _ in 0..iters {
+        f();
+    }
+    let cpu = (thread_cpu_ns() - cpu) as f64 / iters as f64;
+    let wall = started.elapsed().as_nanos() as f64 / iters as f64;
+    println!(
+        "ingest path {name}: {:.1} CPU-µs per summary ({:.1} µs wall)",
+        cpu / 1000.0,
+        wall / 1000.0
+    );
+}
+
+fn main() {
+    let iters: usize = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let mut schema = schema(19);
+    schema.name = MODEL.to_owned();
+    let profile = profile(&schema);
+    let base = summary(&schema, &profile, Traffic::Normal, 100, 1);
+    let e = SummaryEnvelope::new("agent-0", MODEL, "1.0", minute(), 60_000, 0, base.clone());
+    let json = serde_json::to_vec(&e).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&json).unwrap();
+    let gz = gz.finish().unwrap();
+    println!(
+        "ingest path: summary {} B JSON, {} B gzip, {iters} iterations",
+        json.len(),
+        gz.len()
+    );
+    let limit = 4 << 20;
+    per_op("gunzip", iters, || {
+        black_box(aims_runtime::gzip::decode(Some("gzip"), black_box(&gz), limit).unwrap());
+    });
+    per_op("decode envelope (serde_json)", iters, || {
+        black_box(serde_json::from_slice::<SummaryEnvelope>(black_box(&json)).unwrap());
+    });
+    per_op("envelope.validate (id hash)", iters, || {
+        black_box(&e).validate().unwrap();
+    });
+    per_op("check_against profile", iters, || {
+        black_box(&e.summary)
+            .check_against(&schema, &profile)
+            .unwrap();
+    });
+    per_op("invariants::validate", iters, || {
+        aims_core::invariants::validate(black_box(&e.summary)).unwrap();
+    });
+    per_op(
+        "find the summary's received text (wire::summary_text)",
+        iters,
+        || {
+            black_box(aims_core::wire::summary_text(black_box(&json)).unwrap());
+        },
+    );
+    per_op(
+        "re-serialise summary for the store (no longer done)",
+        iters,
+        || {
+            black_box(serde_json::to_string(black_box(&e.summary)).unwrap());
+        },
+    );
+    per_op("clone summary", iters, || {
+        black_box(black_box(&e.summary).clone());
+    });
+    let mut acc = base.clone();
+    per_op("merge into an aggregate", iters, || {
+        acc.merge(black_box(&base)).unwrap();
+    });
+    per_op("check_merge only", iters, || {
+        aims_core::summary::check_merge(black_box(&acc), black_box(&base)).unwrap();
+    });
+}
