@@ -776,6 +776,23 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // The fold reads each record's payload straight from its canonical JSON: the same
+        // time and payload as through the record's JSON value, for every kind in this log.
+        let rows = store.evidence_page(0, 1_000, None).await.unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for row in &rows {
+            let record = row.sealed.record().unwrap();
+            let read = scan::parse(row).unwrap();
+            assert_eq!(read.at_ms, record.at_ms);
+            assert_eq!(
+                read.payload,
+                Some(Payload::of(&record).unwrap()),
+                "{}",
+                row.sealed.seq
+            );
+            kinds.insert(row.kind.clone());
+        }
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
         // A period's start state now folds at most 3 records after the nearest snapshot.
         let (anchor, _) = period_records(&store, 25_500, 39_000).await.unwrap();
         assert!(

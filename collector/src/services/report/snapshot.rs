@@ -149,7 +149,7 @@ pub async fn state_at(store: &Store, seq: u64) -> Result<Start, ReportError> {
         let Some(last) = page.last() else { break };
         after = last.sealed.seq;
         for row in page.iter().filter(|r| r.sealed.seq <= seq) {
-            apply(&parse(row)?, row, true, &mut scan);
+            apply(parse(row)?, row, true, &mut scan);
             folded += 1;
         }
     }
