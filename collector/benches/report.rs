@@ -5,7 +5,10 @@
 //!
 //! `cargo bench -p aims-collector --bench report` (BENCH_RECORDS, BENCH_WEEKS, BENCH_DIR to keep the
 //! database elsewhere; BENCH_FULL=1 also times the report with no snapshots, i.e. the scan
-//! from record 1). It writes a multi-gigabyte database to a temporary folder, removed after.
+//! from record 1, and deletes the snapshots). It writes a multi-gigabyte database to a
+//! temporary folder, removed after; BENCH_DB=FILE keeps it there instead (and reuses it when
+//! it exists, skipping the generation; delete it by hand). BENCH_REPORT_RUNS (default 5) sets
+//! the report runs; BENCH_TREE=0 skips the log open and pack proof timings.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,21 @@ fn cpu() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set of this process since start or the last [`reset_peak_rss`], MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak resident set to the current one (Linux: `5` into `clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -109,7 +127,18 @@ fn main() {
         Ok(d) => tempfile::tempdir_in(d).unwrap(),
         Err(_) => tempfile::tempdir().unwrap(),
     };
-    let db = dir.path().join("collector.db");
+    // BENCH_DB keeps the database (and reuses it when it exists, skipping the generation),
+    // so a report can be measured again after a change; delete it by hand afterwards.
+    let kept = std::env::var("BENCH_DB").ok().map(std::path::PathBuf::from);
+    let db = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("collector.db"));
+    let reuse = kept.is_some() && db.exists();
+    let report_runs: usize = std::env::var("BENCH_REPORT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let tree_too = std::env::var("BENCH_TREE").map_or(true, |v| v != "0");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,60 +157,79 @@ fn main() {
         let step_ms = span_ms / (records / OBJECTIVES as u64).max(1) as i64;
 
         // The log: one batch of evaluations (one per objective) per step, over a year, with
-        // an alert firing and resolving now and then; a snapshot every 10,000 records.
-        let (t, c) = (Instant::now(), cpu());
-        let log = EvidenceLog::open(store.clone(), Metrics::new()).await.unwrap();
-        let versions = ids
-            .iter()
-            .map(|id| {
-                Entry::objective(
-                    id,
-                    Payload::ObjectiveVersion(ObjectiveVersion {
-                        objective: id.clone(),
-                        version: "v1".into(),
-                        previous_version: None,
-                        file_version: "f".into(),
-                        policy: "P".into(),
-                        definition: definition(id),
-                    }),
-                )
-            })
-            .collect();
-        log.append(versions, &[], start_ms).await.unwrap();
-        let mut at = start_ms;
-        let mut i = 0u64;
-        let mut appended = OBJECTIVES as u64;
-        let mut append_s = Vec::new();
-        while appended < records {
-            at += step_ms;
-            i += 1;
-            let mut entries: Vec<Entry> = ids.iter().map(|id| evaluation(id, i)).collect();
-            if i.is_multiple_of(500) {
-                entries.push(transition(&ids[0], State::Ok, State::Firing, at));
-            } else if i % 500 == 3 {
-                entries.push(transition(&ids[0], State::Firing, State::Resolved, at));
+        // an alert firing and resolving now and then; GROUP steps (10,000 records) per
+        // transaction, each step at its own time, through the log's own append path; a
+        // snapshot (and its `report_snapshot` record) every 10,000 records, as the collector
+        // keeps them after checkpoints.
+        const GROUP: u64 = 100;
+        let at = if reuse {
+            let (head, _) = store.evidence_head().await.unwrap().expect("a kept log");
+            let row = store.evidence_record(head).await.unwrap().unwrap();
+            println!("reusing {} ({head} records)", db.display());
+            row.at_ms
+        } else {
+            let (t, c) = (Instant::now(), cpu());
+            let log = EvidenceLog::open(store.clone(), Metrics::new()).await.unwrap();
+            let versions = ids
+                .iter()
+                .map(|id| {
+                    Entry::objective(
+                        id,
+                        Payload::ObjectiveVersion(ObjectiveVersion {
+                            objective: id.clone(),
+                            version: "v1".into(),
+                            previous_version: None,
+                            file_version: "f".into(),
+                            policy: "P".into(),
+                            definition: definition(id),
+                        }),
+                    )
+                })
+                .collect();
+            log.append(versions, &[], start_ms).await.unwrap();
+            let mut at = start_ms;
+            let mut i = 0u64;
+            let mut appended = OBJECTIVES as u64;
+            let (mut append_s, mut snapshot_s) = (Vec::new(), 0.0);
+            while appended < records {
+                let mut batches = Vec::with_capacity(GROUP as usize);
+                while appended < records && batches.len() < GROUP as usize {
+                    at += step_ms;
+                    i += 1;
+                    let mut entries: Vec<Entry> = ids.iter().map(|id| evaluation(id, i)).collect();
+                    if i.is_multiple_of(500) {
+                        entries.push(transition(&ids[0], State::Ok, State::Firing, at));
+                    } else if i % 500 == 3 {
+                        entries.push(transition(&ids[0], State::Firing, State::Resolved, at));
+                    }
+                    appended += entries.len() as u64;
+                    batches.push((at, entries));
+                }
+                let a = Instant::now();
+                let (head, _) = log.append_batches(&batches).await.unwrap();
+                append_s.push(a.elapsed().as_secs_f64());
+                let s = Instant::now();
+                snapshot::refresh(&log, &store, head, at).await.unwrap();
+                snapshot_s += s.elapsed().as_secs_f64();
+                if i.is_multiple_of(10 * GROUP) {
+                    eprintln!("  {appended} records, {:.0} s", t.elapsed().as_secs_f64());
+                }
             }
-            appended += entries.len() as u64;
-            let a = Instant::now();
-            let (head, _) = log.append(entries, &[], at).await.unwrap();
-            append_s.push(a.elapsed().as_secs_f64());
-            snapshot::refresh(&log, &store, head, at).await.unwrap();
-            if i.is_multiple_of(10_000) {
-                eprintln!("  {appended} records");
-            }
-        }
-        let (wall, cpu_s) = (t.elapsed().as_secs_f64(), cpu() - c);
-        println!(
-            "generate {appended} records over {:.1} weeks ({} per batch, snapshots every {}): {wall:.1} s wall, {cpu_s:.1} CPU-s; append median {:.2} ms per batch of {OBJECTIVES}",
-            span_ms as f64 / WEEK_MS as f64,
-            OBJECTIVES,
-            snapshot::EVERY,
-            median(append_s) * 1e3
-        );
-        let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+            let (wall, cpu_s) = (t.elapsed().as_secs_f64(), cpu() - c);
+            println!(
+                "generate {appended} records over {:.1} weeks ({OBJECTIVES} per step, {GROUP} steps per transaction, snapshots every {}): {wall:.1} s wall, {cpu_s:.1} CPU-s; median transaction {:.1} ms; snapshots {snapshot_s:.1} s in all; peak RSS {:.0} MiB",
+                span_ms as f64 / WEEK_MS as f64,
+                snapshot::EVERY,
+                median(append_s) * 1e3,
+                peak_rss_mib()
+            );
+            at
+        };
+        let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len());
         println!("database: {:.2} GB", size as f64 / 1e9);
 
-        // The report over the last week.
+        // The report over the last week: wall, CPU and the peak RSS of the runs alone.
         let req = Request {
             from_ms: at - WEEK_MS,
             to_ms: at,
@@ -190,13 +238,20 @@ fn main() {
             interval: Duration::from_millis(step_ms as u64),
             config_path: None,
         };
+        reset_peak_rss();
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
-        for run in 0..3 {
+        for run in 0..report_runs {
             let (t, c) = (Instant::now(), cpu());
             let r = report::build(&store, &req).await.unwrap();
             walls.push(t.elapsed().as_secs_f64());
             cpus.push(cpu() - c);
+            println!(
+                "  report run {}: {:.3} s wall, {:.3} CPU-s",
+                run + 1,
+                walls[run],
+                cpus[run]
+            );
             if run == 0 {
                 println!(
                     "  report: {} records in the week, {} objectives, chain {} -> {}",
@@ -208,13 +263,18 @@ fn main() {
             }
         }
         println!(
-            "report over the last week (median of 3): {:.3} s wall, {:.3} CPU-s",
+            "report over the last week (median of {report_runs}): {:.3} s wall, {:.3} CPU-s; peak RSS during the reports {:.0} MiB",
             median(walls),
-            median(cpus)
+            median(cpus),
+            peak_rss_mib()
         );
         let (anchor, _) = period_records(&store, req.from_ms, req.to_ms).await.unwrap();
         let s = snapshot::state_at(&store, anchor.seq).await.unwrap();
         println!("  its start state folded {} records after the nearest snapshot", s.folded);
+        if !tree_too {
+            store.close().await;
+            return;
+        }
 
         // Opening the log: the tree's right edge from every record, then from the edge kept
         // with a checkpoint.
@@ -256,7 +316,7 @@ fn main() {
         // A pack's tree proofs for the week (reads every leaf hash).
         let end = anchor.seq + 1;
         let (t, c) = (Instant::now(), cpu());
-        let proofs = pack_tree::build(&store, &key, "bench", anchor.seq, end.max(anchor.seq))
+        let proofs = pack_tree::build(&store, &key, "bench", anchor.seq, end.max(anchor.seq), None)
             .await
             .unwrap();
         println!(

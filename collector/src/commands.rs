@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::evidence;
 use crate::services::report::{self, Format};
-use crate::services::{notify, pack, pack_tree, reload};
+use crate::services::{notify, pack, pack_snapshot, pack_tree, reload};
 use crate::store::Store;
 
 /// A reporting period as given: each bound is `YYYY-MM-DD` (UTC), an RFC 3339 time or
@@ -195,14 +195,29 @@ pub async fn export(
         }
     };
     let end = rows.last().map_or(anchor.seq, |r| r.sealed.seq);
+    // The snapshot the report's start state was read from, with its record.
+    let snapshot = match &built.document.snapshot {
+        Some(named) => Some(pack_snapshot::read(&store, named).await),
+        None => None,
+    };
+    let record = built.document.snapshot.as_ref().map(|s| s.record);
     let tree = match &key {
-        Some(key) => {
-            Some(pack_tree::build(&store, key, &config.evidence.origin, anchor.seq, end).await)
-        }
+        Some(key) => Some(
+            pack_tree::build(
+                &store,
+                key,
+                &config.evidence.origin,
+                anchor.seq,
+                end,
+                record,
+            )
+            .await,
+        ),
         None => None,
     };
     store.close().await;
     let tree = tree.transpose()?;
+    let snapshot = snapshot.transpose()?;
     let built = match &tree {
         Some(t) => built.with_checkpoint(t.checkpoint.clone()),
         None => {
@@ -217,6 +232,7 @@ pub async fn export(
         &anchor,
         &rows,
         tree.as_ref(),
+        snapshot.as_ref(),
     )?;
     println!(
         "evidence pack {}: {} records, sequence {} to {}, report content hash {}",
@@ -252,6 +268,19 @@ pub fn verify_pack(path: &Path, key: Option<&Path>) -> ExitCode {
                     aims_core::merkle::to_hex(&head.root),
                     key.as_ref().map_or("", |k| k.name()),
                     v.issued
+                );
+            }
+            if let Some(s) = &v.snapshot {
+                println!(
+                    "evidence pack report snapshot OK: the report started from the snapshot after record {}, SHA-256 {}, held by evidence record {}{}",
+                    s.seq,
+                    s.sha256,
+                    s.record,
+                    if v.tree.is_some() {
+                        ", which is proven in the signed log"
+                    } else {
+                        " (not proven in the signed log: no --key)"
+                    }
                 );
             }
             println!(

@@ -132,11 +132,30 @@ impl EvidenceLog {
         now_ms: i64,
         term: Option<i64>,
     ) -> Result<(u64, String), StoreError> {
+        self.append_timed(&[(now_ms, entries)], states, term).await
+    }
+
+    /// Seals and commits several batches, each recorded at its own time, in one transaction
+    /// (bulk loads, such as the benchmarks' multi-million-record logs, through the same path).
+    pub async fn append_batches(
+        &self,
+        batches: &[(i64, Vec<Entry>)],
+    ) -> Result<(u64, String), StoreError> {
+        let term = *self.term.lock();
+        self.append_timed(batches, &[], term).await
+    }
+
+    async fn append_timed(
+        &self,
+        batches: &[(i64, Vec<Entry>)],
+        states: &[ObjectiveRow],
+        term: Option<i64>,
+    ) -> Result<(u64, String), StoreError> {
         let mut head = self.head.lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (seq, prev, rows) = seal(&head, &entries, now_ms);
+            let (seq, prev, rows) = seal(&head, batches);
             match self.store.append(&head, &rows, states, term).await {
                 Ok(()) => {
                     if !rows.is_empty() {
@@ -222,10 +241,13 @@ impl EvidenceLog {
 }
 
 /// `entries` sealed as records after `head`: the last sequence and hash, and the rows.
-fn seal(head: &(u64, String), entries: &[Entry], now_ms: i64) -> (u64, String, Vec<EvidenceRow>) {
+fn seal(head: &(u64, String), batches: &[(i64, Vec<Entry>)]) -> (u64, String, Vec<EvidenceRow>) {
     let (mut seq, mut prev) = head.clone();
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
+    let mut rows = Vec::with_capacity(batches.iter().map(|(_, b)| b.len()).sum());
+    for (now_ms, e) in batches
+        .iter()
+        .flat_map(|(t, b)| b.iter().map(move |e| (*t, e)))
+    {
         seq += 1;
         let kind = e.payload.kind();
         let sealed = Record {

@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod notify;
 pub mod pack;
 pub mod pack_record;
+pub mod pack_snapshot;
 pub mod pack_tree;
 pub mod reload;
 pub mod report;

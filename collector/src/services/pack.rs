@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use aims_core::checkpoint::{TreeHead, VerifierKey};
 
 pub use crate::services::pack_record::{PackError, PackedRecord};
+use crate::services::pack_snapshot;
+pub use crate::services::pack_snapshot::{PackedSnapshot, SNAPSHOT};
 use crate::services::pack_tree::{self, TreeProofs, TREE};
 use crate::services::report::{ChainPoint, Report};
 use crate::store::EvidenceRow;
@@ -41,7 +43,8 @@ pub struct Checkpoints {
     pub records: u64,
 }
 
-/// Writes `report` (JSON and HTML), the period's records and the checkpoints to a tar file.
+/// Writes `report` (JSON and HTML), the period's records, the checkpoints, the tree proofs and
+/// the report snapshot the report started from to a tar file.
 pub fn write(
     path: &Path,
     report: &Report,
@@ -49,6 +52,7 @@ pub fn write(
     anchor: &ChainPoint,
     rows: &[EvidenceRow],
     tree: Option<&TreeProofs>,
+    snapshot: Option<&PackedSnapshot>,
 ) -> Result<(), PackError> {
     let io = |source| PackError::Io {
         path: path.display().to_string(),
@@ -91,6 +95,9 @@ pub fn write(
     if let Some(t) = tree {
         members.push((TREE, pretty(t)));
     }
+    if let Some(s) = snapshot {
+        members.push((SNAPSHOT, pretty(s)));
+    }
     for (name, body) in members {
         let mut header = tar::Header::new_gnu();
         header.set_size(body.len() as u64);
@@ -122,6 +129,9 @@ pub struct Verified {
     pub tree: Option<TreeHead>,
     /// Issued checkpoints proven consistent with it.
     pub issued: usize,
+    /// The report snapshot the report started from, checked (and, with a key, proven in the
+    /// signed log).
+    pub snapshot: Option<crate::services::report::SnapshotRef>,
 }
 
 /// Reads and verifies the pack at `path` without any database; with the collector's public
@@ -135,7 +145,7 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
     let file = std::fs::File::open(path).map_err(io)?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let (mut report, mut html, mut evidence_text, mut checkpoints) = (None, None, None, None);
-    let mut tree = None;
+    let (mut tree, mut snapshot) = (None, None);
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
         let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
@@ -147,6 +157,7 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
             EVIDENCE => &mut evidence_text,
             CHECKPOINTS => &mut checkpoints,
             TREE => &mut tree,
+            SNAPSHOT => &mut snapshot,
             _ => continue,
         };
         if slot.replace(body).is_some() {
@@ -184,6 +195,32 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
         records.push(r);
     }
     let checkpoint = verify_records(&records, &checkpoints.anchor)?;
+    // The snapshot the report's start state was read from: its bytes, its record's hash.
+    let named = report.document.snapshot.clone();
+    let snapshot: Option<PackedSnapshot> = match (&named, snapshot) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(PackError::Mismatch(format!(
+                "the pack carries {SNAPSHOT} but its report names no snapshot"
+            )))
+        }
+        (Some(n), None) => {
+            return Err(PackError::Snapshot {
+                seq: n.seq,
+                reason: format!("the report started from it, but the pack has no {SNAPSHOT}"),
+            })
+        }
+        (Some(n), Some(text)) => {
+            let s: PackedSnapshot =
+                serde_json::from_str(&text).map_err(|source| PackError::Parse {
+                    member: SNAPSHOT,
+                    line: None,
+                    source,
+                })?;
+            pack_snapshot::verify(&s, n, checkpoints.anchor.seq, &records)?;
+            Some(s)
+        }
+    };
     let (tree, issued) = match key {
         None => (None, 0),
         Some(key) => {
@@ -194,6 +231,9 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
                     source,
                 })?;
             let head = pack_tree::verify(&t, key, checkpoints.anchor.seq, &records)?;
+            if let Some(s) = &snapshot {
+                pack_tree::verify_snapshot(&t, key, &head, s.seq, &s.record)?;
+            }
             if report
                 .document
                 .checkpoint
@@ -242,6 +282,7 @@ pub fn verify(path: &Path, key: Option<&VerifierKey>) -> Result<Verified, PackEr
         content_hash,
         tree,
         issued,
+        snapshot: named,
     })
 }
 

@@ -51,15 +51,25 @@ pub enum PackError {
     /// The records do not hash to the signed root.
     #[error("records: {0}")]
     Records(String),
+    /// The report snapshot the report started from does not verify.
+    #[error("report snapshot at record {seq}: {reason}")]
+    Snapshot {
+        /// The last record folded into the snapshot.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl PackError {
-    /// What failed, in one word: `record`, `checkpoint`, `signature`, `report` or `pack`.
+    /// What failed, in one word: `record`, `checkpoint`, `signature`, `snapshot`, `report` or
+    /// `pack`.
     pub fn what(&self) -> &'static str {
         match self {
             PackError::Broken(_) | PackError::Records(_) => "record",
             PackError::Checkpoint(_) => "checkpoint",
             PackError::Signature { .. } => "signature",
+            PackError::Snapshot { .. } => "snapshot",
             PackError::Mismatch(_) => "report",
             PackError::Io { .. } | PackError::Missing(_) | PackError::Parse { .. } => "pack",
         }

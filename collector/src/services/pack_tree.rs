@@ -32,6 +32,24 @@ pub struct TreeProofs {
     /// Checkpoints the collector issued: the last before the period, those within it and the
     /// first after it.
     pub issued: Vec<Linked>,
+    /// The inclusion proof of the `report_snapshot` record of the snapshot the report started
+    /// from (packs whose report started from one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProof>,
+}
+
+/// The proof that ties a report snapshot's `report_snapshot` record to a signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotProof {
+    /// The record's sequence (leaf `record - 1`).
+    pub record: u64,
+    /// Hex hashes: its audit path in the pack's checkpoint, or in `later`'s tree when the
+    /// record follows the period.
+    pub inclusion: Vec<String>,
+    /// When the record follows the period's last record: a signed checkpoint of the log as
+    /// exported, with the consistency proof from the pack's checkpoint to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later: Option<Linked>,
 }
 
 /// An issued checkpoint and the consistency proof between it and the pack's checkpoint
@@ -56,6 +74,14 @@ pub enum BuildError {
     /// Signing failed.
     #[error("signing: {0}")]
     Sign(#[from] CheckpointError),
+    /// The report snapshot's record is not in the log.
+    #[error("the report snapshot's evidence record {record} is not in the log of {now} records")]
+    SnapshotRecord {
+        /// The record.
+        record: u64,
+        /// The log's size.
+        now: u64,
+    },
     /// The collector signed a larger tree than the log now holds.
     #[error("the collector issued a checkpoint of {issued} records but the log now has {now}: records {} to {issued} are gone", .now + 1)]
     Truncated {
@@ -66,13 +92,16 @@ pub enum BuildError {
     },
 }
 
-/// Builds `tree.json` for a period after record `anchor` ending at record `end`.
+/// Builds `tree.json` for a period after record `anchor` ending at record `end`, with the
+/// inclusion proof of `snapshot_record` (the `report_snapshot` record of the snapshot the
+/// period's report started from) when there is one.
 pub async fn build(
     store: &Store,
     key: &SigningKey,
     origin: &str,
     anchor: u64,
     end: u64,
+    snapshot_record: Option<u64>,
 ) -> Result<TreeProofs, BuildError> {
     let leaves = tree::leaves(store).await?;
     let now = leaves.len() as u64;
@@ -108,12 +137,45 @@ pub async fn build(
             }
         })
         .collect();
+    let snapshot = match snapshot_record {
+        None => None,
+        Some(record) if record == 0 || record > now => {
+            return Err(BuildError::SnapshotRecord { record, now })
+        }
+        Some(record) if record <= end => Some(SnapshotProof {
+            record,
+            inclusion: hex(&merkle::inclusion_proof(
+                &leaves[..end as usize],
+                record as usize - 1,
+            )),
+            later: None,
+        }),
+        Some(record) => Some(SnapshotProof {
+            record,
+            inclusion: hex(&merkle::inclusion_proof(&leaves, record as usize - 1)),
+            later: Some(Linked {
+                checkpoint: tree::head(origin, &leaves).sign(key)?,
+                consistency: hex(&merkle::consistency_proof(&leaves, end as usize)),
+            }),
+        }),
+    };
     Ok(TreeProofs {
+        snapshot,
         checkpoint: head.sign(key)?,
         prefix_size: prefix.size(),
         prefix_peaks: prefix.peaks().iter().map(merkle::to_hex).collect(),
         issued: linked,
     })
+}
+
+/// Hex of a proof computed within the log's bounds.
+fn hex(proof: &Option<Vec<Hash>>) -> Vec<String> {
+    proof
+        .as_deref()
+        .expect("sizes within the log")
+        .iter()
+        .map(merkle::to_hex)
+        .collect()
 }
 
 fn hashes(what: &str, hex: &[String]) -> Result<Vec<Hash>, PackError> {
@@ -189,4 +251,73 @@ pub fn verify(
             })?;
     }
     Ok(head)
+}
+
+/// Checks that `record`, the `report_snapshot` record of the snapshot the report started
+/// from, is in the log the pack's checkpoint `head` signs (or in a later signed checkpoint
+/// consistent with it): `tree.json`'s inclusion proof, with the collector's public key.
+pub fn verify_snapshot(
+    t: &TreeProofs,
+    key: &VerifierKey,
+    head: &TreeHead,
+    snapshot_seq: u64,
+    record: &PackedRecord,
+) -> Result<(), PackError> {
+    let refused = |reason: String| PackError::Snapshot {
+        seq: snapshot_seq,
+        reason,
+    };
+    let p = t.snapshot.as_ref().ok_or_else(|| {
+        refused(format!(
+            "{TREE} carries no inclusion proof of its evidence record {}",
+            record.seq
+        ))
+    })?;
+    if p.record != record.seq || record.seq == 0 {
+        return Err(refused(format!(
+            "{TREE} proves evidence record {}, the snapshot's record is {}",
+            p.record, record.seq
+        )));
+    }
+    let what = format!("the later checkpoint of the snapshot's record ({TREE})");
+    let tree = match &p.later {
+        _ if record.seq <= head.size => head.clone(),
+        None => {
+            return Err(refused(format!(
+                "its evidence record {} follows the pack's checkpoint of {} records and {TREE} carries no later one",
+                record.seq, head.size
+            )))
+        }
+        Some(l) => {
+            let later = TreeHead::open(&l.checkpoint, key).map_err(|source| {
+                PackError::Signature {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
+            if later.origin != head.origin || later.size < head.size {
+                return Err(PackError::Checkpoint(format!(
+                    "{what} is of log {:?} at size {}, the pack's of {:?} at size {}",
+                    later.origin, later.size, head.origin, head.size
+                )));
+            }
+            let proof = hashes(&what, &l.consistency)?;
+            merkle::verify_consistency(head.size, later.size, &head.root, &later.root, &proof)
+                .map_err(|e| {
+                    PackError::Checkpoint(format!(
+                        "{what} (size {}) and the pack's checkpoint (size {}) are not one append-only log ({e})",
+                        later.size, head.size
+                    ))
+                })?;
+            later
+        }
+    };
+    let proof = hashes("the snapshot's inclusion proof", &p.inclusion)?;
+    let leaf = merkle::leaf_hash(record.canonical.as_bytes());
+    merkle::verify_inclusion(&leaf, record.seq - 1, tree.size, &proof, &tree.root).map_err(|e| {
+        refused(format!(
+            "its evidence record {} is not in the signed checkpoint of {} records ({e})",
+            record.seq, tree.size
+        ))
+    })
 }

@@ -776,6 +776,40 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // The latest snapshot keeps no interval that closed before its records (the two
+        // breaches and alerts, the closed gap): no period starting from it could show them,
+        // so snapshots do not grow with the log's history (the reports below still equal
+        // the full scan's).
+        let latest = store
+            .report_snapshot_at_or_below(head)
+            .await
+            .unwrap()
+            .unwrap();
+        let latest: snapshot::Start = serde_json::from_str(&latest.state).unwrap();
+        let track = latest.tracks.values().next().unwrap();
+        assert!(latest.horizon_ms >= 35_000, "{}", latest.horizon_ms);
+        assert!(
+            track.breaches.is_empty() && track.alerts.is_empty(),
+            "{track:?}"
+        );
+        assert!(latest.gaps.iter().all(|g| g.end_ms.is_none()));
+        // The fold reads each record's payload straight from its canonical JSON: the same
+        // time and payload as through the record's JSON value, for every kind in this log.
+        let rows = store.evidence_page(0, 1_000, None).await.unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for row in &rows {
+            let record = row.sealed.record().unwrap();
+            let read = scan::parse(row).unwrap();
+            assert_eq!(read.at_ms, record.at_ms);
+            assert_eq!(
+                read.payload,
+                Some(Payload::of(&record).unwrap()),
+                "{}",
+                row.sealed.seq
+            );
+            kinds.insert(row.kind.clone());
+        }
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
         // A period's start state now folds at most 3 records after the nearest snapshot.
         let (anchor, _) = period_records(&store, 25_500, 39_000).await.unwrap();
         assert!(

@@ -60,7 +60,7 @@ pub async fn scan<F: Fn(&str) -> bool>(
         nonconformity_steps: &mut nonconformity_steps,
     };
     for row in &rows {
-        apply(&parse(row)?, row, false, &mut scan);
+        apply(parse(row)?, row, false, &mut scan);
     }
     let records = rows.len() as u64;
     let chain_end = rows.last().map_or_else(

@@ -45,6 +45,10 @@ pub struct Start {
     /// Clause 10.2 section shows each nonconformity's whole timeline).
     #[serde(default)]
     pub nonconformity_steps: Vec<(u64, aims_core::evidence::payload::NonconformityStep)>,
+    /// The latest recording time (the `at_ms` column) of the records folded in: every
+    /// period that starts from this state starts after it.
+    #[serde(default)]
+    pub horizon_ms: i64,
     /// Records folded after the snapshot to reach `seq` (not kept).
     #[serde(skip)]
     pub folded: u64,
@@ -108,6 +112,23 @@ impl std::fmt::Debug for Track {
     }
 }
 
+impl Start {
+    /// Drops the breaches, alerts and ingestion gaps that closed by [`Start::horizon_ms`]. A
+    /// period that starts from this state starts after every record folded into it (its
+    /// first record is the first recorded at or after its start, and this state's records
+    /// come before that one), so such an interval lies wholly before any period and no
+    /// report shows it; kept, they made each snapshot grow with the whole log's history.
+    pub fn prune(&mut self) {
+        let h = self.horizon_ms;
+        let closed = |end: Option<i64>| end.is_some_and(|e| e <= h);
+        for t in self.tracks.values_mut() {
+            t.breaches.retain(|i| !closed(i.end_ms));
+            t.alerts.retain(|i| !closed(i.end_ms));
+        }
+        self.gaps.retain(|g| !closed(g.end_ms));
+    }
+}
+
 /// The state after record `seq` (or after the last record, if the log is shorter).
 pub async fn state_at(store: &Store, seq: u64) -> Result<Start, ReportError> {
     let mut start = match store.report_snapshot_at_or_below(seq).await? {
@@ -149,7 +170,8 @@ pub async fn state_at(store: &Store, seq: u64) -> Result<Start, ReportError> {
         let Some(last) = page.last() else { break };
         after = last.sealed.seq;
         for row in page.iter().filter(|r| r.sealed.seq <= seq) {
-            apply(&parse(row)?, row, true, &mut scan);
+            apply(parse(row)?, row, true, &mut scan);
+            start.horizon_ms = start.horizon_ms.max(row.at_ms);
             folded += 1;
         }
     }
@@ -187,7 +209,8 @@ pub async fn refresh_every(
     if upto < previous + every {
         return Ok(0);
     }
-    let start = state_at(store, upto).await?;
+    let mut start = state_at(store, upto).await?;
+    start.prune();
     let json = serde_json::to_string(&start).map_err(|source| ReportError::Record {
         seq: start.seq,
         source,
