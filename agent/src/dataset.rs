@@ -198,15 +198,7 @@ fn fold_with<S: Send>(
                 let mut state = init();
                 let mut rows = 0u64;
                 let mut scores = Vec::new();
-                let mut event = Event {
-                    id: None,
-                    ts_ms: 0,
-                    features: Vec::new(),
-                    groups: Vec::new(),
-                    prediction: Prediction::Failed,
-                    label: None,
-                    latency_ms: None,
-                };
+                let mut event = Event::blank(0);
                 for batch in rx {
                     match (batch.rows, plan) {
                         (Rows::Csv { first_line, bytes }, Some(plan)) => {
@@ -876,19 +868,8 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
     }
 
     fn fold_rows(text: &str) -> Result<(Vec<Event>, u64), DatasetError> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("data.csv");
-        std::fs::write(&path, text).expect("write");
-        let mut events = Vec::new();
-        let rows = fold_blocks(
-            &path,
-            &schema(),
-            &ColumnsConfig::default(),
-            Vec::new,
-            |v: &mut Vec<Event>, e, _| v.push(e.clone()),
-            |block| events.extend(block),
-        )?;
-        Ok((events, rows))
+        let (blocks, rows) = fold_file("data.csv", text)?;
+        Ok((blocks.into_iter().flatten().collect(), rows))
     }
 
     #[test]

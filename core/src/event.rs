@@ -66,6 +66,22 @@ pub struct Event {
     pub latency_ms: Option<f64>,
 }
 
+impl Event {
+    /// An event at `ts_ms` with nothing in it yet, for the readers that fill one in place
+    /// (and reuse it from row to row).
+    pub fn blank(ts_ms: i64) -> Self {
+        Self {
+            id: None,
+            ts_ms,
+            features: Vec::new(),
+            groups: Vec::new(),
+            prediction: Prediction::Failed,
+            label: None,
+            latency_ms: None,
+        }
+    }
+}
+
 /// Why an event or label was rejected; agents count rejections by this reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {

@@ -685,15 +685,7 @@ impl Plan {
 
 /// An event ready to be filled by [`Plan::fill`].
 pub fn blank_event() -> Event {
-    Event {
-        id: None,
-        ts_ms: 0,
-        features: Vec::new(),
-        groups: Vec::new(),
-        prediction: Prediction::Failed,
-        label: None,
-        latency_ms: None,
-    }
+    Event::blank(0)
 }
 
 /// Rows of all batches.

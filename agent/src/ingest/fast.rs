@@ -167,30 +167,14 @@ impl FastDecoder {
 
     /// Decodes one JSON object; `None` when the general path must decide.
     pub fn decode(&self, json: &[u8], now_ms: i64) -> Option<Event> {
-        let mut event = Event {
-            id: None,
-            ts_ms: now_ms,
-            features: Vec::new(),
-            groups: Vec::new(),
-            prediction: Prediction::Failed,
-            label: None,
-            latency_ms: None,
-        };
+        let mut event = Event::blank(now_ms);
         self.decode_into(json, now_ms, &mut event).then_some(event)
     }
 
     /// The scanner alone: the event when the item is of the plainest kind (see `scan`), which
     /// also means it passes the JSON rule; `None` when the rule and the other paths must judge.
     pub fn decode_plain(&self, json: &[u8], now_ms: i64) -> Option<Event> {
-        let mut event = Event {
-            id: None,
-            ts_ms: now_ms,
-            features: Vec::new(),
-            groups: Vec::new(),
-            prediction: Prediction::Failed,
-            label: None,
-            latency_ms: None,
-        };
+        let mut event = Event::blank(now_ms);
         scan::decode_into(self, json, now_ms, &mut event).map(|()| event)
     }
 
@@ -615,15 +599,7 @@ mod tests {
     }
 
     fn blank() -> Event {
-        Event {
-            id: None,
-            ts_ms: 0,
-            features: Vec::new(),
-            groups: Vec::new(),
-            prediction: Prediction::Failed,
-            label: None,
-            latency_ms: None,
-        }
+        Event::blank(0)
     }
 
     /// The scanner, into a buffer reused from line to line (stale values must never leak).
