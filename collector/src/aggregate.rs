@@ -70,9 +70,54 @@ pub struct Merged {
 pub struct Aggregates {
     series: HashMap<(String, String), Series>,
     last_received: HashMap<String, i64>,
+    gate: Gate,
+}
+
+/// Orders the ingest writer's "commit a batch, then merge it" against a rebuild's "read the
+/// store, then swap the aggregates in": each holds it across both steps, so a committed batch
+/// is either in what the rebuild reads or merged into what it swapped in, never both and never
+/// neither. It belongs to the live aggregates and moves to their replacement
+/// ([`Aggregates::replace`]), so every holder locks the same one.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    #[cfg(test)]
+    pub(crate) pauses: crate::test_support::Pauses,
+}
+
+impl Gate {
+    /// Waits for the gate and holds it until the guard drops. `blocked` names the pause point
+    /// passed when someone else holds it (tests see that a task is parked here).
+    pub async fn lock(&self, blocked: &'static str) -> tokio::sync::OwnedMutexGuard<()> {
+        match self.lock.clone().try_lock_owned() {
+            Ok(held) => held,
+            Err(_) => {
+                self.point(blocked).await;
+                self.lock.clone().lock_owned().await
+            }
+        }
+    }
+
+    /// A test-only pause point (nothing outside tests).
+    #[allow(unused_variables)]
+    pub async fn point(&self, name: &'static str) {
+        #[cfg(test)]
+        self.pauses.point(name).await;
+    }
 }
 
 impl Aggregates {
+    /// The gate ingest and rebuilds share (see [`Gate`]).
+    pub fn gate(&self) -> Gate {
+        self.gate.clone()
+    }
+
+    /// Puts `rebuilt` in place of these aggregates, keeping the gate.
+    pub fn replace(&mut self, mut rebuilt: Aggregates) {
+        rebuilt.gate = self.gate.clone();
+        *self = rebuilt;
+    }
+
     /// Whether `summary` may be merged into the aggregates of `model`, counting the summaries
     /// already admitted into `pending` (one batch): `Err` names the field whose count would
     /// wrap or whose sum would overflow. An admitted summary is added to `pending`.

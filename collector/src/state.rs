@@ -226,7 +226,22 @@ impl App {
         self.objectives.read().clone()
     }
 
-    /// Rebuilds the aggregates from summaries within `horizon_ms` of `now_ms`.
+    /// Rebuilds the aggregates from the store and swaps them in, holding the ingest gate
+    /// ([`crate::aggregate::Gate`]) across the read and the swap: a batch the writer committed
+    /// is then either in what was read (committed and merged before) or merged after the swap
+    /// (committed after), so it is counted exactly once. The writer waits meanwhile: an
+    /// acknowledgement is delayed by at most one rebuild, none is lost or answered early.
+    pub async fn refresh_aggregates(&self, now_ms: i64, horizon_ms: i64) -> Result<(), StoreError> {
+        let gate = self.aggregates.read().gate();
+        let _held = gate.lock("rebuild:blocked").await;
+        let rebuilt = Self::rebuild_aggregates(&self.store, now_ms, horizon_ms).await?;
+        gate.point("rebuild:before_swap").await;
+        self.aggregates.write().replace(rebuilt);
+        Ok(())
+    }
+
+    /// Rebuilds the aggregates from summaries within `horizon_ms` of `now_ms`. To replace the
+    /// live aggregates, use [`App::refresh_aggregates`], which orders it against ingest.
     pub async fn rebuild_aggregates(
         store: &Store,
         now_ms: i64,

@@ -32,3 +32,51 @@ pub async fn stores(
     }
     out
 }
+
+/// One armed pause point: who to tell it was reached, and what to wait for before going on.
+type Armed = (
+    tokio::sync::oneshot::Sender<()>,
+    Option<tokio::sync::oneshot::Receiver<()>>,
+);
+
+/// Named pause points a test arms to drive an interleaving of tasks by hand, without sleeps
+/// (see [`crate::aggregate::Gate::point`]). A point not armed costs nothing; an armed one
+/// fires once.
+#[derive(Debug, Clone, Default)]
+pub struct Pauses(
+    std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<&'static str, Armed>>>,
+);
+
+impl Pauses {
+    /// Arms `name`: the next task to reach it fires the returned receiver; with `hold`, it then
+    /// waits there until the returned sender fires or is dropped.
+    pub fn arm(
+        &self,
+        name: &'static str,
+        hold: bool,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (resume, wait) = if hold {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.0.lock().insert(name, (reached_tx, wait));
+        (reached, resume)
+    }
+
+    /// Where a task passes the point `name`.
+    pub async fn point(&self, name: &'static str) {
+        let armed = self.0.lock().remove(name);
+        if let Some((reached, wait)) = armed {
+            reached.send(()).ok();
+            if let Some(wait) = wait {
+                wait.await.ok();
+            }
+        }
+    }
+}

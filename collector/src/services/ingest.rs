@@ -320,6 +320,11 @@ pub async fn writer(
         if received == 0 {
             return;
         }
+        // Held from the overflow check through the commit to the in-memory merge, so that a
+        // rebuild (which holds it from its read to its swap) never falls in between
+        // ([`crate::aggregate::Gate`]).
+        let gate = app.aggregates.read().gate();
+        let _held = gate.lock("ingest:blocked").await;
         // Refuse, before anything is written, the summaries whose merge would wrap a count or
         // overflow a sum of what is held (checked cumulatively over this batch).
         {
@@ -349,6 +354,7 @@ pub async fn writer(
             .collect();
         match app.store.insert_summary_bodies(&refs, now).await {
             Ok(fresh) => {
+                gate.point("ingest:after_commit").await;
                 {
                     let mut agg = app.aggregates.write();
                     for (job, new) in jobs.iter().zip(&fresh) {
@@ -385,6 +391,218 @@ pub async fn writer(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Issue 14: a rebuild of the aggregates from the store (the PostgreSQL leader's, before every
+/// cycle; a reload's) racing the writer's commit-then-merge must count every committed summary
+/// exactly once. Each test drives one interleaving by hand through the gate's pause points.
+#[cfg(test)]
+mod rebuild_race {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    use aims_core::objective::ObjectivesFile;
+    use aims_core::wire::SummaryEnvelope;
+    use aims_core::{ReferenceProfile, WindowSummary};
+    use aims_testkit::fixtures::{one_feature, positive};
+    use parking_lot::RwLock;
+    use tokio::sync::{mpsc, oneshot};
+
+    use crate::aggregate::Aggregates;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::evidence::EvidenceLog;
+    use crate::metrics::Metrics;
+    use crate::state::{horizon_ms, App, Commit, IngestJob, Profiles};
+    use crate::store::Store;
+
+    const NOW: i64 = 1_700_000_040_000;
+    const MINUTE: u64 = 60_000;
+
+    /// The writer task, stopped when the test is done with it.
+    struct Writer {
+        _drain: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// An app on `store` with its writer running, and the profile its summaries use.
+    async fn app(store: Store) -> (Arc<App>, ReferenceProfile, aims_core::ModelSchema, Writer) {
+        let (schema, profile) = one_feature();
+        store
+            .put_profile(&profile, NOW)
+            .await
+            .expect("store the profile");
+        let metrics = Metrics::new();
+        let evidence = EvidenceLog::open(store.clone(), metrics.clone())
+            .await
+            .expect("open the evidence log");
+        let config = Config::default();
+        let (tx, rx) = mpsc::channel(config.server.ingest_queue);
+        let app = Arc::new(App {
+            config,
+            store,
+            metrics,
+            evidence,
+            profiles: RwLock::new(Profiles::default()),
+            aggregates: RwLock::new(Aggregates::default()),
+            objectives: RwLock::new(Arc::new(ObjectivesFile {
+                policy: "p".into(),
+                objectives: vec![],
+                version: "v".into(),
+            })),
+            status: RwLock::new(HashMap::new()),
+            ingest: tx,
+            reload_lock: tokio::sync::Mutex::new(()),
+            nonconformities: RwLock::new(BTreeMap::new()),
+            corrective_lock: tokio::sync::Mutex::new(()),
+            started_ms: NOW,
+            clock: Clock::manual(NOW),
+            signer: None,
+            checkpoint: RwLock::new(None),
+        });
+        let (drain, drained) = oneshot::channel();
+        let task = tokio::spawn(super::writer(app.clone(), rx, drained));
+        (
+            app,
+            profile,
+            schema,
+            Writer {
+                _drain: drain,
+                task,
+            },
+        )
+    }
+
+    /// Queues summary number `n` (`n + 1` events) and returns where its outcome arrives.
+    fn send(
+        app: &App,
+        schema: &aims_core::ModelSchema,
+        profile: &ReferenceProfile,
+        n: usize,
+    ) -> oneshot::Receiver<Result<Commit, String>> {
+        let mut summary = WindowSummary::new(schema, profile);
+        for i in 0..=n {
+            summary.record(schema, profile, &positive(i as f64));
+        }
+        let mut envelope = SummaryEnvelope {
+            id: String::new(),
+            agent: format!("agent-{n}"),
+            model: profile.model.clone(),
+            model_version: profile.model_version.clone(),
+            window_start_ms: NOW - MINUTE as i64,
+            window_ms: MINUTE,
+            seq: 0,
+            summary,
+        };
+        envelope.id = envelope.compute_id();
+        let body = serde_json::to_string(&envelope.summary).unwrap();
+        let (reply, answer) = oneshot::channel();
+        app.ingest
+            .try_send(IngestJob {
+                envelope,
+                body,
+                reply: Some(reply),
+            })
+            .expect("the queue has room");
+        answer
+    }
+
+    /// Events in memory and events stored, for the one model.
+    async fn counts(app: &App, profile: &ReferenceProfile) -> (u64, u64) {
+        let memory = app
+            .aggregates
+            .read()
+            .window(&profile.model, &profile.hash, 0, i64::MAX)
+            .map_or(0, |m| m.summary.events);
+        let stored = app
+            .store
+            .all_summaries_since(0)
+            .await
+            .expect("read the summaries")
+            .iter()
+            .map(|s| s.summary.events)
+            .sum();
+        (memory, stored)
+    }
+
+    async fn refresh(app: Arc<App>) {
+        let horizon = horizon_ms(&app.objectives(), &app.config);
+        app.refresh_aggregates(NOW, horizon).await.expect("rebuild");
+    }
+
+    /// The rebuild reads after the batch's commit and swaps before the writer's merge: without
+    /// the gate the batch was counted twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuild_between_commit_and_merge_counts_the_batch_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _db) in crate::test_support::stores(dir.path()).await {
+            let (app, profile, schema, _writer) = app(store).await;
+            assert_eq!(
+                send(&app, &schema, &profile, 0).await.unwrap(),
+                Ok(Commit::New)
+            );
+            let pauses = app.aggregates.read().gate().pauses.clone();
+            let (committed, resume) = pauses.arm("ingest:after_commit", true);
+            let (parked, _) = pauses.arm("rebuild:blocked", false);
+            let answer = send(&app, &schema, &profile, 1);
+            committed.await.expect("the writer commits the batch");
+            let mut rebuild = tokio::spawn(refresh(app.clone()));
+            // Either the rebuild completes now (it is not ordered against the writer) or it
+            // waits on the gate the writer holds.
+            tokio::select! {
+                done = &mut rebuild => done.unwrap(),
+                _ = parked => {}
+            }
+            drop(resume);
+            rebuild.await.ok();
+            assert_eq!(answer.await.unwrap(), Ok(Commit::New));
+            let (memory, stored) = counts(&app, &profile).await;
+            assert_eq!(stored, 3, "{backend}");
+            assert_eq!(memory, stored, "{backend}: events in memory vs stored");
+        }
+    }
+
+    /// The rebuild reads before the batch's commit and swaps after the writer's merge into the
+    /// old aggregates: without the gate the batch was missing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_between_a_rebuilds_read_and_swap_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _db) in crate::test_support::stores(dir.path()).await {
+            let (app, profile, schema, _writer) = app(store).await;
+            assert_eq!(
+                send(&app, &schema, &profile, 0).await.unwrap(),
+                Ok(Commit::New)
+            );
+            let pauses = app.aggregates.read().gate().pauses.clone();
+            let (read, resume) = pauses.arm("rebuild:before_swap", true);
+            let (parked, _) = pauses.arm("ingest:blocked", false);
+            let rebuild = tokio::spawn(refresh(app.clone()));
+            read.await.expect("the rebuild reads the store");
+            let mut answer = send(&app, &schema, &profile, 1);
+            // Either the writer commits and merges now, or it waits on the gate the rebuild
+            // holds.
+            let early = tokio::select! {
+                a = &mut answer => Some(a.unwrap()),
+                _ = parked => None,
+            };
+            drop(resume);
+            rebuild.await.unwrap();
+            let outcome = match early {
+                Some(a) => a,
+                None => answer.await.unwrap(),
+            };
+            assert_eq!(outcome, Ok(Commit::New));
+            let (memory, stored) = counts(&app, &profile).await;
+            assert_eq!(stored, 3, "{backend}");
+            assert_eq!(memory, stored, "{backend}: events in memory vs stored");
         }
     }
 }

@@ -125,8 +125,7 @@ pub async fn refresh(app: &App) -> Result<(), StoreError> {
     let now = app.now_ms();
     refresh_states(app).await?;
     let horizon = horizon_ms(&app.objectives(), &app.config);
-    let aggregates = App::rebuild_aggregates(&app.store, now, horizon).await?;
-    *app.aggregates.write() = aggregates;
+    app.refresh_aggregates(now, horizon).await?;
     Ok(())
 }
 

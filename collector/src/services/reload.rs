@@ -198,8 +198,7 @@ pub async fn reload(app: &App, trigger: &str) -> Result<(String, Vec<String>), R
             *app.objectives.write() = Arc::new(file);
             if grown {
                 let horizon = horizon_ms(&app.objectives(), &app.config);
-                let rebuilt = App::rebuild_aggregates(&app.store, now, horizon).await?;
-                *app.aggregates.write() = rebuilt;
+                app.refresh_aggregates(now, horizon).await?;
             }
             app.metrics
                 .config_reloads
