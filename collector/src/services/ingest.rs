@@ -488,8 +488,19 @@ mod rebuild_race {
         profile: &ReferenceProfile,
         n: usize,
     ) -> oneshot::Receiver<Result<Commit, String>> {
+        send_events(app, schema, profile, n, n + 1)
+    }
+
+    /// Queues the summary of agent `n`, of `events` events.
+    fn send_events(
+        app: &App,
+        schema: &aims_core::ModelSchema,
+        profile: &ReferenceProfile,
+        n: usize,
+        events: usize,
+    ) -> oneshot::Receiver<Result<Commit, String>> {
         let mut summary = WindowSummary::new(schema, profile);
-        for i in 0..=n {
+        for i in 0..events {
             summary.record(schema, profile, &positive(i as f64));
         }
         let mut envelope = SummaryEnvelope {
@@ -557,12 +568,17 @@ mod rebuild_race {
             let mut rebuild = tokio::spawn(refresh(app.clone()));
             // Either the rebuild completes now (it is not ordered against the writer) or it
             // waits on the gate the writer holds.
-            tokio::select! {
-                done = &mut rebuild => done.unwrap(),
-                _ = parked => {}
-            }
+            let finished = tokio::select! {
+                done = &mut rebuild => {
+                    done.unwrap();
+                    true
+                }
+                _ = parked => false,
+            };
             drop(resume);
-            rebuild.await.ok();
+            if !finished {
+                rebuild.await.unwrap();
+            }
             assert_eq!(answer.await.unwrap(), Ok(Commit::New));
             let (memory, stored) = counts(&app, &profile).await;
             assert_eq!(stored, 3, "{backend}");
@@ -603,6 +619,47 @@ mod rebuild_race {
             let (memory, stored) = counts(&app, &profile).await;
             assert_eq!(stored, 3, "{backend}");
             assert_eq!(memory, stored, "{backend}: events in memory vs stored");
+        }
+    }
+
+    /// Not a test: how long a rebuild holds the gate (and so at most how long it delays an
+    /// acknowledgement) over 10,000 stored summaries, per backend; medians of 5, printed.
+    /// `cargo test -p aims-collector --lib --release rebuild_stall -- --ignored --nocapture`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn rebuild_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _db) in crate::test_support::stores(dir.path()).await {
+            let (app, profile, schema, _writer) = app(store).await;
+            for chunk in 0..5 {
+                let answers: Vec<_> = (0..2_000)
+                    .map(|i| send_events(&app, &schema, &profile, chunk * 2_000 + i, 1))
+                    .collect();
+                for a in answers {
+                    assert_eq!(a.await.unwrap(), Ok(Commit::New));
+                }
+            }
+            let mut rebuilds = Vec::new();
+            let mut acks = Vec::new();
+            for round in 0..5 {
+                let started = std::time::Instant::now();
+                let rebuild = tokio::spawn(refresh(app.clone()));
+                // A summary sent while the rebuild runs: its acknowledgement waits for the gate.
+                let answer = send_events(&app, &schema, &profile, 100_000 + round, 1);
+                let sent = std::time::Instant::now();
+                rebuild.await.unwrap();
+                rebuilds.push(started.elapsed());
+                assert_eq!(answer.await.unwrap(), Ok(Commit::New));
+                acks.push(sent.elapsed());
+            }
+            rebuilds.sort();
+            acks.sort();
+            let (memory, stored) = counts(&app, &profile).await;
+            assert_eq!(memory, stored);
+            println!(
+                "{backend}: 10,000 summaries: rebuild median {:?} (max {:?}); an ack sent during it: median {:?} (max {:?})",
+                rebuilds[2], rebuilds[4], acks[2], acks[4]
+            );
         }
     }
 }
