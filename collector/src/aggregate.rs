@@ -73,19 +73,59 @@ pub struct Aggregates {
     gate: Gate,
 }
 
-/// Orders the ingest writer's "commit a batch, then merge it" against a rebuild's "read the
-/// store, then swap the aggregates in": each holds it across both steps, so a committed batch
-/// is either in what the rebuild reads or merged into what it swapped in, never both and never
+/// Orders the ingest writer's "commit a batch, then merge it" against a rebuild's journal
+/// start and swap (see `App::refresh_aggregates`): the writer holds it across its commit, its
+/// merge and its journal entry; the rebuild only while it starts the journal and while it
+/// swaps, never during its read, so a committed batch is counted once, never both and never
 /// neither. It belongs to the live aggregates and moves to their replacement
 /// ([`Aggregates::replace`]), so every holder locks the same one.
 #[derive(Debug, Clone, Default)]
 pub struct Gate {
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// While a rebuild reads the store: what the writer committed and merged meanwhile, so the
+    /// swap can add what the read missed (by summary id) without holding the gate for the read.
+    journal: std::sync::Arc<parking_lot::Mutex<Option<Vec<Journaled>>>>,
     #[cfg(test)]
     pub(crate) pauses: crate::test_support::Pauses,
 }
 
+/// One summary the writer committed while a rebuild was reading the store.
+#[derive(Debug, Clone)]
+pub struct Journaled {
+    /// Summary id.
+    pub id: String,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub model_version: String,
+    /// Window start, ms.
+    pub window_start_ms: i64,
+    /// Window length, ms.
+    pub window_ms: u64,
+    /// The statistics.
+    pub summary: WindowSummary,
+    /// When this replica received it, ms.
+    pub received_ms: i64,
+}
+
 impl Gate {
+    /// Starts keeping what the writer commits (call with the gate held, before the read).
+    pub fn start_journal(&self) {
+        *self.journal.lock() = Some(Vec::new());
+    }
+
+    /// Stops keeping it and returns what was kept (call with the gate held, at the swap).
+    pub fn take_journal(&self) -> Vec<Journaled> {
+        self.journal.lock().take().unwrap_or_default()
+    }
+
+    /// Keeps `entry` if a rebuild is reading (the writer calls it with the gate held).
+    pub fn journal(&self, entry: impl FnOnce() -> Journaled) {
+        if let Some(j) = self.journal.lock().as_mut() {
+            j.push(entry());
+        }
+    }
+
     /// Waits for the gate and holds it until the guard drops. `blocked` names the pause point
     /// passed when someone else holds it (tests see that a task is parked here).
     pub async fn lock(&self, blocked: &'static str) -> tokio::sync::OwnedMutexGuard<()> {

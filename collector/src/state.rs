@@ -226,16 +226,40 @@ impl App {
         self.objectives.read().clone()
     }
 
-    /// Rebuilds the aggregates from the store and swaps them in, holding the ingest gate
-    /// ([`crate::aggregate::Gate`]) across the read and the swap: a batch the writer committed
-    /// is then either in what was read (committed and merged before) or merged after the swap
-    /// (committed after), so it is counted exactly once. The writer waits meanwhile: an
-    /// acknowledgement is delayed by at most one rebuild, none is lost or answered early.
+    /// Rebuilds the aggregates from the store and swaps them in, counting every summary this
+    /// replica's writer commits exactly once however the two interleave. The ingest gate
+    /// ([`crate::aggregate::Gate`]) is held only briefly, never across the read: under it the
+    /// rebuild starts a journal of what the writer commits (the writer holds the gate from its
+    /// commit through its merge and its journal entry); then reads the store without it; then,
+    /// under it again, adds the journaled summaries the read did not return (by summary id) and
+    /// swaps. A batch committed before the journal started is in the read; one committed while
+    /// the read ran is in the journal, and in the read or not; one committed after the swap is
+    /// merged into the new aggregates.
     pub async fn refresh_aggregates(&self, now_ms: i64, horizon_ms: i64) -> Result<(), StoreError> {
         let gate = self.aggregates.read().gate();
-        let _held = gate.lock("rebuild:blocked").await;
-        let rebuilt = Self::rebuild_aggregates(&self.store, now_ms, horizon_ms).await?;
+        {
+            let _held = gate.lock("rebuild:blocked").await;
+            gate.start_journal();
+        }
+        gate.point("rebuild:before_read").await;
+        let read = Self::rebuild_reading(&self.store, now_ms, horizon_ms).await;
         gate.point("rebuild:before_swap").await;
+        let _held = gate.lock("rebuild:blocked_at_swap").await;
+        let journal = gate.take_journal();
+        let (mut rebuilt, ids) = read?;
+        for j in journal {
+            if !ids.contains(&j.id) && j.window_start_ms + j.window_ms as i64 > now_ms - horizon_ms
+            {
+                rebuilt.add(
+                    &j.model,
+                    &j.model_version,
+                    j.window_start_ms,
+                    j.window_ms,
+                    &j.summary,
+                );
+            }
+            rebuilt.received(&j.model, j.received_ms);
+        }
         self.aggregates.write().replace(rebuilt);
         Ok(())
     }
@@ -247,7 +271,17 @@ impl App {
         now_ms: i64,
         horizon_ms: i64,
     ) -> Result<Aggregates, StoreError> {
+        Ok(Self::rebuild_reading(store, now_ms, horizon_ms).await?.0)
+    }
+
+    /// The rebuilt aggregates and the ids of the summaries read into them.
+    async fn rebuild_reading(
+        store: &Store,
+        now_ms: i64,
+        horizon_ms: i64,
+    ) -> Result<(Aggregates, std::collections::HashSet<String>), StoreError> {
         let mut agg = Aggregates::default();
+        let mut ids = std::collections::HashSet::new();
         let mut after = 0;
         loop {
             let (page, next) = store
@@ -261,6 +295,7 @@ impl App {
                     s.window_ms,
                     &s.summary,
                 );
+                ids.insert(s.id);
             }
             match next {
                 Some(n) => after = n,
@@ -270,7 +305,7 @@ impl App {
         for (model, at) in store.last_received().await? {
             agg.received(&model, at);
         }
-        Ok(agg)
+        Ok((agg, ids))
     }
 }
 

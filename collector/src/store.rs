@@ -88,6 +88,8 @@ pub enum StoreError {
 /// A summary as kept, with the columns the aggregates need.
 #[derive(Debug, Clone)]
 pub struct StoredSummary {
+    /// Summary id (a roll-up's own id for a rolled-up row).
+    pub id: String,
     /// Model name.
     pub model: String,
     /// Model version.
@@ -220,6 +222,7 @@ macro_rules! stored_summary {
                 source,
             })
             .map(|summary| StoredSummary {
+                id: r.get("id"),
                 model: r.get("model"),
                 model_version: r.get("model_version"),
                 profile_hash: r.get("profile_hash"),
