@@ -8,7 +8,8 @@
 //! from record 1, and deletes the snapshots). It writes a multi-gigabyte database to a
 //! temporary folder, removed after; BENCH_DB=FILE keeps it there instead (and reuses it when
 //! it exists, skipping the generation; delete it by hand). BENCH_REPORT_RUNS (default 5) sets
-//! the report runs; BENCH_TREE=0 skips the log open and pack proof timings.
+//! the report runs; BENCH_TREE=0 skips the log open and pack proof timings; BENCH_REPORT_OUT=FILE
+//! writes the first report's JSON there.
 
 use std::time::{Duration, Instant};
 
@@ -253,6 +254,11 @@ fn main() {
                 cpus[run]
             );
             if run == 0 {
+                // BENCH_REPORT_OUT=FILE writes the first run's JSON, to compare before and
+                // after a change on the same log (`cmp`).
+                if let Ok(out) = std::env::var("BENCH_REPORT_OUT") {
+                    std::fs::write(&out, report::Format::Json.render(&r)).unwrap();
+                }
                 println!(
                     "  report: {} records in the week, {} objectives, chain {} -> {}",
                     r.document.records,

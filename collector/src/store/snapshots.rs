@@ -15,6 +15,13 @@ pub struct StoredSnapshot {
     pub record: u64,
 }
 
+/// The first record recorded at or after `$1`. `seq + 0`, not `seq`: with a bare `MIN(seq)`
+/// SQLite walks the table by primary key from record 1 until a row's `at_ms` qualifies, which
+/// for a recent period reads nearly the whole log (at 10,000,000 records most of a 6.6 GB file,
+/// about 2 CPU-s of a week's report); the expression makes it take the `at_ms` index range
+/// instead, a covering index, so only the period's index entries are read.
+const FIRST_AT_OR_AFTER: &str = "SELECT MIN(seq + 0) AS seq FROM evidence WHERE at_ms >= $1";
+
 impl Store {
     /// Keeps the report state folded up to record `seq` (JSON), tied to the evidence record
     /// `record` that holds its hash; a second one for the same record is ignored.
@@ -106,7 +113,7 @@ impl Store {
         from_ms: i64,
     ) -> Result<Option<u64>, StoreError> {
         on_db!(self, reader, |pool| {
-            let r = sqlx::query("SELECT MIN(seq) AS seq FROM evidence WHERE at_ms >= $1")
+            let r = sqlx::query(FIRST_AT_OR_AFTER)
                 .bind(from_ms)
                 .fetch_one(pool)
                 .await?;
@@ -142,5 +149,38 @@ impl Store {
             .await?;
             Ok(r.map(|r| (r.get::<i64, _>("seq") as u64, r.get::<String, _>("hash"))))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+
+    /// The plan, not a timing: a period's first record comes from the `at_ms` index, not a
+    /// walk of the table from record 1.
+    #[tokio::test]
+    async fn a_periods_first_record_is_found_through_the_time_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db"), Synchronous::Normal)
+            .await
+            .unwrap();
+        let Db::Sqlite { reader, .. } = &store.db else {
+            unreachable!("a file path opens SQLite")
+        };
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {FIRST_AT_OR_AFTER}"))
+            .bind(0i64)
+            .fetch_all(reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("COVERING INDEX evidence_at")),
+            "plan: {plan:?}"
+        );
+        store.close().await;
     }
 }

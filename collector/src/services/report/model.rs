@@ -621,6 +621,10 @@ impl Report {
 
     /// The content hash: SHA-256 of the canonical JSON with `content_hash` empty.
     pub fn compute_hash(&self) -> String {
+        if self.document.content_hash.is_empty() {
+            // No copy of the whole report (its series) needed: it already reads as hashed.
+            return sha256_hex(canonical_json(self).as_bytes());
+        }
         let mut copy = self.clone();
         copy.document.content_hash = String::new();
         sha256_hex(canonical_json(&copy).as_bytes())
