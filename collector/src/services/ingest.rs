@@ -666,45 +666,4 @@ mod rebuild_race {
             assert_eq!(memory, stored, "{backend}: events in memory vs stored");
         }
     }
-
-    /// Not a test: how long a rebuild takes, and how long an acknowledgement sent during it
-    /// takes, over 10,000 stored summaries, per backend; medians of 5, printed.
-    /// `cargo test -p aims-collector --lib --release rebuild_stall -- --ignored --nocapture`
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore]
-    async fn rebuild_stall() {
-        let dir = tempfile::tempdir().unwrap();
-        for (backend, store, _db) in crate::test_support::stores(dir.path()).await {
-            let (app, profile, schema, _writer) = app(store).await;
-            for chunk in 0..5 {
-                let answers: Vec<_> = (0..2_000)
-                    .map(|i| send_events(&app, &schema, &profile, chunk * 2_000 + i, 1))
-                    .collect();
-                for a in answers {
-                    assert_eq!(a.await.unwrap(), Ok(Commit::New));
-                }
-            }
-            let mut rebuilds = Vec::new();
-            let mut acks = Vec::new();
-            for round in 0..5 {
-                let started = std::time::Instant::now();
-                let rebuild = tokio::spawn(refresh(app.clone()));
-                // A summary sent while the rebuild runs: the gate is held only at its start and swap.
-                let answer = send_events(&app, &schema, &profile, 100_000 + round, 1);
-                let sent = std::time::Instant::now();
-                assert_eq!(answer.await.unwrap(), Ok(Commit::New));
-                acks.push(sent.elapsed());
-                rebuild.await.unwrap();
-                rebuilds.push(started.elapsed());
-            }
-            rebuilds.sort();
-            acks.sort();
-            let (memory, stored) = counts(&app, &profile).await;
-            assert_eq!(memory, stored);
-            println!(
-                "{backend}: 10,000 summaries: rebuild median {:?} (max {:?}); an ack sent during it: median {:?} (max {:?})",
-                rebuilds[2], rebuilds[4], acks[2], acks[4]
-            );
-        }
-    }
 }
