@@ -54,6 +54,30 @@ fn objective_yaml(id: &str, metric: &str, selector: &str, target: &str, min: u64
     )
 }
 
+/// A collector and agent with these objectives and this reference profile uploaded.
+fn live_stack(objectives: &str, profile: &std::path::Path) -> Stack {
+    Stack::start(&StackConfig {
+        objectives,
+        profile: Some(profile),
+        stale_after: "30s",
+        ..StackConfig::default()
+    })
+}
+
+/// Two minutes of the simulator's `scenario` at 1,000 events a second.
+fn simulate(stack: &Stack, scenario: &str, seed: &str) -> aims_e2e::Process {
+    stack.simulate(&[
+        "--rate",
+        "1000",
+        "--scenario",
+        scenario,
+        "--duration",
+        "120s",
+        "--seed",
+        seed,
+    ])
+}
+
 /// Events an estimate or an error is judged on: the reconstruction error's window mean has a
 /// spread of about 0.01 at this size, the estimated accuracy's a standard error of 0.007.
 const MIN_SAMPLES: u64 = 5000;
@@ -79,22 +103,8 @@ fn covariate_shift_without_labels_fires_estimated_accuracy_while_accuracy_has_to
         ),
         objective_yaml("accuracy", "accuracy", "", ">= 0.70", 100),
     );
-    let stack = Stack::start(&StackConfig {
-        objectives: &objectives,
-        profile: Some(&profile),
-        stale_after: "30s",
-        ..StackConfig::default()
-    });
-    let mut sim = stack.simulate(&[
-        "--rate",
-        "1000",
-        "--scenario",
-        "covariate-shift",
-        "--duration",
-        "120s",
-        "--seed",
-        "4",
-    ]);
+    let stack = live_stack(&objectives, &profile);
+    let mut sim = simulate(&stack, "covariate-shift", "4");
 
     stack.wait_state("estimated-accuracy", "firing", Duration::from_secs(90));
     let estimated = objective(&stack, "estimated-accuracy");
@@ -185,22 +195,8 @@ fn correlated_drift_fires_reconstruction_error_while_every_feature_stays_under_i
             MIN_SAMPLES,
         );
     }
-    let stack = Stack::start(&StackConfig {
-        objectives: &objectives,
-        profile: Some(&profile),
-        stale_after: "30s",
-        ..StackConfig::default()
-    });
-    let mut sim = stack.simulate(&[
-        "--rate",
-        "1000",
-        "--scenario",
-        "correlated-drift",
-        "--duration",
-        "120s",
-        "--seed",
-        "5",
-    ]);
+    let stack = live_stack(&objectives, &profile);
+    let mut sim = simulate(&stack, "correlated-drift", "5");
 
     stack.wait_state("reconstruction", "firing", Duration::from_secs(90));
     let fired = objective(&stack, "reconstruction");
