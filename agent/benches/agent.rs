@@ -15,7 +15,10 @@
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
-//! `BENCH_QUEUE_EVENTS` (the agent's `window.queue_events`, default 1,000,000).
+//! `BENCH_QUEUE_EVENTS` (the agent's `window.queue_events`, default 1,000,000), `BENCH_AGENT_BIN`
+//! (the agent binary the HTTP runs start, default this build's). The HTTP rate counts events
+//! folded into a summary by the end of the load (`aims_agent_events_summarised_total`), not
+//! events accepted and still queued.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -331,7 +334,11 @@ struct Proc {
 }
 
 fn start_agent(config: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aims-agent"))
+    // `BENCH_AGENT_BIN`: another agent binary to drive with the same load (a before/after
+    // comparison runs the two alternately).
+    let bin = std::env::var("BENCH_AGENT_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_aims-agent").to_owned());
+    let mut child = Command::new(bin)
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
@@ -466,6 +473,7 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         ),
     }
     let (mut rates, mut cpus, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_per_m = Vec::new();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -551,27 +559,38 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
-        let queued = rt.block_on(async {
-            let text = reqwest::get(format!("http://{}/metrics", agent.addr))
+        let text = rt.block_on(async {
+            reqwest::get(format!("http://{}/metrics", agent.addr))
                 .await
                 .unwrap()
                 .text()
                 .await
-                .unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix("aims_agent_queue_events "))
-                .unwrap_or("?")
-                .to_owned()
+                .unwrap()
         });
+        let series = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let queued = series("aims_agent_queue_events");
+        // Sustained: events folded into a summary by the end of the load, not those accepted
+        // and still queued for the windowing task.
+        let folded = series("aims_agent_events_summarised_total");
         let kept = accepted.load(Ordering::Relaxed) - dropped.load(Ordering::Relaxed);
-        rates.push(kept as f64 / elapsed);
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load = load.split_whitespace().next().unwrap_or("?").to_owned();
+        rates.push(folded / elapsed);
         cpus.push(cpu / elapsed);
+        cpu_per_m.push(cpu / folded.max(1.0) * 1e6);
         rss.push(proc_status(pid, "VmHWM:") as f64 / 1024.0);
         println!(
-            "  round: {:.0} events/s recorded ({} dropped, {queued} still queued for the windowing task), agent CPU {:.2} cores, peak RSS {:.1} MiB",
+            "  round: {:.0} events/s folded ({:.0}/s acknowledged, {} dropped, {queued} still queued), agent CPU {:.2} cores, {:.2} CPU-s per million folded, peak RSS {:.1} MiB, load {load}",
+            folded / elapsed,
             kept as f64 / elapsed,
             dropped.load(Ordering::Relaxed),
             cpu / elapsed,
+            cpu / folded.max(1.0) * 1e6,
             proc_status(pid, "VmHWM:") as f64 / 1024.0
         );
         let _ = agent.child.kill();
@@ -582,10 +601,14 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         Load::CloudEvents => "CloudEvents",
     };
     println!(
-        "HTTP ingest ({name}): median {:>10.0} events/s",
+        "HTTP ingest ({name}): median {:>10.0} events/s folded",
         median(rates)
     );
     println!("agent CPU:   median {:>10.2} cores", median(cpus));
+    println!(
+        "agent CPU-s per million folded events: median {:.2}",
+        median(cpu_per_m)
+    );
     println!("agent peak RSS: median {:>7.1} MiB", median(rss));
 }
 

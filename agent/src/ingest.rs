@@ -256,6 +256,45 @@ pub fn for_each_event(
     })
 }
 
+/// A decoded event lent to the caller with its per-class probabilities, or why not.
+pub type Borrowed<'e> = Result<(&'e mut Event, Option<&'e [f64]>), EventError>;
+
+/// [`for_each_event`] into one reused [`Event`] (the schema is the decoder's): an item the scanner takes is decoded into
+/// `event`'s own buffers (no allocation per event once they have grown), and `f` borrows it
+/// with the prediction's per-class probabilities. Every other item takes the same rule and
+/// decoders as [`for_each_event`], so verdicts and messages are the same; its event replaces
+/// `event`'s content. `f` may take the id out of the event (the shards keep it for the label
+/// join); the next item fills it again.
+pub fn for_each_event_into(
+    format: BodyFormat,
+    body: &[u8],
+    fast: &FastDecoder,
+    limits: &LimitsConfig,
+    now_ms: i64,
+    event: &mut Event,
+    f: &mut dyn FnMut(Position, Borrowed<'_>),
+) -> Result<usize, BodyError> {
+    let schema = fast.schema();
+    for_each_raw_item(format, body, &mut |p, item| {
+        if item.len() <= limits.max_item_bytes && fast.decode_plain_into(item, now_ms, event) {
+            match lengths_ok(event, schema, limits) {
+                Ok(()) => f(p, Ok((&mut *event, None))),
+                Err(e) => f(p, Err(e)),
+            }
+            return;
+        }
+        let decoded = rule::check_item(item, limits.max_item_bytes)
+            .and_then(|()| decode_item_scored(item, schema, fast, limits, now_ms));
+        match decoded {
+            Ok((e, scores)) => {
+                *event = e;
+                f(p, Ok((&mut *event, scores.as_deref())));
+            }
+            Err(e) => f(p, Err(e)),
+        }
+    })
+}
+
 /// The items of a body, unchecked, with their positions; the count, or why the body is refused
 /// whole.
 fn for_each_raw_item<'b>(
@@ -269,11 +308,19 @@ fn for_each_raw_item<'b>(
         f(p, item);
     };
     match format {
-        BodyFormat::Ndjson => body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .for_each(|(i, line)| checked(Position::Line(i + 1), line)),
+        BodyFormat::Ndjson => {
+            // The lines as `split(|b| b == b'\n')` gives them (a last one after the last
+            // newline, empty or not), found by memchr instead of a byte-at-a-time closure.
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+            for (i, end) in ends.enumerate() {
+                let line = &body[start..end];
+                start = end + 1;
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    checked(Position::Line(i + 1), line);
+                }
+            }
+        }
         BodyFormat::Json => {
             let mut i = 0;
             rule::for_each_json_item(body, &mut |item| {
@@ -513,6 +560,28 @@ mod tests {
             decode(Some("br"), b"x", 100),
             Err(BodyError::InvalidEncoding(_))
         ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ndjson_lines_are_the_ones_split_gives(
+            body in proptest::collection::vec(
+                proptest::sample::select(vec![b'\n', b' ', b'\r', b'\t', b'a', b'{']),
+                0..48,
+            )
+        ) {
+            let mut got = Vec::new();
+            let _ = for_each_raw_item(BodyFormat::Ndjson, &body, &mut |p, line| {
+                got.push((p, line.to_vec()))
+            });
+            let want: Vec<_> = body
+                .split(|&b| b == b'\n')
+                .enumerate()
+                .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+                .map(|(i, line)| (Position::Line(i + 1), line.to_vec()))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

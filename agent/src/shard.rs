@@ -325,6 +325,12 @@ impl ShardBatch<'_> {
         recorded
     }
 
+    /// Adds the counts gathered so far to the metrics now (an HTTP request does at its end,
+    /// so its reply and the metrics agree when the reply is sent).
+    pub fn publish(&mut self) {
+        std::mem::take(&mut self.partial.counts).publish(&self.shard.metrics);
+    }
+
     /// Counts an event that failed validation before it reached the shard (by reason), in the
     /// current window's summary as the queue's `Rejected` does.
     pub fn rejected(&mut self, reason: aims_core::event::RejectReason) {

@@ -364,7 +364,15 @@ impl Windower {
         }
         self.dirty = true;
         for (start, part) in taken.windows {
-            if let Err(e) = self.summary_for(start, now).merge(&part) {
+            // Into the window's own summary while it is open, even when it closes at this very
+            // tick (so its events ship in the window's first summary, as the queue's do); a
+            // window already closed gets the part in its late summary.
+            let summary = if self.open.contains_key(&start) {
+                self.open.get_mut(&start).expect("just checked")
+            } else {
+                self.summary_for(start, now)
+            };
+            if let Err(e) = summary.merge(&part) {
                 tracing::error!(error = %e, window_start_ms = start, events = part.events, "a recording thread's summary does not merge; its events are lost");
                 self.metrics
                     .events_dropped
@@ -910,6 +918,44 @@ mod tests {
         }
         let kept = std::iter::from_fn(|| recycler.take()).count();
         assert_eq!(kept, RECYCLED);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_shards_events_ship_in_their_windows_first_summary() {
+        let (w, spool, metrics, dir) = setup("shard-close");
+        let shards = Arc::new(crate::shard::Shards::default());
+        let mut w = w.with_shards(Arc::clone(&shards));
+        let now = now_ms();
+        let t0 = align(now, 60_000);
+        w.tick(now);
+        let shard = crate::shard::Shard::new(
+            &shards,
+            Arc::clone(&w.schema),
+            Arc::clone(&w.profile),
+            Arc::new(w.settings.clone()),
+            Arc::new(LimitsConfig::default()),
+            metrics.clone(),
+        );
+        assert!(shard.record(event(&w, "s1", now)));
+        // The tick that closes the window takes the shard's part into it first.
+        w.tick(t0 + 65_000);
+        let first = spooled(&spool);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (
+                first[0].window_start_ms,
+                first[0].seq,
+                first[0].summary.events
+            ),
+            (t0, 0, 1)
+        );
+        // No late summary follows for it.
+        w.tick(t0 + 125_000);
+        assert!(spooled(&spool)
+            .iter()
+            .all(|e| e.window_start_ms != t0 || e.seq == 0));
+        assert_eq!(metrics.late_summaries.get(), 0);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -165,6 +165,11 @@ impl FastDecoder {
         }
     }
 
+    /// The schema it decodes for.
+    pub fn schema(&self) -> &ModelSchema {
+        &self.schema
+    }
+
     /// Decodes one JSON object; `None` when the general path must decide.
     pub fn decode(&self, json: &[u8], now_ms: i64) -> Option<Event> {
         let mut event = Event::blank(now_ms);
@@ -176,6 +181,13 @@ impl FastDecoder {
     pub fn decode_plain(&self, json: &[u8], now_ms: i64) -> Option<Event> {
         let mut event = Event::blank(now_ms);
         scan::decode_into(self, json, now_ms, &mut event).map(|()| event)
+    }
+
+    /// [`decode_plain`](Self::decode_plain) into `event`, reusing its buffers (category strings,
+    /// id, vectors); false when the item is not of the plainest kind (`event` then holds nothing
+    /// of use, and the next call fills it whole again).
+    pub fn decode_plain_into(&self, json: &[u8], now_ms: i64, event: &mut Event) -> bool {
+        scan::decode_into(self, json, now_ms, event).is_some()
     }
 
     /// [`decode`](Self::decode) into `event`, reusing its buffers when the line is of the

@@ -7,11 +7,13 @@
 //! not read, 503 with `Retry-After` when `server.max_concurrent_requests` ingest requests are
 //! already in progress or the body-memory budget is spent (with `Connection: close`, so a pooled
 //! client does not reuse a connection whose body was not read), 408 for a body slower than
-//! `server.body_min_rate_bytes`. Valid events are handed to the windowing task without waiting;
-//! those outside the windows still open (late, future) or past a full queue (overload) are
-//! dropped, counted, and listed as `dropped_items` in the reply.
+//! `server.body_min_rate_bytes`. Valid events are folded into window summaries on the thread
+//! that parsed them, through a pool of shards (`fold`), before the reply; those outside the
+//! windows still open (late, future), or reaching a stopped monitor (overload), are dropped,
+//! counted, and listed as `dropped_items` in the reply. Labels go to the windowing task.
 
 pub mod cloudevents;
+mod fold;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +41,7 @@ use crate::config::{AgentConfig, LimitsConfig, ServerConfig};
 use crate::ingest::{self, BodyError, IngestReply, ItemError, Position};
 use crate::metrics::AgentMetrics;
 use crate::monitor::{Monitor, MonitorError, Recorder};
-use crate::window::{admit, now_ms, Input, Scored};
+use crate::window::{now_ms, Input};
 
 /// Body memory is budgeted in units of this many bytes (a semaphore permit each).
 const BODY_UNIT: usize = 1024;
@@ -53,6 +55,8 @@ struct App {
     limits: Arc<LimitsConfig>,
     permits: Arc<Semaphore>,
     body_memory: Arc<Semaphore>,
+    /// The events endpoint's shards: requests fold their events on their own thread.
+    shards: Arc<fold::ShardPool>,
 }
 
 /// A valid event that was still not recorded, as listed in the reply.
@@ -97,6 +101,7 @@ pub fn router(recorder: Recorder, server: &ServerConfig, limits: &LimitsConfig) 
         .layer(DefaultBodyLimit::disable())
         .with_state(App {
             fast: Arc::new(ingest::FastDecoder::new(recorder.schema())),
+            shards: Arc::new(fold::ShardPool::new(recorder.clone())),
             recorder,
             server: Arc::new(server.clone()),
             limits: Arc::new(limits.clone()),
@@ -476,8 +481,8 @@ fn overloaded(app: &App) -> Response {
     )
 }
 
-/// Items are decoded and handed on in batches of this many, so a body of many tiny items holds
-/// at most one batch of decoded events at a time (besides the bounded queue).
+/// Labels are decoded and handed on in batches of this many, so a body of many tiny items holds
+/// at most one batch of decoded labels at a time (besides the bounded queue).
 const BATCH: usize = 1024;
 
 /// What one ingest request did with its items so far.
@@ -497,20 +502,6 @@ impl Tally {
     }
 }
 
-/// Hands a batch of valid events to the windowing task; on overload they are dropped and
-/// listed (the recorder counts them).
-fn submit_events(app: &App, batch: &mut Vec<(Position, Scored)>, tally: &mut Tally) {
-    if batch.is_empty() {
-        return;
-    }
-    let (positions, events): (Vec<Position>, Vec<_>) = std::mem::take(batch).into_iter().unzip();
-    if !app.recorder.submit(Input::Scored(events)) {
-        for position in positions {
-            tally.drop_item(position, "overload");
-        }
-    }
-}
-
 async fn events(State(app): State<App>, req: Request) -> Response {
     let Ok(_permit) = app.permits.try_acquire() else {
         return overloaded(&app);
@@ -519,58 +510,15 @@ async fn events(State(app): State<App>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return refuse(&app, &e),
     };
-    let schema = app.recorder.schema();
-    let metrics = app.recorder.metrics();
-    let now = now_ms();
-    let mut tally = Tally::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let counted = ingest::for_each_event(
-        body.format,
-        &body.bytes,
-        schema,
-        &app.fast,
-        &app.limits,
-        now,
-        &mut |position, decoded| {
-            metrics.events_received.inc();
-            match decoded {
-                Ok(e) => {
-                    tally.reply.accepted += 1;
-                    metrics.events_accepted.inc();
-                    match admit(e.0.ts_ms, now, app.recorder.window()) {
-                        Ok(()) => batch.push((position, e)),
-                        Err(why) => {
-                            metrics
-                                .events_dropped
-                                .with_label_values(&[why.as_str()])
-                                .inc();
-                            tally.drop_item(position, why.as_str());
-                        }
-                    }
-                    if batch.len() >= BATCH {
-                        submit_events(&app, &mut batch, &mut tally);
-                    }
-                }
-                Err(e) => {
-                    metrics
-                        .events_rejected
-                        .with_label_values(&[e.reason.as_str()])
-                        .inc();
-                    tally.reply.reject(ItemError::new(position, e));
-                }
-            }
-        },
-    );
-    if let Err(e) = counted {
-        return refuse(&app, &e);
-    }
-    submit_events(&app, &mut batch, &mut tally);
+    // Decoded and folded here, on this worker thread (see `fold`); the reply waits for it.
+    let folded = app
+        .shards
+        .fold(body.format, &body.bytes, &app.fast, now_ms());
     drop(body);
-    if tally.reply.rejected > 0 {
-        app.recorder
-            .submit(Input::Rejected(tally.reply.rejected as u64));
+    match folded {
+        Ok(tally) => finish(tally.reply, tally.dropped, tally.dropped_items),
+        Err(e) => refuse(&app, &e),
     }
-    finish(tally.reply, tally.dropped, tally.dropped_items)
 }
 
 async fn labels(State(app): State<App>, req: Request) -> Response {
