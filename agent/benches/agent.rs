@@ -13,6 +13,8 @@
 //! (native NDJSON, then CloudEvents); `-- http` only the native NDJSON ingest; `-- shards` only the embedded figures: the queue, then
 //! per-thread recording with 1 and 2 recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
 //!
+//! `-- decode` runs only the HTTP handler's decoding on one thread (for callgrind).
+//!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
 //! `BENCH_QUEUE_EVENTS` (the agent's `window.queue_events`, default 1,000,000), `BENCH_AGENT_BIN`
@@ -693,12 +695,63 @@ fn cloudevents_per_event(config: &Path) {
     );
 }
 
+/// The HTTP handler's decoding alone, on this thread: NDJSON bodies of `BATCH` events through
+/// `ingest::for_each_event_into` (the scanner, the reused event, the length caps), as the
+/// events endpoint runs it before the fold (`BENCH_DECODE_REPS` bodies, default 200). For
+/// instruction counts: `valgrind --tool=callgrind --toggle-collect='*for_each_event_into*'`.
+fn decode(config: &Path) {
+    let cfg = AgentConfig::load(config).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut body = Vec::new();
+    for i in 0..BATCH as u64 {
+        serde_json::to_writer(&mut body, &event_json(&mut rng, i)).unwrap();
+        body.push(b'\n');
+    }
+    let fast = aims_agent::ingest::FastDecoder::new(&cfg.model);
+    let reps = env_or("BENCH_DECODE_REPS", 200);
+    let mut event = aims_core::Event::blank(0);
+    let (mut ok, mut checksum) = (0u64, 0.0);
+    let cpu = cpu_seconds(std::process::id());
+    let started = Instant::now();
+    for _ in 0..reps {
+        aims_agent::ingest::for_each_event_into(
+            aims_agent::ingest::BodyFormat::Ndjson,
+            &body,
+            &fast,
+            &cfg.limits,
+            0,
+            &mut event,
+            &mut |_, decoded| {
+                if let Ok((e, _)) = decoded {
+                    ok += 1;
+                    checksum += e.latency_ms.unwrap_or(0.0);
+                }
+            },
+        )
+        .unwrap();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(std::process::id()) - cpu;
+    assert_eq!(ok, reps * BATCH as u64, "every event decoded ({checksum})");
+    let n = (reps * BATCH as u64) as f64;
+    println!(
+        "HTTP decode alone, one thread: {:.0} ns per event wall, {:.2} CPU-s per million events",
+        wall * 1e9 / n,
+        cpu / n * 1e6
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
+    if std::env::args().any(|a| a == "decode") {
+        decode(&config);
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
     if std::env::args().any(|a| a == "shards") {
         embedded(&config, rounds);
         embedded_shards(&config, rounds);

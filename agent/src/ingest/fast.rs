@@ -678,6 +678,11 @@ mod tests {
             r#"{"features":{"income":1e400},"prediction":{"label":1}}"#,
             r#"{"latency_ms":-0.5,"prediction":{"label":1}}"#,
             "{\"id\":\"a\tb\",\"prediction\":{\"label\":1}}",
+            r#"{"id":"abc"#,
+            r#"{"i":"a","prediction":{"label":1}}"#,
+            r#"{"idx":"a","prediction":{"label":1}}"#,
+            r#"{"prediction":{"labe":1}}"#,
+            r#"{"prediction":{"label":1,"scorE":0.5}}"#,
         ] {
             assert_eq!(scanned(&fast, line, &mut reused), None, "{line}");
         }

@@ -63,6 +63,28 @@ impl Seen {
     }
 }
 
+/// Whether two short strings are equal, compared in place: the keys compared here are a few
+/// bytes long, for which a call to `memcmp` costs more than the comparison.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+/// The index of a top-level key of an event, when it is one.
+#[inline]
+fn top_key(key: &str) -> Option<usize> {
+    const KEYS: [&str; 7] = [
+        "id",
+        "ts",
+        "features",
+        "attributes",
+        "prediction",
+        "label",
+        "latency_ms",
+    ];
+    KEYS.iter().position(|k| same(k, key))
+}
+
 /// Reads the digits from `i` on into `m` (while it has fewer than 15) and `count`; returns
 /// where they end.
 #[inline]
@@ -105,13 +127,21 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes or control characters.
+    ///
+    /// One pass over its bytes: keys and values here are a few bytes long, for which a call to
+    /// memchr cost more than the whole loop (callgrind: ~150 instructions a string).
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
+        let b = self.bytes();
         let start = self.i;
-        let rest = &self.bytes()[start..];
-        let end = start + memchr::memchr2(b'"', b'\\', rest)?;
-        if self.bytes()[end] != b'"' || self.bytes()[start..end].iter().any(|&c| c < 0x20) {
-            return None;
+        let mut end = start;
+        loop {
+            match *b.get(end)? {
+                b'"' => break,
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => end += 1,
+            }
         }
         self.i = end + 1;
         // Both ends are ASCII quotes, so the slice is on character boundaries.
@@ -235,16 +265,7 @@ pub(super) fn decode_into(
         .features
         .resize(schema.features.len(), FeatureValue::Missing);
     c.object(|c, key| {
-        let k = match key {
-            "id" => 0,
-            "ts" => 1,
-            "features" => 2,
-            "attributes" => 3,
-            "prediction" => 4,
-            "label" => 5,
-            "latency_ms" => 6,
-            _ => return None,
-        };
+        let k = top_key(key)?;
         if !seen.mark(k) {
             return None;
         }
@@ -270,7 +291,7 @@ pub(super) fn decode_into(
                     let mut next = 0;
                     c.object(|c, key| {
                         let (i, kind) = match schema.features.get(next) {
-                            Some(f) if f.name == key => (next, f.kind),
+                            Some(f) if same(&f.name, key) => (next, f.kind),
                             _ => *d.features.get(key)?,
                         };
                         next = i + 1;
@@ -300,7 +321,7 @@ pub(super) fn decode_into(
                     let mut next = 0;
                     c.object(|c, key| {
                         let i = match schema.attributes.get(next) {
-                            Some(a) if a.name == key => next,
+                            Some(a) if same(&a.name, key) => next,
                             _ => *d.attributes.get(key)?,
                         };
                         next = i + 1;
@@ -323,14 +344,15 @@ pub(super) fn decode_into(
                 let mut fields = Seen::default();
                 let (mut label, mut score, mut value) = (None, None, None);
                 c.object(|c, key| {
-                    let slot = match (schema.task, key) {
-                        (Task::Regression, "value") => &mut value,
-                        (Task::Regression, _) => return None,
-                        (_, "label") => &mut label,
-                        (_, "score") => &mut score,
+                    let is_score = same(key, "score");
+                    let slot = match schema.task {
+                        Task::Regression if same(key, "value") => &mut value,
+                        Task::Regression => return None,
+                        _ if same(key, "label") => &mut label,
+                        _ if is_score => &mut score,
                         _ => return None,
                     };
-                    if !fields.mark(usize::from(key == "score")) {
+                    if !fields.mark(usize::from(is_score)) {
                         return None;
                     }
                     *slot = Some(c.scalar()?);
