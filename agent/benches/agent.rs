@@ -13,7 +13,9 @@
 //! (native NDJSON, then CloudEvents); `-- http` only the native NDJSON ingest; `-- shards` only the embedded figures: the queue, then
 //! per-thread recording with 1 and 2 recording threads (`BENCH_SHARD_EVENTS` per thread, default 1,000,000).
 //!
-//! `-- decode` runs only the HTTP handler's decoding on one thread (for callgrind).
+//! `-- decode` runs only the HTTP handler's decoding on one thread (for callgrind); `-- files DIR`
+//! writes the agent's config, profile and the HTTP bodies into DIR, for runs of the agent
+//! binary outside the bench (callgrind on the whole agent).
 //!
 //! Each measurement is repeated and the median printed. Environment knobs: `BENCH_SECONDS`
 //! (HTTP run length, default 8), `BENCH_ROUNDS` (default 3), `BENCH_CLIENTS` (default 4),
@@ -492,6 +494,7 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         let dropped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let cpu_before = cpu_seconds(pid);
+        let load_cpu_before = cpu_seconds(std::process::id());
         let started = Instant::now();
         rt.block_on(async {
             let client = reqwest::Client::new();
@@ -561,6 +564,7 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
+        let load_cpu = cpu_seconds(std::process::id()) - load_cpu_before;
         let text = rt.block_on(async {
             reqwest::get(format!("http://{}/metrics", agent.addr))
                 .await
@@ -587,12 +591,13 @@ fn http(config: &Path, rounds: u64, seconds: u64, clients: u64, load: Load) {
         cpu_per_m.push(cpu / folded.max(1.0) * 1e6);
         rss.push(proc_status(pid, "VmHWM:") as f64 / 1024.0);
         println!(
-            "  round: {:.0} events/s folded ({:.0}/s acknowledged, {} dropped, {queued} still queued), agent CPU {:.2} cores, {:.2} CPU-s per million folded, peak RSS {:.1} MiB, load {load}",
+            "  round: {:.0} events/s folded ({:.0}/s acknowledged, {} dropped, {queued} still queued), agent CPU {:.2} cores, {:.2} CPU-s per million folded, load generator {:.2} CPU-s per million, peak RSS {:.1} MiB, load {load}",
             folded / elapsed,
             kept as f64 / elapsed,
             dropped.load(Ordering::Relaxed),
             cpu / elapsed,
             cpu / folded.max(1.0) * 1e6,
+            load_cpu / folded.max(1.0) * 1e6,
             proc_status(pid, "VmHWM:") as f64 / 1024.0
         );
         let _ = agent.child.kill();
@@ -747,6 +752,28 @@ fn main() {
     }
     let rounds = env_or("BENCH_ROUNDS", 3);
     let (dir, config) = setup();
+    if let Some(out) = std::env::args().skip_while(|a| a != "files").nth(1) {
+        // The agent's config and profile, and the HTTP bodies, written to `out` for runs
+        // outside this process (callgrind on the agent binary).
+        let out = PathBuf::from(out);
+        std::fs::create_dir_all(&out).unwrap();
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replace(&*dir.to_string_lossy(), &*out.to_string_lossy());
+        std::fs::copy(dir.join("profile.json"), out.join("profile.json")).unwrap();
+        std::fs::write(out.join("agent.toml"), text).unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        for b in 0..8 {
+            let mut body = Vec::new();
+            for i in 0..BATCH {
+                serde_json::to_writer(&mut body, &event_json(&mut rng, (b * BATCH + i) as u64))
+                    .unwrap();
+                body.push(b'\n');
+            }
+            std::fs::write(out.join(format!("body-{b}.ndjson")), body).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
     if std::env::args().any(|a| a == "decode") {
         decode(&config);
         let _ = std::fs::remove_dir_all(dir);
