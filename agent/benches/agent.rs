@@ -758,7 +758,7 @@ fn main() {
         let out = PathBuf::from(out);
         std::fs::create_dir_all(&out).unwrap();
         let text = std::fs::read_to_string(&config).unwrap();
-        let text = text.replace(&*dir.to_string_lossy(), &*out.to_string_lossy());
+        let text = text.replace(&*dir.to_string_lossy(), &out.to_string_lossy());
         std::fs::copy(dir.join("profile.json"), out.join("profile.json")).unwrap();
         std::fs::write(out.join("agent.toml"), text).unwrap();
         let mut rng = StdRng::seed_from_u64(3);
