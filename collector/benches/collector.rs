@@ -60,39 +60,66 @@ fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
 }
 
 /// [`post_all`], client `a` posting to `urls[a % urls.len()]` (agents spread over replicas).
+///
+/// Each client is one keep-alive HTTP/1.1 connection (hyper's client connection, the one
+/// under reqwest, without its pool and request building) posting its pre-compressed bodies
+/// one at a time, one summary per POST as agents send them: the load generator runs on the
+/// same cores as what it measures, so it is kept lean.
 fn post_spread(urls: &[String], bodies: Vec<Vec<u8>>) -> (f64, usize) {
-    let urls = urls.to_vec();
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+
+    let targets: Vec<(String, String, String)> = urls
+        .iter()
+        .map(|u| {
+            let rest = u.strip_prefix("http://").expect("an http:// URL");
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            (authority.to_owned(), path.to_owned(), u.clone())
+        })
+        .collect();
+    let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.into_iter().map(Bytes::from).collect());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
-        let bodies = Arc::new(bodies);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for a in 0..AGENTS {
-            let (client, bodies, url) =
-                (client.clone(), bodies.clone(), urls[a % urls.len()].clone());
+            let bodies = bodies.clone();
+            let (authority, path, url) = targets[a % targets.len()].clone();
             tasks.push(tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
                 let mut throttled = 0;
                 for body in bodies.iter().skip(a).step_by(AGENTS) {
                     loop {
-                        let r = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .header("content-encoding", "gzip")
-                            .body(body.clone())
-                            .send()
-                            .await
+                        sender.ready().await.unwrap();
+                        let request = hyper::Request::post(path.as_str())
+                            .header(hyper::header::HOST, authority.as_str())
+                            .header(hyper::header::CONTENT_TYPE, "application/json")
+                            .header(hyper::header::CONTENT_ENCODING, "gzip")
+                            .body(Full::new(body.clone()))
                             .unwrap();
-                        match r.status().as_u16() {
+                        let r = sender.send_request(request).await.unwrap();
+                        let status = r.status().as_u16();
+                        // Read to the end, so the connection is free for the next request.
+                        let answer = r.into_body().collect().await.unwrap().to_bytes();
+                        match status {
                             202 => break,
                             429 => {
                                 throttled += 1;
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                             }
-                            s => panic!("unexpected {s}: {}", r.text().await.unwrap_or_default()),
+                            s => panic!(
+                                "unexpected {s} from {url}: {}",
+                                String::from_utf8_lossy(&answer)
+                            ),
                         }
                     }
                 }
