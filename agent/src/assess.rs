@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::config::AgentConfig;
-use crate::dataset::{self, Format};
+use crate::dataset::{self, EventColumns, Format};
 
 /// Arguments of `assess`.
 #[derive(Debug)]
@@ -240,6 +240,13 @@ impl InOrder {
     }
 }
 
+/// A worker's block of the current dataset: its rows gathered by column, then their summary.
+struct BlockState {
+    summary: WindowSummary,
+    rows: EventColumns,
+    error: Option<aims_core::summary::ColumnsError>,
+}
+
 /// The summary of the current dataset at `path` (CSV or NDJSON), binned on `profile`, and its
 /// row count; folded in blocks of [`BLOCK_ROWS`] rows.
 pub fn current_summary(
@@ -249,14 +256,38 @@ pub fn current_summary(
 ) -> anyhow::Result<(WindowSummary, u64)> {
     let schema = &config.model;
     let mut merged = InOrder::new(schema, profile);
-    let rows = dataset::fold_blocks(
+    // Each block's rows are gathered column by column and recorded at once on the worker
+    // (`WindowSummary::record_columns`: the summary `record_scored` of each row in order
+    // gives, to the bit).
+    let mut failed = None;
+    let rows = dataset::fold_blocks_ended(
         path,
         schema,
         &config.columns,
-        || WindowSummary::new(schema, profile),
-        |s, e, scores| s.record_scored(schema, profile, e, scores),
-        |block| merged.push(&block),
+        || BlockState {
+            summary: WindowSummary::new(schema, profile),
+            rows: EventColumns::new(schema),
+            error: None,
+        },
+        |s, e, scores| s.rows.push(e, scores),
+        |s| {
+            if let Err(e) = s.rows.record_into(&mut s.summary, schema, profile) {
+                s.error.get_or_insert(e);
+            }
+        },
+        |block| {
+            if let Some(e) = block.error {
+                failed.get_or_insert(e);
+            }
+            merged.push(&block.summary)
+        },
     )?;
+    if let Some(e) = failed {
+        bail!(
+            "{}: the rows do not fit the schema's columns: {e}",
+            path.display()
+        );
+    }
     Ok((merged.finish()?, rows))
 }
 
