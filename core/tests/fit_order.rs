@@ -109,7 +109,7 @@ proptest! {
     }
 
     #[test]
-    fn thresholds_are_the_chunks_errors_row_by_row(seed in 1u64.., n in 2usize..3000) {
+    fn standardisation_and_thresholds_are_computed_as_first_written(seed in 1u64.., n in 2usize..3000) {
         // The fit's threshold pass against the per-row `error` (one dot product after
         // another), chunk by chunk as NannyML cuts the reference.
         let events = rows(n, seed);
@@ -117,6 +117,25 @@ proptest! {
         let Ok(model) = ReconstructionModel::fit(&whole) else {
             return Ok(());
         };
+        // The standardisation, pass by pass over each encoded column, as first written.
+        for j in 0..model.encodings.len() {
+            let x: Vec<f64> = whole
+                .iter()
+                .map(|row| match &row[j] {
+                    FeatureValue::Numeric(v) => model.encode_number(j, Some(*v)),
+                    FeatureValue::Categorical(c) => model.encode_category(j, Some(c)),
+                    FeatureValue::Missing => model.encode_category(j, None),
+                })
+                .collect();
+            let nf = n as f64;
+            let mean = x.iter().sum::<f64>() / nf;
+            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / nf;
+            let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+            let center = x.iter().map(|v| (v - mean) / scale).sum::<f64>() / nf;
+            prop_assert_eq!(model.mean[j].to_bits(), mean.to_bits());
+            prop_assert_eq!(model.scale[j].to_bits(), scale.to_bits());
+            prop_assert_eq!(model.center[j].to_bits(), center.to_bits());
+        }
         let chunk = (n / REFERENCE_CHUNKS).max(1);
         let means: Vec<f64> = whole
             .chunks(chunk)
