@@ -50,6 +50,29 @@ fn main() {
     let profile: ReferenceProfile = builder.finish();
     let current = events(n_events, 0.3, 11);
 
+    // `BENCH_ONLY=record` or `BENCH_ONLY=columns`: one pass of the events, with PCA and CBPE,
+    // through that path alone, and nothing else (for `valgrind --tool=callgrind`, whose
+    // instruction counts then divide by `BENCH_EVENTS`).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let mut s = WindowSummary::new(&schema, &profile);
+        if only == "columns" {
+            let mut b = ColumnBuffers::new(&schema);
+            for chunk in current.chunks(knob("BENCH_BATCH", 4096).max(1)) {
+                b.clear();
+                chunk.iter().for_each(|e| b.push(e, None));
+                let dictionaries = b.dictionaries();
+                s.record_columns(&schema, &profile, black_box(&b.columns(&dictionaries)))
+                    .expect("fits");
+            }
+        } else {
+            for e in &current {
+                s.record(&schema, &profile, black_box(e));
+            }
+        }
+        println!("{only}: {} events", black_box(&s).events);
+        return;
+    }
+
     let (rates, cpu_rates): (Vec<f64>, Vec<f64>) = (0..runs)
         .map(|_| {
             let mut s = WindowSummary::new(&schema, &profile);
