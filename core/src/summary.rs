@@ -24,8 +24,10 @@ use crate::quantile::{
 use crate::schema::{ModelSchema, Task};
 use crate::sketch::{QuantileSketch, SKETCH_INDEX_RANGE};
 
+mod buffers;
 mod columns;
 mod plan;
+pub use buffers::ColumnBuffers;
 pub use columns::{Column, Columns, ColumnsError, PredictionColumn, FAILED_CLASS, MISSING_CODE};
 use plan::{EdgeIndex, PlanSlot};
 

@@ -16,7 +16,8 @@ use aims_core::schema::{
     AttributeSpec, FeatureKind, FeatureSpec, IntersectionSpec, ModelSchema, Task,
 };
 use aims_core::summary::{
-    Column, Columns, ColumnsError, PredictionColumn, WindowSummary, FAILED_CLASS, MISSING_CODE,
+    Column, ColumnBuffers, Columns, ColumnsError, PredictionColumn, WindowSummary, FAILED_CLASS,
+    MISSING_CODE,
 };
 use proptest::prelude::*;
 
@@ -343,7 +344,18 @@ fn both_ways(
                 .expect("fits");
         }
     }
+    // The same rows through `ColumnBuffers`, in one batch.
+    let mut buffers = ColumnBuffers::new(schema);
+    for (e, scores) in &rows {
+        buffers.push(e, scores.as_deref());
+    }
+    let dictionaries = buffers.dictionaries();
+    let mut buffered = WindowSummary::new(schema, profile);
+    buffered
+        .record_columns(schema, profile, &buffers.columns(&dictionaries))
+        .expect("fits");
     let json = |s: &WindowSummary| serde_json::to_string_pretty(s).expect("serialises");
+    assert_eq!(json(&by_row), json(&buffered), "through ColumnBuffers");
     (json(&by_row), json(&by_column))
 }
 

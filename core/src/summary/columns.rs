@@ -206,9 +206,14 @@ impl<'a> Columns<'a> {
         (!s.first()?.is_nan()).then_some(s)
     }
 
-    /// Checks every part's length against the rows, and the feature columns' kinds against
-    /// `features` (the summary's).
-    fn check(&self, schema: &ModelSchema, features: &[FeatureStats]) -> Result<(), ColumnsError> {
+    /// Whether this batch fits `schema` and `profile`: every part's length against the rows,
+    /// the feature columns' kinds against the profile's features. What
+    /// [`WindowSummary::record_columns`] checks before it records anything.
+    pub fn check(
+        &self,
+        schema: &ModelSchema,
+        profile: &ReferenceProfile,
+    ) -> Result<(), ColumnsError> {
         let n = self.rows;
         let len = |part: &str, got: usize, want: usize| {
             if got == want {
@@ -222,13 +227,13 @@ impl<'a> Columns<'a> {
             }
         };
         len("ts_ms", self.ts_ms.len(), n)?;
-        len("features", self.features.len(), features.len())?;
-        for (j, (c, f)) in self.features.iter().zip(features).enumerate() {
+        len("features", self.features.len(), profile.features.len())?;
+        for (j, (c, f)) in self.features.iter().zip(&profile.features).enumerate() {
             match (c, f) {
-                (Column::Numeric(xs), FeatureStats::Numeric(_)) => {
+                (Column::Numeric(xs), FeatureProfile::Numeric { .. }) => {
                     len(&format!("features[{j}]"), xs.len(), n)?
                 }
-                (Column::Categorical { codes, .. }, FeatureStats::Categorical(_)) => {
+                (Column::Categorical { codes, .. }, FeatureProfile::Categorical { .. }) => {
                     len(&format!("features[{j}]"), codes.len(), n)?
                 }
                 _ => return Err(ColumnsError::Kind(j)),
@@ -384,7 +389,14 @@ impl WindowSummary {
         profile: &ReferenceProfile,
         block: &Columns<'_>,
     ) -> Result<(), ColumnsError> {
-        block.check(schema, &self.features)?;
+        block.check(schema, profile)?;
+        if self.features.len() != profile.features.len() {
+            return Err(ColumnsError::Length {
+                part: "features".into(),
+                got: profile.features.len(),
+                want: self.features.len(),
+            });
+        }
         let n = block.rows;
         if n == 0 {
             return Ok(());
