@@ -17,12 +17,12 @@ use aims_core::metrics::{self, Measured, Report};
 use aims_core::objective::{self, Verdict};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
 use aims_core::schema::ModelSchema;
-use aims_core::summary::WindowSummary;
+use aims_core::summary::{ColumnBuffers, WindowSummary};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::config::AgentConfig;
-use crate::dataset::{self, EventColumns, Format};
+use crate::dataset::{self, Format};
 
 /// Arguments of `assess`.
 #[derive(Debug)]
@@ -243,7 +243,7 @@ impl InOrder {
 /// A worker's block of the current dataset: its rows gathered by column, then their summary.
 struct BlockState {
     summary: WindowSummary,
-    rows: EventColumns,
+    rows: ColumnBuffers,
     error: Option<aims_core::summary::ColumnsError>,
 }
 
@@ -266,12 +266,14 @@ pub fn current_summary(
         &config.columns,
         || BlockState {
             summary: WindowSummary::new(schema, profile),
-            rows: EventColumns::new(schema),
+            rows: ColumnBuffers::new(schema),
             error: None,
         },
         |s, e, scores| s.rows.push(e, scores),
         |s| {
-            if let Err(e) = s.rows.record_into(&mut s.summary, schema, profile) {
+            let dictionaries = s.rows.dictionaries();
+            let block = s.rows.columns(&dictionaries);
+            if let Err(e) = s.summary.record_columns(schema, profile, &block) {
                 s.error.get_or_insert(e);
             }
         },

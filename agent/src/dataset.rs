@@ -24,9 +24,6 @@ use crate::config::ColumnsConfig;
 use crate::ingest::FastDecoder;
 use aims_core::event::Scored;
 
-mod columns;
-pub use columns::EventColumns;
-
 /// A dataset that cannot be read, naming where.
 #[derive(Debug, Error)]
 pub enum DatasetError {
@@ -1082,9 +1079,13 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
             &current,
             schema,
             &columns,
-            || (new(), EventColumns::new(schema)),
+            || (new(), aims_core::summary::ColumnBuffers::new(schema)),
             |(_, c), e, scores| c.push(e, scores),
-            |(s, c)| c.record_into(s, schema, &profile).expect("columns fit"),
+            |(s, c)| {
+                let dictionaries = c.dictionaries();
+                s.record_columns(schema, &profile, &c.columns(&dictionaries))
+                    .expect("columns fit")
+            },
             |(block, _)| by_column.merge(&block).expect("same profile"),
         )
         .expect("current, by column");
