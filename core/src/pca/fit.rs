@@ -115,17 +115,6 @@ impl Encoded<'_> {
     }
 }
 
-/// A column's mean, scale (population std, 1 where it is 0) and the mean of its standardised
-/// values, in three passes over `values` in row order.
-#[inline]
-fn column_moments(nf: f64, values: impl Iterator<Item = f64> + Clone) -> (f64, f64, f64) {
-    let mean = values.clone().sum::<f64>() / nf;
-    let var = values.clone().map(|x| (x - mean).powi(2)).sum::<f64>() / nf;
-    let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
-    let center = values.map(|x| (x - mean) / scale).sum::<f64>() / nf;
-    (mean, scale, center)
-}
-
 /// Rows standardised at a time by [`ReconstructionModel::fit_columns`]'s passes.
 const TILE: usize = 256;
 
@@ -320,33 +309,13 @@ impl ReconstructionModel {
             upper_threshold: f64::INFINITY,
         };
         let nf = n as f64;
-        // The passes are written once (`column_moments`) and instantiated per kind of column,
-        // so that no pass matches on the kind per value: the same sums in the same order.
-        let moments = par::map(d, |j| match &encoded[j] {
-            Encoded::Numeric { values, impute } => column_moments(
-                nf,
-                values
-                    .iter()
-                    .map(|&x| if x.is_finite() { x } else { *impute }),
-            ),
-            Encoded::Scaled {
-                digits,
-                scale,
-                impute,
-            } => {
-                let p = POW10[*scale as usize];
-                column_moments(
-                    nf,
-                    digits.iter().map(|&d| {
-                        if d == SCALED_MISSING {
-                            *impute
-                        } else {
-                            f64::from(d) / p
-                        }
-                    }),
-                )
-            }
-            e => column_moments(nf, (0..n).map(|r| e.at(r))),
+        let moments = par::map(d, |j| {
+            let e = &encoded[j];
+            let mean = (0..n).map(|r| e.at(r)).sum::<f64>() / nf;
+            let var = (0..n).map(|r| (e.at(r) - mean).powi(2)).sum::<f64>() / nf;
+            let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+            let center = (0..n).map(|r| (e.at(r) - mean) / scale).sum::<f64>() / nf;
+            (mean, scale, center)
         });
         for (j, (mean, scale, center)) in moments.into_iter().enumerate() {
             model.mean[j] = mean;
