@@ -17,7 +17,7 @@ use aims_core::metrics::{self, Measured, Report};
 use aims_core::objective::{self, Verdict};
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
 use aims_core::schema::ModelSchema;
-use aims_core::summary::WindowSummary;
+use aims_core::summary::{ColumnBuffers, WindowSummary};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
@@ -240,6 +240,13 @@ impl InOrder {
     }
 }
 
+/// A worker's block of the current dataset: its rows gathered by column, then their summary.
+struct BlockState {
+    summary: WindowSummary,
+    rows: ColumnBuffers,
+    error: Option<aims_core::summary::ColumnsError>,
+}
+
 /// The summary of the current dataset at `path` (CSV or NDJSON), binned on `profile`, and its
 /// row count; folded in blocks of [`BLOCK_ROWS`] rows.
 pub fn current_summary(
@@ -249,14 +256,40 @@ pub fn current_summary(
 ) -> anyhow::Result<(WindowSummary, u64)> {
     let schema = &config.model;
     let mut merged = InOrder::new(schema, profile);
-    let rows = dataset::fold_blocks(
+    // Each block's rows are gathered column by column and recorded at once on the worker
+    // (`WindowSummary::record_columns`: the summary `record_scored` of each row in order
+    // gives, to the bit).
+    let mut failed = None;
+    let rows = dataset::fold_blocks_ended(
         path,
         schema,
         &config.columns,
-        || WindowSummary::new(schema, profile),
-        |s, e, scores| s.record_scored(schema, profile, e, scores),
-        |block| merged.push(&block),
+        || BlockState {
+            summary: WindowSummary::new(schema, profile),
+            rows: ColumnBuffers::new(schema),
+            error: None,
+        },
+        |s, e, scores| s.rows.push(e, scores),
+        |s| {
+            let dictionaries = s.rows.dictionaries();
+            let block = s.rows.columns(&dictionaries);
+            if let Err(e) = s.summary.record_columns(schema, profile, &block) {
+                s.error.get_or_insert(e);
+            }
+        },
+        |block| {
+            if let Some(e) = block.error {
+                failed.get_or_insert(e);
+            }
+            merged.push(&block.summary)
+        },
     )?;
+    if let Some(e) = failed {
+        bail!(
+            "{}: the rows do not fit the schema's columns: {e}",
+            path.display()
+        );
+    }
     Ok((merged.finish()?, rows))
 }
 

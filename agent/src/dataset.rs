@@ -123,6 +123,21 @@ pub fn fold_blocks<S: Send>(
     columns: &ColumnsConfig,
     init: impl Fn() -> S + Sync,
     step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
+    merge: impl FnMut(S) + Send,
+) -> Result<u64, DatasetError> {
+    fold_blocks_ended(path, schema, columns, init, step, |_| {}, merge)
+}
+
+/// [`fold_blocks`], with `end` called by the worker on each block's state once its last row
+/// is stepped, before the state is handed to `merge`: where a state gathers a block's rows
+/// (column by column, say) and folds them at once, on the worker's core.
+pub fn fold_blocks_ended<S: Send>(
+    path: &Path,
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    init: impl Fn() -> S + Sync,
+    step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
+    end: impl Fn(&mut S) + Sync,
     mut merge: impl FnMut(S) + Send,
 ) -> Result<u64, DatasetError> {
     let (tx, rx) = std::sync::mpsc::channel::<(usize, S)>();
@@ -142,6 +157,7 @@ pub fn fold_blocks<S: Send>(
         });
         let tx = std::sync::Mutex::new(tx);
         let done = |index: usize, state: &mut S| {
+            end(state);
             let block = std::mem::replace(state, init());
             // The merger only stops when every sender is gone.
             let _ = tx.lock().map(|tx| tx.send((index, block)));
@@ -1021,5 +1037,154 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
         let err = fold_file("utf8.ndjson", "{\"prediction\":{\"label\":1}}\n\n\u{ff}\n")
             .expect_err("not JSON");
         assert!(err.to_string().contains("line 3: line"), "{err}");
+    }
+
+    /// A dataset's rows (several blocks, every kind of cell: missing values, signed zeros,
+    /// unseen categories beyond the cap, rows without score, label or probabilities) read into
+    /// the summary two ways: each row recorded as read, and each block gathered by column and
+    /// recorded at once. The two summaries print the same JSON (every float to the bit).
+    fn column_blocks_match_rows(schema: &ModelSchema, reference: &str, current: &str) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let (reference, current) = (write("ref.csv", reference), write("cur.csv", current));
+        let columns = ColumnsConfig::default();
+        let mut builder = aims_core::profile::ProfileBuilder::new(schema);
+        fold_blocks(
+            &reference,
+            schema,
+            &columns,
+            || aims_core::profile::ProfileBuilder::new(schema),
+            |b, e, _| b.add(e),
+            |block| builder.merge(block),
+        )
+        .expect("reference");
+        let profile = builder.finish();
+        let new = || aims_core::WindowSummary::new(schema, &profile);
+        let mut by_row = new();
+        let rows = fold_blocks(
+            &current,
+            schema,
+            &columns,
+            new,
+            |s, e, scores| s.record_scored(schema, &profile, e, scores),
+            |block| by_row.merge(&block).expect("same profile"),
+        )
+        .expect("current, by row");
+        let mut by_column = new();
+        let column_rows = fold_blocks_ended(
+            &current,
+            schema,
+            &columns,
+            || (new(), aims_core::summary::ColumnBuffers::new(schema)),
+            |(_, c), e, scores| c.push(e, scores),
+            |(s, c)| {
+                let dictionaries = c.dictionaries();
+                s.record_columns(schema, &profile, &c.columns(&dictionaries))
+                    .expect("columns fit")
+            },
+            |(block, _)| by_column.merge(&block).expect("same profile"),
+        )
+        .expect("current, by column");
+        assert_eq!(rows, column_rows);
+        assert_eq!(
+            serde_json::to_string(&by_column).expect("json"),
+            serde_json::to_string(&by_row).expect("json")
+        );
+    }
+
+    fn rows_text(rows: usize, shift: usize, classes: &[&str]) -> String {
+        let mut text = String::from("id,ts,x,y,c,g,prediction,score,label,latency_ms");
+        for c in classes {
+            text.push_str(&format!(",score_{c}"));
+        }
+        text.push('\n');
+        for i in 0..rows {
+            let r = (i * 7919 + shift * 104_729) % 10_007;
+            let x = match r % 23 {
+                0 => String::new(),
+                1 => "-0".into(),
+                2 => "0.1234567890123".into(),
+                _ => format!("{}.{}", (r % 500) as i64 - 100 + shift as i64, r % 97),
+            };
+            let y = if r.is_multiple_of(31) {
+                String::new()
+            } else {
+                format!("{}", r % 7)
+            };
+            // Unseen categories, many of them, in the current rows.
+            let c = match r % 11 {
+                0 => String::new(),
+                1 if shift > 0 => format!("new{}", r % 300),
+                k => ["p", "q", "r", "s"][k % 4].into(),
+            };
+            let g = ["a", "b", "zz", ""][r % 4];
+            let (prediction, score) = if classes.is_empty() {
+                let s = (r % 1000) as f64 / 1000.0;
+                let score = if r.is_multiple_of(19) {
+                    String::new()
+                } else {
+                    format!("{s}")
+                };
+                (format!("{}", u8::from(s >= 0.5)), score)
+            } else {
+                (classes[r % classes.len()].to_string(), String::new())
+            };
+            let label = match (r % 5, classes.is_empty()) {
+                (0, _) => String::new(),
+                (k, true) => format!("{}", k % 2),
+                (k, false) => classes[k % classes.len()].to_string(),
+            };
+            let latency = if r.is_multiple_of(7) {
+                String::new()
+            } else {
+                format!("{}.5", r % 40)
+            };
+            text.push_str(&format!(
+                "r{i},2026-11-29T{:02}:{:02}:00Z,{x},{y},{c},{g},{prediction},{score},{label},{latency}",
+                (i / 60) % 24,
+                i % 60
+            ));
+            let k = classes.len();
+            for j in 0..k {
+                if r.is_multiple_of(3) {
+                    text.push(',');
+                } else {
+                    // Probabilities that sum to 1 exactly: quarters.
+                    let q = if j == r % k { 4 - (k - 1) } else { 1 };
+                    text.push_str(&format!(",{}", q as f64 / 4.0));
+                }
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn column_blocks_record_the_summary_rows_record() {
+        let binary = toml_schema(
+            r#"name = "m"
+task = "binary"
+features = [{ name = "x", kind = "numeric" }, { name = "y", kind = "numeric" }, { name = "c", kind = "categorical" }]
+attributes = [{ name = "g", groups = ["a", "b"] }]"#,
+        );
+        let rows = 2 * BLOCK_ROWS + 321;
+        column_blocks_match_rows(&binary, &rows_text(rows, 0, &[]), &rows_text(rows, 3, &[]));
+        let multiclass = toml_schema(
+            r#"name = "m"
+task = "multiclass"
+classes = ["lo", "mid", "hi"]
+features = [{ name = "x", kind = "numeric" }, { name = "y", kind = "numeric" }, { name = "c", kind = "categorical" }]
+attributes = [{ name = "g", groups = ["a", "b"] }]"#,
+        );
+        let classes = ["lo", "mid", "hi"];
+        column_blocks_match_rows(
+            &multiclass,
+            &rows_text(BLOCK_ROWS + 5, 0, &classes),
+            &rows_text(BLOCK_ROWS + 77, 1, &classes),
+        );
     }
 }

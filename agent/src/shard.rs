@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use aims_core::event::{Event, EventError, Prediction};
 use aims_core::profile::ReferenceProfile;
 use aims_core::schema::ModelSchema;
-use aims_core::summary::WindowSummary;
+use aims_core::summary::{Columns, ColumnsError, WindowSummary};
 
 use crate::admission::{admit, align, Dropped, WindowSettings};
 use crate::config::LimitsConfig;
@@ -329,6 +329,90 @@ impl ShardBatch<'_> {
     /// so its reply and the metrics agree when the reply is sent).
     pub fn publish(&mut self) {
         std::mem::take(&mut self.partial.counts).publish(&self.shard.metrics);
+    }
+
+    /// Records a batch of validated events given column by column (aims-core's
+    /// [`Columns`]): each run of consecutive rows that fall in the same window is folded by
+    /// [`WindowSummary::record_columns`], the same summary to the bit as [`record`](Self::record)
+    /// of each row; late and future rows are dropped and counted as `record` does. `id(i)` is
+    /// row `i`'s request id, asked only for an unlabelled row (which then waits for its label,
+    /// as from `record`). The rows must have passed the `limits` length caps already
+    /// (`ingest::lengths_ok`: the batch has no ids or category strings of its own to check).
+    /// Returns the rows folded into a window; a batch that does not fit the schema errs and
+    /// records nothing.
+    pub fn record_columns(
+        &mut self,
+        block: &Columns<'_>,
+        id: impl Fn(usize) -> Option<String>,
+    ) -> Result<u64, ColumnsError> {
+        let s = self.shard;
+        block.check(&s.schema, &s.profile)?;
+        let p = &mut *self.partial;
+        let n = block.rows as u64;
+        p.counts.received += n;
+        p.counts.accepted += n;
+        if s.shards.stopped.load(Ordering::Acquire) {
+            p.counts.overload += n;
+            return Ok(0);
+        }
+        let length = window_ms(&s.settings);
+        let mut folded = 0u64;
+        // Runs of admitted rows in one window, folded a run at a time.
+        let mut run: Option<(usize, i64)> = None;
+        let fold = |p: &mut Partial, from: usize, to: usize, start: i64| {
+            let rows = block.slice(from..to).expect("a run within the batch");
+            window(p, start, &s.schema, &s.profile)
+                .record_columns(&s.schema, &s.profile, &rows)
+                .expect("checked above");
+            for i in from..to {
+                let prediction = block.prediction_at(i);
+                if block.label_at(i).is_some() || matches!(prediction, Prediction::Failed) {
+                    continue;
+                }
+                if let Some(id) = id(i) {
+                    p.pending.push((
+                        id,
+                        Pending {
+                            window_start_ms: start,
+                            prediction,
+                            groups: block.groups_at(i, &s.schema).to_vec(),
+                            class_scores: block.class_scores_at(i, &s.schema).map(<[f64]>::to_vec),
+                        },
+                    ));
+                }
+            }
+            (to - from) as u64
+        };
+        for (i, &ts) in block.ts_ms.iter().enumerate() {
+            let start = match admit(ts, self.now, &s.settings) {
+                Err(Dropped::Late) => {
+                    p.counts.late += 1;
+                    None
+                }
+                Err(Dropped::Future) => {
+                    p.counts.future += 1;
+                    None
+                }
+                Ok(()) => Some(align(ts, length)),
+            };
+            match (run, start) {
+                (Some((_, open)), Some(start)) if open == start => continue,
+                _ => {}
+            }
+            if let Some((from, open)) = run {
+                folded += fold(p, from, i, open);
+            }
+            run = start.map(|start| (i, start));
+        }
+        if let Some((from, open)) = run {
+            folded += fold(p, from, block.rows, open);
+        }
+        p.counts.summarised += folded;
+        p.changed = true;
+        if p.counts.received >= PUBLISH_EVERY {
+            std::mem::take(&mut p.counts).publish(&s.metrics);
+        }
+        Ok(folded)
     }
 
     /// Counts an event that failed validation before it reached the shard (by reason), in the

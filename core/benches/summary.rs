@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use aims_core::metrics::report;
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
-use aims_core::summary::WindowSummary;
+
+use aims_core::summary::{ColumnBuffers, WindowSummary};
 
 #[path = "../tests/support/twenty_features.rs"]
 mod twenty_features;
@@ -49,6 +50,29 @@ fn main() {
     let profile: ReferenceProfile = builder.finish();
     let current = events(n_events, 0.3, 11);
 
+    // `BENCH_ONLY=record` or `BENCH_ONLY=columns`: one pass of the events, with PCA and CBPE,
+    // through that path alone, and nothing else (for `valgrind --tool=callgrind`, whose
+    // instruction counts then divide by `BENCH_EVENTS`).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let mut s = WindowSummary::new(&schema, &profile);
+        if only == "columns" {
+            let mut b = ColumnBuffers::new(&schema);
+            for chunk in current.chunks(knob("BENCH_BATCH", 4096).max(1)) {
+                b.clear();
+                chunk.iter().for_each(|e| b.push(e, None));
+                let dictionaries = b.dictionaries();
+                s.record_columns(&schema, &profile, black_box(&b.columns(&dictionaries)))
+                    .expect("fits");
+            }
+        } else {
+            for e in &current {
+                s.record(&schema, &profile, black_box(e));
+            }
+        }
+        println!("{only}: {} events", black_box(&s).events);
+        return;
+    }
+
     let (rates, cpu_rates): (Vec<f64>, Vec<f64>) = (0..runs)
         .map(|_| {
             let mut s = WindowSummary::new(&schema, &profile);
@@ -70,6 +94,50 @@ fn main() {
         median(rates),
         median(cpu_rates)
     );
+
+    // The same events as column batches of `BENCH_BATCH` rows (default 4,096; built before the
+    // clock starts, as a caller fills them from Arrow arrays): `record_columns`.
+    let batch_rows = knob("BENCH_BATCH", 4096).max(1);
+    let batches: Vec<ColumnBuffers> = current
+        .chunks(batch_rows)
+        .map(|c| {
+            let mut b = ColumnBuffers::new(&schema);
+            c.iter().for_each(|e| b.push(e, None));
+            b
+        })
+        .collect();
+    for (label, p) in [
+        ("with PCA + CBPE", &profile),
+        ("without PCA + CBPE", &{
+            let mut plain = profile.clone();
+            plain.reconstruction = None;
+            plain.cbpe = None;
+            plain
+        }),
+    ] {
+        let per_event: Vec<f64> = (0..runs)
+            .map(|_| {
+                let mut s = WindowSummary::new(&schema, p);
+                let cpu = thread_cpu_seconds();
+                let t = Instant::now();
+                for b in &batches {
+                    let dictionaries = b.dictionaries();
+                    s.record_columns(&schema, p, black_box(&b.columns(&dictionaries)))
+                        .expect("fits");
+                }
+                black_box(&s);
+                let wall = t.elapsed().as_secs_f64();
+                let cpu = thread_cpu_seconds()
+                    .zip(cpu)
+                    .map_or(wall, |(b, a)| (b - a).max(0.01));
+                cpu / n_events as f64 * 1e9
+            })
+            .collect();
+        println!(
+            "record_columns {label}: median {:.0} ns per event (CPU), batches of {batch_rows} rows",
+            median(per_event)
+        );
+    }
 
     // The same events against the profile without its PCA model and CBPE calibration: what
     // the per-event reconstruction error (k × d multiply-adds) and the calibrated sums cost.

@@ -235,53 +235,67 @@ fn needs_calibration_sorted(order: &[usize], scores: &[f64], labels: &[bool]) ->
     let test_pos = ((n_test as f64) * positives.len() as f64 / n as f64).round() as usize;
     let test_neg = n_test.saturating_sub(test_pos).min(negatives.len());
     let mut state = 42u64;
-    let mut after: Vec<(f64, f64)> = Vec::new();
-    // Bit `k` set: the row is held out in split `k`.
+    // Bit `k` set: the row is held out in split `k`. The splits' draws depend on nothing but
+    // the generator, so all ten are drawn first, in the order one split after another drew
+    // them.
     let mut held_out = vec![0u16; n];
     for split in 0..10 {
-        let mut test = vec![false; n];
         for (class, take) in [(&positives, test_pos), (&negatives, test_neg)] {
             let mut idx = class.clone();
             // Partial Fisher-Yates: the first `take` entries are a uniform sample.
             for i in 0..take.min(idx.len()) {
                 let j = i + (splitmix(&mut state) % (idx.len() - i) as u64) as usize;
                 idx.swap(i, j);
-                test[idx[i]] = true;
+                held_out[idx[i]] |= 1 << split;
             }
         }
-        let map = CalibrationMap::fit_sorted(
-            order
-                .iter()
-                .copied()
-                .filter(|&i| !test[i])
-                .map(|i| (scores[i], labels[i])),
-        );
-        for i in (0..n).filter(|&i| test[i]) {
-            let t = f64::from(u8::from(labels[i]));
-            after.push((map.apply(scores[i]), t));
-            held_out[i] |= 1 << split;
-        }
     }
+    // The rows in score order, read once: each split's isotonic fit then walks them in
+    // sequence, skipping its held-out rows, instead of reaching into the row-order columns
+    // at random. The splits are fitted on several threads and their held-out rows' calibrated
+    // scores joined in split order, as one loop over the splits pushed them.
+    let sorted: Vec<(f64, bool, u16)> = order
+        .iter()
+        .map(|&i| (scores[i], labels[i], held_out[i]))
+        .collect();
+    let mut after: Vec<(f64, f64)> = crate::par::map(10, |split| {
+        let bit = 1u16 << split;
+        let map = CalibrationMap::fit_sorted(
+            sorted
+                .iter()
+                .filter(|r| r.2 & bit == 0)
+                .map(|&(s, l, _)| (s, l)),
+        );
+        (0..n)
+            .filter(|&i| held_out[i] & bit != 0)
+            .map(|i| (map.apply(scores[i]), f64::from(u8::from(labels[i]))))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     // The held-out rows with their raw scores, as a stable sort by score orders the splits'
     // rows pushed split after split: by score, then split, then row.
     let mut before: Vec<(f64, f64)> = Vec::with_capacity(after.len());
     let mut from = 0;
-    while from < order.len() {
-        let s = scores[order[from]];
+    while from < sorted.len() {
+        let s = sorted[from].0;
         let to = from
-            + order[from..]
+            + sorted[from..]
                 .iter()
-                .take_while(|&&i| scores[i].total_cmp(&s).is_eq())
+                .take_while(|r| r.0.total_cmp(&s).is_eq())
                 .count();
         for split in 0..10 {
-            for &i in &order[from..to] {
-                if held_out[i] & (1 << split) != 0 {
-                    before.push((s, f64::from(u8::from(labels[i]))));
+            let bit = 1u16 << split;
+            for &(_, l, held) in &sorted[from..to] {
+                if held & bit != 0 {
+                    before.push((s, f64::from(u8::from(l))));
                 }
             }
         }
         from = to;
     }
+    drop(sorted);
     let edges = ece_bin_edges(before.len(), 10);
     if edges.is_empty() {
         return false;

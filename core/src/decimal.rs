@@ -12,6 +12,11 @@ pub const POW10: [f64; 16] = [
 ];
 
 /// The value of `text` when it is a plain decimal of at most 15 digits, else `None`.
+///
+/// One pass over the bytes: digits accumulate into `m`, the first point is remembered, and
+/// anything else (a second point, a sign, a letter) sends the text to the standard parser.
+/// At most 16 bytes after the sign (15 digits and a point) are looked at, so `m` stays
+/// below `10^16` and cannot overflow.
 #[inline]
 pub fn plain(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
@@ -20,24 +25,30 @@ pub fn plain(text: &str) -> Option<f64> {
         b'+' => (false, &bytes[1..]),
         _ => (false, bytes),
     };
-    let (int, fraction) = match digits.iter().position(|&c| c == b'.') {
-        Some(p) => (&digits[..p], &digits[p + 1..]),
-        None => (digits, &digits[digits.len()..]),
-    };
-    let count = int.len() + fraction.len();
-    if count == 0 || count > 15 {
+    if digits.len() > 16 {
         return None;
     }
     let mut m = 0u64;
-    // A second point, a sign or anything else is no digit: `d > 9`.
-    for &c in int.iter().chain(fraction) {
+    let mut point = usize::MAX;
+    for (i, &c) in digits.iter().enumerate() {
         let d = c.wrapping_sub(b'0');
-        if d > 9 {
+        if d <= 9 {
+            m = m * 10 + u64::from(d);
+        } else if c == b'.' && point == usize::MAX {
+            point = i;
+        } else {
             return None;
         }
-        m = m * 10 + u64::from(d);
     }
-    Some(value(m, fraction.len(), negative))
+    let (count, fraction) = if point == usize::MAX {
+        (digits.len(), 0)
+    } else {
+        (digits.len() - 1, digits.len() - 1 - point)
+    };
+    if count == 0 || count > 15 {
+        return None;
+    }
+    Some(value(m, fraction, negative))
 }
 
 /// The value of a plain decimal from its digits read as one integer `m < 10^15`, the number
@@ -131,6 +142,33 @@ mod tests {
         }
     }
 
+    /// The two-pass reader `plain` replaced, kept as the oracle of what it accepts.
+    fn former(text: &str) -> Option<f64> {
+        let bytes = text.as_bytes();
+        let (negative, digits) = match bytes.first()? {
+            b'-' => (true, &bytes[1..]),
+            b'+' => (false, &bytes[1..]),
+            _ => (false, bytes),
+        };
+        let (int, fraction) = match digits.iter().position(|&c| c == b'.') {
+            Some(p) => (&digits[..p], &digits[p + 1..]),
+            None => (digits, &digits[digits.len()..]),
+        };
+        let count = int.len() + fraction.len();
+        if count == 0 || count > 15 {
+            return None;
+        }
+        let mut m = 0u64;
+        for &c in int.iter().chain(fraction) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            m = m * 10 + u64::from(d);
+        }
+        Some(super::value(m, fraction.len(), negative))
+    }
+
     proptest! {
         #[test]
         fn any_text_trims_as_str_trim_trims(s in "\\PC{0,6}") {
@@ -142,6 +180,11 @@ mod tests {
             if let Some(x) = plain(&s) {
                 prop_assert_eq!(Some(x.to_bits()), s.parse::<f64>().ok().map(f64::to_bits), "{}", s);
             }
+        }
+
+        #[test]
+        fn the_one_pass_reader_takes_what_the_two_pass_one_took(s in "[-+.0-9a]{0,19}") {
+            prop_assert_eq!(plain(&s).map(f64::to_bits), former(&s).map(f64::to_bits), "{}", s);
         }
 
         #[test]

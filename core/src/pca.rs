@@ -364,13 +364,76 @@ impl ReconstructionModel {
         if !projection.shaped || d == 0 || d > 64 || d != self.encodings.len() {
             return self.error(row);
         }
-        let mut c = [0.0f64; 64];
-        let mut norm_sq = 0.0;
+        let mut x = [0.0f64; 64];
         for (j, e) in projection.encodings.iter().enumerate() {
-            let x = match e {
+            x[j] = match e {
                 FastEncoding::Few { .. } | FastEncoding::Numeric(_) => e.encode(row.get(j)),
                 FastEncoding::Model => self.encodings[j].encode(row.get(j)),
             };
+        }
+        self.projected_error(projection, &x[..d], k, d)
+    }
+
+    /// The number feature `j`'s category (`None`: missing) stands for, as [`error`](Self::error)
+    /// encodes it: its reference frequency, 0 when unseen, the imputed category's when missing
+    /// (and the imputed value for a numeric feature). For [`error_of_encoded`](Self::error_of_encoded),
+    /// which a batch of rows calls once per row after encoding each category once.
+    pub fn encode_category(&self, j: usize, category: Option<&str>) -> f64 {
+        match (self.encodings.get(j), category) {
+            (None, _) => f64::NAN,
+            (Some(Encoding::Numeric { impute }), _) => *impute,
+            (
+                Some(Encoding::Categorical {
+                    impute,
+                    frequencies,
+                }),
+                c,
+            ) => frequencies
+                .get(c.unwrap_or(impute.as_str()))
+                .copied()
+                .unwrap_or(0.0),
+        }
+    }
+
+    /// The number feature `j`'s value (`None`: missing) stands for, as
+    /// [`encode_category`](Self::encode_category) for a numeric feature: the value when finite,
+    /// else the imputed one.
+    pub fn encode_number(&self, j: usize, x: Option<f64>) -> f64 {
+        match (self.encodings.get(j), x) {
+            (None, _) => f64::NAN,
+            (Some(Encoding::Numeric { .. }), Some(x)) if x.is_finite() => x,
+            (Some(Encoding::Numeric { impute }), _) => *impute,
+            (Some(e @ Encoding::Categorical { .. }), _) => e.encode(None),
+        }
+    }
+
+    /// [`error_with`](Self::error_with) of a row already encoded (`x[j]`, one per encoding, from
+    /// [`encode_number`](Self::encode_number) and [`encode_category`](Self::encode_category)):
+    /// the same number, to the bit, as from the row's values.
+    pub fn error_of_encoded(&self, projection: &Projection, x: &[f64]) -> f64 {
+        let (k, d) = (projection.k, projection.d);
+        if !projection.shaped || d == 0 || d > 64 || d != self.encodings.len() || x.len() != d {
+            // `error`'s own steps: standardise, then `standardised_error`.
+            let z: Vec<f64> = (0..self.encodings.len())
+                .map(|j| {
+                    let x = x
+                        .get(j)
+                        .copied()
+                        .unwrap_or_else(|| self.encode_number(j, None));
+                    (x - self.mean[j]) / self.scale[j]
+                })
+                .collect();
+            return self.standardised_error(&z);
+        }
+        self.projected_error(projection, x, k, d)
+    }
+
+    /// The body of [`error_with`](Self::error_with) after encoding.
+    #[inline]
+    fn projected_error(&self, projection: &Projection, x: &[f64], k: usize, d: usize) -> f64 {
+        let mut c = [0.0f64; 64];
+        let mut norm_sq = 0.0;
+        for (j, &x) in x.iter().enumerate().take(d) {
             let z = (x - self.mean[j]) / self.scale[j];
             c[j] = z - self.center[j];
             norm_sq += c[j] * c[j];

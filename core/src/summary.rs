@@ -24,7 +24,11 @@ use crate::quantile::{
 use crate::schema::{ModelSchema, Task};
 use crate::sketch::{QuantileSketch, SKETCH_INDEX_RANGE};
 
+mod buffers;
+mod columns;
 mod plan;
+pub use buffers::ColumnBuffers;
+pub use columns::{Column, Columns, ColumnsError, PredictionColumn, FAILED_CLASS, MISSING_CODE};
 use plan::{EdgeIndex, PlanSlot};
 
 /// Version of the summary's serialised form.
@@ -623,7 +627,10 @@ impl WindowSummary {
         if let Some(l) = event.latency_ms {
             self.latency.add(l);
         }
-        let plan = self.plan.get(profile);
+        // Taken out while recording (a move, no reference count), so that the plan can be
+        // read while the summary's other fields change.
+        let mut slot = std::mem::take(&mut self.plan);
+        let plan = slot.get(profile);
         for (((stats, value), reference), index) in self
             .features
             .iter_mut()
@@ -657,7 +664,32 @@ impl WindowSummary {
             });
         }
         let positive = schema.positive_index().map(|p| p as u32);
-        match event.prediction {
+        let value_index = plan.prediction.as_ref();
+        self.record_outcome(
+            profile,
+            positive,
+            value_index,
+            &event.prediction,
+            &event.groups,
+        );
+        if let Some(label) = event.label {
+            self.record_label_of(schema, positive, &event.prediction, &event.groups, label);
+        }
+        self.plan = slot;
+    }
+
+    /// What [`record`](Self::record) counts of an event's output and groups (not its label):
+    /// shared with [`record_columns`](Self::record_columns), row by row.
+    #[inline]
+    fn record_outcome(
+        &mut self,
+        profile: &ReferenceProfile,
+        positive: Option<u32>,
+        value_index: Option<&EdgeIndex>,
+        prediction: &Prediction,
+        groups: &[u16],
+    ) {
+        match *prediction {
             Prediction::Class { class, score } => {
                 if let Some(n) = self.prediction.class_counts.get_mut(class as usize) {
                     *n += 1;
@@ -665,7 +697,7 @@ impl WindowSummary {
                 if let Some(s) = score {
                     self.prediction.score_bins[score_bin(s)] += 1;
                     if let (Some(sums), Some(c)) = (self.cbpe.as_mut(), &profile.cbpe) {
-                        sums.record_in_groups(&c.map, s, Some(class) == positive, &event.groups);
+                        sums.record_in_groups(&c.map, s, Some(class) == positive, groups);
                     }
                 }
             }
@@ -674,37 +706,33 @@ impl WindowSummary {
                     self.prediction.value.as_mut(),
                     profile.prediction.value.as_ref(),
                 ) {
-                    stats.record(v, r, plan.prediction.as_ref());
+                    stats.record(v, r, value_index);
                 }
             }
             Prediction::Failed => self.failed += 1,
         }
         let predicted = |gs: &mut GroupStats| {
             gs.count += 1;
-            if let Prediction::Class { class, .. } = event.prediction {
+            if let Prediction::Class { class, .. } = *prediction {
                 if let Some(n) = gs.predicted.get_mut(class as usize) {
                     *n += 1;
                 }
             }
-            if matches!(event.prediction, Prediction::Class { class, .. } if Some(class) == positive)
-            {
+            if matches!(*prediction, Prediction::Class { class, .. } if Some(class) == positive) {
                 gs.selected += 1;
             }
         };
         for x in &mut self.intersections {
-            if let Some(cell) = cell_index(&x.attributes, &self.groups, &event.groups) {
+            if let Some(cell) = cell_index(&x.attributes, &self.groups, groups) {
                 if let Some(gs) = x.cells.get_mut(cell) {
                     predicted(gs);
                 }
             }
         }
-        for (groups, &g) in self.groups.iter_mut().zip(&event.groups) {
+        for (groups, &g) in self.groups.iter_mut().zip(groups) {
             if let Some(gs) = groups.get_mut(g as usize) {
                 predicted(gs);
             }
-        }
-        if let Some(label) = event.label {
-            self.record_label_of(schema, positive, &event.prediction, &event.groups, label);
         }
     }
 

@@ -5,7 +5,7 @@
 
 use aims_core::cbpe::{CalibrationMap, CbpeProfile};
 use aims_core::event::{Event, FeatureValue, Prediction, Target};
-use aims_core::pca::ReconstructionModel;
+use aims_core::pca::{ErrorMoments, ReconstructionModel, REFERENCE_CHUNKS};
 use aims_core::profile::ProfileBuilder;
 use aims_core::schema::{FeatureKind, FeatureSpec, ModelSchema, Task};
 use proptest::prelude::*;
@@ -106,6 +106,50 @@ proptest! {
             serde_json::to_string(&profile.reconstruction).unwrap(),
             serde_json::to_string(&expected).unwrap()
         );
+    }
+
+    #[test]
+    fn standardisation_and_thresholds_are_computed_as_first_written(seed in 1u64.., n in 2usize..3000) {
+        // The fit's threshold pass against the per-row `error` (one dot product after
+        // another), chunk by chunk as NannyML cuts the reference.
+        let events = rows(n, seed);
+        let whole: Vec<Vec<FeatureValue>> = events.iter().map(|e| e.features.clone()).collect();
+        let Ok(model) = ReconstructionModel::fit(&whole) else {
+            return Ok(());
+        };
+        // The standardisation, pass by pass over each encoded column, as first written.
+        for j in 0..model.encodings.len() {
+            let x: Vec<f64> = whole
+                .iter()
+                .map(|row| match &row[j] {
+                    FeatureValue::Numeric(v) => model.encode_number(j, Some(*v)),
+                    FeatureValue::Categorical(c) => model.encode_category(j, Some(c)),
+                    FeatureValue::Missing => model.encode_category(j, None),
+                })
+                .collect();
+            let nf = n as f64;
+            let mean = x.iter().sum::<f64>() / nf;
+            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / nf;
+            let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+            let center = x.iter().map(|v| (v - mean) / scale).sum::<f64>() / nf;
+            prop_assert_eq!(model.mean[j].to_bits(), mean.to_bits());
+            prop_assert_eq!(model.scale[j].to_bits(), scale.to_bits());
+            prop_assert_eq!(model.center[j].to_bits(), center.to_bits());
+        }
+        let chunk = (n / REFERENCE_CHUNKS).max(1);
+        let means: Vec<f64> = whole
+            .chunks(chunk)
+            .map(|rows| {
+                let mut m = ErrorMoments::default();
+                rows.iter().for_each(|r| m.record(model.error(r)));
+                m.mean().unwrap_or(0.0)
+            })
+            .collect();
+        let k = means.len() as f64;
+        let mean = means.iter().sum::<f64>() / k;
+        let std = (means.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k).sqrt();
+        prop_assert_eq!(model.lower_threshold.to_bits(), (mean - 3.0 * std).max(0.0).to_bits());
+        prop_assert_eq!(model.upper_threshold.to_bits(), (mean + 3.0 * std).to_bits());
     }
 
     #[test]

@@ -110,6 +110,13 @@ def bench_monitor() -> None:
             m.flush(60)
             for fold_here in (False, True):
                 batch_rounds(m, df, rows, fold_here)
+            # The same frame with its string columns as pandas `category` dtype (Arrow
+            # dictionaries: record_batch(fold_here=True) maps each dictionary once per batch).
+            categorical = df.copy()
+            for c in CATEGORICAL + ["gender", "age_band"]:
+                categorical[c] = categorical[c].astype("category")
+            for fold_here in (False, True):
+                batch_rounds(m, categorical, rows, fold_here, what="pandas frame, category columns")
             # The Arrow import alone (pandas -> Arrow, the Python string columns converted by
             # pyarrow), which every record_batch call from a pandas frame includes.
             import pyarrow as pa

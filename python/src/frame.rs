@@ -23,6 +23,9 @@ use arrow_schema::{DataType, TimeUnit};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
+mod block;
+pub use block::Block;
+
 /// A bad table or row: the column at fault (as named in the frame), the event field it feeds,
 /// the 0-based row when one row is at fault, and the countable reason.
 #[derive(Debug, Clone)]
@@ -442,6 +445,14 @@ impl Plan {
             .map_or_else(|| field.to_owned(), |s| s.column.clone())
     }
 
+    /// Row `i`'s request id, as [`fill`](Self::fill) reads it.
+    pub fn id_at(&self, i: usize) -> Option<String> {
+        self.id
+            .as_ref()
+            .and_then(|s| s.col.text(i))
+            .map(Cow::into_owned)
+    }
+
     /// Whether the table carries per-class probabilities (`score_{class}` columns).
     pub fn has_class_scores(&self) -> bool {
         self.class_scores.is_some()
@@ -521,11 +532,6 @@ impl Plan {
             row: None,
             error: EventError::new(s.field.clone(), reason, message),
         };
-        let with_column = |s: &Slot, e: EventError| FrameError {
-            column: s.column.clone(),
-            row: None,
-            error: e,
-        };
         let finite = |s: &Slot, x: f64| {
             if x.is_finite() {
                 Ok(x)
@@ -559,6 +565,39 @@ impl Plan {
                 },
             };
         }
+        self.fill_rest(i, schema, default_ts, event)
+    }
+
+    /// The part of [`fill`](Self::fill) after the features: groups, prediction, label,
+    /// latency, id and time (what the column batches of `block` fill per row).
+    fn fill_rest(
+        &self,
+        i: usize,
+        schema: &ModelSchema,
+        default_ts: i64,
+        event: &mut Event,
+    ) -> Result<(), FrameError> {
+        let fail = |s: &Slot, reason: RejectReason, message: String| FrameError {
+            column: s.column.clone(),
+            row: None,
+            error: EventError::new(s.field.clone(), reason, message),
+        };
+        let with_column = |s: &Slot, e: EventError| FrameError {
+            column: s.column.clone(),
+            row: None,
+            error: e,
+        };
+        let finite = |s: &Slot, x: f64| {
+            if x.is_finite() {
+                Ok(x)
+            } else {
+                Err(fail(
+                    s,
+                    RejectReason::InvalidNumber,
+                    "not a finite number".into(),
+                ))
+            }
+        };
         event.groups.clear();
         for (a, slot) in self.attributes.iter().enumerate() {
             event.groups.push(match slot.col.text(i) {

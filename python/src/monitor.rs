@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aims_agent::config::{AgentConfig, ColumnsConfig};
 use aims_agent::metrics::AgentMetrics;
-use aims_agent::shard::{Recorded, Shard};
+use aims_agent::shard::Shard;
 use aims_agent::window::{now_ms, Input, Recycler};
 use aims_agent::Recorder;
 use aims_core::event::{RawEvent, RawLabel};
@@ -410,49 +410,41 @@ impl Monitor {
             .ok()
             .and_then(|mut s| s.pop())
             .unwrap_or_else(|| self.recorder.shard());
-        {
-            let mut batch = shard.batch();
-            let now = batch.now();
-            let (mut scores, mut offset) = (Vec::new(), 0u64);
-            for (rows, plan) in batches.iter().zip(plans) {
-                let mut event = plan.blank();
-                for i in 0..rows.num_rows() {
-                    if i > 0 && i % CHUNK == 0 {
-                        // Let the windowing task in between chunks (it takes the shard's
-                        // waiting ids every tick).
-                        drop(batch);
-                        batch = shard.batch();
-                    }
-                    let checked = plan.fill(i, schema, now, &mut event).and_then(|()| {
-                        aims_agent::ingest::lengths_ok(&event, schema, limits).map_err(
-                            |error| frame::FrameError {
-                                column: plan.column_of(&error.field),
-                                row: None,
-                                error,
-                            },
-                        )?;
-                        plan.fill_scores(i, schema, &mut scores)
-                    });
-                    match checked {
-                        Ok(scored) => {
-                            out.accepted += 1;
-                            let scores = scored.then_some(scores.as_slice());
-                            if batch.record(&mut event, scores) != Recorded::Yes {
-                                out.dropped += 1;
-                            }
-                        }
-                        Err(mut e) => {
-                            out.rejected += 1;
-                            batch.rejected(e.error.reason);
-                            if out.errors.len() < MAX_LISTED_ERRORS {
-                                e.row = Some(offset + i as u64);
-                                out.errors.push(e);
-                            }
-                        }
+        // Each run of up to CHUNK rows is filled as column buffers straight from the Arrow
+        // arrays and folded by aims-core's `record_columns` (the same summaries, to the bit, as
+        // row by row); refused rows are counted and listed as row by row.
+        let mut block = frame::Block::default();
+        let mut offset = 0u64;
+        for (rows, plan) in batches.iter().zip(plans) {
+            let mut from = 0;
+            while from < rows.num_rows() {
+                let to = (from + CHUNK).min(rows.num_rows());
+                // One lock per run, so the windowing task gets in between runs (it takes the
+                // shard's waiting ids every tick).
+                let mut batch = shard.batch();
+                let now = batch.now();
+                let refused = block.fill(plan, schema, limits, now, (from, to));
+                for (r, mut e) in refused {
+                    out.rejected += 1;
+                    batch.rejected(e.error.reason);
+                    if out.errors.len() < MAX_LISTED_ERRORS {
+                        e.row = Some(offset + (from + r) as u64);
+                        out.errors.push(e);
                     }
                 }
-                offset += rows.num_rows() as u64;
+                let dictionaries = block.dictionaries();
+                let columns = block.columns(schema, &dictionaries);
+                let good = columns.rows as u64;
+                out.accepted += good;
+                match batch.record_columns(&columns, |k| plan.id_at(from + block.row_of(k))) {
+                    Ok(folded) => out.dropped += good - folded,
+                    // The block is made for this schema: it cannot happen; if it did, the rows
+                    // are counted as dropped rather than lost silently.
+                    Err(_) => out.dropped += good,
+                }
+                from = to;
             }
+            offset += rows.num_rows() as u64;
         }
         if let Ok(mut pool) = self.shards.lock() {
             pool.push(shard);

@@ -391,21 +391,20 @@ impl ReconstructionModel {
             }
         }
         // Thresholds from the reference chunks, in row order (incomplete last chunk kept).
+        // Each row's error as a current row's is computed (`error_of_encoded`: standardised
+        // as `standardise` does, then every component's dot product at once), which gives
+        // `standardised_error`'s value to the bit.
         let chunk = (n / REFERENCE_CHUNKS).max(1);
+        let projection = model.projection();
         let values: Vec<f64> = par::map(n.div_ceil(chunk), |c| {
             let (first, last) = (c * chunk, ((c + 1) * chunk).min(n));
             let mut m = ErrorMoments::default();
-            let mut z = vec![0.0f64; d * TILE];
             let mut x = vec![0.0f64; d];
-            for start in (first..last).step_by(TILE) {
-                let end = (start + TILE).min(last);
-                standardise(start, end, &mut z);
-                for i in 0..end - start {
-                    for j in 0..d {
-                        x[j] = z[j * TILE + i];
-                    }
-                    m.record(model.standardised_error(&x));
+            for r in first..last {
+                for (x, e) in x.iter_mut().zip(&encoded) {
+                    *x = e.at(r);
                 }
+                m.record(model.error_of_encoded(&projection, &x));
             }
             m.mean().unwrap_or(0.0)
         });

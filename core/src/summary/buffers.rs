@@ -1,0 +1,194 @@
+//! [`ColumnBuffers`]: owned column buffers filled event by event, for callers that hold
+//! [`Event`]s and want [`WindowSummary::record_columns`](super::WindowSummary::record_columns)
+//! (tests, benches, embedded users batching their own events). Callers that already hold
+//! columns (Arrow arrays) fill a [`Columns`] directly instead.
+
+use std::collections::HashMap;
+
+use super::columns::{Column, Columns, PredictionColumn, FAILED_CLASS, MISSING_CODE};
+use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::schema::{FeatureKind, ModelSchema, Task};
+
+/// Column buffers for events of one schema; see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnBuffers {
+    kinds: Vec<FeatureKind>,
+    attributes: usize,
+    classes: usize,
+    regression: bool,
+    multiclass: bool,
+    /// Per feature, its slot in `numeric` or in `codes`.
+    slots: Vec<usize>,
+    numeric: Vec<Vec<f64>>,
+    codes: Vec<Vec<u32>>,
+    dictionaries: Vec<Vec<String>>,
+    lookup: Vec<HashMap<String, u32>>,
+    ts: Vec<i64>,
+    groups: Vec<u16>,
+    predicted: Vec<u32>,
+    scores: Vec<f64>,
+    values: Vec<f64>,
+    labels: Vec<Option<Target>>,
+    latency: Vec<f64>,
+    class_scores: Vec<f64>,
+}
+
+impl ColumnBuffers {
+    /// Empty buffers for events of `schema`.
+    pub fn new(schema: &ModelSchema) -> Self {
+        let kinds: Vec<FeatureKind> = schema.features.iter().map(|f| f.kind).collect();
+        let (mut n, mut c) = (0, 0);
+        let slots = kinds
+            .iter()
+            .map(|k| {
+                let slot = if *k == FeatureKind::Numeric {
+                    &mut n
+                } else {
+                    &mut c
+                };
+                *slot += 1;
+                *slot - 1
+            })
+            .collect();
+        Self {
+            attributes: schema.attributes.len(),
+            classes: schema.classes.len(),
+            regression: schema.task == Task::Regression,
+            multiclass: schema.task == Task::Multiclass,
+            slots,
+            numeric: vec![Vec::new(); n],
+            codes: vec![Vec::new(); c],
+            dictionaries: vec![Vec::new(); c],
+            lookup: vec![HashMap::new(); c],
+            kinds,
+            ..Self::default()
+        }
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Forgets every row (and the dictionaries), keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.numeric.iter_mut().for_each(Vec::clear);
+        self.codes.iter_mut().for_each(Vec::clear);
+        self.dictionaries.iter_mut().for_each(Vec::clear);
+        self.lookup.iter_mut().for_each(HashMap::clear);
+        for v in [
+            &mut self.scores,
+            &mut self.values,
+            &mut self.latency,
+            &mut self.class_scores,
+        ] {
+            v.clear();
+        }
+        self.ts.clear();
+        self.groups.clear();
+        self.predicted.clear();
+        self.labels.clear();
+    }
+
+    /// Adds a validated event (and its prediction's per-class probabilities) as the next row.
+    /// A value of the wrong kind counts as missing, as [`record`](super::WindowSummary::record)
+    /// counts it.
+    pub fn push(&mut self, event: &Event, class_scores: Option<&[f64]>) {
+        for (j, kind) in self.kinds.iter().enumerate() {
+            let slot = self.slots[j];
+            match (kind, event.features.get(j)) {
+                (FeatureKind::Numeric, Some(FeatureValue::Numeric(x))) => {
+                    self.numeric[slot].push(*x)
+                }
+                (FeatureKind::Numeric, _) => self.numeric[slot].push(f64::NAN),
+                (FeatureKind::Categorical, Some(FeatureValue::Categorical(c))) => {
+                    let code = match self.lookup[slot].get(c.as_str()) {
+                        Some(&code) => code,
+                        None => {
+                            let code = self.dictionaries[slot].len() as u32;
+                            self.dictionaries[slot].push(c.clone());
+                            self.lookup[slot].insert(c.clone(), code);
+                            code
+                        }
+                    };
+                    self.codes[slot].push(code);
+                }
+                (FeatureKind::Categorical, _) => self.codes[slot].push(MISSING_CODE),
+            }
+        }
+        self.ts.push(event.ts_ms);
+        let groups = event
+            .groups
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(u16::MAX));
+        self.groups.extend(groups.take(self.attributes));
+        match (event.prediction, self.regression) {
+            (Prediction::Value(v), true) => self.values.push(v),
+            (_, true) => self.values.push(f64::NAN),
+            (Prediction::Class { class, score }, false) => {
+                self.predicted.push(class);
+                self.scores.push(score.unwrap_or(f64::NAN));
+            }
+            (_, false) => {
+                self.predicted.push(FAILED_CLASS);
+                self.scores.push(f64::NAN);
+            }
+        }
+        self.labels.push(event.label);
+        self.latency.push(event.latency_ms.unwrap_or(f64::NAN));
+        if self.multiclass {
+            match class_scores.filter(|s| s.len() == self.classes) {
+                Some(s) => self.class_scores.extend_from_slice(s),
+                None => self
+                    .class_scores
+                    .extend(std::iter::repeat_n(f64::NAN, self.classes)),
+            }
+        }
+    }
+
+    /// The dictionaries' entries as `&str`, for [`columns`](Self::columns).
+    pub fn dictionaries(&self) -> Vec<Vec<&str>> {
+        self.dictionaries
+            .iter()
+            .map(|d| d.iter().map(String::as_str).collect())
+            .collect()
+    }
+
+    /// The rows held, as a batch; `dictionaries` from [`dictionaries`](Self::dictionaries).
+    pub fn columns<'a>(&'a self, dictionaries: &'a [Vec<&'a str>]) -> Columns<'a> {
+        Columns {
+            rows: self.len(),
+            ts_ms: &self.ts,
+            features: self
+                .kinds
+                .iter()
+                .zip(&self.slots)
+                .map(|(kind, &slot)| match kind {
+                    FeatureKind::Numeric => Column::Numeric(&self.numeric[slot]),
+                    FeatureKind::Categorical => Column::Categorical {
+                        codes: &self.codes[slot],
+                        dictionary: dictionaries.get(slot).map_or(&[], Vec::as_slice),
+                    },
+                })
+                .collect(),
+            groups: &self.groups,
+            prediction: if self.regression {
+                PredictionColumn::Value(&self.values)
+            } else {
+                PredictionColumn::Class {
+                    classes: &self.predicted,
+                    scores: Some(&self.scores),
+                }
+            },
+            labels: Some(&self.labels),
+            latency_ms: Some(&self.latency),
+            class_scores: self.multiclass.then_some(self.class_scores.as_slice()),
+        }
+    }
+}
