@@ -288,6 +288,7 @@ fn embedded_shards(config: &Path, rounds: u64) {
         })
         .collect();
     for threads in [1usize, 2] {
+        embedded_shard_columns(&rt, &recorder, &distinct, threads, per_thread, rounds);
         let (mut rates, mut cpu_per_m) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let inputs: Vec<Vec<aims_core::Event>> = (0..threads)
@@ -330,6 +331,76 @@ fn embedded_shards(config: &Path, rounds: u64) {
         );
     }
     rt.block_on(monitor.shutdown());
+}
+
+/// [`embedded_shards`] through the batch path: each recording thread hands its shard column
+/// batches of 4,096 rows (`ShardBatch::record_columns`), filled before the clock starts (as
+/// a caller holding columns, an Arrow table say, has them); the windowing, the label buffer's
+/// ids and the flush are the same.
+fn embedded_shard_columns(
+    rt: &tokio::runtime::Runtime,
+    recorder: &aims_agent::Recorder,
+    distinct: &[aims_core::Event],
+    threads: usize,
+    per_thread: usize,
+    rounds: u64,
+) {
+    use aims_core::summary::ColumnBuffers;
+    const BATCH: usize = 4096;
+    let (mut rates, mut cpu_per_m) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let inputs: Vec<(Vec<aims_core::Event>, Vec<ColumnBuffers>)> = (0..threads)
+            .map(|t| {
+                let events: Vec<aims_core::Event> = (0..per_thread)
+                    .map(|i| distinct[(i * threads + t) % distinct.len()].clone())
+                    .collect();
+                let batches = events
+                    .chunks(BATCH)
+                    .map(|chunk| {
+                        let mut b = ColumnBuffers::new(recorder.schema());
+                        chunk.iter().for_each(|e| b.push(e, None));
+                        b
+                    })
+                    .collect();
+                (events, batches)
+            })
+            .collect();
+        let summarised = recorder.metrics().events_summarised.get();
+        let cpu = cpu_seconds(std::process::id());
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for (events, batches) in &inputs {
+                let shard = recorder.shard();
+                scope.spawn(move || {
+                    for (k, b) in batches.iter().enumerate() {
+                        let dictionaries = b.dictionaries();
+                        let ids = &events[k * BATCH..];
+                        shard
+                            .batch()
+                            .record_columns(&b.columns(&dictionaries), |i| ids[i].id.clone())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert!(rt.block_on(recorder.flush()));
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(std::process::id()) - cpu;
+        let n = (threads * per_thread) as f64;
+        assert_eq!(
+            recorder.metrics().events_summarised.get() - summarised,
+            n as u64,
+            "every event summarised"
+        );
+        rates.push(n / wall);
+        cpu_per_m.push(cpu / n * 1e6);
+    }
+    println!(
+        "embedded shards, column batches, {threads} recording thread(s), end to end (flushed): median {:>12.0} events/s, {:.2} CPU-s per million events (rounds: {})",
+        median(rates.clone()),
+        median(cpu_per_m),
+        rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" / ")
+    );
 }
 
 struct Proc {

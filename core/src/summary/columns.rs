@@ -26,6 +26,7 @@ use super::{
     UNSEEN_CATEGORY_CAP,
 };
 use crate::event::{Prediction, Target};
+use crate::pca::Encoding;
 use crate::profile::{FeatureProfile, NumericProfile, ReferenceProfile};
 use crate::quantile::{fine_bin, FinePosition};
 use crate::schema::ModelSchema;
@@ -469,21 +470,42 @@ impl WindowSummary {
                     &made
                 }
             };
-            let mut x = vec![0.0f64; d];
-            for i in 0..n {
-                for (j, (x, (table, missing))) in x.iter_mut().zip(&tables).enumerate() {
-                    *x = match block.features.get(j) {
-                        Some(Column::Numeric(xs)) => {
-                            let v = xs[i];
-                            model.encode_number(j, (!v.is_nan()).then_some(v))
+            // Encoded a column at a time into rows of `d` values, a few hundred rows at a
+            // time; then each row's error.
+            const ROWS: usize = 256;
+            if d == 0 {
+                // A model of no feature (only a hand-made profile has one): `record`'s error
+                // of an empty row, per row.
+                (0..n).for_each(|_| moments.record(model.error_of_encoded(projection, &[])));
+            }
+            let mut x = vec![0.0f64; ROWS * d];
+            for from in (0..n).step_by(ROWS).filter(|_| d > 0) {
+                let to = (from + ROWS).min(n);
+                let rows = &mut x[..(to - from) * d];
+                for (j, (table, missing)) in tables.iter().enumerate() {
+                    let cells = rows.iter_mut().skip(j).step_by(d.max(1));
+                    match (block.features.get(j), &model.encodings[j]) {
+                        (Some(Column::Numeric(xs)), Encoding::Numeric { impute }) => {
+                            for (cell, &v) in cells.zip(&xs[from..to]) {
+                                *cell = if v.is_finite() { v } else { *impute };
+                            }
                         }
-                        Some(Column::Categorical { codes, .. }) => {
-                            table.get(codes[i] as usize).copied().unwrap_or(*missing)
+                        (Some(Column::Numeric(xs)), _) => {
+                            for (cell, &v) in cells.zip(&xs[from..to]) {
+                                *cell = model.encode_number(j, (!v.is_nan()).then_some(v));
+                            }
                         }
-                        None => *missing,
-                    };
+                        (Some(Column::Categorical { codes, .. }), _) => {
+                            for (cell, &c) in cells.zip(&codes[from..to]) {
+                                *cell = table.get(c as usize).copied().unwrap_or(*missing);
+                            }
+                        }
+                        (None, _) => cells.for_each(|cell| *cell = *missing),
+                    }
                 }
-                moments.record(model.error_of_encoded(projection, &x));
+                for row in rows.chunks_exact(d.max(1)) {
+                    moments.record(model.error_of_encoded(projection, row));
+                }
             }
         }
         let positive = schema.positive_index().map(|p| p as u32);
