@@ -7,7 +7,6 @@
 //! by retrying: the summary moves to the dead-letter folder with the reason. Summary ids are
 //! deterministic, so a summary re-sent after a lost acknowledgement is stored once.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,10 +131,7 @@ pub fn endpoint(base: &str, segments: &[&str]) -> Result<Url, ShipError> {
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
+    aims_runtime::gzip::encode(body)
 }
 
 fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {

@@ -171,16 +171,8 @@ async fn malformed_input_matrix() {
         .contains("after decompression"));
 
     // Gzip done right is accepted; corrupt gzip is a 400; unknown codings and types are 415.
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(&events("gz", 10)).unwrap();
-    let (status, body) = post(
-        &client,
-        &events_url,
-        ndjson,
-        Some("gzip"),
-        enc.finish().unwrap(),
-    )
-    .await;
+    let gzipped = aims_runtime::gzip::encode(&events("gz", 10));
+    let (status, body) = post(&client, &events_url, ndjson, Some("gzip"), gzipped).await;
     assert_eq!(
         (status, body["accepted"].as_u64()),
         (202, Some(10)),

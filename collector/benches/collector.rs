@@ -11,7 +11,6 @@
 //! Run with `cargo bench -p aims-collector --bench collector`. Results go to stdout as the
 //! lines BENCHMARKS.md quotes.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,9 +27,7 @@ const RUNS: usize = 5;
 
 fn gzip(envelope: &SummaryEnvelope) -> (Vec<u8>, usize) {
     let json = serde_json::to_vec(envelope).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&json).unwrap();
-    (gz.finish().unwrap(), json.len())
+    (aims_runtime::gzip::encode(&json), json.len())
 }
 
 fn model(name: &str) -> ModelSchema {

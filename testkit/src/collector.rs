@@ -1,7 +1,6 @@
 //! The collector harness: runs the real `aims-collector` binary on a loopback port it binds
 //! itself (port 0), in a temporary folder, and talks to it over blocking HTTP.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -232,14 +231,12 @@ impl Collector {
         envelope: &SummaryEnvelope,
         token: Option<&str>,
     ) -> reqwest::blocking::Response {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&serde_json::to_vec(envelope).unwrap())
-            .unwrap();
+        let gz = aims_runtime::gzip::encode(&serde_json::to_vec(envelope).unwrap());
         let mut req = client()
             .post(self.url("/v1/summaries"))
             .header("content-type", "application/json")
             .header("content-encoding", "gzip")
-            .body(gz.finish().unwrap());
+            .body(gz);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
