@@ -11,7 +11,9 @@
 //!
 //! What the windowing task does with a shard, so the summaries are the ones the queue gives:
 //! - ids waiting for their labels go into the label join buffer at every tick, and before any
-//!   label is applied (a label submitted after its prediction was recorded always finds it);
+//!   label is applied (a label submitted after its prediction was recorded always finds it),
+//!   together with the shards' summaries, so a late label adds to its window in the queue's
+//!   order of addition;
 //! - a shard's summary of a window is taken when the window closes (or, for a late window,
 //!   at the tick after), at `flush` and at shutdown, and merged into the window's summary;
 //!   counts, histograms and sketches add exactly, and a window recorded by one shard alone is

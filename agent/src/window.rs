@@ -357,6 +357,11 @@ impl Windower {
 
     /// Takes from the shards their waiting ids (into the join buffer) and the summaries of
     /// the windows `take` picks (merged into the window's summary, open or late).
+    ///
+    /// Before labels are applied it takes every window: a late label then adds to a summary
+    /// that already holds the shard's events, in the order the queue would have added them,
+    /// so label-side float sums (log loss, Brier, CBPE) come out to the same bits as the
+    /// queue's rather than summed in another order at the next tick.
     fn take_shards(&mut self, now: i64, take: impl Fn(i64) -> bool) {
         let taken = self.shards.take(&self.metrics, take);
         if taken.windows.is_empty() && taken.pending.is_empty() {
@@ -541,13 +546,13 @@ impl Windower {
                 recycler.give(events);
             }
             Input::Labels(labels) => {
-                self.take_shards(now, |_| false);
+                self.take_shards(now, |_| true);
                 for (id, target) in labels {
                     self.label(&id, target, now);
                 }
             }
             Input::LabelsTold(labels, tell) => {
-                self.take_shards(now, |_| false);
+                self.take_shards(now, |_| true);
                 let mut joins = LabelJoins::default();
                 for (id, target) in labels {
                     match self.label(&id, target, now) {
