@@ -298,30 +298,19 @@ fn embedded_shards(config: &Path, rounds: u64) {
                         .collect()
                 })
                 .collect();
-            let summarised = recorder.metrics().events_summarised.get();
-            let cpu = cpu_seconds(std::process::id());
-            let started = Instant::now();
-            std::thread::scope(|scope| {
-                for events in inputs {
-                    let shard = recorder.shard();
-                    scope.spawn(move || {
-                        for e in events {
-                            shard.record(e);
-                        }
-                    });
-                }
-            });
-            assert!(rt.block_on(recorder.flush()));
-            let wall = started.elapsed().as_secs_f64();
-            let cpu = cpu_seconds(std::process::id()) - cpu;
-            let n = (threads * per_thread) as f64;
-            assert_eq!(
-                recorder.metrics().events_summarised.get() - summarised,
-                n as u64,
-                "every event summarised"
+            let (rate, cpu) = shard_round(
+                &rt,
+                &recorder,
+                inputs,
+                threads * per_thread,
+                |shard, events| {
+                    for e in events {
+                        shard.record(e);
+                    }
+                },
             );
-            rates.push(n / wall);
-            cpu_per_m.push(cpu / n * 1e6);
+            rates.push(rate);
+            cpu_per_m.push(cpu);
         }
         println!(
             "embedded shards, {threads} recording thread(s), end to end (flushed): median {:>12.0} events/s, {:.2} CPU-s per million events (rounds: {})",
@@ -331,6 +320,37 @@ fn embedded_shards(config: &Path, rounds: u64) {
         );
     }
     rt.block_on(monitor.shutdown());
+}
+
+/// One timed round of the embedded-shard benches: each input recorded on its own thread
+/// through its own shard (`record`), then the flush; the events per second (wall) and the
+/// CPU-seconds per million events, with a check that all `n` events were summarised.
+fn shard_round<T: Send>(
+    rt: &tokio::runtime::Runtime,
+    recorder: &aims_agent::Recorder,
+    inputs: Vec<T>,
+    n: usize,
+    record: impl Fn(&aims_agent::shard::Shard, T) + Sync,
+) -> (f64, f64) {
+    let summarised = recorder.metrics().events_summarised.get();
+    let cpu = cpu_seconds(std::process::id());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for input in inputs {
+            let (shard, record) = (recorder.shard(), &record);
+            scope.spawn(move || record(&shard, input));
+        }
+    });
+    assert!(rt.block_on(recorder.flush()));
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(std::process::id()) - cpu;
+    assert_eq!(
+        recorder.metrics().events_summarised.get() - summarised,
+        n as u64,
+        "every event summarised"
+    );
+    let n = n as f64;
+    (n / wall, cpu / n * 1e6)
 }
 
 /// [`embedded_shards`] through the batch path: each recording thread hands its shard column
@@ -365,35 +385,24 @@ fn embedded_shard_columns(
                 (events, batches)
             })
             .collect();
-        let summarised = recorder.metrics().events_summarised.get();
-        let cpu = cpu_seconds(std::process::id());
-        let started = Instant::now();
-        std::thread::scope(|scope| {
-            for (events, batches) in &inputs {
-                let shard = recorder.shard();
-                scope.spawn(move || {
-                    for (k, b) in batches.iter().enumerate() {
-                        let dictionaries = b.dictionaries();
-                        let ids = &events[k * BATCH..];
-                        shard
-                            .batch()
-                            .record_columns(&b.columns(&dictionaries), |i| ids[i].id.clone())
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        assert!(rt.block_on(recorder.flush()));
-        let wall = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(std::process::id()) - cpu;
-        let n = (threads * per_thread) as f64;
-        assert_eq!(
-            recorder.metrics().events_summarised.get() - summarised,
-            n as u64,
-            "every event summarised"
+        let (rate, cpu) = shard_round(
+            rt,
+            recorder,
+            inputs.iter().collect(),
+            threads * per_thread,
+            |shard, (events, batches)| {
+                for (k, b) in batches.iter().enumerate() {
+                    let dictionaries = b.dictionaries();
+                    let ids = &events[k * BATCH..];
+                    shard
+                        .batch()
+                        .record_columns(&b.columns(&dictionaries), |i| ids[i].id.clone())
+                        .unwrap();
+                }
+            },
         );
-        rates.push(n / wall);
-        cpu_per_m.push(cpu / n * 1e6);
+        rates.push(rate);
+        cpu_per_m.push(cpu);
     }
     println!(
         "embedded shards, column batches, {threads} recording thread(s), end to end (flushed): median {:>12.0} events/s, {:.2} CPU-s per million events (rounds: {})",

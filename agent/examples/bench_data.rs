@@ -8,22 +8,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use aims_testkit::fixtures::Rng;
+
 const NUMERIC: usize = 15;
 const CATEGORICAL: usize = 5;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn write_csv(path: &PathBuf, rows: usize, shift: f64, seed: u64) -> std::io::Result<()> {
     let mut out = BufWriter::new(File::create(path)?);
@@ -42,7 +30,7 @@ fn write_csv(path: &PathBuf, rows: usize, shift: f64, seed: u64) -> std::io::Res
         .map(String::from),
     );
     writeln!(out, "{}", header.join(","))?;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     let categories = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
     for i in 0..rows {
         write!(
@@ -57,16 +45,16 @@ fn write_csv(path: &PathBuf, rows: usize, shift: f64, seed: u64) -> std::io::Res
             write!(out, ",{x:.4}")?;
         }
         for _ in 0..CATEGORICAL {
-            write!(out, ",{}", categories[(rng.next() % 6) as usize])?;
+            write!(out, ",{}", categories[(rng.next_u64() % 6) as usize])?;
         }
         let score = rng.unit();
-        let gender = ["F", "M", "X"][(rng.next() % 3) as usize];
+        let gender = ["F", "M", "X"][(rng.next_u64() % 3) as usize];
         writeln!(
             out,
             ",{gender},b{},{},{score:.4},{},{:.2}",
-            rng.next() % 5,
+            rng.next_u64() % 5,
             u8::from(score >= 0.5),
-            rng.next() % 2,
+            rng.next_u64() % 2,
             rng.unit() * 40.0
         )?;
     }

@@ -893,6 +893,11 @@ mod tests {
             .collect()
     }
 
+    /// A spooled summary's window start, sequence number and event count.
+    fn start_seq_events(e: &SummaryEnvelope) -> (i64, u64, u64) {
+        (e.window_start_ms, e.seq, e.summary.events)
+    }
+
     #[test]
     fn recyclable_events_are_recorded_joined_and_handed_back() {
         let (mut w, _spool, metrics, dir) = setup("recycle");
@@ -947,14 +952,7 @@ mod tests {
         w.tick(t0 + 65_000);
         let first = spooled(&spool);
         assert_eq!(first.len(), 1);
-        assert_eq!(
-            (
-                first[0].window_start_ms,
-                first[0].seq,
-                first[0].summary.events
-            ),
-            (t0, 0, 1)
-        );
+        assert_eq!(start_seq_events(&first[0]), (t0, 0, 1));
         // No late summary follows for it.
         w.tick(t0 + 125_000);
         assert!(spooled(&spool)
@@ -995,14 +993,7 @@ mod tests {
         w.tick(t0 + 65_000);
         let first = spooled(&spool);
         assert_eq!(first.len(), 1);
-        assert_eq!(
-            (
-                first[0].window_start_ms,
-                first[0].seq,
-                first[0].summary.events
-            ),
-            (t0, 0, 2)
-        );
+        assert_eq!(start_seq_events(&first[0]), (t0, 0, 2));
         assert_eq!(first[0].summary.labelled, 0);
 
         w.handle(

@@ -13,98 +13,29 @@ use aims_agent::config::AgentConfig;
 use aims_agent::metrics::AgentMetrics;
 use aims_agent::Monitor;
 use aims_core::event::{RawEvent, Target};
-use aims_core::profile::{ProfileBuilder, ReferenceProfile};
-use aims_core::wire::SummaryEnvelope;
+use aims_core::profile::ReferenceProfile;
 use serde_json::Value;
 
+#[path = "common/fold.rs"]
+mod fold;
+
+use fold::{profile, spooled, summaries};
+
 fn config(dir: &Path, agent_id: &str, queue_events: usize) -> AgentConfig {
-    let text = format!(
-        r#"agent_id = "{agent_id}"
-[model]
-name = "fold"
-task = "binary"
-features = [
-  {{ name = "x", kind = "numeric" }},
-  {{ name = "y", kind = "numeric" }},
-  {{ name = "c", kind = "categorical" }},
-]
-attributes = [{{ name = "g", groups = ["a", "b"], reference_group = "a" }}]
-[server]
-listen = "127.0.0.1:0"
-[window]
-length = "1h"
-checkpoint = "0s"
-queue_events = {queue_events}
-[ship]
-collector_url = ""
-[spool]
-dir = {spool:?}
-"#,
-        spool = dir.join(format!("spool-{agent_id}")),
+    let sections = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[window]\nlength = \"1h\"\ncheckpoint = \"0s\"\nqueue_events = {queue_events}"
     );
-    let path = dir.join(format!("{agent_id}.toml"));
-    std::fs::write(&path, text).unwrap();
-    AgentConfig::load(&path).unwrap()
+    fold::config(dir, agent_id, "fold", &sections)
 }
 
-/// Event `i` at `ts` (RFC 3339) as one NDJSON line: numbers with many digits (so that the
-/// order of accumulation would show), an id, a label on two events of three.
 fn line(i: u64, ts: &str) -> String {
-    let x = (i as f64 * 0.618_033_988_749_894_9).fract() * 1000.0;
-    format!(
-        r#"{{"id":"e{i}","ts":"{ts}","features":{{"x":{x},"y":{y},"c":"k{c}"}},"attributes":{{"g":"{g}"}},"prediction":{{"label":{p},"score":{s}}},"label":{label},"latency_ms":{l}}}"#,
-        y = (i as f64).sqrt() / 7.0,
-        c = i % 5,
-        g = if i.is_multiple_of(3) { "a" } else { "b" },
-        p = i % 2,
-        s = (i as f64 * 0.37).fract(),
-        label = if i % 3 == 2 {
-            "null".into()
-        } else {
-            (i % 4 / 2).to_string()
-        },
-        l = (i % 97) as f64 / 3.0,
-    )
+    fold::line(i, Some(ts))
 }
 
-fn profile(cfg: &AgentConfig) -> ReferenceProfile {
-    let mut b = ProfileBuilder::new(&cfg.model);
-    for i in 0..2000 {
-        let raw: RawEvent = serde_json::from_str(&line(i, "2026-01-01T00:00:00Z")).unwrap();
-        b.add(&cfg.model.validate(raw, 0).unwrap());
-    }
-    b.finish()
-}
-
-/// A time in the next hour's window, which cannot close while the test runs (an event up to
-/// one window ahead is taken), as RFC 3339 and in ms.
+/// [`fold::next_hour`] as RFC 3339 and in ms.
 fn next_hour() -> (String, i64) {
-    let now = aims_agent::window::now_ms();
-    let at = aims_agent::window::align(now, 3_600_000) + 3_600_000 + 1_234;
+    let at = fold::next_hour();
     (aims_core::time::rfc3339_millis(at), at)
-}
-
-fn spooled(cfg: &AgentConfig) -> Vec<SummaryEnvelope> {
-    let mut out: Vec<SummaryEnvelope> = std::fs::read_dir(&cfg.spool.dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let name = p.file_name()?.to_str()?.to_owned();
-            (name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit()))
-                .then(|| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
-        })
-        .collect();
-    out.sort_by_key(|e| (e.window_start_ms, e.seq));
-    out
-}
-
-/// The summaries of the windows that saw events, as JSON (bit for bit: floats print exactly).
-fn summaries(cfg: &AgentConfig) -> Vec<Value> {
-    spooled(cfg)
-        .into_iter()
-        .filter(|e| e.summary.events > 0 || e.summary.labelled > 0)
-        .map(|e| serde_json::to_value(&e.summary).unwrap())
-        .collect()
 }
 
 /// The agent's server in process on port 0, until `stop` is sent.

@@ -10,59 +10,19 @@ use aims_agent::config::AgentConfig;
 use aims_agent::metrics::AgentMetrics;
 use aims_agent::shard::Recorded;
 use aims_agent::Monitor;
-use aims_core::event::{Event, RawEvent, Target};
-use aims_core::profile::{ProfileBuilder, ReferenceProfile};
-use aims_core::wire::SummaryEnvelope;
+use aims_core::event::{Event, Target};
+use aims_core::profile::ReferenceProfile;
+
+#[path = "common/fold.rs"]
+mod fold;
+
+use fold::{next_hour, profile, raw, spooled, summaries};
 
 fn config(dir: &Path, agent_id: &str, checkpoint: &str) -> AgentConfig {
-    let text = format!(
-        r#"agent_id = "{agent_id}"
-[model]
-name = "shards"
-task = "binary"
-features = [
-  {{ name = "x", kind = "numeric" }},
-  {{ name = "y", kind = "numeric" }},
-  {{ name = "c", kind = "categorical" }},
-]
-attributes = [{{ name = "g", groups = ["a", "b"], reference_group = "a" }}]
-[window]
-length = "1h"
-checkpoint = "{checkpoint}"
-[limits]
-max_id_bytes = 32
-[ship]
-collector_url = ""
-[spool]
-dir = {spool:?}
-"#,
-        spool = dir.join(format!("spool-{agent_id}")),
+    let sections = format!(
+        "[window]\nlength = \"1h\"\ncheckpoint = \"{checkpoint}\"\n[limits]\nmax_id_bytes = 32"
     );
-    let path = dir.join(format!("{agent_id}.toml"));
-    std::fs::write(&path, text).unwrap();
-    AgentConfig::load(&path).unwrap()
-}
-
-/// Event `i`: numbers with many digits (so that the order of accumulation would show), an id,
-/// a label on two events of three (the rest wait for a late label).
-fn raw(i: u64) -> RawEvent {
-    let x = (i as f64 * 0.618_033_988_749_894_9).fract() * 1000.0;
-    let text = format!(
-        r#"{{"id": "e{i}", "features": {{"x": {x}, "y": {y}, "c": "k{c}"}}, "attributes": {{"g": "{g}"}},
-            "prediction": {{"label": {p}, "score": {s}}}, "label": {label}, "latency_ms": {l}}}"#,
-        y = (i as f64).sqrt() / 7.0,
-        c = i % 5,
-        g = if i.is_multiple_of(3) { "a" } else { "b" },
-        p = i % 2,
-        s = (i as f64 * 0.37).fract(),
-        label = if i % 3 == 2 {
-            "null".into()
-        } else {
-            (i % 4 / 2).to_string()
-        },
-        l = (i % 97) as f64 / 3.0,
-    );
-    serde_json::from_str(&text).unwrap()
+    fold::config(dir, agent_id, "shards", &sections)
 }
 
 fn events(cfg: &AgentConfig, n: u64, now: i64) -> Vec<Event> {
@@ -71,50 +31,12 @@ fn events(cfg: &AgentConfig, n: u64, now: i64) -> Vec<Event> {
         .collect()
 }
 
-/// A time in the next window of an hour: every run of a test records at the same time, into
-/// a window that cannot close while the test runs (an event up to one window ahead is taken).
-fn next_hour() -> i64 {
-    let now = aims_agent::window::now_ms();
-    aims_agent::window::align(now, 3_600_000) + 3_600_000 + 1_234
-}
-
-fn profile(cfg: &AgentConfig) -> ReferenceProfile {
-    let mut b = ProfileBuilder::new(&cfg.model);
-    for e in events(cfg, 2000, 0) {
-        b.add(&e);
-    }
-    b.finish()
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn spooled(cfg: &AgentConfig) -> Vec<SummaryEnvelope> {
-    let mut out: Vec<SummaryEnvelope> = std::fs::read_dir(&cfg.spool.dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let name = p.file_name()?.to_str()?.to_owned();
-            (name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit()))
-                .then(|| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
-        })
-        .collect();
-    out.sort_by_key(|e| (e.window_start_ms, e.seq));
-    out
-}
-
-/// The summaries of the windows that saw events, as JSON (bit for bit: floats print exactly).
-fn summaries(cfg: &AgentConfig) -> Vec<serde_json::Value> {
-    spooled(cfg)
-        .into_iter()
-        .filter(|e| e.summary.events > 0 || e.summary.labelled > 0 || e.summary.rejected > 0)
-        .map(|e| serde_json::to_value(&e.summary).unwrap())
-        .collect()
 }
 
 fn eventually(within: Duration, what: &str, mut probe: impl FnMut() -> bool) {

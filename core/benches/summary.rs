@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use aims_core::metrics::report;
 use aims_core::profile::{ProfileBuilder, ReferenceProfile};
+use aims_core::schema::ModelSchema;
 
 use aims_core::summary::{ColumnBuffers, WindowSummary};
 
@@ -33,6 +34,26 @@ fn thread_cpu_seconds() -> Option<f64> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// One timed run: `fold` records into a fresh summary (made before the clocks start); its
+/// wall and CPU seconds (the CPU time at least one tick, and the wall time where the thread's
+/// is unreadable).
+fn timed_fold(
+    schema: &ModelSchema,
+    profile: &ReferenceProfile,
+    fold: impl FnOnce(&mut WindowSummary),
+) -> (f64, f64) {
+    let mut s = WindowSummary::new(schema, profile);
+    let cpu = thread_cpu_seconds();
+    let t = Instant::now();
+    fold(&mut s);
+    black_box(&s);
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds()
+        .zip(cpu)
+        .map_or(wall, |(b, a)| (b - a).max(0.01));
+    (wall, cpu)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -75,17 +96,11 @@ fn main() {
 
     let (rates, cpu_rates): (Vec<f64>, Vec<f64>) = (0..runs)
         .map(|_| {
-            let mut s = WindowSummary::new(&schema, &profile);
-            let cpu = thread_cpu_seconds();
-            let t = Instant::now();
-            for e in &current {
-                s.record(&schema, &profile, black_box(e));
-            }
-            black_box(&s);
-            let wall = t.elapsed().as_secs_f64();
-            let cpu = thread_cpu_seconds()
-                .zip(cpu)
-                .map_or(wall, |(b, a)| (b - a).max(0.01));
+            let (wall, cpu) = timed_fold(&schema, &profile, |s| {
+                for e in &current {
+                    s.record(&schema, &profile, black_box(e));
+                }
+            });
             (n_events as f64 / wall, n_events as f64 / cpu)
         })
         .unzip();
@@ -117,19 +132,13 @@ fn main() {
     ] {
         let per_event: Vec<f64> = (0..runs)
             .map(|_| {
-                let mut s = WindowSummary::new(&schema, p);
-                let cpu = thread_cpu_seconds();
-                let t = Instant::now();
-                for b in &batches {
-                    let dictionaries = b.dictionaries();
-                    s.record_columns(&schema, p, black_box(&b.columns(&dictionaries)))
-                        .expect("fits");
-                }
-                black_box(&s);
-                let wall = t.elapsed().as_secs_f64();
-                let cpu = thread_cpu_seconds()
-                    .zip(cpu)
-                    .map_or(wall, |(b, a)| (b - a).max(0.01));
+                let (_, cpu) = timed_fold(&schema, p, |s| {
+                    for b in &batches {
+                        let dictionaries = b.dictionaries();
+                        s.record_columns(&schema, p, black_box(&b.columns(&dictionaries)))
+                            .expect("fits");
+                    }
+                });
                 cpu / n_events as f64 * 1e9
             })
             .collect();
@@ -157,17 +166,11 @@ fn main() {
     ] {
         let per_event: Vec<f64> = (0..runs)
             .map(|_| {
-                let mut s = WindowSummary::new(&schema, p);
-                let cpu = thread_cpu_seconds();
-                let t = Instant::now();
-                for e in &current {
-                    s.record(&schema, p, black_box(e));
-                }
-                black_box(&s);
-                let wall = t.elapsed().as_secs_f64();
-                let cpu = thread_cpu_seconds()
-                    .zip(cpu)
-                    .map_or(wall, |(b, a)| (b - a).max(0.01));
+                let (_, cpu) = timed_fold(&schema, p, |s| {
+                    for e in &current {
+                        s.record(&schema, p, black_box(e));
+                    }
+                });
                 cpu / n_events as f64 * 1e9
             })
             .collect();

@@ -191,6 +191,24 @@ pub struct RawEvent {
     pub error: Option<Value>,
 }
 
+/// The keys of a [`RawEvent`], in field order, for the decoders that read an event without
+/// building a JSON tree (the agent's NDJSON fast paths, the Python binding's dict path): one
+/// list, so that none of them misses a field added here. `error` comes last.
+pub const RAW_EVENT_KEYS: [&str; 8] = [
+    "id",
+    "ts",
+    "features",
+    "attributes",
+    "prediction",
+    "label",
+    "latency_ms",
+    "error",
+];
+
+/// [`RAW_EVENT_KEYS`] without `error`: the keys of an event that carries a prediction (the
+/// decoders that give an error event to the general path know only these).
+pub const PREDICTION_EVENT_KEYS: &[&str] = RAW_EVENT_KEYS.split_at(7).0;
+
 /// A late ground-truth label: `{"id": "req-8f2c", "label": 0}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RawLabel {

@@ -27,7 +27,7 @@ use crate::sketch::{QuantileSketch, SKETCH_INDEX_RANGE};
 mod buffers;
 mod columns;
 mod plan;
-pub use buffers::ColumnBuffers;
+pub use buffers::{ColumnBuffers, PredictionBuffers};
 pub use columns::{Column, Columns, ColumnsError, PredictionColumn, FAILED_CLASS, MISSING_CODE};
 use plan::{EdgeIndex, PlanSlot};
 

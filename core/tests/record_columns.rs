@@ -16,27 +16,10 @@ use aims_core::schema::{
     AttributeSpec, FeatureKind, FeatureSpec, IntersectionSpec, ModelSchema, Task,
 };
 use aims_core::summary::{
-    Column, ColumnBuffers, Columns, ColumnsError, PredictionColumn, WindowSummary, FAILED_CLASS,
-    MISSING_CODE,
+    Column, ColumnBuffers, Columns, ColumnsError, PredictionBuffers, WindowSummary, MISSING_CODE,
 };
 use proptest::prelude::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use twenty_features::Rng;
 
 const REFERENCE_CATEGORIES: [&str; 6] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
 
@@ -174,9 +157,7 @@ struct Buffers {
     dictionaries: Vec<Vec<String>>,
     ts: Vec<i64>,
     groups: Vec<u16>,
-    classes: Vec<u32>,
-    scores: Vec<f64>,
-    values: Vec<f64>,
+    prediction: PredictionBuffers,
     labels: Vec<Option<Target>>,
     latency: Vec<f64>,
     class_scores: Vec<f64>,
@@ -190,9 +171,7 @@ fn buffers(schema: &ModelSchema, rows: &[(Event, Option<Vec<f64>>)], rng: &mut R
         dictionaries: Vec::new(),
         ts: rows.iter().map(|(e, _)| e.ts_ms).collect(),
         groups: rows.iter().flat_map(|(e, _)| e.groups.clone()).collect(),
-        classes: Vec::new(),
-        scores: Vec::new(),
-        values: Vec::new(),
+        prediction: PredictionBuffers::new(schema.task),
         labels: rows.iter().map(|(e, _)| e.label).collect(),
         latency: rows
             .iter()
@@ -249,18 +228,7 @@ fn buffers(schema: &ModelSchema, rows: &[(Event, Option<Vec<f64>>)], rng: &mut R
     }
     let k = schema.classes.len();
     for (e, scores) in rows {
-        match e.prediction {
-            Prediction::Class { class, score } => {
-                b.classes.push(class);
-                b.scores.push(score.unwrap_or(f64::NAN));
-            }
-            Prediction::Value(v) => b.values.push(v),
-            Prediction::Failed if schema.task == Task::Regression => b.values.push(f64::NAN),
-            Prediction::Failed => {
-                b.classes.push(FAILED_CLASS);
-                b.scores.push(f64::NAN);
-            }
-        }
+        b.prediction.push(e.prediction);
         match scores {
             Some(p) => b.class_scores.extend(p),
             None => b.class_scores.extend(std::iter::repeat_n(f64::NAN, k)),
@@ -290,14 +258,7 @@ fn columns<'a>(
             })
             .collect(),
         groups: &b.groups,
-        prediction: if schema.task == Task::Regression {
-            PredictionColumn::Value(&b.values)
-        } else {
-            PredictionColumn::Class {
-                classes: &b.classes,
-                scores: Some(&b.scores),
-            }
-        },
+        prediction: b.prediction.column(),
         labels: Some(&b.labels),
         latency_ms: Some(&b.latency),
         class_scores: (schema.task == Task::Multiclass).then_some(b.class_scores.as_slice()),

@@ -278,6 +278,29 @@ struct Slot {
     col: Col,
 }
 
+/// The errors of a row's value in a slot, naming the column (the row is set by the caller).
+impl Slot {
+    fn fail(&self, reason: RejectReason, message: String) -> FrameError {
+        self.with_column(EventError::new(self.field.clone(), reason, message))
+    }
+
+    fn with_column(&self, error: EventError) -> FrameError {
+        FrameError {
+            column: self.column.clone(),
+            row: None,
+            error,
+        }
+    }
+
+    fn finite(&self, x: f64) -> Result<f64, FrameError> {
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(self.fail(RejectReason::InvalidNumber, "not a finite number".into()))
+        }
+    }
+}
+
 /// Where each event field comes from in one record batch.
 pub struct Plan {
     features: Vec<(Slot, FeatureKind)>,
@@ -527,22 +550,6 @@ impl Plan {
         default_ts: i64,
         event: &mut Event,
     ) -> Result<(), FrameError> {
-        let fail = |s: &Slot, reason: RejectReason, message: String| FrameError {
-            column: s.column.clone(),
-            row: None,
-            error: EventError::new(s.field.clone(), reason, message),
-        };
-        let finite = |s: &Slot, x: f64| {
-            if x.is_finite() {
-                Ok(x)
-            } else {
-                Err(fail(
-                    s,
-                    RejectReason::InvalidNumber,
-                    "not a finite number".into(),
-                ))
-            }
-        };
         event
             .features
             .resize(self.features.len(), FeatureValue::Missing);
@@ -550,7 +557,7 @@ impl Plan {
             *value = match kind {
                 FeatureKind::Numeric => match slot.col.number(i) {
                     None => FeatureValue::Missing,
-                    Some(x) => FeatureValue::Numeric(finite(slot, x)?),
+                    Some(x) => FeatureValue::Numeric(slot.finite(x)?),
                 },
                 FeatureKind::Categorical => match slot.col.text(i) {
                     None => FeatureValue::Missing,
@@ -577,27 +584,6 @@ impl Plan {
         default_ts: i64,
         event: &mut Event,
     ) -> Result<(), FrameError> {
-        let fail = |s: &Slot, reason: RejectReason, message: String| FrameError {
-            column: s.column.clone(),
-            row: None,
-            error: EventError::new(s.field.clone(), reason, message),
-        };
-        let with_column = |s: &Slot, e: EventError| FrameError {
-            column: s.column.clone(),
-            row: None,
-            error: e,
-        };
-        let finite = |s: &Slot, x: f64| {
-            if x.is_finite() {
-                Ok(x)
-            } else {
-                Err(fail(
-                    s,
-                    RejectReason::InvalidNumber,
-                    "not a finite number".into(),
-                ))
-            }
-        };
         event.groups.clear();
         for (a, slot) in self.attributes.iter().enumerate() {
             event.groups.push(match slot.col.text(i) {
@@ -608,13 +594,9 @@ impl Plan {
         let p = &self.prediction;
         event.prediction = if self.task == Task::Regression {
             match p.col.number(i) {
-                Some(x) => Prediction::Value(finite(p, x)?),
+                Some(x) => Prediction::Value(p.finite(x)?),
                 None => {
-                    return Err(fail(
-                        p,
-                        RejectReason::MissingField,
-                        "the prediction is empty".into(),
-                    ))
+                    return Err(p.fail(RejectReason::MissingField, "the prediction is empty".into()))
                 }
             }
         } else {
@@ -622,15 +604,11 @@ impl Plan {
                 Some(c) => c,
                 None => {
                     let text = p.col.text(i).ok_or_else(|| {
-                        fail(
-                            p,
-                            RejectReason::MissingField,
-                            "the prediction is empty".into(),
-                        )
+                        p.fail(RejectReason::MissingField, "the prediction is empty".into())
                     })?;
                     schema
                         .parse_class(&p.field, &text)
-                        .map_err(|e| with_column(p, e))?
+                        .map_err(|e| p.with_column(e))?
                 }
             };
             let score = match self
@@ -641,7 +619,7 @@ impl Plan {
                 Some((s, x)) => Some(
                     schema
                         .check_score(&s.field, x)
-                        .map_err(|e| with_column(s, e))?,
+                        .map_err(|e| s.with_column(e))?,
                 ),
                 None => None,
             };
@@ -651,11 +629,11 @@ impl Plan {
             None => None,
             Some(s) if self.task == Task::Regression => match s.col.number(i) {
                 None => None,
-                Some(x) => Some(aims_core::Target::Value(finite(s, x)?)),
+                Some(x) => Some(aims_core::Target::Value(s.finite(x)?)),
             },
             Some(s) => {
                 if let Some(x) = s.col.number(i) {
-                    finite(s, x)?;
+                    s.finite(x)?;
                 }
                 match self.int_class(&s.col, i) {
                     Some(c) => Some(aims_core::Target::Class(c)),
@@ -664,7 +642,7 @@ impl Plan {
                         Some(t) => Some(
                             schema
                                 .parse_target_text(&s.field, &t)
-                                .map_err(|e| with_column(s, e))?,
+                                .map_err(|e| s.with_column(e))?,
                         ),
                     },
                 }
@@ -677,10 +655,9 @@ impl Plan {
         {
             None => None,
             Some((s, x)) => {
-                let x = finite(s, x)?;
+                let x = s.finite(x)?;
                 if x < 0.0 {
-                    return Err(fail(
-                        s,
+                    return Err(s.fail(
                         RejectReason::InvalidNumber,
                         "a latency cannot be negative".into(),
                     ));
@@ -702,7 +679,7 @@ impl Plan {
                 Col::Time(f) => f(i).map_or(default_ts, |ms| ms as i64),
                 col => match col.text(i) {
                     None => default_ts,
-                    Some(t) => parse_timestamp("ts", &t).map_err(|e| with_column(s, e))?,
+                    Some(t) => parse_timestamp("ts", &t).map_err(|e| s.with_column(e))?,
                 },
             },
         };

@@ -6,7 +6,7 @@
 //! and the event goes through the general path (`pyjson` into aims-core's `RawEvent` and
 //! `ModelSchema::validate`), so every rejection and its message come from one place.
 
-use aims_core::event::parse_timestamp;
+use aims_core::event::{parse_timestamp, PREDICTION_EVENT_KEYS};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
 use aims_core::{Event, FeatureValue, Prediction, Target};
 use pyo3::prelude::*;
@@ -21,15 +21,7 @@ pub struct FastDecoder {
 }
 
 /// The event's top-level keys, by index in [`FastDecoder::top`].
-const TOP: [&str; 7] = [
-    "id",
-    "ts",
-    "features",
-    "attributes",
-    "prediction",
-    "label",
-    "latency_ms",
-];
+const TOP: &[&str] = PREDICTION_EVENT_KEYS;
 
 /// The index a lookup dict gives `key`.
 fn index(lookup: &Bound<'_, PyDict>, key: &Bound<'_, PyAny>) -> Option<usize> {

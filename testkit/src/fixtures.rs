@@ -17,11 +17,19 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn unit(&mut self) -> f64 {
+    /// The stream from `state` as it is (not scrambled like [`Rng::new`]'s seed): for data
+    /// that must stay what an earlier generator wrote. `state` must not be 0.
+    pub fn from_state(state: u64) -> Self {
+        Self(state)
+    }
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        self.0
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     pub fn normal(&mut self, mean: f64, sd: f64) -> f64 {
         let (u, v) = (self.unit().max(1e-12), self.unit());

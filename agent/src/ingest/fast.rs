@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE};
+use aims_core::event::{
+    parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE, RAW_EVENT_KEYS,
+};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -229,18 +231,6 @@ impl FastDecoder {
     }
 }
 
-/// The fields of `RawEvent`.
-const KNOWN_KEYS: [&str; 8] = [
-    "id",
-    "ts",
-    "features",
-    "attributes",
-    "prediction",
-    "label",
-    "latency_ms",
-    "error",
-];
-
 struct EventSeed<'a> {
     d: &'a FastDecoder,
     now_ms: i64,
@@ -392,9 +382,9 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
         let mut latency_ms = None;
         let mut failed = false;
         // The general path (a derived Deserialize) refuses a repeated known key; so must this.
-        let mut seen = [false; KNOWN_KEYS.len()];
+        let mut seen = [false; RAW_EVENT_KEYS.len()];
         while let Some(key) = next_key(&mut m)? {
-            if let Some(k) = KNOWN_KEYS.iter().position(|k| *k == key.as_ref()) {
+            if let Some(k) = RAW_EVENT_KEYS.iter().position(|k| *k == key.as_ref()) {
                 if std::mem::replace(&mut seen[k], true) {
                     return give_up();
                 }

@@ -15,7 +15,6 @@ pub struct ColumnBuffers {
     kinds: Vec<FeatureKind>,
     attributes: usize,
     classes: usize,
-    regression: bool,
     multiclass: bool,
     /// Per feature, its slot in `numeric` or in `codes`.
     slots: Vec<usize>,
@@ -25,9 +24,7 @@ pub struct ColumnBuffers {
     lookup: Vec<HashMap<String, u32>>,
     ts: Vec<i64>,
     groups: Vec<u16>,
-    predicted: Vec<u32>,
-    scores: Vec<f64>,
-    values: Vec<f64>,
+    prediction: PredictionBuffers,
     labels: Vec<Option<Target>>,
     latency: Vec<f64>,
     class_scores: Vec<f64>,
@@ -53,7 +50,7 @@ impl ColumnBuffers {
         Self {
             attributes: schema.attributes.len(),
             classes: schema.classes.len(),
-            regression: schema.task == Task::Regression,
+            prediction: PredictionBuffers::new(schema.task),
             multiclass: schema.task == Task::Multiclass,
             slots,
             numeric: vec![Vec::new(); n],
@@ -81,17 +78,12 @@ impl ColumnBuffers {
         self.codes.iter_mut().for_each(Vec::clear);
         self.dictionaries.iter_mut().for_each(Vec::clear);
         self.lookup.iter_mut().for_each(HashMap::clear);
-        for v in [
-            &mut self.scores,
-            &mut self.values,
-            &mut self.latency,
-            &mut self.class_scores,
-        ] {
+        for v in [&mut self.latency, &mut self.class_scores] {
             v.clear();
         }
         self.ts.clear();
         self.groups.clear();
-        self.predicted.clear();
+        self.prediction.clear();
         self.labels.clear();
     }
 
@@ -128,18 +120,7 @@ impl ColumnBuffers {
             .copied()
             .chain(std::iter::repeat(u16::MAX));
         self.groups.extend(groups.take(self.attributes));
-        match (event.prediction, self.regression) {
-            (Prediction::Value(v), true) => self.values.push(v),
-            (_, true) => self.values.push(f64::NAN),
-            (Prediction::Class { class, score }, false) => {
-                self.predicted.push(class);
-                self.scores.push(score.unwrap_or(f64::NAN));
-            }
-            (_, false) => {
-                self.predicted.push(FAILED_CLASS);
-                self.scores.push(f64::NAN);
-            }
-        }
+        self.prediction.push(event.prediction);
         self.labels.push(event.label);
         self.latency.push(event.latency_ms.unwrap_or(f64::NAN));
         if self.multiclass {
@@ -178,17 +159,76 @@ impl ColumnBuffers {
                 })
                 .collect(),
             groups: &self.groups,
-            prediction: if self.regression {
-                PredictionColumn::Value(&self.values)
-            } else {
-                PredictionColumn::Class {
-                    classes: &self.predicted,
-                    scores: Some(&self.scores),
-                }
-            },
+            prediction: self.prediction.column(),
             labels: Some(&self.labels),
             latency_ms: Some(&self.latency),
             class_scores: self.multiclass.then_some(self.class_scores.as_slice()),
+        }
+    }
+}
+
+/// The prediction columns of a batch filled row by row: how a [`Prediction`] becomes a row of
+/// a [`PredictionColumn`] (a failed one: [`FAILED_CLASS`] and a `NaN` score, or a `NaN` value;
+/// a missing score: `NaN`). Shared by [`ColumnBuffers`] and the callers that fill the other
+/// columns their own way (the Python binding's record-batch blocks, tests).
+#[derive(Debug, Clone, Default)]
+pub struct PredictionBuffers {
+    regression: bool,
+    /// Per row, the predicted class (classification).
+    pub classes: Vec<u32>,
+    /// Per row, the positive-class score (classification).
+    pub scores: Vec<f64>,
+    /// Per row, the output (regression).
+    pub values: Vec<f64>,
+}
+
+impl PredictionBuffers {
+    /// Empty buffers for a model of `task`.
+    pub fn new(task: Task) -> Self {
+        Self {
+            regression: task == Task::Regression,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets every row and takes a model of `task`, keeping the buffers' capacity.
+    pub fn reset(&mut self, task: Task) {
+        self.regression = task == Task::Regression;
+        self.clear();
+    }
+
+    /// Forgets every row, keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.classes.clear();
+        self.scores.clear();
+        self.values.clear();
+    }
+
+    /// Adds `prediction` as the next row.
+    pub fn push(&mut self, prediction: Prediction) {
+        match (prediction, self.regression) {
+            (Prediction::Value(v), true) => self.values.push(v),
+            (_, true) => self.values.push(f64::NAN),
+            (Prediction::Class { class, score }, false) => {
+                self.classes.push(class);
+                self.scores.push(score.unwrap_or(f64::NAN));
+            }
+            (_, false) => {
+                self.classes.push(FAILED_CLASS);
+                self.scores.push(f64::NAN);
+            }
+        }
+    }
+
+    /// The rows held, as the batch's prediction column.
+    pub fn column(&self) -> PredictionColumn<'_> {
+        if self.regression {
+            PredictionColumn::Value(&self.values)
+        } else {
+            PredictionColumn::Class {
+                classes: &self.classes,
+                scores: Some(&self.scores),
+            }
         }
     }
 }

@@ -47,18 +47,23 @@ pub fn schema() -> ModelSchema {
     .expect("valid schema")
 }
 
-/// A small deterministic generator (xorshift), so neither needs an extra crate.
-struct Rng(u64);
+/// A small deterministic generator (xorshift), so no test needs an extra crate.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `0..n` (up to the modulo's bias, which no test minds); not every includer uses it.
+    #[allow(dead_code)]
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use aims_agent::config::LimitsConfig;
 use aims_core::event::{EventError, RejectReason};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
-use aims_core::summary::{Column, Columns, PredictionColumn, FAILED_CLASS, MISSING_CODE};
+use aims_core::summary::{Column, Columns, PredictionBuffers, MISSING_CODE};
 use aims_core::{Event, FeatureValue, Prediction, Target};
 use arrow_array::Array;
 
@@ -68,9 +68,7 @@ pub struct Block<'p> {
     dictionaries: Vec<Vec<Cow<'p, str>>>,
     ts: Vec<i64>,
     groups: Vec<u16>,
-    classes: Vec<u32>,
-    scores: Vec<f64>,
-    values: Vec<f64>,
+    prediction: PredictionBuffers,
     labels: Vec<Option<Target>>,
     latency: Vec<f64>,
     class_scores: Vec<f64>,
@@ -193,13 +191,10 @@ impl<'p> Block<'p> {
         // The other fields, row by row, as `fill` reads them.
         self.ts.clear();
         self.groups.clear();
-        self.classes.clear();
-        self.scores.clear();
-        self.values.clear();
+        self.prediction.reset(schema.task);
         self.labels.clear();
         self.latency.clear();
         self.class_scores.clear();
-        let regression = schema.task == Task::Regression;
         let multiclass = plan.has_class_scores() && schema.task == Task::Multiclass;
         let k = schema.classes.len();
         let a = schema.attributes.len();
@@ -273,18 +268,7 @@ impl<'p> Block<'p> {
             self.ts.push(event.ts_ms);
             let groups = event.groups.iter().copied().chain(std::iter::repeat(0));
             self.groups.extend(groups.take(a));
-            match (event.prediction, regression) {
-                (Prediction::Value(v), true) => self.values.push(v),
-                (_, true) => self.values.push(f64::NAN),
-                (Prediction::Class { class, score }, false) => {
-                    self.classes.push(class);
-                    self.scores.push(score.unwrap_or(f64::NAN));
-                }
-                (_, false) => {
-                    self.classes.push(FAILED_CLASS);
-                    self.scores.push(f64::NAN);
-                }
-            }
+            self.prediction.push(event.prediction);
             self.labels.push(event.label);
             self.latency.push(event.latency_ms.unwrap_or(f64::NAN));
         }
@@ -298,9 +282,9 @@ impl<'p> Block<'p> {
             self.codes.iter_mut().for_each(|v| keep(v, 1, bad));
             keep(&mut self.ts, 1, bad);
             keep(&mut self.groups, a, bad);
-            keep(&mut self.classes, 1, bad);
-            keep(&mut self.scores, 1, bad);
-            keep(&mut self.values, 1, bad);
+            keep(&mut self.prediction.classes, 1, bad);
+            keep(&mut self.prediction.scores, 1, bad);
+            keep(&mut self.prediction.values, 1, bad);
             keep(&mut self.labels, 1, bad);
             keep(&mut self.latency, 1, bad);
             if multiclass {
@@ -359,7 +343,6 @@ impl<'p> Block<'p> {
         dictionaries: &'b [Vec<&'b str>],
     ) -> Columns<'b> {
         let (mut nums, mut cats) = (self.numeric.iter(), self.codes.iter().zip(dictionaries));
-        let regression = schema.task == Task::Regression;
         Columns {
             rows: self.rows,
             ts_ms: &self.ts,
@@ -378,14 +361,7 @@ impl<'p> Block<'p> {
                 })
                 .collect(),
             groups: &self.groups,
-            prediction: if regression {
-                PredictionColumn::Value(&self.values)
-            } else {
-                PredictionColumn::Class {
-                    classes: &self.classes,
-                    scores: Some(&self.scores),
-                }
-            },
+            prediction: self.prediction.column(),
             labels: Some(&self.labels),
             latency_ms: Some(&self.latency),
             class_scores: (schema.task == Task::Multiclass && !self.class_scores.is_empty())

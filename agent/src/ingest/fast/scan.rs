@@ -10,7 +10,9 @@
 //! like `serde_json`'s `float_roundtrip` parser, so the bits agree.
 
 use aims_core::decimal;
-use aims_core::event::{parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE};
+use aims_core::event::{
+    parse_timestamp, Event, FeatureValue, Prediction, Target, MAX_MAGNITUDE, PREDICTION_EVENT_KEYS,
+};
 use aims_core::schema::{FeatureKind, Task};
 
 use super::FastDecoder;
@@ -73,16 +75,7 @@ fn same(a: &str, b: &str) -> bool {
 /// The index of a top-level key of an event, when it is one.
 #[inline]
 fn top_key(key: &str) -> Option<usize> {
-    const KEYS: [&str; 7] = [
-        "id",
-        "ts",
-        "features",
-        "attributes",
-        "prediction",
-        "label",
-        "latency_ms",
-    ];
-    KEYS.iter().position(|k| same(k, key))
+    PREDICTION_EVENT_KEYS.iter().position(|k| same(k, key))
 }
 
 /// Reads the digits from `i` on into `m` (while it has fewer than 15) and `count`; returns
