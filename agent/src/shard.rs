@@ -271,19 +271,24 @@ impl ShardBatch<'_> {
 
     /// Records a validated event (and its per-class probabilities), by reference: an id
     /// waiting for its label is taken out of it, so the caller can fill the same event again.
+    /// The `limits` length caps are checked here first.
     pub fn record(&mut self, event: &mut Event, scores: Option<&[f64]>) -> Recorded {
+        if let Err(e) = crate::ingest::lengths_ok(event, &self.shard.schema, &self.shard.limits) {
+            self.rejected(e.reason);
+            self.publish_due();
+            return Recorded::Refused(e);
+        }
+        self.record_checked(event, scores)
+    }
+
+    /// [`record`](Self::record) of an event that has passed `ingest::lengths_ok` already (the
+    /// agent's HTTP decoders check it as they decode), so the hot path does not check twice.
+    /// Never `Refused`.
+    pub(crate) fn record_checked(&mut self, event: &mut Event, scores: Option<&[f64]>) -> Recorded {
         let s = self.shard;
         let p = &mut *self.partial;
         p.counts.received += 1;
-        let recorded = if let Err(e) = crate::ingest::lengths_ok(event, &s.schema, &s.limits) {
-            s.metrics
-                .events_rejected
-                .with_label_values(&[e.reason.as_str()])
-                .inc();
-            let start = align(self.now, window_ms(&s.settings));
-            window(p, start, &s.schema, &s.profile).record_rejected();
-            Recorded::Refused(e)
-        } else if s.shards.stopped.load(Ordering::Acquire) {
+        let recorded = if s.shards.stopped.load(Ordering::Acquire) {
             p.counts.accepted += 1;
             p.counts.overload += 1;
             Recorded::Dropped
@@ -321,10 +326,16 @@ impl ShardBatch<'_> {
             }
         };
         p.changed = true;
-        if p.counts.received >= PUBLISH_EVERY {
-            std::mem::take(&mut p.counts).publish(&s.metrics);
-        }
+        self.publish_due();
         recorded
+    }
+
+    /// Publishes the counters once [`PUBLISH_EVERY`] events have been received since the last
+    /// time.
+    fn publish_due(&mut self) {
+        if self.partial.counts.received >= PUBLISH_EVERY {
+            self.publish();
+        }
     }
 
     /// Adds the counts gathered so far to the metrics now (an HTTP request does at its end,

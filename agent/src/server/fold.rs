@@ -112,7 +112,8 @@ impl ShardPool {
             &mut |position: Position, decoded| {
                 let b = batch.get_or_insert_with(|| shard.batch());
                 match decoded {
-                    Ok((e, scores)) => match b.record(e, scores) {
+                    // `for_each_event_into` has checked the length caps.
+                    Ok((e, scores)) => match b.record_checked(e, scores) {
                         Recorded::Yes => tally.reply.accepted += 1,
                         Recorded::Dropped => {
                             tally.reply.accepted += 1;
