@@ -505,11 +505,7 @@ fn split_csv(
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let mut ends = RecordEnds::default();
     loop {
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
-        let n = reader.read(&mut buf[start..]).map_err(io)?;
-        buf.truncate(start + n);
-        let at_end = n == 0;
+        let at_end = read_chunk(&mut reader, &mut buf).map_err(io)?;
         loop {
             let cut = match ends.find(&buf, BLOCK_ROWS) {
                 Some(cut) => cut + 1,
@@ -534,6 +530,15 @@ fn split_csv(
     }
 }
 
+/// Appends up to [`CHUNK`] more bytes of `reader` to `buf`; true when the input has ended.
+fn read_chunk(reader: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let start = buf.len();
+    buf.resize(start + CHUNK, 0);
+    let n = reader.read(&mut buf[start..])?;
+    buf.truncate(start + n);
+    Ok(n == 0)
+}
+
 /// Cuts an NDJSON file into blocks of [`BLOCK_ROWS`] event lines (blank lines are none), as
 /// bytes: no `String` per line, and the workers split the lines again.
 fn split_ndjson(
@@ -550,11 +555,7 @@ fn split_ndjson(
     // Where scanning resumes, where the current line starts, event lines so far in `buf`.
     let (mut pos, mut line_start, mut events) = (0usize, 0usize, 0usize);
     loop {
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
-        let n = reader.read(&mut buf[start..]).map_err(io)?;
-        buf.truncate(start + n);
-        let at_end = n == 0;
+        let at_end = read_chunk(&mut reader, &mut buf).map_err(io)?;
         loop {
             let mut cut = None;
             let from = pos;
