@@ -465,12 +465,20 @@ async fn kill_9_loses_at_most_the_checkpoint_interval() {
 /// Finding 8: a 503 for overload says `Connection: close`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_503_closes_the_connection_cleanly() {
-    let env = [("AIMS_AGENT__SERVER__MAX_CONCURRENT_REQUESTS", "1")];
+    // The holder's slow body must outlast the wait below on a loaded machine, so its grace is
+    // longer than the deadline; until the agent has read the holder's headers the other
+    // requests are still served (202), and only then refused.
+    let env = [
+        ("AIMS_AGENT__SERVER__MAX_CONCURRENT_REQUESTS", "1"),
+        ("AIMS_AGENT__SERVER__BODY_GRACE", "120s"),
+    ];
     let (agent, _) = started("close", None, "60s", &env).await;
     let mut holder = raw_connect(&agent);
     write!(holder, "POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: {NDJSON}\r\ncontent-length: 1000\r\n\r\n{{").unwrap();
+    holder.flush().unwrap();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
     let resp = loop {
         let resp = client
             .post(agent.url("/v1/events"))
@@ -479,12 +487,17 @@ async fn overload_503_closes_the_connection_cleanly() {
             .send()
             .await
             .unwrap();
+        seen.push(resp.status().as_u16());
         if resp.status() == 503 || Instant::now() > deadline {
             break resp;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.status(),
+        503,
+        "statuses while the holder's body was pending: {seen:?}"
+    );
     assert_eq!(resp.headers()["connection"], "close");
     assert_eq!(resp.headers()["retry-after"], "1");
     drop(holder);
