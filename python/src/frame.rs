@@ -576,7 +576,8 @@ impl Plan {
     }
 
     /// The part of [`fill`](Self::fill) after the features: groups, prediction, label,
-    /// latency, id and time (what the column batches of `block` fill per row).
+    /// latency, id and time, each through the one helper per field that the column batches of
+    /// `block` use too.
     fn fill_rest(
         &self,
         i: usize,
@@ -585,47 +586,106 @@ impl Plan {
         event: &mut Event,
     ) -> Result<(), FrameError> {
         event.groups.clear();
-        for (a, slot) in self.attributes.iter().enumerate() {
-            event.groups.push(match slot.col.text(i) {
-                Some(t) => schema.group_of(a, &t),
-                None => schema.attributes[a].groups.len() as u16,
-            });
+        for a in 0..self.attributes.len() {
+            event.groups.push(self.group_at(a, schema, i));
         }
-        let p = &self.prediction;
         event.prediction = if self.task == Task::Regression {
-            match p.col.number(i) {
-                Some(x) => Prediction::Value(p.finite(x)?),
-                None => {
-                    return Err(p.fail(RejectReason::MissingField, "the prediction is empty".into()))
-                }
-            }
+            Prediction::Value(self.value_at(i)?)
         } else {
-            let class = match self.int_class(&p.col, i) {
-                Some(c) => c,
-                None => {
-                    let text = p.col.text(i).ok_or_else(|| {
-                        p.fail(RejectReason::MissingField, "the prediction is empty".into())
-                    })?;
-                    schema
-                        .parse_class(&p.field, &text)
-                        .map_err(|e| p.with_column(e))?
-                }
-            };
-            let score = match self
-                .score
-                .as_ref()
-                .and_then(|s| s.col.number(i).map(|x| (s, x)))
-            {
-                Some((s, x)) => Some(
-                    schema
-                        .check_score(&s.field, x)
-                        .map_err(|e| s.with_column(e))?,
-                ),
-                None => None,
-            };
+            let class = self.class_at(i, schema)?;
+            let score = self.score_at(i, schema)?;
             Prediction::Class { class, score }
         };
-        event.label = match &self.label {
+        event.label = self.label_at(i, schema)?;
+        event.latency_ms = self.latency_at(i)?;
+        match self.id.as_ref().and_then(|s| s.col.text(i)) {
+            Some(id) => {
+                let buf = event.id.get_or_insert_with(String::new);
+                buf.clear();
+                buf.push_str(&id);
+            }
+            None => event.id = None,
+        }
+        event.ts_ms = self.ts_at(i, default_ts)?;
+        Ok(())
+    }
+
+    /// Row `i`'s group of attribute `a` (the attribute's group count when the cell is empty).
+    #[inline]
+    fn group_at(&self, a: usize, schema: &ModelSchema, i: usize) -> u16 {
+        match self.attributes[a].col.text(i) {
+            Some(t) => schema.group_of(a, &t),
+            None => Self::no_group(schema, a),
+        }
+    }
+
+    /// The group of an empty attribute cell.
+    #[inline]
+    fn no_group(schema: &ModelSchema, a: usize) -> u16 {
+        schema.attributes[a].groups.len() as u16
+    }
+
+    /// Row `i`'s output (regression).
+    #[inline]
+    fn value_at(&self, i: usize) -> Result<f64, FrameError> {
+        let p = &self.prediction;
+        match p.col.number(i) {
+            Some(x) => p.finite(x),
+            None => Err(self.empty_prediction()),
+        }
+    }
+
+    /// The error of a row without a prediction.
+    fn empty_prediction(&self) -> FrameError {
+        self.prediction
+            .fail(RejectReason::MissingField, "the prediction is empty".into())
+    }
+
+    /// Row `i`'s predicted class (classification).
+    #[inline]
+    fn class_at(&self, i: usize, schema: &ModelSchema) -> Result<u32, FrameError> {
+        let p = &self.prediction;
+        match self.int_class(&p.col, i) {
+            Some(c) => Ok(c),
+            None => {
+                let text = p.col.text(i).ok_or_else(|| self.empty_prediction())?;
+                self.class_of_text(&text, schema)
+            }
+        }
+    }
+
+    /// The class a prediction cell's text names.
+    fn class_of_text(&self, text: &str, schema: &ModelSchema) -> Result<u32, FrameError> {
+        let p = &self.prediction;
+        schema
+            .parse_class(&p.field, text)
+            .map_err(|e| p.with_column(e))
+    }
+
+    /// Row `i`'s positive-class score (classification), if the table has one for it.
+    #[inline]
+    fn score_at(&self, i: usize, schema: &ModelSchema) -> Result<Option<f64>, FrameError> {
+        match self
+            .score
+            .as_ref()
+            .and_then(|s| s.col.number(i).map(|x| (s, x)))
+        {
+            Some((s, x)) => schema
+                .check_score(&s.field, x)
+                .map(Some)
+                .map_err(|e| s.with_column(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Row `i`'s label, if it came with one.
+    #[inline]
+    fn label_at(
+        &self,
+        i: usize,
+        schema: &ModelSchema,
+    ) -> Result<Option<aims_core::Target>, FrameError> {
+        Ok(match &self.label {
             None => None,
             Some(s) if self.task == Task::Regression => match s.col.number(i) {
                 None => None,
@@ -639,21 +699,34 @@ impl Plan {
                     Some(c) => Some(aims_core::Target::Class(c)),
                     None => match s.col.text(i) {
                         None => None,
-                        Some(t) => Some(
-                            schema
-                                .parse_target_text(&s.field, &t)
-                                .map_err(|e| s.with_column(e))?,
-                        ),
+                        Some(t) => Some(self.label_of_text(s, &t, schema)?),
                     },
                 }
             }
-        };
-        event.latency_ms = match self
+        })
+    }
+
+    /// The label a (classification) label cell's text names.
+    fn label_of_text(
+        &self,
+        s: &Slot,
+        text: &str,
+        schema: &ModelSchema,
+    ) -> Result<aims_core::Target, FrameError> {
+        schema
+            .parse_target_text(&s.field, text)
+            .map_err(|e| s.with_column(e))
+    }
+
+    /// Row `i`'s serving latency, if it has one.
+    #[inline]
+    fn latency_at(&self, i: usize) -> Result<Option<f64>, FrameError> {
+        match self
             .latency
             .as_ref()
             .and_then(|s| s.col.number(i).map(|x| (s, x)))
         {
-            None => None,
+            None => Ok(None),
             Some((s, x)) => {
                 let x = s.finite(x)?;
                 if x < 0.0 {
@@ -662,18 +735,15 @@ impl Plan {
                         "a latency cannot be negative".into(),
                     ));
                 }
-                Some(x)
+                Ok(Some(x))
             }
-        };
-        match self.id.as_ref().and_then(|s| s.col.text(i)) {
-            Some(id) => {
-                let buf = event.id.get_or_insert_with(String::new);
-                buf.clear();
-                buf.push_str(&id);
-            }
-            None => event.id = None,
         }
-        event.ts_ms = match &self.ts {
+    }
+
+    /// Row `i`'s event time; `default_ts` when the table has none for it.
+    #[inline]
+    fn ts_at(&self, i: usize, default_ts: i64) -> Result<i64, FrameError> {
+        Ok(match &self.ts {
             None => default_ts,
             Some(s) => match &s.col {
                 Col::Time(f) => f(i).map_or(default_ts, |ms| ms as i64),
@@ -682,8 +752,7 @@ impl Plan {
                     Some(t) => parse_timestamp("ts", &t).map_err(|e| s.with_column(e))?,
                 },
             },
-        };
-        Ok(())
+        })
     }
 }
 

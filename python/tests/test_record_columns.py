@@ -101,3 +101,51 @@ def test_category_and_dictionary_columns_give_the_same_summaries(workdir: Path) 
         reply, _, got = record(workdir, agent_id, t, True)
         assert (reply["accepted"], reply["rejected"]) == (len(df), 0), agent_id
         assert got["windows"] and got == want[2], agent_id
+
+
+def test_text_predictions_labels_groups_and_ids_match_the_per_row_path(workdir: Path) -> None:
+    """Class labels, ground truth and groups given as text (plain strings and pandas
+    ``category`` columns): each distinct text is resolved once per batch, with the same
+    refusals, counters and summaries as row by row."""
+    df = hostile(1200)
+    df["prediction"] = df["prediction"].astype(int).astype(str)
+    labels = df["label"].astype(object).to_numpy()
+    df["label"] = [None if v is None or v != v else str(int(v)) for v in labels]
+    df.loc[20, "prediction"] = "maybe"        # refused: unknown class
+    df.loc[21, "prediction"] = " "            # refused: no prediction (blank)
+    df.loc[22, "prediction"] = " 1 "          # padded: class 1
+    df.loc[23, "label"] = "7"                 # refused: unknown class
+    df.loc[24, "label"] = " 0"                # padded: class 0
+    df.loc[25, "gender"] = "  F "             # padded: group F
+    df.loc[26, "gender"] = "X"                # an unknown group
+    df.loc[27, "age_band"] = ""               # blank: no group
+    df.loc[28, "id"] = "i" * 300              # refused: over max_id_bytes
+    df.loc[29, "prediction"] = "maybe"        # refused for its prediction first...
+    df.loc[29, "label"] = "7"                 # ...not for its label
+    categorical = df.copy()
+    for c in ["prediction", "label", "gender", "age_band"]:
+        categorical[c] = categorical[c].astype("category")
+    want = record(workdir, "rows", df, False)
+    reply_r, stats_r, sum_r = want
+    assert [(e["row"], e["column"], e["reason"]) for e in reply_r["errors"]] == [
+        (2, "income", "invalid_number"),
+        (3, "prediction", "unknown_class"),
+        (4, "score", "invalid_number"),
+        (12, "latency_ms", "invalid_number"),
+        (13, "ts", "invalid_timestamp"),
+        (14, "income", "invalid_number"),
+        (15, "region", "too_long"),
+        (20, "prediction", "unknown_class"),
+        (21, "prediction", "missing_field"),
+        (23, "label", "unknown_class"),
+        (28, "id", "too_long"),
+        (29, "prediction", "unknown_class"),
+    ]
+    assert sum_r["windows"] and sum_r["rejected"] == 12
+    for agent_id, t in [("plain", df), ("category", categorical)]:
+        reply, stats, got = record(workdir, agent_id, t, True)
+        assert reply == reply_r, agent_id
+        for key in ["aims_agent_events_rejected_total", "aims_agent_events_accepted_total",
+                    "aims_agent_events_received_total", "aims_agent_events_summarised_total"]:
+            assert stats[key] == stats_r[key], (agent_id, key)
+        assert got == sum_r, agent_id

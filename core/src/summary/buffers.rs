@@ -99,15 +99,7 @@ impl ColumnBuffers {
                 }
                 (FeatureKind::Numeric, _) => self.numeric[slot].push(f64::NAN),
                 (FeatureKind::Categorical, Some(FeatureValue::Categorical(c))) => {
-                    let code = match self.lookup[slot].get(c.as_str()) {
-                        Some(&code) => code,
-                        None => {
-                            let code = self.dictionaries[slot].len() as u32;
-                            self.dictionaries[slot].push(c.clone());
-                            self.lookup[slot].insert(c.clone(), code);
-                            code
-                        }
-                    };
+                    let code = code_of(&mut self.dictionaries[slot], &mut self.lookup[slot], c);
                     self.codes[slot].push(code);
                 }
                 (FeatureKind::Categorical, _) => self.codes[slot].push(MISSING_CODE),
@@ -165,6 +157,38 @@ impl ColumnBuffers {
             class_scores: self.multiclass.then_some(self.class_scores.as_slice()),
         }
     }
+}
+
+/// Distinct categories up to which a dictionary is searched in place (length first, then
+/// bytes), not hashed: most categorical features have a handful of categories, and comparing
+/// a few short strings costs less than SipHash.
+const FEW: usize = 16;
+
+/// The code of category `c` in `dictionary`, added at its end when new; `lookup` indexes the
+/// dictionary once it holds more than [`FEW`] entries.
+#[inline]
+fn code_of(dictionary: &mut Vec<String>, lookup: &mut HashMap<String, u32>, c: &str) -> u32 {
+    if dictionary.len() <= FEW {
+        if let Some(k) = dictionary
+            .iter()
+            .position(|e| e.len() == c.len() && e.as_bytes() == c.as_bytes())
+        {
+            return k as u32;
+        }
+    } else if let Some(&k) = lookup.get(c) {
+        return k;
+    }
+    let code = dictionary.len() as u32;
+    dictionary.push(c.to_owned());
+    if dictionary.len() == FEW + 1 {
+        // From now on hashed: index every entry so far.
+        for (k, e) in dictionary.iter().enumerate() {
+            lookup.insert(e.clone(), k as u32);
+        }
+    } else if dictionary.len() > FEW + 1 {
+        lookup.insert(c.to_owned(), code);
+    }
+    code
 }
 
 /// The prediction columns of a batch filled row by row: how a [`Prediction`] becomes a row of

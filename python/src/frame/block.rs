@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use aims_agent::config::LimitsConfig;
 use aims_core::event::{EventError, RejectReason};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
-use aims_core::summary::{Column, Columns, PredictionBuffers, MISSING_CODE};
-use aims_core::{Event, FeatureValue, Prediction, Target};
+use aims_core::summary::{Column, Columns, PredictionBuffers, FAILED_CLASS, MISSING_CODE};
+use aims_core::{Event, FeatureValue, Target};
 use arrow_array::Array;
 
 use super::{Col, FrameError, Num, Plan, StrCol};
@@ -77,8 +77,10 @@ pub struct Block<'p> {
     /// The rows kept (indices into the run), when some were refused.
     kept: Vec<usize>,
     rows: usize,
-    event: Option<Event>,
     scratch: Vec<f64>,
+    /// A text column's codes and distinct values (groups, classes, labels), reused.
+    text_codes: Vec<u32>,
+    text_dictionary: Vec<Cow<'p, str>>,
 }
 
 /// What [`Block::fill`] found: the refused rows (index into the run, error), in row order.
@@ -188,33 +190,168 @@ impl<'p> Block<'p> {
                 }
             }
         }
-        // The other fields, row by row, as `fill` reads them.
-        self.ts.clear();
-        self.groups.clear();
-        self.prediction.reset(schema.task);
-        self.labels.clear();
-        self.latency.clear();
-        self.class_scores.clear();
-        let multiclass = plan.has_class_scores() && schema.task == Task::Multiclass;
-        let k = schema.classes.len();
+        // The other fields a column at a time, each through the helper `fill` uses per row
+        // (a text column's distinct values resolved once), in `fill`'s order: groups,
+        // prediction, score, label, latency, time; then the length caps (the id, then each
+        // category) and the per-class probabilities. A row keeps the first error it meets.
         let a = schema.attributes.len();
-        let mut event = self.event.take().unwrap_or_else(|| plan.blank());
-        event.features.clear();
-        for r in 0..n {
-            let i = from + r;
-            let ok = !self.bad[r]
-                && match plan.fill_rest(i, schema, default_ts, &mut event) {
-                    Ok(()) => true,
+        self.groups.clear();
+        self.groups.resize(n * a, 0);
+        for attr in 0..a {
+            let col = &plan.attributes[attr].col;
+            if let Col::Str(_) = col {
+                self.text_codes(col, (from, to));
+                let map: Vec<u16> = self
+                    .text_dictionary
+                    .iter()
+                    .map(|t| schema.group_of(attr, t))
+                    .collect();
+                let none = Plan::no_group(schema, attr);
+                for (r, &c) in self.text_codes.iter().enumerate() {
+                    self.groups[r * a + attr] = map.get(c as usize).copied().unwrap_or(none);
+                }
+            } else {
+                for r in 0..n {
+                    self.groups[r * a + attr] = plan.group_at(attr, schema, from + r);
+                }
+            }
+        }
+        self.prediction.reset(schema.task);
+        let p = &plan.prediction;
+        if schema.task == Task::Regression {
+            let values = &mut self.prediction.values;
+            values.reserve(n);
+            for r in 0..n {
+                values.push(match plan.value_at(from + r) {
+                    Ok(x) => x,
                     Err(e) => {
                         refuse(&mut self.bad, r, e);
-                        false
+                        f64::NAN
                     }
-                };
-            // The length caps: the id (the event holds no feature), then each category.
-            let ok = ok
-                && match aims_agent::ingest::lengths_ok(&event, schema, limits) {
-                    Ok(()) => true,
-                    Err(error) => {
+                });
+            }
+        } else {
+            let classes = &mut self.prediction.classes;
+            classes.reserve(n);
+            if let Col::Str(_) = &p.col {
+                self.text_codes(&p.col, (from, to));
+                let map: Vec<Result<u32, FrameError>> = self
+                    .text_dictionary
+                    .iter()
+                    .map(|t| plan.class_of_text(t, schema))
+                    .collect();
+                let classes = &mut self.prediction.classes;
+                for (r, &c) in self.text_codes.iter().enumerate() {
+                    classes.push(match map.get(c as usize) {
+                        Some(Ok(class)) => *class,
+                        Some(Err(e)) => {
+                            refuse(&mut self.bad, r, e.clone());
+                            FAILED_CLASS
+                        }
+                        None => {
+                            refuse(&mut self.bad, r, plan.empty_prediction());
+                            FAILED_CLASS
+                        }
+                    });
+                }
+            } else {
+                for r in 0..n {
+                    classes.push(match plan.class_at(from + r, schema) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            refuse(&mut self.bad, r, e);
+                            FAILED_CLASS
+                        }
+                    });
+                }
+            }
+            let scores = &mut self.prediction.scores;
+            scores.reserve(n);
+            if plan.score.is_none() {
+                scores.resize(n, f64::NAN);
+            } else {
+                for r in 0..n {
+                    scores.push(match plan.score_at(from + r, schema) {
+                        Ok(s) => s.unwrap_or(f64::NAN),
+                        Err(e) => {
+                            refuse(&mut self.bad, r, e);
+                            f64::NAN
+                        }
+                    });
+                }
+            }
+        }
+        self.labels.clear();
+        self.labels.reserve(n);
+        match &plan.label {
+            None => self.labels.resize(n, None),
+            Some(s) if schema.task != Task::Regression && matches!(s.col, Col::Str(_)) => {
+                // Text labels: no number to check, no integer class; each distinct text once.
+                self.text_codes(&s.col, (from, to));
+                let map: Vec<Result<Target, FrameError>> = self
+                    .text_dictionary
+                    .iter()
+                    .map(|t| plan.label_of_text(s, t, schema))
+                    .collect();
+                for (r, &c) in self.text_codes.iter().enumerate() {
+                    self.labels.push(match map.get(c as usize) {
+                        None => None,
+                        Some(Ok(t)) => Some(*t),
+                        Some(Err(e)) => {
+                            refuse(&mut self.bad, r, e.clone());
+                            None
+                        }
+                    });
+                }
+            }
+            Some(_) => {
+                for r in 0..n {
+                    self.labels.push(match plan.label_at(from + r, schema) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            refuse(&mut self.bad, r, e);
+                            None
+                        }
+                    });
+                }
+            }
+        }
+        self.latency.clear();
+        self.latency.reserve(n);
+        if plan.latency.is_none() {
+            self.latency.resize(n, f64::NAN);
+        } else {
+            for r in 0..n {
+                self.latency.push(match plan.latency_at(from + r) {
+                    Ok(x) => x.unwrap_or(f64::NAN),
+                    Err(e) => {
+                        refuse(&mut self.bad, r, e);
+                        f64::NAN
+                    }
+                });
+            }
+        }
+        self.ts.clear();
+        self.ts.reserve(n);
+        if plan.ts.is_none() {
+            self.ts.resize(n, default_ts);
+        } else {
+            for r in 0..n {
+                self.ts.push(match plan.ts_at(from + r, default_ts) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        refuse(&mut self.bad, r, e);
+                        default_ts
+                    }
+                });
+            }
+        }
+        // The length caps: the id (as `ingest::lengths_ok` checks it first), then each
+        // category.
+        if let Some(id) = &plan.id {
+            for r in 0..n {
+                if let Some(text) = id.col.text(from + r) {
+                    if let Err(error) = aims_agent::ingest::check_label_id(&text, limits) {
                         let column = plan.column_of(&error.field);
                         refuse(
                             &mut self.bad,
@@ -225,54 +362,45 @@ impl<'p> Block<'p> {
                                 error,
                             },
                         );
-                        false
                     }
-                };
-            let ok = ok && {
-                let long = self.categorical_too_long(plan, schema, limits, &too_long, r);
-                match long {
-                    None => true,
-                    Some(e) => {
-                        refuse(&mut self.bad, r, e);
-                        false
-                    }
-                }
-            };
-            let ok = ok
-                && match plan.fill_scores(i, schema, &mut self.scratch) {
-                    Ok(scored) => {
-                        if multiclass {
-                            if scored {
-                                self.class_scores.extend_from_slice(&self.scratch);
-                            } else {
-                                self.class_scores.extend(std::iter::repeat_n(f64::NAN, k));
-                            }
-                        }
-                        true
-                    }
-                    Err(e) => {
-                        refuse(&mut self.bad, r, e);
-                        false
-                    }
-                };
-            if !ok {
-                // A placeholder, left out below.
-                event.groups.clear();
-                event.prediction = Prediction::Failed;
-                event.label = None;
-                event.latency_ms = None;
-                if multiclass {
-                    self.class_scores.extend(std::iter::repeat_n(f64::NAN, k));
                 }
             }
-            self.ts.push(event.ts_ms);
-            let groups = event.groups.iter().copied().chain(std::iter::repeat(0));
-            self.groups.extend(groups.take(a));
-            self.prediction.push(event.prediction);
-            self.labels.push(event.label);
-            self.latency.push(event.latency_ms.unwrap_or(f64::NAN));
         }
-        self.event = Some(event);
+        if too_long.iter().any(|l| !l.is_empty()) {
+            for r in 0..n {
+                if self.bad[r] {
+                    continue;
+                }
+                if let Some(e) = self.categorical_too_long(plan, schema, limits, &too_long, r) {
+                    refuse(&mut self.bad, r, e);
+                }
+            }
+        }
+        self.class_scores.clear();
+        let multiclass = plan.has_class_scores() && schema.task == Task::Multiclass;
+        let k = schema.classes.len();
+        if plan.has_class_scores() {
+            for r in 0..n {
+                let scored = if self.bad[r] {
+                    false
+                } else {
+                    match plan.fill_scores(from + r, schema, &mut self.scratch) {
+                        Ok(scored) => scored,
+                        Err(e) => {
+                            refuse(&mut self.bad, r, e);
+                            false
+                        }
+                    }
+                };
+                if multiclass {
+                    if scored {
+                        self.class_scores.extend_from_slice(&self.scratch);
+                    } else {
+                        self.class_scores.extend(std::iter::repeat_n(f64::NAN, k));
+                    }
+                }
+            }
+        }
         refused.sort_by_key(|(r, _)| *r);
         self.kept.clear();
         if !refused.is_empty() {
@@ -296,6 +424,14 @@ impl<'p> Block<'p> {
         self.codes.truncate(cats);
         self.dictionaries.truncate(cats);
         refused
+    }
+
+    /// Fills `text_codes` and `text_dictionary` with a text column's rows `from..to`.
+    fn text_codes(&mut self, col: &'p Col, range: (usize, usize)) {
+        self.text_codes.clear();
+        self.text_codes.reserve(range.1 - range.0);
+        self.text_dictionary.clear();
+        fill_codes(col, range, &mut self.text_codes, &mut self.text_dictionary);
     }
 
     /// Row `r`'s first categorical value over `limits.max_category_bytes`, as
