@@ -129,8 +129,9 @@ impl StrCol {
     }
 
     /// The cell, trimmed; an empty cell is missing, as in a CSV file.
+    #[inline]
     fn get(&self, i: usize) -> Option<&str> {
-        self.raw(i).map(str::trim).filter(|s| !s.is_empty())
+        self.raw(i).map(trim).filter(|s| !s.is_empty())
     }
 
     fn raw(&self, i: usize) -> Option<&str> {
@@ -140,6 +141,20 @@ impl StrCol {
             StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
             StrCol::Dict { keys, values } => keys[i].and_then(|k| values.get(k)),
         }
+    }
+}
+
+/// `str::trim`, without its scan when the text's first and last bytes are printable ASCII
+/// (0x21 to 0x7F): then its first and last characters are those bytes, and neither is white
+/// space, so there is nothing to trim.
+#[inline]
+fn trim(s: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..0x80).contains(b));
+    let b = s.as_bytes();
+    if printable(b.first()) && printable(b.last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 

@@ -149,3 +149,17 @@ def test_text_predictions_labels_groups_and_ids_match_the_per_row_path(workdir: 
                     "aims_agent_events_received_total", "aims_agent_events_summarised_total"]:
             assert stats[key] == stats_r[key], (agent_id, key)
         assert got == sum_r, agent_id
+
+
+def test_categories_alike_in_their_first_and_last_bytes_stay_apart(workdir: Path) -> None:
+    """The short list compares a category of up to 16 bytes by its length and its first and
+    last eight bytes: names that differ in one byte, in length alone, or only past the eighth
+    byte, and names padded with Unicode white space, count as row by row."""
+    df = events_frame(600)
+    names = ["a", "ab", "abcdefg", "abcdefgh", "abcdefgi", "abcdefgh1", "abcdefgh2",
+             "abcdXfghijklmnop", "abcdYfghijklmnop", "abcdefghijklmnopq", "abcdefghijklmnopr",
+             "\u00a0west", "west\u2003", "wést", "\tab ", "a\u0085"]
+    df["region"] = [names[i % len(names)] for i in range(len(df))]
+    by_row, by_column = record(workdir, "rows", df, False), record(workdir, "cols", df, True)
+    assert by_column[0] == by_row[0] and by_row[0]["rejected"] == 0
+    assert by_row[2]["windows"] and by_column[2] == by_row[2]

@@ -27,14 +27,41 @@ const FEW: usize = 16;
 #[derive(Default)]
 struct Interner<'p> {
     entries: Vec<Cow<'p, str>>,
+    /// Per entry, its [`ShortKey`] (while the entries are searched in a list).
+    keys: Vec<Option<ShortKey>>,
     index: HashMap<Cow<'p, str>, u32>,
+}
+
+/// A string of up to 16 bytes as its length and its first and last eight bytes (zero-padded):
+/// two such keys are equal exactly when the strings are, so the short list is searched by
+/// comparing integers, with no call to `memcmp`.
+type ShortKey = (u64, u64, usize);
+
+#[inline]
+fn short_key(b: &[u8]) -> Option<ShortKey> {
+    let n = b.len();
+    let word = |s: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..s.len()].copy_from_slice(s);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0..=8 => Some((word(b), 0, n)),
+        9..=16 => Some((word(&b[..8]), word(&b[n - 8..]), n)),
+        _ => None,
+    }
 }
 
 impl<'p> Interner<'p> {
     #[inline]
     fn code(&mut self, text: Cow<'p, str>) -> u32 {
+        let key = short_key(text.as_bytes());
         if self.entries.len() <= FEW {
-            if let Some(c) = self.entries.iter().position(|e| same_text(e, &text)) {
+            let found = match key {
+                Some(k) => self.keys.iter().position(|e| *e == Some(k)),
+                None => self.entries.iter().position(|e| same_text(e, &text)),
+            };
+            if let Some(c) = found {
                 return c as u32;
             }
         } else if let Some(&c) = self.index.get(&text) {
@@ -42,6 +69,7 @@ impl<'p> Interner<'p> {
         }
         let c = self.entries.len() as u32;
         self.entries.push(text.clone());
+        self.keys.push(key);
         if self.entries.len() == FEW + 1 {
             // From now on hashed: index every entry so far.
             for (k, e) in self.entries.iter().enumerate() {
