@@ -19,7 +19,13 @@ use aims_core::ModelSchema;
 use aims_testkit::collector::Collector;
 use aims_testkit::fixtures::{minute, profile, schema, summary, Traffic};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aims-collector");
+const BUILT: &str = env!("CARGO_BIN_EXE_aims-collector");
+
+/// The collector binary driven: this build's, or the copy `AIMS_BENCH_COLLECTOR` names (another
+/// build's, so two collectors meet the same load generator in the same minutes).
+fn bin() -> String {
+    std::env::var("AIMS_BENCH_COLLECTOR").unwrap_or_else(|_| BUILT.to_owned())
+}
 
 const AGENTS: usize = 50;
 const PER_RUN: usize = 10_000;
@@ -140,7 +146,7 @@ fn postgres_storage(url: &str, name: &str) -> String {
 
 fn ingest(synchronous: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let c = Collector::prepare_sqlite(BIN, dir.path(), "");
+    let c = Collector::prepare_sqlite(&bin(), dir.path(), "");
     ingest_into(vec![c], &format!("synchronous={synchronous}"), synchronous);
 }
 
@@ -152,7 +158,9 @@ fn ingest_postgres(server: &str) {
     let replicas = ["a", "b"]
         .iter()
         .zip(&dirs)
-        .map(|(name, d)| Collector::prepare_with(BIN, d.path(), &postgres_storage(&url, name), ""))
+        .map(|(name, d)| {
+            Collector::prepare_with(&bin(), d.path(), &postgres_storage(&url, name), "")
+        })
         .collect();
     ingest_into(replicas, "postgres, 2 replicas", "full");
 }
@@ -244,7 +252,8 @@ fn takeover(server: &str) {
         .iter()
         .zip(&dirs)
         .map(|(name, d)| {
-            let mut c = Collector::prepare_with(BIN, d.path(), &postgres_storage(&url, name), "");
+            let mut c =
+                Collector::prepare_with(&bin(), d.path(), &postgres_storage(&url, name), "");
             c.extra_env
                 .push(("AIMS_COLLECTOR__EVALUATION__INTERVAL".into(), "1s".into()));
             c.start();
@@ -292,7 +301,7 @@ fn evaluation(models: usize, storage: &str) {
     let per_model = 1_000 / models;
     const MINUTES: i64 = 60;
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::prepare_with(BIN, dir.path(), storage, "");
+    let mut c = Collector::prepare_with(&bin(), dir.path(), storage, "");
     let metrics = ["psi", "ks", "wasserstein", "jensen_shannon", "missing_rate"];
     let mut yaml = String::from("policy: \"benchmark\"\nobjectives:\n");
     for m in 0..models {

@@ -211,6 +211,7 @@ macro_rules! fence {
 mod checkpoints;
 mod migrations;
 mod snapshots;
+mod summaries_postgres;
 
 /// A stored summary row as a [`StoredSummary`] (a macro, so one text serves both row types).
 macro_rules! stored_summary {
@@ -383,11 +384,15 @@ impl Store {
         batch: &[(&SummaryEnvelope, &str)],
         now_ms: i64,
     ) -> Result<Vec<bool>, StoreError> {
-        // Two statements per chunk of the batch, not two per summary: the ids are claimed in
-        // one multi-row insert (those already taken, by this replica or another, come back
-        // missing from RETURNING), then the new summaries go in in one more. A round trip per
-        // summary was what held PostgreSQL ingest down.
-        on_db!(self, writer, |pool| {
+        // PostgreSQL: one statement, one round trip, for the whole batch.
+        let pool = match &self.db {
+            Db::Postgres(pool) => return summaries_postgres::insert(pool, batch, now_ms).await,
+            Db::Sqlite { writer, .. } => writer,
+        };
+        // SQLite: two statements per chunk of the batch, not two per summary: the ids are
+        // claimed in one multi-row insert (those already taken come back missing from
+        // RETURNING), then the new summaries go in in one more.
+        {
             let mut tx = pool.begin().await?;
             let mut fresh = vec![false; batch.len()];
             for (n, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
@@ -431,7 +436,7 @@ impl Store {
             }
             tx.commit().await?;
             Ok(fresh)
-        })
+        }
     }
 
     /// Summaries whose window ends after `since_ms`, for rebuilding the aggregates, a page at
