@@ -260,13 +260,21 @@ pub fn current_summary(
     // (`WindowSummary::record_columns`: the summary `record_scored` of each row in order
     // gives, to the bit).
     let mut failed = None;
+    // A block's column buffers, once recorded, are cleared and handed to the next block (the
+    // worker's own next one, as `end` runs just before `init`): no block grows its columns
+    // from empty again.
+    let spare = std::sync::Mutex::new(Vec::<ColumnBuffers>::new());
     let rows = dataset::fold_blocks_ended(
         path,
         schema,
         &config.columns,
         || BlockState {
             summary: WindowSummary::new(schema, profile),
-            rows: ColumnBuffers::new(schema),
+            rows: spare
+                .lock()
+                .ok()
+                .and_then(|mut spare| spare.pop())
+                .unwrap_or_else(|| ColumnBuffers::new(schema)),
             error: None,
         },
         |s, e, scores| s.rows.push(e, scores),
@@ -275,6 +283,12 @@ pub fn current_summary(
             let block = s.rows.columns(&dictionaries);
             if let Err(e) = s.summary.record_columns(schema, profile, &block) {
                 s.error.get_or_insert(e);
+            }
+            drop(dictionaries);
+            let mut rows = std::mem::replace(&mut s.rows, ColumnBuffers::new(schema));
+            rows.clear();
+            if let Ok(mut spare) = spare.lock() {
+                spare.push(rows);
             }
         },
         |block| {

@@ -601,6 +601,15 @@ fn split_ndjson(
     }
 }
 
+/// A trimmed cell's number, as [`parse_number`] reads it: a plain decimal (at most 15 digits,
+/// so finite and far within [`aims_core::event::MAX_MAGNITUDE`]) read here, inlined, without
+/// trimming it again or calling out to check its magnitude; anything else (and every error)
+/// by `parse_number` itself.
+#[inline]
+fn number(field: &str, cell: &str) -> Result<f64, EventError> {
+    aims_core::decimal::plain(cell).map_or_else(|| parse_number(field, cell), Ok)
+}
+
 /// Where each event field comes from in a CSV row.
 struct Plan {
     /// Cells per row, from the header.
@@ -713,9 +722,7 @@ impl Plan {
         for ((i, kind, field), slot) in self.features.iter().zip(event.features.iter_mut()) {
             match (cell(*i), kind) {
                 (None, _) => *slot = FeatureValue::Missing,
-                (Some(s), FeatureKind::Numeric) => {
-                    *slot = FeatureValue::Numeric(parse_number(field, s)?)
-                }
+                (Some(s), FeatureKind::Numeric) => *slot = FeatureValue::Numeric(number(field, s)?),
                 (Some(s), FeatureKind::Categorical) => match slot {
                     FeatureValue::Categorical(buf) => {
                         buf.clear();
@@ -743,13 +750,13 @@ impl Plan {
             )
         })?;
         event.prediction = if schema.task == Task::Regression {
-            Prediction::Value(parse_number("prediction.value", prediction_text)?)
+            Prediction::Value(number("prediction.value", prediction_text)?)
         } else {
             let class = schema.parse_class("prediction.label", prediction_text)?;
             let score = match opt(self.score) {
-                Some(s) => Some(
-                    schema.check_score("prediction.score", parse_number("prediction.score", s)?)?,
-                ),
+                Some(s) => {
+                    Some(schema.check_score("prediction.score", number("prediction.score", s)?)?)
+                }
                 None => None,
             };
             Prediction::Class { class, score }
@@ -760,7 +767,7 @@ impl Plan {
         };
         event.latency_ms = match opt(self.latency) {
             Some(s) => {
-                let x = parse_number("latency_ms", s)?;
+                let x = number("latency_ms", s)?;
                 if x < 0.0 {
                     return Err(EventError::new(
                         "latency_ms",
@@ -801,7 +808,7 @@ impl Plan {
                     "a row with class probabilities needs one for every class",
                 ));
             };
-            scores.push(parse_number("", text).map_err(|e| EventError {
+            scores.push(number("", text).map_err(|e| EventError {
                 field: field(),
                 ..e
             })?);
@@ -814,6 +821,19 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn cells_read_as_parse_number_reads_them(s in "[-+.0-9eE]{0,19}|[-+ .0-9a]{0,6}") {
+            let cell = aims_core::decimal::trim(&s);
+            let (ours, theirs) = (number("f", cell), parse_number("f", cell));
+            proptest::prop_assert_eq!(
+                ours.as_ref().map(|x| x.to_bits()).map_err(ToString::to_string),
+                theirs.as_ref().map(|x| x.to_bits()).map_err(ToString::to_string),
+                "{:?}", s
+            );
+        }
+    }
 
     #[test]
     fn record_ends_skip_newlines_inside_quotes_and_empty_lines() {
@@ -1093,6 +1113,24 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
         assert_eq!(rows, column_rows);
         assert_eq!(
             serde_json::to_string(&by_column).expect("json"),
+            serde_json::to_string(&by_row).expect("json")
+        );
+        // The CLI's own path, which hands each block's cleared column buffers to the next
+        // block, records the same summary.
+        let mut config: crate::config::AgentConfig = config::Config::builder()
+            .add_source(config::File::from_str(
+                "[model]\nname = \"m\"\ntask = \"binary\"\nfeatures = []\n",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("config parses");
+        config.model = schema.clone();
+        let (cli, cli_rows) =
+            crate::assess::current_summary(&config, &profile, &current).expect("current, CLI");
+        assert_eq!(cli_rows, rows);
+        assert_eq!(
+            serde_json::to_string(&cli).expect("json"),
             serde_json::to_string(&by_row).expect("json")
         );
     }
