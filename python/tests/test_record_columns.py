@@ -30,6 +30,18 @@ def summaries(workdir: Path, agent_id: str) -> dict:
     return {"windows": out, "rejected": rejected}
 
 
+#: The refusals of `hostile`'s rows, in order: (row, column, reason).
+HOSTILE_ERRORS = [
+        (2, "income", "invalid_number"),
+        (3, "prediction", "unknown_class"),
+        (4, "score", "invalid_number"),
+        (12, "latency_ms", "invalid_number"),
+        (13, "ts", "invalid_timestamp"),
+        (14, "income", "invalid_number"),
+        (15, "region", "too_long"),
+]
+
+
 def hostile(n: int) -> pd.DataFrame:
     """The example rows with bad values on some and odd but valid categories on others."""
     df = events_frame(n)
@@ -70,15 +82,7 @@ def test_refusals_counters_and_summaries_match_the_per_row_path(workdir: Path) -
     by_row, by_column = (record(workdir, "rows", df, False), record(workdir, "cols", df, True))
     (reply_r, stats_r, sum_r), (reply_c, stats_c, sum_c) = by_row, by_column
     assert reply_c == reply_r
-    assert [(e["row"], e["column"], e["reason"]) for e in reply_c["errors"]] == [
-        (2, "income", "invalid_number"),
-        (3, "prediction", "unknown_class"),
-        (4, "score", "invalid_number"),
-        (12, "latency_ms", "invalid_number"),
-        (13, "ts", "invalid_timestamp"),
-        (14, "income", "invalid_number"),
-        (15, "region", "too_long"),
-    ]
+    assert [(e["row"], e["column"], e["reason"]) for e in reply_c["errors"]] == HOSTILE_ERRORS
     assert (reply_c["accepted"], reply_c["rejected"], reply_c["dropped"]) == (1193, 7, 0)
     for key in ["aims_agent_events_rejected_total", "aims_agent_events_accepted_total",
                 "aims_agent_events_received_total", "aims_agent_events_summarised_total"]:
@@ -127,14 +131,7 @@ def test_text_predictions_labels_groups_and_ids_match_the_per_row_path(workdir: 
         categorical[c] = categorical[c].astype("category")
     want = record(workdir, "rows", df, False)
     reply_r, stats_r, sum_r = want
-    assert [(e["row"], e["column"], e["reason"]) for e in reply_r["errors"]] == [
-        (2, "income", "invalid_number"),
-        (3, "prediction", "unknown_class"),
-        (4, "score", "invalid_number"),
-        (12, "latency_ms", "invalid_number"),
-        (13, "ts", "invalid_timestamp"),
-        (14, "income", "invalid_number"),
-        (15, "region", "too_long"),
+    assert [(e["row"], e["column"], e["reason"]) for e in reply_r["errors"]] == HOSTILE_ERRORS + [
         (20, "prediction", "unknown_class"),
         (21, "prediction", "missing_field"),
         (23, "label", "unknown_class"),
