@@ -81,7 +81,9 @@ enum Encoded<'a> {
 }
 
 impl Encoded<'_> {
-    #[inline]
+    // Always inlined: called once per row and column in every pass, where a call costs more
+    // than the read (the compiler stopped inlining it into the larger fit closure).
+    #[inline(always)]
     fn at(&self, row: usize) -> f64 {
         match self {
             // Missing values are NaN: not finite, so imputed, as `Encoding::encode` does.
