@@ -519,7 +519,13 @@ fn for_each_record(
     let plain = memchr::memchr2(b'"', b'\r', bytes).is_none();
     if let (true, Ok(text)) = (plain, std::str::from_utf8(bytes)) {
         let mut cells: Vec<&str> = Vec::new();
-        for (k, line) in text.split('\n').enumerate() {
+        // Lines as `str::split('\n')` gives them (the last one after the final newline
+        // included), their ends found by the memchr crate's vector scan.
+        let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+        let mut line_start = 0;
+        for (k, end) in ends.enumerate() {
+            let line = &text[line_start..end];
+            line_start = end + 1;
             if line.is_empty() {
                 continue;
             }
