@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::config::AgentConfig;
-use crate::dataset::{self, Format};
+use crate::dataset::{self, CellSink, Format};
 
 /// Arguments of `assess`.
 #[derive(Debug)]
@@ -118,12 +118,13 @@ fn load_config(path: &Path) -> anyhow::Result<AgentConfig> {
 pub fn profile_from_dataset(config: &AgentConfig, data: &Path) -> anyhow::Result<ReferenceProfile> {
     let schema = &config.model;
     let mut builder = ProfileBuilder::new(schema);
-    dataset::fold_blocks(
+    // A CSV row's features go from its cells straight into the builder's columns.
+    dataset::fold_cells(
         data,
         schema,
         &config.columns,
         || ProfileBuilder::new(schema),
-        |b, e, _| b.add(e),
+        |_| {},
         |block| builder.merge(block),
     )?;
     Ok(builder.finish())
@@ -247,6 +248,29 @@ struct BlockState {
     error: Option<aims_core::summary::ColumnsError>,
 }
 
+/// A CSV row's features go from its cells straight into the block's column buffers (numbers
+/// into the `f64` columns, categories looked up in the block's dictionaries by `&str`).
+impl CellSink for BlockState {
+    #[inline]
+    fn numeric(&mut self, feature: usize, x: f64) {
+        self.rows.numeric(feature, x);
+    }
+    #[inline]
+    fn category(&mut self, feature: usize, category: &str) {
+        self.rows.category(feature, category);
+    }
+    #[inline]
+    fn missing(&mut self, feature: usize) {
+        self.rows.missing(feature);
+    }
+    fn rest(&mut self, event: &aims_core::Event, scores: Option<&[f64]>) {
+        self.rows.rest(event, scores);
+    }
+    fn event(&mut self, event: &aims_core::Event, scores: Option<&[f64]>) {
+        self.rows.event(event, scores);
+    }
+}
+
 /// The summary of the current dataset at `path` (CSV or NDJSON), binned on `profile`, and its
 /// row count; folded in blocks of [`BLOCK_ROWS`] rows.
 pub fn current_summary(
@@ -264,7 +288,7 @@ pub fn current_summary(
     // worker's own next one, as `end` runs just before `init`): no block grows its columns
     // from empty again.
     let spare = std::sync::Mutex::new(Vec::<ColumnBuffers>::new());
-    let rows = dataset::fold_blocks_ended(
+    let rows = dataset::fold_cells(
         path,
         schema,
         &config.columns,
@@ -277,7 +301,6 @@ pub fn current_summary(
                 .unwrap_or_else(|| ColumnBuffers::new(schema)),
             error: None,
         },
-        |s, e, scores| s.rows.push(e, scores),
         |s| {
             let dictionaries = s.rows.dictionaries();
             let block = s.rows.columns(&dictionaries);

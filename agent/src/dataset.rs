@@ -138,6 +138,225 @@ pub fn fold_blocks_ended<S: Send>(
     init: impl Fn() -> S + Sync,
     step: impl Fn(&mut S, &Event, Option<&[f64]>) + Sync,
     end: impl Fn(&mut S) + Sync,
+    merge: impl FnMut(S) + Send,
+) -> Result<u64, DatasetError> {
+    fold_in_order(path, schema, columns, init, &ByEvent(step), end, merge)
+}
+
+/// [`fold_blocks_ended`] for a state that takes a row's features one cell at a time
+/// ([`CellSink`]): a CSV row's numbers and categories go straight from its cells into the
+/// state, with no [`Event`] in between for them; the rest of the row (time, groups,
+/// prediction, label, latency, class probabilities) comes as an event without features. An
+/// NDJSON line still comes as a whole event ([`CellSink::event`]). The same validation, in
+/// the same order, as for [`fold_blocks`]: a bad row is named by line and field alike.
+pub fn fold_cells<S: CellSink + Send>(
+    path: &Path,
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    init: impl Fn() -> S + Sync,
+    end: impl Fn(&mut S) + Sync,
+    merge: impl FnMut(S) + Send,
+) -> Result<u64, DatasetError> {
+    fold_in_order(path, schema, columns, init, &ByCell, end, merge)
+}
+
+/// A state that takes a row's features one cell at a time; see [`fold_cells`]. For each row,
+/// every feature gets exactly one call of [`numeric`](Self::numeric),
+/// [`category`](Self::category) or [`missing`](Self::missing), in schema order, then
+/// [`rest`](Self::rest) ends the row; or the row comes whole through [`event`](Self::event).
+/// A row that fails validation stops the read, so a state never sees half a row's calls
+/// followed by another row's.
+pub trait CellSink {
+    /// Numeric feature `feature`'s validated (finite) value.
+    fn numeric(&mut self, feature: usize, x: f64);
+    /// Categorical feature `feature`'s value (trimmed, not empty).
+    fn category(&mut self, feature: usize, category: &str);
+    /// Feature `feature` has no value.
+    fn missing(&mut self, feature: usize);
+    /// The rest of the row: `event` holds every field but its features (left empty), and
+    /// `scores` the per-class probabilities when the row has them.
+    fn rest(&mut self, event: &Event, scores: Option<&[f64]>);
+    /// A whole validated row (an NDJSON line).
+    fn event(&mut self, event: &Event, scores: Option<&[f64]>);
+}
+
+/// The reference profile's builder takes a CSV row's features cell by cell.
+impl CellSink for aims_core::profile::ProfileBuilder {
+    #[inline]
+    fn numeric(&mut self, feature: usize, x: f64) {
+        self.add_numeric(feature, x);
+    }
+    #[inline]
+    fn category(&mut self, feature: usize, category: &str) {
+        self.add_category(feature, category);
+    }
+    #[inline]
+    fn missing(&mut self, feature: usize) {
+        self.add_missing(feature);
+    }
+    fn rest(&mut self, event: &Event, _: Option<&[f64]>) {
+        self.add_rest(event);
+    }
+    fn event(&mut self, event: &Event, _: Option<&[f64]>) {
+        self.add(event);
+    }
+}
+
+/// Column buffers (the current rows of a block) take a CSV row's features cell by cell.
+impl CellSink for aims_core::summary::ColumnBuffers {
+    #[inline]
+    fn numeric(&mut self, feature: usize, x: f64) {
+        self.push_numeric(feature, x);
+    }
+    #[inline]
+    fn category(&mut self, feature: usize, category: &str) {
+        self.push_category(feature, category);
+    }
+    #[inline]
+    fn missing(&mut self, feature: usize) {
+        self.push_missing(feature);
+    }
+    fn rest(&mut self, event: &Event, scores: Option<&[f64]>) {
+        self.push_rest(event, scores);
+    }
+    fn event(&mut self, event: &Event, scores: Option<&[f64]>) {
+        self.push(event, scores);
+    }
+}
+
+/// How a worker hands a row to its state: as an event ([`ByEvent`]) or cell by cell
+/// ([`ByCell`]).
+trait Step<S>: Sync {
+    /// A CSV row: validated by `plan` and handed to `state`.
+    fn csv_row(
+        &self,
+        plan: &Plan,
+        cells: &[&str],
+        schema: &ModelSchema,
+        state: &mut S,
+        event: &mut Event,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), EventError>;
+    /// A whole validated row.
+    fn event(&self, state: &mut S, event: &Event, scores: Option<&[f64]>);
+}
+
+/// Rows as events, to a closure.
+struct ByEvent<F>(F);
+
+impl<S, F: Fn(&mut S, &Event, Option<&[f64]>) + Sync> Step<S> for ByEvent<F> {
+    #[inline]
+    fn csv_row(
+        &self,
+        plan: &Plan,
+        cells: &[&str],
+        schema: &ModelSchema,
+        state: &mut S,
+        event: &mut Event,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), EventError> {
+        // The features are filled apart from the rest of the event (no allocation: a `Vec`
+        // taken and put back), as `ByCell` fills them into its state.
+        let mut features = EventFeatures(std::mem::take(&mut event.features));
+        let filled = plan.fill(cells, schema, &mut features, event, scores);
+        event.features = features.0;
+        let scored = filled?;
+        (self.0)(state, event, scored.then_some(scores.as_slice()));
+        Ok(())
+    }
+    #[inline]
+    fn event(&self, state: &mut S, event: &Event, scores: Option<&[f64]>) {
+        (self.0)(state, event, scores)
+    }
+}
+
+/// Rows cell by cell, to a [`CellSink`].
+struct ByCell;
+
+impl<S: CellSink> Step<S> for ByCell {
+    #[inline]
+    fn csv_row(
+        &self,
+        plan: &Plan,
+        cells: &[&str],
+        schema: &ModelSchema,
+        state: &mut S,
+        event: &mut Event,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), EventError> {
+        event.features.clear();
+        let scored = plan.fill(cells, schema, &mut SinkFeatures(state), event, scores)?;
+        state.rest(event, scored.then_some(scores.as_slice()));
+        Ok(())
+    }
+    #[inline]
+    fn event(&self, state: &mut S, event: &Event, scores: Option<&[f64]>) {
+        state.event(event, scores)
+    }
+}
+
+/// Where [`Plan::fill`] puts a row's features, feature by feature in schema order.
+trait FeatureSink {
+    /// Makes room for a row of `features` features (before the first one is given).
+    fn resize(&mut self, _features: usize) {}
+    fn numeric(&mut self, feature: usize, x: f64);
+    fn category(&mut self, feature: usize, category: &str);
+    fn missing(&mut self, feature: usize);
+}
+
+/// An event's features (their buffers reused row after row: no allocation per row).
+struct EventFeatures(Vec<FeatureValue>);
+
+impl FeatureSink for EventFeatures {
+    fn resize(&mut self, features: usize) {
+        self.0.resize(features, FeatureValue::Missing);
+    }
+    #[inline]
+    fn numeric(&mut self, feature: usize, x: f64) {
+        self.0[feature] = FeatureValue::Numeric(x);
+    }
+    #[inline]
+    fn category(&mut self, feature: usize, category: &str) {
+        match &mut self.0[feature] {
+            FeatureValue::Categorical(buf) => {
+                buf.clear();
+                buf.push_str(category);
+            }
+            other => *other = FeatureValue::Categorical(category.to_owned()),
+        }
+    }
+    #[inline]
+    fn missing(&mut self, feature: usize) {
+        self.0[feature] = FeatureValue::Missing;
+    }
+}
+
+/// A [`CellSink`] state.
+struct SinkFeatures<'a, S>(&'a mut S);
+
+impl<S: CellSink> FeatureSink for SinkFeatures<'_, S> {
+    #[inline]
+    fn numeric(&mut self, feature: usize, x: f64) {
+        self.0.numeric(feature, x);
+    }
+    #[inline]
+    fn category(&mut self, feature: usize, category: &str) {
+        self.0.category(feature, category);
+    }
+    #[inline]
+    fn missing(&mut self, feature: usize) {
+        self.0.missing(feature);
+    }
+}
+
+/// [`fold_blocks_ended`] with the rows handed over by `step`.
+fn fold_in_order<S: Send>(
+    path: &Path,
+    schema: &ModelSchema,
+    columns: &ColumnsConfig,
+    init: impl Fn() -> S + Sync,
+    step: &impl Step<S>,
+    end: impl Fn(&mut S) + Sync,
     mut merge: impl FnMut(S) + Send,
 ) -> Result<u64, DatasetError> {
     let (tx, rx) = std::sync::mpsc::channel::<(usize, S)>();
@@ -162,7 +381,7 @@ pub fn fold_blocks_ended<S: Send>(
             // The merger only stops when every sender is gone.
             let _ = tx.lock().map(|tx| tx.send((index, block)));
         };
-        let result = fold_with(path, schema, columns, &init, &step, &done);
+        let result = fold_with(path, schema, columns, &init, step, &done);
         drop(tx);
         merger
             .join()
@@ -178,7 +397,7 @@ fn fold_with<S: Send>(
     schema: &ModelSchema,
     columns: &ColumnsConfig,
     init: &(impl Fn() -> S + Sync),
-    step: &(impl Fn(&mut S, &Event, Option<&[f64]>) + Sync),
+    step: &impl Step<S>,
     block_done: &(impl Fn(usize, &mut S) + Sync),
 ) -> Result<(Vec<S>, u64), DatasetError> {
     let io = |source| DatasetError::Io {
@@ -219,10 +438,15 @@ fn fold_with<S: Send>(
                     match (batch.rows, plan) {
                         (Rows::Csv { first_line, bytes }, Some(plan)) => {
                             let mut each = |line: u64, cells: &[&str]| {
-                                let scored = plan
-                                    .fill(cells, schema, &mut event, &mut scores)
-                                    .map_err(|e| row_error(path, line, e))?;
-                                step(&mut state, &event, scored.then_some(scores.as_slice()));
+                                step.csv_row(
+                                    plan,
+                                    cells,
+                                    schema,
+                                    &mut state,
+                                    &mut event,
+                                    &mut scores,
+                                )
+                                .map_err(|e| row_error(path, line, e))?;
                                 rows += 1;
                                 Ok(())
                             };
@@ -231,11 +455,11 @@ fn fold_with<S: Send>(
                         (Rows::Json { first_line, bytes }, _) => {
                             for (line, text) in json_lines(first_line, &bytes) {
                                 if fast.decode_into(text, 0, &mut event) {
-                                    step(&mut state, &event, None);
+                                    step.event(&mut state, &event, None);
                                 } else {
                                     let (event, scores) = parse_json(text, schema)
                                         .map_err(|e| row_error(path, line, e))?;
-                                    step(&mut state, &event, scores.as_deref());
+                                    step.event(&mut state, &event, scores.as_deref());
                                 }
                                 rows += 1;
                             }
@@ -295,7 +519,13 @@ fn for_each_record(
     let plain = memchr::memchr2(b'"', b'\r', bytes).is_none();
     if let (true, Ok(text)) = (plain, std::str::from_utf8(bytes)) {
         let mut cells: Vec<&str> = Vec::new();
-        for (k, line) in text.split('\n').enumerate() {
+        // Lines as `str::split('\n')` gives them (the last one after the final newline
+        // included), their ends found by the memchr crate's vector scan.
+        let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+        let mut line_start = 0;
+        for (k, end) in ends.enumerate() {
+            let line = &text[line_start..end];
+            line_start = end + 1;
             if line.is_empty() {
                 continue;
             }
@@ -700,6 +930,7 @@ impl Plan {
         &self,
         row: &[&str],
         schema: &ModelSchema,
+        features: &mut impl FeatureSink,
         event: &mut Event,
         scores: &mut Vec<f64>,
     ) -> Result<bool, EventError> {
@@ -716,20 +947,12 @@ impl Plan {
                 .filter(|s| !s.is_empty())
         };
         let opt = |i: Option<usize>| i.and_then(cell);
-        event
-            .features
-            .resize(self.features.len(), FeatureValue::Missing);
-        for ((i, kind, field), slot) in self.features.iter().zip(event.features.iter_mut()) {
+        features.resize(self.features.len());
+        for (j, (i, kind, field)) in self.features.iter().enumerate() {
             match (cell(*i), kind) {
-                (None, _) => *slot = FeatureValue::Missing,
-                (Some(s), FeatureKind::Numeric) => *slot = FeatureValue::Numeric(number(field, s)?),
-                (Some(s), FeatureKind::Categorical) => match slot {
-                    FeatureValue::Categorical(buf) => {
-                        buf.clear();
-                        buf.push_str(s);
-                    }
-                    other => *other = FeatureValue::Categorical(s.to_owned()),
-                },
+                (None, _) => features.missing(j),
+                (Some(s), FeatureKind::Numeric) => features.numeric(j, number(field, s)?),
+                (Some(s), FeatureKind::Categorical) => features.category(j, s),
             }
         }
         event.groups.clear();
@@ -1133,6 +1356,66 @@ attributes = [{ name = "g", groups = ["a", "b"] }]"#,
             serde_json::to_string(&cli).expect("json"),
             serde_json::to_string(&by_row).expect("json")
         );
+        // The CLI's reference, its features read cell by cell into the builder, is the
+        // profile the builder makes of the same rows as events.
+        let cli_profile =
+            crate::assess::profile_from_dataset(&config, &reference).expect("reference, CLI");
+        assert_eq!(
+            serde_json::to_string(&cli_profile).expect("json"),
+            serde_json::to_string(&profile).expect("json")
+        );
+    }
+
+    #[test]
+    fn rows_read_cell_by_cell_fail_as_events_do() {
+        // The same bad rows read as events and cell by cell (into a profile builder and into
+        // column buffers): the same error, naming the same line and field.
+        let schema = schema();
+        let header = "x,c,g,prediction,score\n";
+        let good = "1.5,c,a,1,0.5\n".repeat(BLOCK_ROWS + 3);
+        let bad_rows = [
+            "nan,c,a,1,0.5",
+            "1.5,c,a,7,0.5",
+            "1.5,c,a,1,2",
+            "1.5,c,a,,0.5",
+            "1.5,c,a,1",
+            "1e999,c,a,1,0.5",
+            "1.5,c,a,1,x",
+        ];
+        for bad in bad_rows {
+            let text = format!("{header}{good}{bad}\n{good}");
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("bad.csv");
+            std::fs::write(&path, &text).expect("write");
+            let columns = ColumnsConfig::default();
+            let as_events = fold_blocks(&path, &schema, &columns, || (), |_, _, _| {}, |_| {})
+                .expect_err("bad row")
+                .to_string();
+            let into_profile = fold_cells(
+                &path,
+                &schema,
+                &columns,
+                || aims_core::profile::ProfileBuilder::new(&schema),
+                |_| {},
+                |_| {},
+            )
+            .expect_err("bad row")
+            .to_string();
+            let into_columns = fold_cells(
+                &path,
+                &schema,
+                &columns,
+                || aims_core::summary::ColumnBuffers::new(&schema),
+                |_| {},
+                |_| {},
+            )
+            .expect_err("bad row")
+            .to_string();
+            let line = format!("line {}:", BLOCK_ROWS + 5);
+            assert!(as_events.contains(&line), "{bad}: {as_events} names {line}");
+            assert_eq!(into_profile, as_events, "{bad}");
+            assert_eq!(into_columns, as_events, "{bad}");
+        }
     }
 
     fn rows_text(rows: usize, shift: usize, classes: &[&str]) -> String {

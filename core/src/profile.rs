@@ -574,6 +574,9 @@ struct ScoredRows {
     labels: Vec<bool>,
 }
 
+/// Distinct names up to which a [`CategoryColumn`] is searched in place, not in its index.
+const FEW_NAMES: usize = 16;
+
 /// A categorical feature's reference values: per row the index of its category (in the
 /// order first seen), [`MISSING_CODE`] when missing.
 #[derive(Debug, Default)]
@@ -586,8 +589,18 @@ struct CategoryColumn {
 
 impl CategoryColumn {
     fn push(&mut self, category: &str) {
-        let code = match self.index.get(category) {
-            Some(&code) => code,
+        // A few names are searched in place (length first, then bytes), cheaper than the
+        // tree's string compares; codes are the order first seen either way.
+        let found = if self.names.len() <= FEW_NAMES {
+            self.names
+                .iter()
+                .position(|n| n.len() == category.len() && n.as_bytes() == category.as_bytes())
+                .map(|k| k as u32)
+        } else {
+            self.index.get(category).copied()
+        };
+        let code = match found {
+            Some(code) => code,
             None => self.intern(category),
         };
         self.counts[code as usize] += 1;
@@ -715,7 +728,6 @@ impl ProfileBuilder {
 
     /// Adds one validated reference row.
     pub fn add(&mut self, event: &Event) {
-        self.rows += 1;
         for (i, (v, spec)) in event.features.iter().zip(&self.schema.features).enumerate() {
             match v {
                 FeatureValue::Missing => {
@@ -730,6 +742,43 @@ impl ProfileBuilder {
                 FeatureValue::Categorical(c) => self.categories[i].push(c),
             }
         }
+        self.add_rest(event);
+    }
+
+    /// Cell-level adding, for readers that hold a row as cells (the agent's CSV reader) and
+    /// need no [`Event`] for its features: feature `i`'s value of the row being added, a
+    /// validated (finite) number of a numeric feature. The row is complete once every feature
+    /// has had its value (through [`add_numeric`](Self::add_numeric),
+    /// [`add_category`](Self::add_category) or [`add_missing`](Self::add_missing), in feature
+    /// order) and [`add_rest`](Self::add_rest) has been called: [`add`](Self::add) is those
+    /// calls for an event.
+    #[inline]
+    pub fn add_numeric(&mut self, i: usize, x: f64) {
+        self.numeric[i].push(x);
+    }
+
+    /// Feature `i`'s category (a categorical feature) in the row being added; see
+    /// [`add_numeric`](Self::add_numeric).
+    #[inline]
+    pub fn add_category(&mut self, i: usize, category: &str) {
+        self.categories[i].push(category);
+    }
+
+    /// Feature `i` missing in the row being added; see [`add_numeric`](Self::add_numeric).
+    #[inline]
+    pub fn add_missing(&mut self, i: usize) {
+        self.missing[i] += 1;
+        match self.schema.features[i].kind {
+            FeatureKind::Numeric => self.numeric[i].push_missing(),
+            FeatureKind::Categorical => self.categories[i].codes.push(MISSING_CODE),
+        }
+    }
+
+    /// Everything of `event` but its features (prediction, label, groups) as the rest of the
+    /// row being added, and the row counted; `event.features` is not read. See
+    /// [`add_numeric`](Self::add_numeric).
+    pub fn add_rest(&mut self, event: &Event) {
+        self.rows += 1;
         let positive = self.schema.positive_index().map(|p| p as u32);
         let predicted_positive = match event.prediction {
             Prediction::Class { class, score } => {

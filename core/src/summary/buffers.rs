@@ -105,6 +105,53 @@ impl ColumnBuffers {
                 (FeatureKind::Categorical, _) => self.codes[slot].push(MISSING_CODE),
             }
         }
+        self.push_rest(event, class_scores);
+    }
+
+    /// Cell-level filling, for readers that hold a row as cells (the agent's CSV reader) and
+    /// need no [`Event`] for its features: feature `j`'s value of the row being filled, a
+    /// validated number. The row is complete once every feature has its value (through
+    /// [`push_numeric`](Self::push_numeric), [`push_category`](Self::push_category) or
+    /// [`push_missing`](Self::push_missing), in any order) and [`push_rest`](Self::push_rest)
+    /// has been called; [`push`](Self::push) is those calls for an event. A value of the wrong kind for the
+    /// feature counts as missing, as in [`push`](Self::push).
+    #[inline]
+    pub fn push_numeric(&mut self, j: usize, x: f64) {
+        let slot = self.slots[j];
+        match self.kinds[j] {
+            FeatureKind::Numeric => self.numeric[slot].push(x),
+            FeatureKind::Categorical => self.codes[slot].push(MISSING_CODE),
+        }
+    }
+
+    /// Feature `j`'s category in the row being filled, looked up (or added) in the batch's
+    /// dictionary by `&str`; see [`push_numeric`](Self::push_numeric).
+    #[inline]
+    pub fn push_category(&mut self, j: usize, c: &str) {
+        let slot = self.slots[j];
+        match self.kinds[j] {
+            FeatureKind::Categorical => {
+                let code = code_of(&mut self.dictionaries[slot], &mut self.lookup[slot], c);
+                self.codes[slot].push(code);
+            }
+            FeatureKind::Numeric => self.numeric[slot].push(f64::NAN),
+        }
+    }
+
+    /// Feature `j` missing in the row being filled; see [`push_numeric`](Self::push_numeric).
+    #[inline]
+    pub fn push_missing(&mut self, j: usize) {
+        let slot = self.slots[j];
+        match self.kinds[j] {
+            FeatureKind::Numeric => self.numeric[slot].push(f64::NAN),
+            FeatureKind::Categorical => self.codes[slot].push(MISSING_CODE),
+        }
+    }
+
+    /// Everything of `event` but its features (time, groups, prediction, label, latency, the
+    /// per-class probabilities) as the rest of the row being filled; `event.features` is not
+    /// read. See [`push_numeric`](Self::push_numeric).
+    pub fn push_rest(&mut self, event: &Event, class_scores: Option<&[f64]>) {
         self.ts.push(event.ts_ms);
         let groups = event
             .groups
