@@ -8,6 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use aims_collector::aggregate::{Aggregates, Pending};
 use aims_core::wire::SummaryEnvelope;
 use aims_testkit::fixtures::{minute, profile, schema, summary, Traffic, MODEL};
 
@@ -94,4 +95,48 @@ fn main() {
     per_op("check_merge only", iters, || {
         aims_core::summary::check_merge(black_box(&acc), black_box(&base)).unwrap();
     });
+    // The ingest writer's admission check and merge of a batch of 25 new summaries (what one
+    // replica's batch holds in the `collector` bench), spread over 5 minutes of 60 held.
+    let batches = (iters / BATCH).max(1);
+    for (name, taken) in [
+        ("admit + merge, three merges (add)", false),
+        ("admit + merge, two merges (add_admitted)", true),
+    ] {
+        let mut agg = Aggregates::default();
+        for minute in 0..60 {
+            agg.add(MODEL, "1.0", minute * 60_000, 60_000, &base);
+        }
+        per_op_n(name, batches, BATCH, || {
+            let mut pending = Pending::default();
+            for _ in 0..BATCH {
+                agg.admit(&mut pending, MODEL, black_box(&base)).unwrap();
+            }
+            for k in 0..BATCH as i64 {
+                let start = (55 + k % 5) * 60_000;
+                if taken {
+                    agg.add_admitted(&mut pending, MODEL, "1.0", start, 60_000, &base);
+                } else {
+                    agg.add(MODEL, "1.0", start, 60_000, &base);
+                }
+            }
+        });
+    }
+}
+
+/// Summaries per batch in the writer stages.
+const BATCH: usize = 25;
+
+/// [`per_op`] for a closure that handles `n` summaries per call.
+fn per_op_n(name: &str, calls: usize, n: usize, mut f: impl FnMut()) {
+    f();
+    let (started, cpu) = (Instant::now(), thread_cpu_ns());
+    for _ in 0..calls {
+        f();
+    }
+    let per = (calls * n) as f64;
+    println!(
+        "ingest path {name}: {:.1} CPU-µs per summary ({:.1} µs wall)",
+        (thread_cpu_ns() - cpu) as f64 / per / 1000.0,
+        started.elapsed().as_nanos() as f64 / per / 1000.0
+    );
 }

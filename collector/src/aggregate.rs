@@ -29,10 +29,15 @@ struct Series {
     /// into the total without wrapping, it merges into any bucket or any window of buckets
     /// without wrapping too: the one check [`Aggregates::admit`] needs.
     total: Option<WindowSummary>,
+    /// Bumped whenever `total` changes, so a batch's running total from [`Aggregates::admit`]
+    /// is taken as the new total only if nothing else (a compaction, a skipped merge) changed
+    /// the total since it was read ([`Aggregates::add_admitted`]).
+    generation: u64,
 }
 
 impl Series {
     fn recompute_total(&mut self) {
+        self.generation += 1;
         let mut total: Option<WindowSummary> = None;
         for b in self.buckets.values() {
             match &mut total {
@@ -46,12 +51,67 @@ impl Series {
         }
         self.total = total;
     }
+
+    /// Merges `summary` into its bucket (or starts the bucket). False when it does not merge:
+    /// it is skipped, logged, and the total is recomputed from the buckets.
+    fn insert_into_bucket(
+        &mut self,
+        model: &str,
+        model_version: &str,
+        window_start_ms: i64,
+        window_ms: u64,
+        summary: &WindowSummary,
+    ) -> bool {
+        match self.buckets.get_mut(&(window_start_ms, window_ms)) {
+            Some(b) => {
+                if let Err(e) = b.summary.merge(summary) {
+                    tracing::error!(model, error = %e, "a committed summary does not merge into its bucket; skipped");
+                    self.recompute_total();
+                    false
+                } else {
+                    if !b.versions.contains(model_version) {
+                        b.versions.insert(model_version.to_owned());
+                    }
+                    true
+                }
+            }
+            None => {
+                self.buckets.insert(
+                    (window_start_ms, window_ms),
+                    Bucket {
+                        summary: summary.clone(),
+                        versions: BTreeSet::from([model_version.to_owned()]),
+                    },
+                );
+                true
+            }
+        }
+    }
 }
 
 /// The running totals of one batch of summaries being admitted, per (model, profile).
 #[derive(Debug, Default)]
 pub struct Pending {
-    totals: HashMap<(String, String), WindowSummary>,
+    totals: HashMap<(String, String), Running>,
+}
+
+/// One (model, profile)'s running total in a batch: the total held when the batch was first
+/// admitted, merged with every summary admitted since, in the order admitted.
+#[derive(Debug)]
+struct Running {
+    total: WindowSummary,
+    /// The aggregates' epoch and the series' generation when its total was read (`None`: there
+    /// was no series).
+    base: (u64, Option<u64>),
+    /// Whether summaries of the batch were added into their buckets only.
+    taken: bool,
+    /// Summaries still to be added ([`Aggregates::add_admitted`]) before `total` may replace
+    /// the series' total.
+    outstanding: usize,
+    /// False once any summary of the batch did not go into `total` exactly as
+    /// [`Aggregates::add`] would merge it (a merge error other than an overflow, a duplicate,
+    /// a summary added out of order): then the total is merged summary by summary as before.
+    usable: bool,
 }
 
 /// A window's merged summary and where it came from.
@@ -71,6 +131,8 @@ pub struct Aggregates {
     series: HashMap<(String, String), Series>,
     last_received: HashMap<String, i64>,
     gate: Gate,
+    /// Bumped when these aggregates are replaced by a rebuild (see [`Series::generation`]).
+    epoch: u64,
 }
 
 /// Orders the ingest writer's "commit a batch, then merge it" against a rebuild's journal
@@ -155,6 +217,7 @@ impl Aggregates {
     /// Puts `rebuilt` in place of these aggregates, keeping the gate.
     pub fn replace(&mut self, mut rebuilt: Aggregates) {
         rebuilt.gate = self.gate.clone();
+        rebuilt.epoch = self.epoch + 1;
         *self = rebuilt;
     }
 
@@ -168,25 +231,120 @@ impl Aggregates {
         summary: &WindowSummary,
     ) -> Result<(), String> {
         let key = (model.to_owned(), summary.profile_hash.clone());
-        let total = match pending.totals.get_mut(&key) {
-            Some(t) => t,
+        let running = match pending.totals.get_mut(&key) {
+            Some(r) => r,
             None => {
-                let held = self.series.get(&key).and_then(|s| s.total.clone());
+                let series = self.series.get(&key);
+                let held = series.and_then(|s| s.total.clone());
+                let base = (self.epoch, series.map(|s| s.generation));
                 match held {
                     None => {
-                        pending.totals.insert(key, summary.clone());
+                        pending.totals.insert(
+                            key,
+                            Running {
+                                total: summary.clone(),
+                                // A series with buckets but no total cannot be: take no chances.
+                                usable: series.is_none(),
+                                base,
+                                taken: false,
+                                outstanding: 1,
+                            },
+                        );
                         return Ok(());
                     }
-                    Some(t) => pending.totals.entry(key).or_insert(t),
+                    Some(t) => pending.totals.entry(key).or_insert(Running {
+                        total: t,
+                        base,
+                        taken: false,
+                        outstanding: 0,
+                        usable: true,
+                    }),
                 }
             }
         };
-        match total.merge(summary) {
-            Ok(()) => Ok(()),
+        match running.total.merge(summary) {
+            Ok(()) => {
+                running.outstanding += 1;
+                Ok(())
+            }
+            // A refused summary is not in the batch and changed nothing.
             Err(MergeError::Overflow(field)) => Err(field),
             // Another shape under the same hash cannot pass check_against; it is caught (and
             // skipped) by add.
-            Err(_) => Ok(()),
+            Err(_) => {
+                running.usable = false;
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks the summaries of a committed batch that turned out not new (`fresh` false): they
+    /// are in the batch's running totals but will not be added, so the totals of their
+    /// (model, profile) are not taken as is.
+    pub fn not_added(pending: &mut Pending, model: &str, summary: &WindowSummary) {
+        if let Some(r) = pending
+            .totals
+            .get_mut(&(model.to_owned(), summary.profile_hash.clone()))
+        {
+            r.usable = false;
+        }
+    }
+
+    /// [`Aggregates::add`] for a summary admitted into `pending`, in the order admitted, with
+    /// [`Aggregates::not_added`] called for the batch's duplicates first. When every summary of
+    /// its (model, profile) in the batch is added, in order, and nothing else changed the
+    /// series' total since `admit` read it, the batch's running total (the same merges in the
+    /// same order, so the same bits) becomes the new total once the last one is added, and the
+    /// summaries are merged only into their buckets: two merges per summary instead of three.
+    /// Otherwise it is [`Aggregates::add`].
+    pub fn add_admitted(
+        &mut self,
+        pending: &mut Pending,
+        model: &str,
+        model_version: &str,
+        window_start_ms: i64,
+        window_ms: u64,
+        summary: &WindowSummary,
+    ) {
+        let key = (model.to_owned(), summary.profile_hash.clone());
+        let now = (self.epoch, self.series.get(&key).map(|s| s.generation));
+        let Some(running) = pending.totals.get_mut(&key) else {
+            self.add(model, model_version, window_start_ms, window_ms, summary);
+            return;
+        };
+        if !(running.usable && running.base == now && running.outstanding > 0) {
+            running.usable = false;
+            if running.taken {
+                // Summaries already added went into their buckets only: bring the total back
+                // to the merge of the buckets before merging this one as usual.
+                running.taken = false;
+                if let Some(series) = self.series.get_mut(&key) {
+                    series.recompute_total();
+                }
+            }
+            self.add(model, model_version, window_start_ms, window_ms, summary);
+            return;
+        }
+        running.outstanding -= 1;
+        running.taken = true;
+        let series = self.series.entry(key.clone()).or_default();
+        series.longest_ms = series.longest_ms.max(window_ms);
+        if !series.insert_into_bucket(model, model_version, window_start_ms, window_ms, summary) {
+            // Skipped, and the total was recomputed from the buckets (those already added
+            // included): the rest of the batch is merged as usual.
+            running.usable = false;
+            running.taken = false;
+            return;
+        }
+        if running.outstanding == 0 {
+            if let Some(done) = pending.totals.remove(&key) {
+                series.total = Some(done.total);
+                series.generation += 1;
+            }
+        } else {
+            // The total lags until the last one is added; nothing reads it meanwhile (the
+            // caller holds the aggregates' write lock for the whole batch).
+            running.base = (self.epoch, Some(series.generation));
         }
     }
 
@@ -206,6 +364,7 @@ impl Aggregates {
             .entry((model.to_owned(), summary.profile_hash.clone()))
             .or_default();
         series.longest_ms = series.longest_ms.max(window_ms);
+        series.generation += 1;
         let merged = match &mut series.total {
             None => {
                 series.total = Some(summary.clone());
@@ -217,25 +376,7 @@ impl Aggregates {
             tracing::error!(model, error = %e, "a committed summary does not merge into the aggregates; skipped");
             return;
         }
-        match series.buckets.get_mut(&(window_start_ms, window_ms)) {
-            Some(b) => {
-                if let Err(e) = b.summary.merge(summary) {
-                    tracing::error!(model, error = %e, "a committed summary does not merge into its bucket; skipped");
-                    series.recompute_total();
-                } else {
-                    b.versions.insert(model_version.to_owned());
-                }
-            }
-            None => {
-                series.buckets.insert(
-                    (window_start_ms, window_ms),
-                    Bucket {
-                        summary: summary.clone(),
-                        versions: BTreeSet::from([model_version.to_owned()]),
-                    },
-                );
-            }
-        }
+        series.insert_into_bucket(model, model_version, window_start_ms, window_ms, summary);
     }
 
     /// Notes that `model` delivered a summary at `at_ms` (collector clock).
@@ -390,5 +531,132 @@ mod tests {
         assert_eq!(agg.bucket_count(), 0);
         assert_eq!(agg.admit(&mut Pending::default(), "m", &big), Ok(()));
         let _ = &mut agg;
+    }
+
+    /// The total of (`m`, the profile) and the merge of its buckets, recomputed from scratch.
+    fn total_and_buckets(agg: &Aggregates, hash: &str) -> (WindowSummary, WindowSummary) {
+        let series = &agg.series[&("m".to_owned(), hash.to_owned())];
+        let mut fresh = Series {
+            buckets: series.buckets.clone(),
+            ..Series::default()
+        };
+        fresh.recompute_total();
+        (series.total.clone().unwrap(), fresh.total.unwrap())
+    }
+
+    /// Summary `n` of a few events whose values do not add up exactly in floating point, so a
+    /// merge in another order would show in the bits.
+    fn uneven(n: usize) -> WindowSummary {
+        let (schema, profile) = fixture();
+        let mut s = WindowSummary::new(&schema, &profile);
+        for k in 0..=(n % 4) {
+            let x = 0.1 * (n as f64 + 1.0) + 1e-7 * k as f64 + [0.0, 1e15, 3.3][n % 3];
+            s.record(&schema, &profile, &event(x));
+        }
+        s
+    }
+
+    /// The batch's running total taken as the new total (two merges per summary) is the same,
+    /// to the bit, as merging every summary into the total (three), over batches with several
+    /// buckets, a summary whose batch also holds a duplicate, and a series that is new.
+    #[test]
+    fn the_batch_total_taken_as_is_has_the_same_bits_as_merging_each() {
+        let mut three = Aggregates::default();
+        let mut two = Aggregates::default();
+        let hash = uneven(0).profile_hash.clone();
+        let mut n = 0;
+        for batch in 0..6 {
+            let summaries: Vec<(WindowSummary, i64, bool)> = (0..5)
+                .map(|k| {
+                    n += 1;
+                    // Batch 3 holds a summary that turns out a duplicate (not added).
+                    (
+                        uneven(n),
+                        ((n * 7) % 4) as i64 * 60_000,
+                        !(batch == 3 && k == 2),
+                    )
+                })
+                .collect();
+            let mut pending = Pending::default();
+            for (s, _, _) in &summaries {
+                assert_eq!(two.admit(&mut pending, "m", s), Ok(()));
+            }
+            for (s, _, new) in &summaries {
+                if !new {
+                    Aggregates::not_added(&mut pending, "m", s);
+                }
+            }
+            for (s, start, new) in &summaries {
+                if *new {
+                    three.add("m", "1", *start, 60_000, s);
+                    two.add_admitted(&mut pending, "m", "1", *start, 60_000, s);
+                }
+            }
+            let (a, b) = (
+                total_and_buckets(&three, &hash),
+                total_and_buckets(&two, &hash),
+            );
+            let text = |s: &WindowSummary| serde_json::to_string(s).unwrap();
+            assert_eq!(text(&a.0), text(&b.0), "batch {batch}: totals");
+            assert_eq!(text(&a.1), text(&b.1), "batch {batch}: buckets");
+            assert_eq!(three.bucket_count(), two.bucket_count());
+        }
+        assert_eq!(
+            total_and_buckets(&two, &hash).0.events,
+            (1..=30)
+                .filter(|n| *n != 18)
+                .map(|n| (n % 4 + 1) as u64)
+                .sum::<u64>()
+        );
+    }
+
+    /// Maintenance compacts (and drops buckets, which recomputes the total) without the ingest
+    /// writer's gate, between a batch's admission and its merge: the running total read before
+    /// it is stale and must not become the total; the total stays the merge of the buckets.
+    #[test]
+    fn a_compaction_between_admission_and_merge_keeps_the_total_right() {
+        let mut agg = Aggregates::default();
+        let hash = uneven(0).profile_hash.clone();
+        for minute in 0..3 {
+            agg.add("m", "1", minute * 60_000, 60_000, &uneven(minute as usize));
+        }
+        let batch: Vec<WindowSummary> = (10..14).map(uneven).collect();
+        let mut pending = Pending::default();
+        for s in &batch {
+            assert_eq!(agg.admit(&mut pending, "m", s), Ok(()));
+        }
+        // Drops the first two minutes (they end by 120,000): the total is recomputed.
+        agg.compact(0, 120_001);
+        assert_eq!(agg.bucket_count(), 1);
+        for s in &batch {
+            agg.add_admitted(&mut pending, "m", "1", HOUR_MS, 60_000, s);
+        }
+        let (total, buckets) = total_and_buckets(&agg, &hash);
+        assert_eq!(total, buckets);
+        let events: u64 = std::iter::once(2)
+            .chain(10..14)
+            .map(|n| uneven(n).events)
+            .sum();
+        assert_eq!(total.events, events);
+
+        // A rebuild that replaced the aggregates between admission and merge: the same.
+        let mut pending = Pending::default();
+        let more: Vec<WindowSummary> = (20..23).map(uneven).collect();
+        for s in &more {
+            assert_eq!(agg.admit(&mut pending, "m", s), Ok(()));
+        }
+        let mut rebuilt = Aggregates::default();
+        rebuilt.add("m", "1", HOUR_MS, 60_000, &uneven(2));
+        agg.replace(rebuilt);
+        for s in &more {
+            agg.add_admitted(&mut pending, "m", "1", HOUR_MS, 60_000, s);
+        }
+        let (total, buckets) = total_and_buckets(&agg, &hash);
+        assert_eq!(total, buckets);
+        let events: u64 = std::iter::once(2)
+            .chain(20..23)
+            .map(|n| uneven(n).events)
+            .sum();
+        assert_eq!(total.events, events);
     }
 }

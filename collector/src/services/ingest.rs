@@ -15,7 +15,7 @@ use aims_core::wire::SummaryEnvelope;
 use aims_core::ReferenceProfile;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::aggregate::{Journaled, Pending};
+use crate::aggregate::{Aggregates, Journaled, Pending};
 use crate::state::{App, Caller, Commit, IngestJob};
 
 /// The longest window an agent may summarise; longer ones are refused rather than trusted.
@@ -326,10 +326,11 @@ pub async fn writer(
         let gate = app.aggregates.read().gate();
         let _held = gate.lock("ingest:blocked").await;
         // Refuse, before anything is written, the summaries whose merge would wrap a count or
-        // overflow a sum of what is held (checked cumulatively over this batch).
+        // overflow a sum of what is held (checked cumulatively over this batch). The running
+        // totals become the new totals after the commit (`add_admitted`).
+        let mut pending = Pending::default();
         {
             let agg = app.aggregates.read();
-            let mut pending = Pending::default();
             jobs.retain_mut(|job| {
                 let e = &job.envelope;
                 match agg.admit(&mut pending, &e.model, &e.summary) {
@@ -358,9 +359,19 @@ pub async fn writer(
                 {
                     let mut agg = app.aggregates.write();
                     for (job, new) in jobs.iter().zip(&fresh) {
+                        if !*new {
+                            Aggregates::not_added(
+                                &mut pending,
+                                &job.envelope.model,
+                                &job.envelope.summary,
+                            );
+                        }
+                    }
+                    for (job, new) in jobs.iter().zip(&fresh) {
                         let e = &job.envelope;
                         if *new {
-                            agg.add(
+                            agg.add_admitted(
+                                &mut pending,
                                 &e.model,
                                 &e.model_version,
                                 e.window_start_ms,
