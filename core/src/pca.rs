@@ -88,6 +88,10 @@ pub struct Projection {
 /// Components projected together by [`ReconstructionModel::error_with`].
 const PROJECTION_LANES: usize = 8;
 
+/// Rows per call of [`ReconstructionModel::errors_of_centred`]: the stride of its
+/// column-major input (a multiple of its tile of eight rows).
+pub const CENTRED_ROWS: usize = 256;
+
 /// Categories up to which a frequency encoding is a list rather than the model's map.
 const FEW_CATEGORIES: usize = 16;
 
@@ -460,6 +464,67 @@ impl ReconstructionModel {
             }
         }
         (norm_sq - projected).max(0.0).sqrt()
+    }
+
+    /// Whether [`centred`](Self::centred) and [`errors_of_centred`](Self::errors_of_centred)
+    /// apply with `projection` (made from this model): the shapes agree and the model has
+    /// between 1 and 64 features, as [`error_of_encoded`](Self::error_of_encoded)'s fast path needs.
+    pub fn batches(&self, projection: &Projection) -> bool {
+        let d = projection.d;
+        projection.shaped && d > 0 && d <= 64 && d == self.encodings.len()
+    }
+
+    /// Feature `j`'s encoded value `x` standardised and centred, `(x − mean) / scale − center`:
+    /// the very operations [`error_of_encoded`](Self::error_of_encoded) makes per feature, so
+    /// a batch can make them once per value a column at a time (or once per category).
+    #[inline]
+    pub fn centred(&self, j: usize, x: f64) -> f64 {
+        (x - self.mean[j]) / self.scale[j] - self.center[j]
+    }
+
+    /// The errors of `out.len()` rows (at most [`CENTRED_ROWS`]) whose
+    /// [`centred`](Self::centred) values lie column-major in `c` (`c[j * CENTRED_ROWS + r]`
+    /// for feature `j` of row `r`): each the number [`error_of_encoded`](Self::error_of_encoded)
+    /// gives for that row, to the bit. Per row the same products are added in the same order
+    /// (each component's dot product over the features in order, from `-0.0`; the squared norm
+    /// and the squared projections in order, from `0.0`); only the rows are done side by
+    /// side, eight at a time, so the additions run in vector lanes instead of one chain.
+    /// `batches(projection)` must hold.
+    pub fn errors_of_centred(&self, projection: &Projection, c: &[f64], out: &mut [f64]) {
+        const T: usize = 8;
+        let (k, d) = (projection.k, projection.d);
+        let rows = out.len().min(CENTRED_ROWS);
+        let c = &c[..d * CENTRED_ROWS];
+        for r0 in (0..rows).step_by(T) {
+            let tile = |j: usize| -> &[f64; T] {
+                c[j * CENTRED_ROWS + r0..][..T]
+                    .try_into()
+                    .expect("CENTRED_ROWS is a multiple of the tile")
+            };
+            let mut norm = [0.0f64; T];
+            for j in 0..d {
+                let x = tile(j);
+                for t in 0..T {
+                    norm[t] += x[t] * x[t];
+                }
+            }
+            let mut projected = [0.0f64; T];
+            for w in &self.components[..k] {
+                let mut acc = [-0.0f64; T];
+                for (j, &w) in w.iter().enumerate().take(d) {
+                    let x = tile(j);
+                    for t in 0..T {
+                        acc[t] += w * x[t];
+                    }
+                }
+                for t in 0..T {
+                    projected[t] += acc[t] * acc[t];
+                }
+            }
+            for (t, e) in out.iter_mut().enumerate().skip(r0).take(T) {
+                *e = (norm[t - r0] - projected[t - r0]).max(0.0).sqrt();
+            }
+        }
     }
 
     /// Whether a window's mean error lies outside the default thresholds.
