@@ -88,9 +88,11 @@ pub struct Projection {
 /// Components projected together by [`ReconstructionModel::error_with`].
 const PROJECTION_LANES: usize = 8;
 
-/// Rows per call of [`ReconstructionModel::errors_of_centred`]: the stride of its
-/// column-major input (a multiple of its tile of eight rows).
+/// Rows per call of [`ReconstructionModel::errors_of_centred`] (a multiple of [`CENTRED_TILE`]).
 pub const CENTRED_ROWS: usize = 256;
+
+/// Rows per tile of [`ReconstructionModel::errors_of_centred`]'s input.
+pub const CENTRED_TILE: usize = 8;
 
 /// Categories up to which a frequency encoding is a list rather than the model's map.
 const FEW_CATEGORIES: usize = 16;
@@ -483,46 +485,55 @@ impl ReconstructionModel {
     }
 
     /// The errors of `out.len()` rows (at most [`CENTRED_ROWS`]) whose
-    /// [`centred`](Self::centred) values lie column-major in `c` (`c[j * CENTRED_ROWS + r]`
-    /// for feature `j` of row `r`): each the number [`error_of_encoded`](Self::error_of_encoded)
-    /// gives for that row, to the bit. Per row the same products are added in the same order
-    /// (each component's dot product over the features in order, from `-0.0`; the squared norm
-    /// and the squared projections in order, from `0.0`); only the rows are done side by
-    /// side, eight at a time, so the additions run in vector lanes instead of one chain.
-    /// `batches(projection)` must hold.
+    /// [`centred`](Self::centred) values lie in `c` in tiles of [`CENTRED_TILE`] rows (row `r`'s
+    /// feature `j` at `c[((r / CENTRED_TILE) * d + j) * CENTRED_TILE + r % CENTRED_TILE]`, `d`
+    /// features): each the number [`error_of_encoded`](Self::error_of_encoded) gives for that
+    /// row, to the bit. Per row the same products are added in the same order (each
+    /// component's dot product over the features in order, from `-0.0`; the squared norm and
+    /// the squared projections in order, from `0.0`); only the rows of a tile are done side by
+    /// side (two components at a time), so the additions run in vector lanes instead of one
+    /// chain. `batches(projection)` must hold.
     pub fn errors_of_centred(&self, projection: &Projection, c: &[f64], out: &mut [f64]) {
-        const T: usize = 8;
+        const T: usize = CENTRED_TILE;
         let (k, d) = (projection.k, projection.d);
-        let rows = out.len().min(CENTRED_ROWS);
-        let c = &c[..d * CENTRED_ROWS];
-        for r0 in (0..rows).step_by(T) {
-            let tile = |j: usize| -> &[f64; T] {
-                c[j * CENTRED_ROWS + r0..][..T]
-                    .try_into()
-                    .expect("CENTRED_ROWS is a multiple of the tile")
-            };
+        let lane = |x: &[f64]| -> [f64; T] { x.try_into().expect("chunks of a tile") };
+        for (tile, out) in c.chunks_exact(d * T).zip(out.chunks_mut(T)) {
             let mut norm = [0.0f64; T];
-            for j in 0..d {
-                let x = tile(j);
+            for x in tile.chunks_exact(T).map(lane) {
                 for t in 0..T {
                     norm[t] += x[t] * x[t];
                 }
             }
             let mut projected = [0.0f64; T];
-            for w in &self.components[..k] {
-                let mut acc = [-0.0f64; T];
-                for (j, &w) in w.iter().enumerate().take(d) {
-                    let x = tile(j);
+            let mut pairs = self.components[..k].chunks_exact(2);
+            for pair in &mut pairs {
+                let (mut a, mut b) = ([-0.0f64; T], [-0.0f64; T]);
+                for ((x, &u), &v) in tile.chunks_exact(T).map(lane).zip(&pair[0]).zip(&pair[1]) {
                     for t in 0..T {
-                        acc[t] += w * x[t];
+                        a[t] += u * x[t];
+                        b[t] += v * x[t];
                     }
                 }
                 for t in 0..T {
-                    projected[t] += acc[t] * acc[t];
+                    projected[t] += a[t] * a[t];
+                }
+                for t in 0..T {
+                    projected[t] += b[t] * b[t];
                 }
             }
-            for (t, e) in out.iter_mut().enumerate().skip(r0).take(T) {
-                *e = (norm[t - r0] - projected[t - r0]).max(0.0).sqrt();
+            for w in pairs.remainder() {
+                let mut a = [-0.0f64; T];
+                for (x, &u) in tile.chunks_exact(T).map(lane).zip(w) {
+                    for t in 0..T {
+                        a[t] += u * x[t];
+                    }
+                }
+                for t in 0..T {
+                    projected[t] += a[t] * a[t];
+                }
+            }
+            for (t, e) in out.iter_mut().enumerate() {
+                *e = (norm[t] - projected[t]).max(0.0).sqrt();
             }
         }
     }

@@ -26,7 +26,7 @@ use super::{
     UNSEEN_CATEGORY_CAP,
 };
 use crate::event::{Prediction, Target};
-use crate::pca::{Encoding, CENTRED_ROWS};
+use crate::pca::{Encoding, CENTRED_ROWS, CENTRED_TILE};
 use crate::profile::score_bin;
 use crate::profile::{FeatureProfile, NumericProfile, ReferenceProfile};
 use crate::quantile::{fine_bin, FinePosition};
@@ -343,6 +343,14 @@ impl NumericStats {
     }
 }
 
+/// Feature `j`'s cells of each tile of `c` (tiles of [`CENTRED_TILE`] rows of `d` features,
+/// as [`ReconstructionModel::errors_of_centred`](crate::pca::ReconstructionModel::errors_of_centred)
+/// takes them).
+fn tiles_of(c: &mut [f64], d: usize, j: usize) -> impl Iterator<Item = &mut [f64]> {
+    c.chunks_exact_mut(d * CENTRED_TILE)
+        .map(move |tile| &mut tile[j * CENTRED_TILE..(j + 1) * CENTRED_TILE])
+}
+
 impl CategoricalStats {
     /// [`record`](Self::record) of every code of a column: codes counted per dictionary entry,
     /// then each entry that occurs added into the map once, in the order of its first
@@ -498,39 +506,44 @@ impl WindowSummary {
                         )
                     })
                     .collect();
+                // Tiles of CENTRED_TILE rows, each feature's values of the tile together.
+                const T: usize = CENTRED_TILE;
                 let mut c = vec![0.0f64; CENTRED_ROWS * d];
                 let mut errors = [0.0f64; CENTRED_ROWS];
                 for from in (0..n).step_by(CENTRED_ROWS) {
                     let to = (from + CENTRED_ROWS).min(n);
-                    for (j, ((table, missing), cells)) in centred_tables
-                        .iter()
-                        .zip(c.chunks_exact_mut(CENTRED_ROWS))
-                        .enumerate()
-                    {
-                        let cells = &mut cells[..to - from];
+                    for (j, (table, missing)) in centred_tables.iter().enumerate() {
+                        let cells = tiles_of(&mut c, d, j);
                         match (block.features.get(j), &model.encodings[j]) {
                             (Some(Column::Numeric(xs)), Encoding::Numeric { impute }) => {
                                 let imputed = model.centred(j, *impute);
-                                for (cell, &v) in cells.iter_mut().zip(&xs[from..to]) {
-                                    *cell = if v.is_finite() {
-                                        model.centred(j, v)
-                                    } else {
-                                        imputed
-                                    };
+                                for (cells, xs) in cells.zip(xs[from..to].chunks(T)) {
+                                    for (cell, &v) in cells.iter_mut().zip(xs) {
+                                        *cell = if v.is_finite() {
+                                            model.centred(j, v)
+                                        } else {
+                                            imputed
+                                        };
+                                    }
                                 }
                             }
                             (Some(Column::Numeric(xs)), _) => {
-                                for (cell, &v) in cells.iter_mut().zip(&xs[from..to]) {
-                                    let x = model.encode_number(j, (!v.is_nan()).then_some(v));
-                                    *cell = model.centred(j, x);
+                                for (cells, xs) in cells.zip(xs[from..to].chunks(T)) {
+                                    for (cell, &v) in cells.iter_mut().zip(xs) {
+                                        let x = model.encode_number(j, (!v.is_nan()).then_some(v));
+                                        *cell = model.centred(j, x);
+                                    }
                                 }
                             }
                             (Some(Column::Categorical { codes, .. }), _) => {
-                                for (cell, &code) in cells.iter_mut().zip(&codes[from..to]) {
-                                    *cell = table.get(code as usize).copied().unwrap_or(*missing);
+                                for (cells, codes) in cells.zip(codes[from..to].chunks(T)) {
+                                    for (cell, &code) in cells.iter_mut().zip(codes) {
+                                        *cell =
+                                            table.get(code as usize).copied().unwrap_or(*missing);
+                                    }
                                 }
                             }
-                            (None, _) => cells.fill(*missing),
+                            (None, _) => cells.for_each(|cells| cells.fill(*missing)),
                         }
                     }
                     let errors = &mut errors[..to - from];

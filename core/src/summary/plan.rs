@@ -86,7 +86,7 @@ impl EdgeIndex {
     }
 
     /// [`fine_bin`] of `x` against `edges`, which must be the edges this index was made from.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fine_bin(&self, edges: &[f64], x: f64) -> FinePosition {
         if edges.len() != self.edges {
             return fine_bin(edges, x);
