@@ -496,10 +496,9 @@ impl ReconstructionModel {
     pub fn errors_of_centred(&self, projection: &Projection, c: &[f64], out: &mut [f64]) {
         const T: usize = CENTRED_TILE;
         let (k, d) = (projection.k, projection.d);
-        let lane = |x: &[f64]| -> [f64; T] { x.try_into().expect("chunks of a tile") };
         for (tile, out) in c.chunks_exact(d * T).zip(out.chunks_mut(T)) {
             let mut norm = [0.0f64; T];
-            for x in tile.chunks_exact(T).map(lane) {
+            for x in tile.as_chunks::<T>().0 {
                 for t in 0..T {
                     norm[t] += x[t] * x[t];
                 }
@@ -508,7 +507,7 @@ impl ReconstructionModel {
             let mut pairs = self.components[..k].chunks_exact(2);
             for pair in &mut pairs {
                 let (mut a, mut b) = ([-0.0f64; T], [-0.0f64; T]);
-                for ((x, &u), &v) in tile.chunks_exact(T).map(lane).zip(&pair[0]).zip(&pair[1]) {
+                for ((x, &u), &v) in tile.as_chunks::<T>().0.iter().zip(&pair[0]).zip(&pair[1]) {
                     for t in 0..T {
                         a[t] += u * x[t];
                         b[t] += v * x[t];
@@ -523,7 +522,7 @@ impl ReconstructionModel {
             }
             for w in pairs.remainder() {
                 let mut a = [-0.0f64; T];
-                for (x, &u) in tile.chunks_exact(T).map(lane).zip(w) {
+                for (x, &u) in tile.as_chunks::<T>().0.iter().zip(w) {
                     for t in 0..T {
                         a[t] += u * x[t];
                     }
