@@ -627,8 +627,9 @@ impl WindowSummary {
     /// classification batch, a column at a time: each row gets a state (its class or failed,
     /// times its true class or none), the counts (classes, failures, labels, the confusion
     /// matrix, every group's and intersection cell's counts) are added from the numbers of
-    /// rows per state, and only the float sums (score bins' neighbours: CBPE, log loss, Brier,
-    /// the per-class probabilities) take a pass over the rows, in row order, as row by row.
+    /// rows per state, and only what depends on each row's score (the score bins, and the
+    /// float sums: CBPE, log loss, Brier, the per-class probabilities) takes a pass over the
+    /// rows, in row order, as row by row.
     ///
     /// Returns `false`, having recorded nothing, where it does not apply (a regression batch,
     /// more classes than [`MAX_OUTCOME_STATES`] allows, a class or a true class out of the
