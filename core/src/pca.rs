@@ -88,6 +88,12 @@ pub struct Projection {
 /// Components projected together by [`ReconstructionModel::error_with`].
 const PROJECTION_LANES: usize = 8;
 
+/// Rows per call of [`ReconstructionModel::errors_of_centred`] (a multiple of [`CENTRED_TILE`]).
+pub const CENTRED_ROWS: usize = 256;
+
+/// Rows per tile of [`ReconstructionModel::errors_of_centred`]'s input.
+pub const CENTRED_TILE: usize = 8;
+
 /// Categories up to which a frequency encoding is a list rather than the model's map.
 const FEW_CATEGORIES: usize = 16;
 
@@ -460,6 +466,75 @@ impl ReconstructionModel {
             }
         }
         (norm_sq - projected).max(0.0).sqrt()
+    }
+
+    /// Whether [`centred`](Self::centred) and [`errors_of_centred`](Self::errors_of_centred)
+    /// apply with `projection` (made from this model): the shapes agree and the model has
+    /// between 1 and 64 features, as [`error_of_encoded`](Self::error_of_encoded)'s fast path needs.
+    pub fn batches(&self, projection: &Projection) -> bool {
+        let d = projection.d;
+        projection.shaped && d > 0 && d <= 64 && d == self.encodings.len()
+    }
+
+    /// Feature `j`'s encoded value `x` standardised and centred, `(x − mean) / scale − center`:
+    /// the very operations [`error_of_encoded`](Self::error_of_encoded) makes per feature, so
+    /// a batch can make them once per value a column at a time (or once per category).
+    #[inline]
+    pub fn centred(&self, j: usize, x: f64) -> f64 {
+        (x - self.mean[j]) / self.scale[j] - self.center[j]
+    }
+
+    /// The errors of `out.len()` rows (at most [`CENTRED_ROWS`]) whose
+    /// [`centred`](Self::centred) values lie in `c` in tiles of [`CENTRED_TILE`] rows (row `r`'s
+    /// feature `j` at `c[((r / CENTRED_TILE) * d + j) * CENTRED_TILE + r % CENTRED_TILE]`, `d`
+    /// features): each the number [`error_of_encoded`](Self::error_of_encoded) gives for that
+    /// row, to the bit. Per row the same products are added in the same order (each
+    /// component's dot product over the features in order, from `-0.0`; the squared norm and
+    /// the squared projections in order, from `0.0`); only the rows of a tile are done side by
+    /// side (two components at a time), so the additions run in vector lanes instead of one
+    /// chain. `batches(projection)` must hold.
+    pub fn errors_of_centred(&self, projection: &Projection, c: &[f64], out: &mut [f64]) {
+        const T: usize = CENTRED_TILE;
+        let (k, d) = (projection.k, projection.d);
+        for (tile, out) in c.chunks_exact(d * T).zip(out.chunks_mut(T)) {
+            let mut norm = [0.0f64; T];
+            for x in tile.as_chunks::<T>().0 {
+                for t in 0..T {
+                    norm[t] += x[t] * x[t];
+                }
+            }
+            let mut projected = [0.0f64; T];
+            let mut pairs = self.components[..k].chunks_exact(2);
+            for pair in &mut pairs {
+                let (mut a, mut b) = ([-0.0f64; T], [-0.0f64; T]);
+                for ((x, &u), &v) in tile.as_chunks::<T>().0.iter().zip(&pair[0]).zip(&pair[1]) {
+                    for t in 0..T {
+                        a[t] += u * x[t];
+                        b[t] += v * x[t];
+                    }
+                }
+                for t in 0..T {
+                    projected[t] += a[t] * a[t];
+                }
+                for t in 0..T {
+                    projected[t] += b[t] * b[t];
+                }
+            }
+            for w in pairs.remainder() {
+                let mut a = [-0.0f64; T];
+                for (x, &u) in tile.as_chunks::<T>().0.iter().zip(w) {
+                    for t in 0..T {
+                        a[t] += u * x[t];
+                    }
+                }
+                for t in 0..T {
+                    projected[t] += a[t] * a[t];
+                }
+            }
+            for (t, e) in out.iter_mut().enumerate() {
+                *e = (norm[t] - projected[t]).max(0.0).sqrt();
+            }
+        }
     }
 
     /// Whether a window's mean error lies outside the default thresholds.

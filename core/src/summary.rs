@@ -772,22 +772,7 @@ impl WindowSummary {
                 }
                 let is_pos = Some(truth) == positive;
                 if let Some(s) = score {
-                    let p = &mut self.performance;
-                    p.scored += 1;
-                    let bins = if is_pos {
-                        &mut p.positive_scores
-                    } else {
-                        &mut p.negative_scores
-                    };
-                    bins[score_bin(s)] += 1;
-                    let clipped = s.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
-                    p.log_loss_sum -= if is_pos {
-                        clipped.ln()
-                    } else {
-                        (1.0 - clipped).ln()
-                    };
-                    let y = if is_pos { 1.0 } else { 0.0 };
-                    p.brier_sum += (s - y) * (s - y);
+                    self.performance.record_scored_label(s, is_pos);
                 }
                 let predicted_pos = Some(class) == positive;
                 self.each_group(groups, |gs| {
@@ -1210,4 +1195,28 @@ pub fn check_merge(a: &WindowSummary, b: &WindowSummary) -> Result<(), MergeErro
         }
     }
     Ok(())
+}
+
+impl PerformanceStats {
+    /// What a labelled, scored classification counts of its score: the score bins of its true
+    /// class, the log loss and the Brier sum (one place for [`WindowSummary::record_label`]
+    /// and [`WindowSummary::record_columns`], so both add the same numbers).
+    #[inline]
+    pub(crate) fn record_scored_label(&mut self, s: f64, is_pos: bool) {
+        self.scored += 1;
+        let bins = if is_pos {
+            &mut self.positive_scores
+        } else {
+            &mut self.negative_scores
+        };
+        bins[score_bin(s)] += 1;
+        let clipped = s.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+        self.log_loss_sum -= if is_pos {
+            clipped.ln()
+        } else {
+            (1.0 - clipped).ln()
+        };
+        let y = if is_pos { 1.0 } else { 0.0 };
+        self.brier_sum += (s - y) * (s - y);
+    }
 }

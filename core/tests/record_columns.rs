@@ -115,6 +115,11 @@ fn attribute(name: &str, groups: &[&str]) -> AttributeSpec {
 }
 
 fn small(task: Task) -> ModelSchema {
+    small_with(task, task == Task::Regression)
+}
+
+/// [`small`], with or without the intersection of its two attributes.
+fn small_with(task: Task, intersected: bool) -> ModelSchema {
     let feature = |name: &str, kind| FeatureSpec {
         name: name.into(),
         kind,
@@ -139,7 +144,7 @@ fn small(task: Task) -> ModelSchema {
             attribute("g", &["a", "b"]),
             attribute("h", &["p", "q", "r"]),
         ],
-        intersections: if task == Task::Regression {
+        intersections: if intersected {
             vec![IntersectionSpec::Attributes(vec!["g".into(), "h".into()])]
         } else {
             vec![]
@@ -335,6 +340,24 @@ proptest! {
     #[test]
     fn multiclass_with_class_probabilities(seed in any::<u64>(), n in 0usize..500, cuts in prop::collection::vec(any::<usize>(), 0..4)) {
         let schema = small(Task::Multiclass);
+        let profile = profile(&schema, 400);
+        let (a, b) = both_ways(&schema, &profile, seed, n, &cuts);
+        prop_assert!(a == b, "summaries differ:\n{}", first_difference(&a, &b));
+    }
+
+    #[test]
+    fn multiclass_with_an_intersection(seed in any::<u64>(), n in 0usize..500, cuts in prop::collection::vec(any::<usize>(), 0..4)) {
+        // Classification outcomes are counted per state, then per group and per intersection
+        // cell: the cells must get what row by row gives them.
+        let schema = small_with(Task::Multiclass, true);
+        let profile = profile(&schema, 400);
+        let (a, b) = both_ways(&schema, &profile, seed, n, &cuts);
+        prop_assert!(a == b, "summaries differ:\n{}", first_difference(&a, &b));
+    }
+
+    #[test]
+    fn binary_with_an_intersection(seed in any::<u64>(), n in 0usize..500, cuts in prop::collection::vec(any::<usize>(), 0..4)) {
+        let schema = small_with(Task::Binary, true);
         let profile = profile(&schema, 400);
         let (a, b) = both_ways(&schema, &profile, seed, n, &cuts);
         prop_assert!(a == b, "summaries differ:\n{}", first_difference(&a, &b));

@@ -22,11 +22,12 @@ use std::ops::Range;
 use thiserror::Error;
 
 use super::{
-    CategoricalStats, FeatureStats, NumericStats, WindowSummary, FINE_BINS, TAIL_BINS,
+    CategoricalStats, FeatureStats, GroupStats, NumericStats, WindowSummary, FINE_BINS, TAIL_BINS,
     UNSEEN_CATEGORY_CAP,
 };
 use crate::event::{Prediction, Target};
-use crate::pca::Encoding;
+use crate::pca::{Encoding, CENTRED_ROWS, CENTRED_TILE};
+use crate::profile::score_bin;
 use crate::profile::{FeatureProfile, NumericProfile, ReferenceProfile};
 use crate::quantile::{fine_bin, FinePosition};
 use crate::schema::ModelSchema;
@@ -268,6 +269,24 @@ impl NumericStats {
     /// the count, sums, minimum and maximum in locals.
     fn record_column(&mut self, xs: &[f64], reference: &NumericProfile, index: Option<&EdgeIndex>) {
         let edges = &reference.edges;
+        match index {
+            _ if self.bins.is_empty() => {
+                self.record_column_by(xs, reference, None::<fn(f64) -> FinePosition>)
+            }
+            Some(index) => self.record_column_by(xs, reference, Some(|x| index.fine_bin(edges, x))),
+            None => self.record_column_by(xs, reference, Some(|x| fine_bin(edges, x))),
+        }
+    }
+
+    /// [`record_column`](Self::record_column) with the bin found by `bin` (`None`: the
+    /// summary keeps no bins), made once per column rather than chosen per value.
+    #[inline(always)]
+    fn record_column_by(
+        &mut self,
+        xs: &[f64],
+        reference: &NumericProfile,
+        bin: Option<impl Fn(f64) -> FinePosition>,
+    ) {
         let (mut missing, mut count) = (0u64, 0u64);
         let (mut sum, mut sum_sq) = (self.sum, self.sum_sq);
         let (mut below, mut above) = (self.below_sum, self.above_sum);
@@ -289,14 +308,10 @@ impl NumericStats {
             sum_sq += x * x;
             lo = lo.min(x);
             hi = hi.max(x);
-            if bins.is_empty() {
+            let Some(bin) = &bin else {
                 continue;
-            }
-            let bin = match index {
-                Some(index) => index.fine_bin(edges, x),
-                None => fine_bin(edges, x),
             };
-            let slot = match bin {
+            let slot = match bin(x) {
                 FinePosition::Below => {
                     below += x;
                     0
@@ -326,6 +341,14 @@ impl NumericStats {
             self.max = Some(hi);
         }
     }
+}
+
+/// Feature `j`'s cells of each tile of `c` (tiles of [`CENTRED_TILE`] rows of `d` features,
+/// as [`ReconstructionModel::errors_of_centred`](crate::pca::ReconstructionModel::errors_of_centred)
+/// takes them).
+fn tiles_of(c: &mut [f64], d: usize, j: usize) -> impl Iterator<Item = &mut [f64]> {
+    c.chunks_exact_mut(d * CENTRED_TILE)
+        .map(move |tile| &mut tile[j * CENTRED_TILE..(j + 1) * CENTRED_TILE])
 }
 
 impl CategoricalStats {
@@ -470,65 +493,292 @@ impl WindowSummary {
                     &made
                 }
             };
-            // Encoded a column at a time into rows of `d` values, a few hundred rows at a
-            // time; then each row's error.
-            const ROWS: usize = 256;
-            if d == 0 {
-                // A model of no feature (only a hand-made profile has one): `record`'s error
-                // of an empty row, per row.
-                (0..n).for_each(|_| moments.record(model.error_of_encoded(projection, &[])));
-            }
-            let mut x = vec![0.0f64; ROWS * d];
-            for from in (0..n).step_by(ROWS).filter(|_| d > 0) {
-                let to = (from + ROWS).min(n);
-                let rows = &mut x[..(to - from) * d];
-                for (j, (table, missing)) in tables.iter().enumerate() {
-                    let cells = rows.iter_mut().skip(j).step_by(d.max(1));
-                    match (block.features.get(j), &model.encodings[j]) {
-                        (Some(Column::Numeric(xs)), Encoding::Numeric { impute }) => {
-                            for (cell, &v) in cells.zip(&xs[from..to]) {
-                                *cell = if v.is_finite() { v } else { *impute };
+            if model.batches(projection) {
+                // Standardised and centred a column at a time (each category once per batch),
+                // column-major, a few hundred rows at a time; then the rows' errors side by side.
+                let centred_tables: Vec<(Vec<f64>, f64)> = tables
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (table, missing))| {
+                        (
+                            table.iter().map(|&x| model.centred(j, x)).collect(),
+                            model.centred(j, *missing),
+                        )
+                    })
+                    .collect();
+                // Tiles of CENTRED_TILE rows, each feature's values of the tile together.
+                const T: usize = CENTRED_TILE;
+                let mut c = vec![0.0f64; CENTRED_ROWS * d];
+                let mut errors = [0.0f64; CENTRED_ROWS];
+                for from in (0..n).step_by(CENTRED_ROWS) {
+                    let to = (from + CENTRED_ROWS).min(n);
+                    for (j, (table, missing)) in centred_tables.iter().enumerate() {
+                        let cells = tiles_of(&mut c, d, j);
+                        match (block.features.get(j), &model.encodings[j]) {
+                            (Some(Column::Numeric(xs)), Encoding::Numeric { impute }) => {
+                                let imputed = model.centred(j, *impute);
+                                for (cells, xs) in cells.zip(xs[from..to].chunks(T)) {
+                                    for (cell, &v) in cells.iter_mut().zip(xs) {
+                                        *cell = if v.is_finite() {
+                                            model.centred(j, v)
+                                        } else {
+                                            imputed
+                                        };
+                                    }
+                                }
                             }
-                        }
-                        (Some(Column::Numeric(xs)), _) => {
-                            for (cell, &v) in cells.zip(&xs[from..to]) {
-                                *cell = model.encode_number(j, (!v.is_nan()).then_some(v));
+                            (Some(Column::Numeric(xs)), _) => {
+                                for (cells, xs) in cells.zip(xs[from..to].chunks(T)) {
+                                    for (cell, &v) in cells.iter_mut().zip(xs) {
+                                        let x = model.encode_number(j, (!v.is_nan()).then_some(v));
+                                        *cell = model.centred(j, x);
+                                    }
+                                }
                             }
-                        }
-                        (Some(Column::Categorical { codes, .. }), _) => {
-                            for (cell, &c) in cells.zip(&codes[from..to]) {
-                                *cell = table.get(c as usize).copied().unwrap_or(*missing);
+                            (Some(Column::Categorical { codes, .. }), _) => {
+                                for (cells, codes) in cells.zip(codes[from..to].chunks(T)) {
+                                    for (cell, &code) in cells.iter_mut().zip(codes) {
+                                        *cell =
+                                            table.get(code as usize).copied().unwrap_or(*missing);
+                                    }
+                                }
                             }
+                            (None, _) => cells.for_each(|cells| cells.fill(*missing)),
                         }
-                        (None, _) => cells.for_each(|cell| *cell = *missing),
                     }
+                    let errors = &mut errors[..to - from];
+                    model.errors_of_centred(projection, &c, errors);
+                    errors.iter().for_each(|&e| moments.record(e));
                 }
-                for row in rows.chunks_exact(d.max(1)) {
-                    moments.record(model.error_of_encoded(projection, row));
+            } else {
+                // Encoded a column at a time into rows of `d` values, a few hundred rows at a
+                // time; then each row's error.
+                const ROWS: usize = 256;
+                if d == 0 {
+                    // A model of no feature (only a hand-made profile has one): `record`'s
+                    // error of an empty row, per row.
+                    (0..n).for_each(|_| moments.record(model.error_of_encoded(projection, &[])));
+                }
+                let mut x = vec![0.0f64; ROWS * d];
+                for from in (0..n).step_by(ROWS).filter(|_| d > 0) {
+                    let to = (from + ROWS).min(n);
+                    let rows = &mut x[..(to - from) * d];
+                    for (j, (table, missing)) in tables.iter().enumerate() {
+                        let cells = rows.iter_mut().skip(j).step_by(d.max(1));
+                        match (block.features.get(j), &model.encodings[j]) {
+                            (Some(Column::Numeric(xs)), Encoding::Numeric { impute }) => {
+                                for (cell, &v) in cells.zip(&xs[from..to]) {
+                                    *cell = if v.is_finite() { v } else { *impute };
+                                }
+                            }
+                            (Some(Column::Numeric(xs)), _) => {
+                                for (cell, &v) in cells.zip(&xs[from..to]) {
+                                    *cell = model.encode_number(j, (!v.is_nan()).then_some(v));
+                                }
+                            }
+                            (Some(Column::Categorical { codes, .. }), _) => {
+                                for (cell, &c) in cells.zip(&codes[from..to]) {
+                                    *cell = table.get(c as usize).copied().unwrap_or(*missing);
+                                }
+                            }
+                            (None, _) => cells.for_each(|cell| *cell = *missing),
+                        }
+                    }
+                    for row in rows.chunks_exact(d.max(1)) {
+                        moments.record(model.error_of_encoded(projection, row));
+                    }
                 }
             }
         }
         let positive = schema.positive_index().map(|p| p as u32);
-        for i in 0..n {
-            let prediction = block.prediction_at(i);
-            let groups = block.groups_at(i, schema);
-            self.record_outcome(
-                profile,
-                positive,
-                plan.prediction.as_ref(),
-                &prediction,
-                groups,
-            );
-            if let Some(label) = block.label_at(i) {
-                self.record_label_of(schema, positive, &prediction, groups, label);
-                if let (Some(scores), Target::Class(truth), Prediction::Class { .. }) =
-                    (block.class_scores_at(i, schema), label, prediction)
-                {
-                    self.record_class_scores(scores, truth);
+        if !self.record_class_outcomes(schema, profile, positive, block) {
+            for i in 0..n {
+                let prediction = block.prediction_at(i);
+                let groups = block.groups_at(i, schema);
+                self.record_outcome(
+                    profile,
+                    positive,
+                    plan.prediction.as_ref(),
+                    &prediction,
+                    groups,
+                );
+                if let Some(label) = block.label_at(i) {
+                    self.record_label_of(schema, positive, &prediction, groups, label);
+                    if let (Some(scores), Target::Class(truth), Prediction::Class { .. }) =
+                        (block.class_scores_at(i, schema), label, prediction)
+                    {
+                        self.record_class_scores(scores, truth);
+                    }
                 }
             }
         }
         self.plan = slot;
         Ok(())
+    }
+}
+
+/// States of a classification row for [`WindowSummary::record_class_outcomes`], at most this
+/// many: `(k + 1)²` for `k` classes (a class or failed, times a true class or no label).
+const MAX_OUTCOME_STATES: usize = 1024;
+
+impl WindowSummary {
+    /// What [`record_outcome`](Self::record_outcome), [`record_label_of`](Self::record_label_of)
+    /// and [`record_class_scores`](Self::record_class_scores) add for each row of a
+    /// classification batch, a column at a time: each row gets a state (its class or failed,
+    /// times its true class or none), the counts (classes, failures, labels, the confusion
+    /// matrix, every group's and intersection cell's counts) are added from the numbers of
+    /// rows per state, and only what depends on each row's score (the score bins, and the
+    /// float sums: CBPE, log loss, Brier, the per-class probabilities) takes a pass over the
+    /// rows, in row order, as row by row.
+    ///
+    /// Returns `false`, having recorded nothing, where it does not apply (a regression batch,
+    /// more classes than [`MAX_OUTCOME_STATES`] allows, a class or a true class out of the
+    /// schema's range, which validation never lets through): the caller then records row by
+    /// row.
+    fn record_class_outcomes(
+        &mut self,
+        schema: &ModelSchema,
+        profile: &ReferenceProfile,
+        positive: Option<u32>,
+        block: &Columns<'_>,
+    ) -> bool {
+        let PredictionColumn::Class { classes, scores } = block.prediction else {
+            return false;
+        };
+        let k = schema.classes.len();
+        let (slots, n) = (k + 1, block.rows);
+        let states = slots * slots;
+        if k == 0 || states > MAX_OUTCOME_STATES {
+            return false;
+        }
+        // Per row: `class * slots + truth`, with `k` for a failed prediction and for no label
+        // (a label counts only beside a class, as in `record_label_of`).
+        let mut state: Vec<u16> = Vec::with_capacity(n);
+        for (i, &c) in classes.iter().enumerate() {
+            let class = match c {
+                FAILED_CLASS => k,
+                c if (c as usize) < k => c as usize,
+                _ => return false,
+            };
+            let truth = match block.labels.and_then(|l| l[i]) {
+                Some(Target::Class(t)) if class < k => {
+                    if (t as usize) < k {
+                        t as usize
+                    } else {
+                        return false;
+                    }
+                }
+                _ => k,
+            };
+            state.push((class * slots + truth) as u16);
+        }
+        let decode = |st: usize| (st / slots, st % slots);
+        let mut per_state = vec![0u64; states];
+        for &st in &state {
+            per_state[usize::from(st)] += 1;
+        }
+        for (st, &m) in per_state.iter().enumerate().filter(|(_, &m)| m > 0) {
+            let (class, truth) = decode(st);
+            if class == k {
+                self.failed += m;
+                continue;
+            }
+            self.prediction.class_counts[class] += m;
+            if truth < k {
+                self.labelled += m;
+                if let Some(cell) = self.performance.confusion.get_mut(truth * k + class) {
+                    *cell += m;
+                }
+            }
+        }
+        // Per group list, the rows per (cell, state), then added into the cells' counts.
+        let add = |cells: &mut [GroupStats], counts: &[u64]| {
+            for (gs, counts) in cells.iter_mut().zip(counts.chunks_exact(states)) {
+                for (st, &m) in counts.iter().enumerate().filter(|(_, &m)| m > 0) {
+                    let (class, truth) = decode(st);
+                    gs.count += m;
+                    if class == k {
+                        continue;
+                    }
+                    if let Some(p) = gs.predicted.get_mut(class) {
+                        *p += m;
+                    }
+                    let predicted_pos = Some(class as u32) == positive;
+                    if predicted_pos {
+                        gs.selected += m;
+                    }
+                    if truth < k {
+                        gs.labelled += m;
+                        match (Some(truth as u32) == positive, predicted_pos) {
+                            (true, true) => gs.tp += m,
+                            (true, false) => gs.fn_ += m,
+                            (false, true) => gs.fp += m,
+                            (false, false) => gs.tn += m,
+                        }
+                    }
+                }
+            }
+        };
+        let attributes = schema.attributes.len();
+        let mut counts = Vec::new();
+        for x in &mut self.intersections {
+            counts.clear();
+            counts.resize(x.cells.len() * states, 0u64);
+            for (i, &st) in state.iter().enumerate() {
+                let groups = &block.groups[i * attributes..(i + 1) * attributes];
+                if let Some(cell) = super::cell_index(&x.attributes, &self.groups, groups) {
+                    if let Some(c) = counts.get_mut(cell * states + usize::from(st)) {
+                        *c += 1;
+                    }
+                }
+            }
+            add(&mut x.cells, &counts);
+        }
+        for (a, cells) in self.groups.iter_mut().enumerate().take(attributes) {
+            counts.clear();
+            counts.resize(cells.len() * states, 0u64);
+            let column = block.groups.iter().skip(a).step_by(attributes);
+            for (&g, &st) in column.zip(&state) {
+                if let Some(c) = counts.get_mut(usize::from(g) * states + usize::from(st)) {
+                    *c += 1;
+                }
+            }
+            add(cells, &counts);
+        }
+        // The float sums, row by row in row order.
+        if let Some(scores) = scores {
+            let cbpe = match (self.cbpe.as_mut(), &profile.cbpe) {
+                (Some(sums), Some(c)) => Some((sums, &c.map)),
+                _ => None,
+            };
+            let (score_bins, performance) =
+                (&mut self.prediction.score_bins, &mut self.performance);
+            let mut cbpe = cbpe;
+            for (i, (&st, &s)) in state.iter().zip(scores).enumerate() {
+                let (class, truth) = decode(usize::from(st));
+                if class == k || s.is_nan() {
+                    continue;
+                }
+                score_bins[score_bin(s)] += 1;
+                if let Some((sums, map)) = cbpe.as_mut() {
+                    let groups = &block.groups[i * attributes..(i + 1) * attributes];
+                    sums.record_in_groups(map, s, Some(class as u32) == positive, groups);
+                }
+                if truth < k {
+                    performance.record_scored_label(s, Some(truth as u32) == positive);
+                }
+            }
+        }
+        if block.class_scores.is_some() {
+            for (i, &st) in state.iter().enumerate() {
+                let (class, truth) = decode(usize::from(st));
+                if class < k && truth < k {
+                    if let Some(scores) = block.class_scores_at(i, schema) {
+                        self.record_class_scores(scores, truth as u32);
+                    }
+                }
+            }
+        }
+        true
     }
 }

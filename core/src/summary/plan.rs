@@ -33,8 +33,13 @@ pub(crate) struct EdgeIndex {
     hi: f64,
     scale: f64,
     edges: usize,
-    /// `BUCKETS + 1` entries: `first[t]` interior edges lie in buckets below `t`.
-    first: Vec<u8>,
+    /// `first[t]` interior edges lie in buckets below `t`.
+    first: Box<[u8; BUCKETS + 1]>,
+    /// The interior edges, then two `+∞`: past a bucket's own edges lie only edges of higher
+    /// buckets, which are above any value of the bucket, or these, which are above any value
+    /// in range; so the two edges from `first[t]` on can be compared without checking that
+    /// they are in the bucket.
+    padded: Vec<f64>,
 }
 
 impl EdgeIndex {
@@ -53,14 +58,15 @@ impl EdgeIndex {
         {
             return None;
         }
+        let interior = &edges[1..edges.len() - 1];
         let mut index = Self {
             lo,
             hi,
             scale,
             edges: edges.len(),
-            first: vec![0; BUCKETS + 1],
+            first: Box::new([0; BUCKETS + 1]),
+            padded: interior.iter().copied().chain([f64::INFINITY; 2]).collect(),
         };
-        let interior = &edges[1..edges.len() - 1];
         let mut counts = vec![0u8; BUCKETS];
         for &e in interior {
             counts[index.bucket(e)] += 1;
@@ -74,13 +80,16 @@ impl EdgeIndex {
         Some(index)
     }
 
+    #[inline(always)]
     fn bucket(&self, x: f64) -> usize {
-        // `as` saturates (NaN to 0), so every x lands in 0..BUCKETS.
-        (((x - self.lo) * self.scale) as usize).min(BUCKETS - 1)
+        // `as` saturates (NaN to 0), so every x lands in 0..BUCKETS. Through `i64`, whose
+        // conversion is one instruction and a fix-up (`usize`'s needs a second range): the
+        // same bucket for every x, as both saturate and truncate alike on `0..BUCKETS`.
+        (((x - self.lo) * self.scale) as i64).clamp(0, BUCKETS as i64 - 1) as usize
     }
 
     /// [`fine_bin`] of `x` against `edges`, which must be the edges this index was made from.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fine_bin(&self, edges: &[f64], x: f64) -> FinePosition {
         if edges.len() != self.edges {
             return fine_bin(edges, x);
@@ -91,19 +100,18 @@ impl EdgeIndex {
         if x > self.hi {
             return FinePosition::Above;
         }
-        let interior = &edges[1..edges.len() - 1];
         let t = self.bucket(x);
         let (r, end) = (usize::from(self.first[t]), usize::from(self.first[t + 1]));
         if end - r > 2 {
             // Many edges in one bucket (a range stretched by a far outlier): search them.
+            let interior = &self.padded[..self.edges - 2];
             return FinePosition::Bin(r + interior[r..end].partition_point(|&e| e <= x));
         }
         // At most two edges to compare: both compared without a branch (which edge a value
-        // passes is a coin flip for the branch predictor), each only counted when it is in
-        // the bucket.
-        let last = interior.len().saturating_sub(1);
-        let below = |i: usize| (i < end) & interior.get(i.min(last)).is_some_and(|&e| e <= x);
-        FinePosition::Bin(r + usize::from(below(r)) + usize::from(below(r + 1)))
+        // passes is a coin flip for the branch predictor); one past the bucket's edges is
+        // above `x` (see `padded`), so it counts nothing.
+        let e = &self.padded[r..r + 2];
+        FinePosition::Bin(r + usize::from(e[0] <= x) + usize::from(e[1] <= x))
     }
 }
 

@@ -40,10 +40,22 @@ type ShortKey = (u64, u64, usize);
 #[inline]
 fn short_key(b: &[u8]) -> Option<ShortKey> {
     let n = b.len();
-    let word = |s: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..s.len()].copy_from_slice(s);
-        u64::from_le_bytes(w)
+    // The bytes as a zero-padded little-endian word, from at most two overlapping loads (a
+    // copy into a padded array of a length known only at run time was a call to `memcpy` per
+    // value): the overlapping bytes are the same bytes, so or-ing them changes nothing.
+    let word = |s: &[u8]| -> u64 {
+        let n = s.len();
+        if let Some(w) = s.first_chunk::<8>() {
+            u64::from_le_bytes(*w)
+        } else if let (Some(lo), Some(hi)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+        } else if n > 0 {
+            u64::from(s[0])
+                | u64::from(s[n / 2]) << (8 * (n / 2))
+                | u64::from(s[n - 1]) << (8 * (n - 1))
+        } else {
+            0
+        }
     };
     match n {
         0..=8 => Some((word(b), 0, n)),
