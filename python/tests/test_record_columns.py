@@ -187,3 +187,21 @@ def test_float_columns_without_nulls_are_read_in_place_with_the_same_refusals(wo
     reply, _, got = record(workdir, "clean-cols", clean, True)
     assert (reply["accepted"], reply["rejected"]) == (598, 0)
     assert got["windows"] and got == want
+
+
+def test_record_batch_converts_a_pandas_frame_to_the_table_pandas_makes() -> None:
+    """``record_batch`` converts a pandas frame itself, on the calling thread alone; the table
+    is the one pandas' ``__arrow_c_stream__`` gives, schema and metadata included, for plain,
+    ``category`` and indexed frames alike."""
+    from aims_monitor import _table
+
+    df = hostile(300)
+    categorical = df.copy()
+    for c in ["region", "employment", "gender", "age_band"]:
+        categorical[c] = categorical[c].astype("category")
+    for frame in [df, categorical, categorical.set_index("id"), df.iloc[7:200]]:
+        got = _table(frame, "table", threads=False)
+        want = pa.RecordBatchReader.from_stream(frame).read_all()
+        assert isinstance(got, pa.Table)
+        assert got.equals(want, check_metadata=True), got.schema
+    assert "id" in _table(categorical.set_index("id"), "table", threads=False).column_names
