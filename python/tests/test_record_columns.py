@@ -160,3 +160,48 @@ def test_categories_alike_in_their_first_and_last_bytes_stay_apart(workdir: Path
     by_row, by_column = record(workdir, "rows", df, False), record(workdir, "cols", df, True)
     assert by_column[0] == by_row[0] and by_row[0]["rejected"] == 0
     assert by_row[2]["windows"] and by_column[2] == by_row[2]
+
+
+def test_float_columns_without_nulls_are_read_in_place_with_the_same_refusals(workdir: Path) -> None:
+    """A float64 column with no nulls is folded from the Arrow buffer itself, not a copy: a NaN
+    or infinity stored in it (not a null) is still refused, the rows beside it are kept, and the
+    summaries equal the per-row path's, with refusals in the run and without."""
+    df = events_frame(600)
+    df["id"] = df["id"].astype(str)
+    df["income"] = df["income"].fillna(0.0).astype(float)
+    debt = df["debt_ratio"].fillna(0.5).astype(float).to_numpy().copy()
+    debt[5], debt[9] = np.inf, np.nan            # values in the buffer, not nulls
+    table = pa.Table.from_pandas(df.drop(columns=["debt_ratio"]), preserve_index=False)
+    table = table.append_column("debt_ratio", pa.array(debt, type=pa.float64(), from_pandas=False))
+    assert table.column("debt_ratio").null_count == 0 and table.column("income").null_count == 0
+    (reply_r, stats_r, sum_r), (reply_c, stats_c, sum_c) = (
+        record(workdir, "rows", table, False), record(workdir, "cols", table, True))
+    assert reply_c == reply_r
+    assert [(e["row"], e["column"], e["reason"]) for e in reply_c["errors"]] == [
+        (5, "debt_ratio", "invalid_number"), (9, "debt_ratio", "invalid_number")]
+    assert (reply_c["accepted"], reply_c["rejected"]) == (598, 2)
+    assert stats_c["aims_agent_events_rejected_total"] == stats_r["aims_agent_events_rejected_total"]
+    assert sum_r["windows"] and sum_c == sum_r
+    clean = table.filter(pa.array([i not in (5, 9) for i in range(600)]))
+    want = record(workdir, "clean-rows", clean, False)[2]
+    reply, _, got = record(workdir, "clean-cols", clean, True)
+    assert (reply["accepted"], reply["rejected"]) == (598, 0)
+    assert got["windows"] and got == want
+
+
+def test_record_batch_converts_a_pandas_frame_to_the_table_pandas_makes() -> None:
+    """``record_batch`` converts a pandas frame itself, on the calling thread alone; the table
+    is the one pandas' ``__arrow_c_stream__`` gives, schema and metadata included, for plain,
+    ``category`` and indexed frames alike."""
+    from aims_monitor import _table
+
+    df = hostile(300)
+    categorical = df.copy()
+    for c in ["region", "employment", "gender", "age_band"]:
+        categorical[c] = categorical[c].astype("category")
+    for frame in [df, categorical, categorical.set_index("id"), df.iloc[7:200]]:
+        got = _table(frame, "table", threads=False)
+        want = pa.RecordBatchReader.from_stream(frame).read_all()
+        assert isinstance(got, pa.Table)
+        assert got.equals(want, check_metadata=True), got.schema
+    assert "id" in _table(categorical.set_index("id"), "table", threads=False).column_names

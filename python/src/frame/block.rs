@@ -104,6 +104,10 @@ fn same_text(a: &str, b: &str) -> bool {
 pub struct Block<'p> {
     /// Per numeric feature (schema order among the numeric ones), its values.
     numeric: Vec<Vec<f64>>,
+    /// Per numeric feature, its values borrowed from the Arrow buffer when it is a float64
+    /// column without nulls (and the run refuses no row): then `numeric`'s entry is left
+    /// empty, and the fold reads the frame's own memory instead of a copy of it.
+    borrowed: Vec<Option<&'p [f64]>>,
     codes: Vec<Vec<u32>>,
     dictionaries: Vec<Vec<Cow<'p, str>>>,
     ts: Vec<i64>,
@@ -156,11 +160,12 @@ impl<'p> Block<'p> {
                 FeatureKind::Numeric => {
                     if self.numeric.len() <= nums {
                         self.numeric.push(Vec::new());
+                        self.borrowed.push(None);
                     }
                     let out = &mut self.numeric[nums];
+                    self.borrowed[nums] = None;
                     nums += 1;
                     out.clear();
-                    out.reserve(n);
                     let not_finite = || FrameError {
                         column: slot.column.clone(),
                         row: None,
@@ -172,9 +177,24 @@ impl<'p> Block<'p> {
                     };
                     match &slot.col {
                         Col::Num(Num::F64(a)) => {
-                            let values = &a.values()[from..to];
+                            let values: &'p [f64] = &a.values()[from..to];
                             match a.nulls() {
-                                None => out.extend_from_slice(values),
+                                None => {
+                                    // No null, so no NaN to write in: the fold reads the
+                                    // frame's buffer itself. A NaN or infinity in it is
+                                    // refused, as below (one vectorised pass finds none).
+                                    let finite =
+                                        values.iter().fold(true, |ok, x| ok & x.is_finite());
+                                    if !finite {
+                                        for (r, x) in values.iter().enumerate() {
+                                            if !x.is_finite() {
+                                                refuse(&mut self.bad, r, not_finite());
+                                            }
+                                        }
+                                    }
+                                    self.borrowed[nums - 1] = Some(values);
+                                    continue;
+                                }
                                 Some(nulls) => {
                                     out.extend(values.iter().enumerate().map(|(r, &x)| {
                                         if nulls.is_valid(from + r) {
@@ -194,6 +214,7 @@ impl<'p> Block<'p> {
                             }
                         }
                         col => {
+                            out.reserve(n);
                             for r in 0..n {
                                 out.push(match col.number(from + r) {
                                     None => f64::NAN,
@@ -446,7 +467,13 @@ impl<'p> Block<'p> {
         if !refused.is_empty() {
             self.kept.extend((0..n).filter(|&r| !self.bad[r]));
             let bad = &self.bad;
-            self.numeric.iter_mut().for_each(|v| keep(v, 1, bad));
+            // A borrowed column loses its refused rows in a copy.
+            for (v, b) in self.numeric.iter_mut().zip(&mut self.borrowed) {
+                if let Some(values) = b.take() {
+                    v.extend_from_slice(values);
+                }
+                keep(v, 1, bad);
+            }
             self.codes.iter_mut().for_each(|v| keep(v, 1, bad));
             keep(&mut self.ts, 1, bad);
             keep(&mut self.groups, a, bad);
@@ -461,6 +488,7 @@ impl<'p> Block<'p> {
             self.rows = self.kept.len();
         }
         self.numeric.truncate(nums);
+        self.borrowed.truncate(nums);
         self.codes.truncate(cats);
         self.dictionaries.truncate(cats);
         refused
@@ -518,7 +546,12 @@ impl<'p> Block<'p> {
         schema: &ModelSchema,
         dictionaries: &'b [Vec<&'b str>],
     ) -> Columns<'b> {
-        let (mut nums, mut cats) = (self.numeric.iter(), self.codes.iter().zip(dictionaries));
+        let mut nums = self
+            .numeric
+            .iter()
+            .zip(&self.borrowed)
+            .map(|(v, b)| b.unwrap_or(v.as_slice()));
+        let mut cats = self.codes.iter().zip(dictionaries);
         Columns {
             rows: self.rows,
             ts_ms: &self.ts,
@@ -526,7 +559,7 @@ impl<'p> Block<'p> {
                 .features
                 .iter()
                 .map(|f| match f.kind {
-                    FeatureKind::Numeric => Column::Numeric(nums.next().map_or(&[], Vec::as_slice)),
+                    FeatureKind::Numeric => Column::Numeric(nums.next().unwrap_or(&[])),
                     FeatureKind::Categorical => match cats.next() {
                         Some((codes, dictionary)) => Column::Categorical { codes, dictionary },
                         None => Column::Categorical {
