@@ -423,6 +423,33 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
+    /// `m` predictions falling in this group: of `class` (`None`: failed, or a regression
+    /// value), the positive class being `positive`. Row by row `m` is 1; the columnar fold
+    /// adds a batch's rows per outcome at once.
+    pub(crate) fn add_predictions(&mut self, m: u64, class: Option<u32>, positive: Option<u32>) {
+        self.count += m;
+        if let Some(class) = class {
+            if let Some(n) = self.predicted.get_mut(class as usize) {
+                *n += m;
+            }
+            if Some(class) == positive {
+                self.selected += m;
+            }
+        }
+    }
+
+    /// `m` labelled class predictions in this group, by whether the truth (`is_pos`) and the
+    /// prediction (`predicted_pos`) are the positive class.
+    pub(crate) fn add_class_labels(&mut self, m: u64, is_pos: bool, predicted_pos: bool) {
+        self.labelled += m;
+        match (is_pos, predicted_pos) {
+            (true, true) => self.tp += m,
+            (true, false) => self.fn_ += m,
+            (false, true) => self.fp += m,
+            (false, false) => self.tn += m,
+        }
+    }
+
     fn merge(&mut self, o: &Self) {
         if self.predicted.len() == o.predicted.len() {
             add_counts(&mut self.predicted, &o.predicted);
@@ -711,17 +738,11 @@ impl WindowSummary {
             }
             Prediction::Failed => self.failed += 1,
         }
-        let predicted = |gs: &mut GroupStats| {
-            gs.count += 1;
-            if let Prediction::Class { class, .. } = *prediction {
-                if let Some(n) = gs.predicted.get_mut(class as usize) {
-                    *n += 1;
-                }
-            }
-            if matches!(*prediction, Prediction::Class { class, .. } if Some(class) == positive) {
-                gs.selected += 1;
-            }
+        let class = match *prediction {
+            Prediction::Class { class, .. } => Some(class),
+            _ => None,
         };
+        let predicted = |gs: &mut GroupStats| gs.add_predictions(1, class, positive);
         for x in &mut self.intersections {
             if let Some(cell) = cell_index(&x.attributes, &self.groups, groups) {
                 if let Some(gs) = x.cells.get_mut(cell) {
@@ -775,15 +796,7 @@ impl WindowSummary {
                     self.performance.record_scored_label(s, is_pos);
                 }
                 let predicted_pos = Some(class) == positive;
-                self.each_group(groups, |gs| {
-                    gs.labelled += 1;
-                    match (is_pos, predicted_pos) {
-                        (true, true) => gs.tp += 1,
-                        (true, false) => gs.fn_ += 1,
-                        (false, true) => gs.fp += 1,
-                        (false, false) => gs.tn += 1,
-                    }
-                });
+                self.each_group(groups, |gs| gs.add_class_labels(1, is_pos, predicted_pos));
             }
             (Prediction::Value(y_hat), Target::Value(y)) => {
                 self.labelled += 1;

@@ -696,25 +696,14 @@ impl WindowSummary {
             for (gs, counts) in cells.iter_mut().zip(counts.chunks_exact(states)) {
                 for (st, &m) in counts.iter().enumerate().filter(|(_, &m)| m > 0) {
                     let (class, truth) = decode(st);
-                    gs.count += m;
-                    if class == k {
-                        continue;
-                    }
-                    if let Some(p) = gs.predicted.get_mut(class) {
-                        *p += m;
-                    }
-                    let predicted_pos = Some(class as u32) == positive;
-                    if predicted_pos {
-                        gs.selected += m;
-                    }
-                    if truth < k {
-                        gs.labelled += m;
-                        match (Some(truth as u32) == positive, predicted_pos) {
-                            (true, true) => gs.tp += m,
-                            (true, false) => gs.fn_ += m,
-                            (false, true) => gs.fp += m,
-                            (false, false) => gs.tn += m,
-                        }
+                    let class = (class < k).then_some(class as u32);
+                    gs.add_predictions(m, class, positive);
+                    if let (Some(class), true) = (class, truth < k) {
+                        gs.add_class_labels(
+                            m,
+                            Some(truth as u32) == positive,
+                            Some(class) == positive,
+                        );
                     }
                 }
             }
