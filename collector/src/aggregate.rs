@@ -610,53 +610,54 @@ mod tests {
         );
     }
 
+    /// Admits `batch` (summaries `numbers` of [`uneven`]) into `agg`, lets `between` change the
+    /// aggregates, then adds the batch at `HOUR_MS`: the total must stay the merge of the
+    /// buckets, and hold the events of `held` (the one summary left before) and of the batch.
+    fn admit_change_add(
+        agg: &mut Aggregates,
+        numbers: std::ops::Range<usize>,
+        held: usize,
+        between: impl FnOnce(&mut Aggregates),
+    ) {
+        let hash = uneven(0).profile_hash.clone();
+        let batch: Vec<WindowSummary> = numbers.clone().map(uneven).collect();
+        let mut pending = Pending::default();
+        for s in &batch {
+            assert_eq!(agg.admit(&mut pending, "m", s), Ok(()));
+        }
+        between(agg);
+        for s in &batch {
+            agg.add_admitted(&mut pending, "m", "1", HOUR_MS, 60_000, s);
+        }
+        let (total, buckets) = total_and_buckets(agg, &hash);
+        assert_eq!(total, buckets);
+        let events: u64 = std::iter::once(held)
+            .chain(numbers)
+            .map(|n| uneven(n).events)
+            .sum();
+        assert_eq!(total.events, events);
+    }
+
     /// Maintenance compacts (and drops buckets, which recomputes the total) without the ingest
     /// writer's gate, between a batch's admission and its merge: the running total read before
     /// it is stale and must not become the total; the total stays the merge of the buckets.
     #[test]
     fn a_compaction_between_admission_and_merge_keeps_the_total_right() {
         let mut agg = Aggregates::default();
-        let hash = uneven(0).profile_hash.clone();
         for minute in 0..3 {
             agg.add("m", "1", minute * 60_000, 60_000, &uneven(minute as usize));
         }
-        let batch: Vec<WindowSummary> = (10..14).map(uneven).collect();
-        let mut pending = Pending::default();
-        for s in &batch {
-            assert_eq!(agg.admit(&mut pending, "m", s), Ok(()));
-        }
         // Drops the first two minutes (they end by 120,000): the total is recomputed.
-        agg.compact(0, 120_001);
-        assert_eq!(agg.bucket_count(), 1);
-        for s in &batch {
-            agg.add_admitted(&mut pending, "m", "1", HOUR_MS, 60_000, s);
-        }
-        let (total, buckets) = total_and_buckets(&agg, &hash);
-        assert_eq!(total, buckets);
-        let events: u64 = std::iter::once(2)
-            .chain(10..14)
-            .map(|n| uneven(n).events)
-            .sum();
-        assert_eq!(total.events, events);
+        admit_change_add(&mut agg, 10..14, 2, |agg| {
+            agg.compact(0, 120_001);
+            assert_eq!(agg.bucket_count(), 1);
+        });
 
         // A rebuild that replaced the aggregates between admission and merge: the same.
-        let mut pending = Pending::default();
-        let more: Vec<WindowSummary> = (20..23).map(uneven).collect();
-        for s in &more {
-            assert_eq!(agg.admit(&mut pending, "m", s), Ok(()));
-        }
-        let mut rebuilt = Aggregates::default();
-        rebuilt.add("m", "1", HOUR_MS, 60_000, &uneven(2));
-        agg.replace(rebuilt);
-        for s in &more {
-            agg.add_admitted(&mut pending, "m", "1", HOUR_MS, 60_000, s);
-        }
-        let (total, buckets) = total_and_buckets(&agg, &hash);
-        assert_eq!(total, buckets);
-        let events: u64 = std::iter::once(2)
-            .chain(20..23)
-            .map(|n| uneven(n).events)
-            .sum();
-        assert_eq!(total.events, events);
+        admit_change_add(&mut agg, 20..23, 2, |agg| {
+            let mut rebuilt = Aggregates::default();
+            rebuilt.add("m", "1", HOUR_MS, 60_000, &uneven(2));
+            agg.replace(rebuilt);
+        });
     }
 }
