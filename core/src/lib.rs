@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod decimal;
 pub mod event;
 pub mod evidence;
+mod few;
 pub mod hash;
 pub mod invariants;
 pub mod lifecycle;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cbpe::CbpeProfile;
 use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::few;
 use crate::hash::{canonical_json, sha256_hex};
 use crate::pca::{unscaled, FitColumn, ReconstructionModel, MISSING_CODE, POW10, SCALED_MISSING};
 use crate::quantile::{
@@ -574,9 +575,6 @@ struct ScoredRows {
     labels: Vec<bool>,
 }
 
-/// Distinct names up to which a [`CategoryColumn`] is searched in place, not in its index.
-const FEW_NAMES: usize = 16;
-
 /// A categorical feature's reference values: per row the index of its category (in the
 /// order first seen), [`MISSING_CODE`] when missing.
 #[derive(Debug, Default)]
@@ -589,13 +587,10 @@ struct CategoryColumn {
 
 impl CategoryColumn {
     fn push(&mut self, category: &str) {
-        // A few names are searched in place (length first, then bytes), cheaper than the
-        // tree's string compares; codes are the order first seen either way.
-        let found = if self.names.len() <= FEW_NAMES {
-            self.names
-                .iter()
-                .position(|n| n.len() == category.len() && n.as_bytes() == category.as_bytes())
-                .map(|k| k as u32)
+        // A few names are searched in place, cheaper than the tree's string compares; codes
+        // are the order first seen either way.
+        let found = if self.names.len() <= few::FEW {
+            few::position(&self.names, category)
         } else {
             self.index.get(category).copied()
         };

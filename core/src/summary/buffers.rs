@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use super::columns::{Column, Columns, PredictionColumn, FAILED_CLASS, MISSING_CODE};
 use crate::event::{Event, FeatureValue, Prediction, Target};
+use crate::few::{self, FEW};
 use crate::schema::{FeatureKind, ModelSchema, Task};
 
 /// Column buffers for events of one schema; see the module documentation.
@@ -206,21 +207,13 @@ impl ColumnBuffers {
     }
 }
 
-/// Distinct categories up to which a dictionary is searched in place (length first, then
-/// bytes), not hashed: most categorical features have a handful of categories, and comparing
-/// a few short strings costs less than SipHash.
-const FEW: usize = 16;
-
 /// The code of category `c` in `dictionary`, added at its end when new; `lookup` indexes the
-/// dictionary once it holds more than [`FEW`] entries.
+/// dictionary once it holds more than [`FEW`] entries (up to then it is searched in place).
 #[inline]
 fn code_of(dictionary: &mut Vec<String>, lookup: &mut HashMap<String, u32>, c: &str) -> u32 {
     if dictionary.len() <= FEW {
-        if let Some(k) = dictionary
-            .iter()
-            .position(|e| e.len() == c.len() && e.as_bytes() == c.as_bytes())
-        {
-            return k as u32;
+        if let Some(k) = few::position(dictionary, c) {
+            return k;
         }
     } else if let Some(&k) = lookup.get(c) {
         return k;
