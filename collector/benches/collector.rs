@@ -11,7 +11,6 @@
 //! Run with `cargo bench -p aims-collector --bench collector`. Results go to stdout as the
 //! lines BENCHMARKS.md quotes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aims_core::wire::SummaryEnvelope;
@@ -64,77 +63,105 @@ fn post_all(url: &str, bodies: Vec<Vec<u8>>) -> (f64, usize) {
 
 /// [`post_all`], client `a` posting to `urls[a % urls.len()]` (agents spread over replicas).
 ///
-/// Each client is one keep-alive HTTP/1.1 connection (hyper's client connection, the one
-/// under reqwest, without its pool and request building) posting its pre-compressed bodies
-/// one at a time, one summary per POST as agents send them: the load generator runs on the
-/// same cores as what it measures, so it is kept lean.
+/// The load generator runs on the same two cores as what it measures, so it is kept as lean as
+/// `wrk`: every request (headers and pre-compressed body, one summary per POST as agents send
+/// them) is built before the clock starts, and each of the `AGENTS` clients is one keep-alive
+/// HTTP/1.1 connection on a single-threaded runtime that writes a request whole and reads the
+/// answer (parsed by `httparse`, hyper's parser) before the next: no pipelining, no pool, no
+/// wake-ups across threads. Returns (seconds, 429 answers); panics on any other status.
 fn post_spread(urls: &[String], bodies: Vec<Vec<u8>>) -> (f64, usize) {
-    use http_body_util::{BodyExt, Full};
-    use hyper::body::Bytes;
-
-    let targets: Vec<(String, String, String)> = urls
+    let targets: Vec<(String, String)> = urls
         .iter()
         .map(|u| {
             let rest = u.strip_prefix("http://").expect("an http:// URL");
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            (authority.to_owned(), path.to_owned(), u.clone())
+            (authority.to_owned(), path.to_owned())
         })
         .collect();
-    let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.into_iter().map(Bytes::from).collect());
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // Client `a` posts bodies a, a + AGENTS, ...; its requests are built now, off the clock.
+    let mut per_client: Vec<Vec<Vec<u8>>> = vec![Vec::new(); AGENTS];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let (authority, path) = &targets[(i % AGENTS) % targets.len()];
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+             content-encoding: gzip\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        per_client[i % AGENTS].push(request);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for a in 0..AGENTS {
-            let bodies = bodies.clone();
-            let (authority, path, url) = targets[a % targets.len()].clone();
-            tasks.push(tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
-                let mut throttled = 0;
-                for body in bodies.iter().skip(a).step_by(AGENTS) {
-                    loop {
-                        sender.ready().await.unwrap();
-                        let request = hyper::Request::post(path.as_str())
-                            .header(hyper::header::HOST, authority.as_str())
-                            .header(hyper::header::CONTENT_TYPE, "application/json")
-                            .header(hyper::header::CONTENT_ENCODING, "gzip")
-                            .body(Full::new(body.clone()))
-                            .unwrap();
-                        let r = sender.send_request(request).await.unwrap();
-                        let status = r.status().as_u16();
-                        // Read to the end, so the connection is free for the next request.
-                        let answer = r.into_body().collect().await.unwrap().to_bytes();
-                        match status {
-                            202 => break,
-                            429 => {
-                                throttled += 1;
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            }
-                            s => panic!(
-                                "unexpected {s} from {url}: {}",
-                                String::from_utf8_lossy(&answer)
-                            ),
-                        }
-                    }
-                }
-                throttled
-            }));
-        }
+        let tasks: Vec<_> = per_client
+            .into_iter()
+            .enumerate()
+            .map(|(a, requests)| {
+                let authority = targets[a % targets.len()].0.clone();
+                tokio::spawn(client(authority, requests))
+            })
+            .collect();
         let mut throttled = 0;
         for t in tasks {
             throttled += t.await.unwrap();
         }
         (started.elapsed().as_secs_f64(), throttled)
     })
+}
+
+/// One client of [`post_spread`]: its requests in order on one connection, each retried after
+/// 50 ms while answered 429. Returns the number of 429 answers.
+async fn client(authority: String, requests: Vec<Vec<u8>>) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut throttled = 0;
+    for request in &requests {
+        loop {
+            stream.write_all(request).await.unwrap();
+            // Read until the status line, the headers and `content-length` bytes of body are in.
+            let mut filled = 0;
+            let (status, end) = loop {
+                let n = stream.read(&mut buf[filled..]).await.unwrap();
+                assert!(n > 0, "{authority} closed the connection");
+                filled += n;
+                let mut headers = [httparse::EMPTY_HEADER; 16];
+                let mut response = httparse::Response::new(&mut headers);
+                if let httparse::Status::Complete(head) = response.parse(&buf[..filled]).unwrap() {
+                    let length: usize = response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                        .expect("a content-length");
+                    let end = head + length;
+                    assert!(end <= buf.len(), "answer of {end} B");
+                    if filled >= end {
+                        break (response.code.unwrap(), end);
+                    }
+                }
+            };
+            assert_eq!(filled, end, "one answer per request");
+            match status {
+                202 => break,
+                429 => {
+                    throttled += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                s => panic!(
+                    "unexpected {s} from {authority}: {}",
+                    String::from_utf8_lossy(&buf[..end])
+                ),
+            }
+        }
+    }
+    throttled
 }
 
 /// The `[storage]` lines of a replica named `name` on the PostgreSQL database at `url`.
@@ -205,11 +232,12 @@ fn ingest_into(mut replicas: Vec<Collector>, label: &str, synchronous: &str) {
                 gz
             })
             .collect();
-        let cpu = cpu_seconds(&replicas);
+        let (cpu, own) = (cpu_seconds(&replicas), process_cpu_seconds("self"));
         let (seconds, throttled) = post_spread(&urls, bodies);
         let cpu = cpu_seconds(&replicas) - cpu;
+        let own = process_cpu_seconds("self") - own;
         let rate = PER_RUN as f64 / seconds;
-        println!("ingest {label} run {run}: {PER_RUN} summaries in {seconds:.2} s = {rate:.0}/s, collector CPU {cpu:.2} s ({throttled} answered 429 and retried)");
+        println!("ingest {label} run {run}: {PER_RUN} summaries in {seconds:.2} s = {rate:.0}/s, collector CPU {cpu:.2} s, load generator CPU {own:.2} s ({throttled} answered 429 and retried)");
         rates.push(rate);
     }
     println!(
@@ -223,24 +251,26 @@ fn ingest_into(mut replicas: Vec<Collector>, label: &str, synchronous: &str) {
 fn cpu_seconds(replicas: &[Collector]) -> f64 {
     replicas
         .iter()
-        .map(|c| {
-            let stat =
-                std::fs::read_to_string(format!("/proc/{}/stat", c.pid())).unwrap_or_default();
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map_or("", |(_, rest)| rest)
-                .split_whitespace()
-                .collect();
-            let ticks = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
-            (ticks(11) + ticks(12)) / 100.0
-        })
+        .map(|c| process_cpu_seconds(&c.pid().to_string()))
         .sum()
+}
+
+/// User + system CPU seconds process `pid` (or `self`) has used so far.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// kill -9 of the leader, 5 times: seconds until the other replica reports leading.
