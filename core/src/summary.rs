@@ -65,6 +65,7 @@ pub struct NumericStats {
     pub max: Option<f64>,
     /// `[below reference min, FINE_BINS bins..., above reference max]`; empty when the
     /// reference has no values for this feature.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub bins: Vec<u64>,
     /// Sum of the values below the reference minimum: with their count it makes the
     /// Wasserstein distance exact outside the reference range.
@@ -81,13 +82,25 @@ pub struct NumericStats {
     ///
     /// [`TAIL_BINS`]: crate::quantile::TAIL_BINS
     /// [`POSITION_SCALE`]: crate::quantile::POSITION_SCALE
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::summary_de::counts"
+    )]
     pub bin_positions: Vec<u64>,
     /// Counts in the sub-bins the reference's tail edges cut the two outermost fine bins into.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::summary_de::counts"
+    )]
     pub tail_bins: Vec<u64>,
     /// Position sums in those sub-bins, as for `bin_positions`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::summary_de::counts"
+    )]
     pub tail_positions: Vec<u64>,
 }
 
@@ -278,8 +291,10 @@ pub enum FeatureStats {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PredictionStats {
     /// Count per predicted class.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub class_counts: Vec<u64>,
     /// Positive-class scores in [`SCORE_BINS`] equal-width bins.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub score_bins: Vec<u64>,
     /// Regression outputs against the reference output edges.
     pub value: Option<NumericStats>,
@@ -373,12 +388,15 @@ impl ClassScoreStats {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceStats {
     /// Confusion matrix, row = true class, column = predicted class, row-major.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub confusion: Vec<u64>,
     /// Labelled predictions that carried a score.
     pub scored: u64,
     /// Scores of labelled positives, in [`SCORE_BINS`] bins.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub positive_scores: Vec<u64>,
     /// Scores of labelled negatives, in [`SCORE_BINS`] bins.
+    #[serde(deserialize_with = "crate::summary_de::counts")]
     pub negative_scores: Vec<u64>,
     /// Sum of per-prediction log loss (scores clipped to [ε, 1 − ε]).
     pub log_loss_sum: f64,

@@ -8,6 +8,11 @@
 //! it is `kind`, decodes the variant's fields straight from the input. An object whose `kind`
 //! comes later (hand-written JSON) is buffered as before, and decodes to the same value.
 //!
+//! The count arrays (a numeric feature's bins and positions, the score bins; a 20-feature summary
+//! holds about 2,500 counts) are read by [`counts`]: serde_json's element-by-element path costs
+//! about 170 instructions a count, a third of decoding a summary, where a scan of the array's
+//! text costs a tenth of that.
+//!
 //! The wire format is unchanged; only the derived `Deserialize` is replaced.
 
 use std::fmt;
@@ -105,6 +110,87 @@ fn buffered<'de, A: MapAccess<'de>>(first: String, mut map: A) -> Result<Feature
     .map_err(de::Error::custom)
 }
 
+/// A `Vec<u64>` field of a summary (`#[serde(deserialize_with = "crate::summary_de::counts")]`).
+///
+/// The array is taken as raw JSON text (`RawValue`: from a slice or string it is the input's own
+/// text, already checked to be valid JSON; from a `Value` it is that value printed), then read
+/// in one pass. It accepts what the derived decoder accepted, a JSON array of integers in
+/// `0..=u64::MAX`, and refuses anything else with a message naming the element at fault.
+pub(crate) fn counts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    parse_counts(raw.get()).map_err(de::Error::custom)
+}
+
+/// Reads `text`, valid JSON, as an array of `u64`.
+fn parse_counts(text: &str) -> Result<Vec<u64>, String> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            i += 1;
+        }
+        i
+    };
+    let refused = |what: &str| {
+        let mut shown: String = what.chars().take(40).collect();
+        if shown.len() < what.len() {
+            shown.push('…');
+        }
+        shown
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'[') {
+        return Err(format!(
+            "invalid type: `{}`, expected an array of counts (integers from 0)",
+            refused(text[i..].trim_end())
+        ));
+    }
+    i = ws(i + 1);
+    if b.get(i) == Some(&b']') {
+        return Ok(Vec::new());
+    }
+    // Valid JSON whose elements are numbers has one comma fewer than elements; anything else
+    // is refused below, so this is the exact length whenever it matters.
+    let mut out = Vec::with_capacity(b[i..].iter().filter(|&&c| c == b',').count() + 1);
+    loop {
+        let start = i;
+        let mut n: u64 = 0;
+        let mut fits = true;
+        while let Some(&c @ b'0'..=b'9') = b.get(i) {
+            match n
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(c - b'0')))
+            {
+                Some(m) => n = m,
+                None => fits = false,
+            }
+            i += 1;
+        }
+        let after = ws(i);
+        let ends = matches!(b.get(after), Some(b',' | b']'));
+        if i == start || !ends || !fits {
+            // Not a plain integer (a sign, a fraction, an exponent, null, a string, an array),
+            // or one past u64.
+            let token_end = start
+                + b[start..]
+                    .iter()
+                    .position(|&c| c == b',' || c == b']')
+                    .unwrap_or(b.len() - start);
+            let token = refused(text[start..token_end].trim_end());
+            let at = out.len();
+            return Err(if i > start && ends {
+                format!("count `{token}` at index {at} does not fit 64 bits")
+            } else {
+                format!("invalid count `{token}` at index {at}: expected an integer from 0")
+            });
+        }
+        out.push(n);
+        if b[after] == b']' {
+            return Ok(out);
+        }
+        i = ws(after + 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +235,58 @@ mod tests {
             text.push_str(&format!(",\"kind\":{kind}}}"));
             assert_eq!(serde_json::from_str::<FeatureStats>(&text).unwrap(), f);
         }
+    }
+
+    #[test]
+    fn counts_read_as_the_derived_decoder_read_them() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Fast(#[serde(deserialize_with = "counts")] Vec<u64>);
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Derived(Vec<u64>);
+        for text in [
+            "[]",
+            " [ ] ",
+            "[0]",
+            "[1,0,4]",
+            "[ 1 , 22\n,\t333 ]",
+            "[18446744073709551615, 0]",
+            "[1779830,551732,109744,0]",
+        ] {
+            let fast: Fast = serde_json::from_str(text).unwrap();
+            let derived: Derived = serde_json::from_str(text).unwrap();
+            assert_eq!(fast.0, derived.0, "{text}");
+            assert_eq!(fast.0.capacity(), fast.0.len(), "{text}");
+            // From a `Value` (the buffered path) too.
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::from_value::<Fast>(value).unwrap(), fast);
+        }
+        for (text, says) in [
+            (
+                "[1,-1]",
+                "invalid count `-1` at index 1: expected an integer from 0",
+            ),
+            ("[1.5]", "invalid count `1.5` at index 0"),
+            ("[1e3]", "invalid count `1e3` at index 0"),
+            ("[2, null]", "invalid count `null` at index 1"),
+            ("[\"3\"]", "invalid count `\"3\"` at index 0"),
+            ("[[1]]", "invalid count `[1` at index 0"),
+            (
+                "[18446744073709551616]",
+                "count `18446744073709551616` at index 0 does not fit 64 bits",
+            ),
+            ("null", "invalid type: `null`, expected an array of counts"),
+            (
+                "{\"a\": 1}",
+                "invalid type: `{\"a\": 1}`, expected an array",
+            ),
+        ] {
+            let err = serde_json::from_str::<Fast>(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+            assert!(serde_json::from_str::<Derived>(text).is_err(), "{text}");
+        }
+        // Invalid JSON never reaches the scan: serde_json refuses it first.
+        assert!(serde_json::from_str::<Fast>("[1,]").is_err());
+        assert!(serde_json::from_str::<Fast>("[01]").is_err());
     }
 
     #[test]
