@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::{AgentToken, Config};
 use crate::evidence::EvidenceLog;
 use crate::metrics::Metrics;
-use crate::store::{ObjectiveRow, Store, StoreError};
+use crate::store::{ObjectiveRow, Store, StoreError, SummaryBody};
 use crate::tree::Signed;
 
 /// A validated summary waiting for the ingest writer to commit it, and where to send the
@@ -31,8 +31,9 @@ use crate::tree::Signed;
 pub struct IngestJob {
     /// The summary.
     pub envelope: SummaryEnvelope,
-    /// Its JSON as stored: the text it was received in (see `aims_core::wire::summary_text`).
-    pub body: String,
+    /// What is stored: the gzip body it was received in, or the summary's text within an
+    /// uncompressed one (see `aims_core::wire::summary_text`).
+    pub body: SummaryBody,
     /// What became of it, or `Err` when the commit failed; taken when answered.
     pub reply: Option<oneshot::Sender<Result<Commit, String>>>,
 }

@@ -34,7 +34,7 @@ pub const EVIDENCE_LOCK: i64 = 0x4149_4d53_4556_4944;
 pub use checkpoints::StoredCheckpoint;
 pub use snapshots::StoredSnapshot;
 
-/// Summaries per multi-row insert: 500 rows of 11 columns stay well under the bound
+/// Summaries per multi-row insert: 500 rows of 12 columns stay well under the bound
 /// parameters of one statement (SQLite 32,766, PostgreSQL 65,535).
 const INSERT_CHUNK: usize = 500;
 
@@ -57,6 +57,14 @@ pub enum StoreError {
         what: String,
         /// Why.
         source: serde_json::Error,
+    },
+    /// A stored gzip body does not decompress.
+    #[error("stored {what} does not decompress: {source}")]
+    CorruptGzip {
+        /// Which document.
+        what: String,
+        /// Why.
+        source: aims_runtime::gzip::DecodeError,
     },
     /// The data directory cannot be created.
     #[error("data directory: {0}")]
@@ -102,6 +110,62 @@ pub struct StoredSummary {
     pub window_ms: u64,
     /// The statistics.
     pub summary: WindowSummary,
+}
+
+/// A summary as it is written: the JSON text of the summary, or the whole envelope as the gzip
+/// body it arrived in (a third of the bytes, and nothing to scan or copy at ingest). Both read
+/// back as the same [`WindowSummary`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SummaryBody {
+    /// The summary's JSON text (column `body`).
+    Json(String),
+    /// The envelope, gzip-compressed as received (column `envelope_gzip`; `body` is empty).
+    Gzip(Vec<u8>),
+}
+
+impl SummaryBody {
+    /// The `body` column's value.
+    fn text(&self) -> &str {
+        match self {
+            SummaryBody::Json(text) => text,
+            SummaryBody::Gzip(_) => "",
+        }
+    }
+
+    /// The `envelope_gzip` column's value.
+    fn gzip(&self) -> Option<&[u8]> {
+        match self {
+            SummaryBody::Json(_) => None,
+            SummaryBody::Gzip(gz) => Some(gz),
+        }
+    }
+}
+
+/// The most a stored gzip body may decompress to: far above any summary the ingest limit
+/// admits, so only a corrupted row can reach it, and still bounded.
+const STORED_GZIP_LIMIT: usize = 256 << 20;
+
+/// The summary a row keeps: `body`'s text, or the summary of the envelope in `envelope_gzip`
+/// when that is set.
+fn stored_body(id: &str, body: &str, gzip: Option<&[u8]>) -> Result<WindowSummary, StoreError> {
+    let corrupt = |source| StoreError::Corrupt {
+        what: format!("summary {id}"),
+        source,
+    };
+    match gzip {
+        None => serde_json::from_str(body).map_err(corrupt),
+        Some(gz) => {
+            let json = aims_runtime::gzip::decode(Some("gzip"), gz, STORED_GZIP_LIMIT).map_err(
+                |source| StoreError::CorruptGzip {
+                    what: format!("summary {id}"),
+                    source,
+                },
+            )?;
+            serde_json::from_slice::<SummaryEnvelope>(&json)
+                .map(|e| e.summary)
+                .map_err(corrupt)
+        }
+    }
 }
 
 /// The persisted row of one objective's lifecycle.
@@ -217,20 +281,20 @@ mod summaries_postgres;
 macro_rules! stored_summary {
     ($r:expr) => {{
         let r = $r;
-        serde_json::from_str::<WindowSummary>(r.get::<&str, _>("body"))
-            .map_err(|source| StoreError::Corrupt {
-                what: format!("summary {}", r.get::<&str, _>("id")),
-                source,
-            })
-            .map(|summary| StoredSummary {
-                id: r.get("id"),
-                model: r.get("model"),
-                model_version: r.get("model_version"),
-                profile_hash: r.get("profile_hash"),
-                window_start_ms: r.get("window_start_ms"),
-                window_ms: r.get::<i64, _>("window_ms") as u64,
-                summary,
-            })
+        stored_body(
+            r.get::<&str, _>("id"),
+            r.get::<&str, _>("body"),
+            r.get::<Option<&[u8]>, _>("envelope_gzip"),
+        )
+        .map(|summary| StoredSummary {
+            id: r.get("id"),
+            model: r.get("model"),
+            model_version: r.get("model_version"),
+            profile_hash: r.get("profile_hash"),
+            window_start_ms: r.get("window_start_ms"),
+            window_ms: r.get::<i64, _>("window_ms") as u64,
+            summary,
+        })
     }};
 }
 
@@ -362,26 +426,26 @@ impl Store {
         let bodies = batch
             .iter()
             .map(|e| {
-                serde_json::to_string(&e.summary).map_err(|source| StoreError::Corrupt {
-                    what: "summary".into(),
-                    source,
-                })
+                serde_json::to_string(&e.summary)
+                    .map(SummaryBody::Json)
+                    .map_err(|source| StoreError::Corrupt {
+                        what: "summary".into(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let batch: Vec<(&SummaryEnvelope, &str)> = batch
-            .iter()
-            .zip(&bodies)
-            .map(|(e, b)| (*e, b.as_str()))
-            .collect();
+        let batch: Vec<(&SummaryEnvelope, &SummaryBody)> =
+            batch.iter().copied().zip(&bodies).collect();
         self.insert_summary_bodies(&batch, now_ms).await
     }
 
-    /// [`Store::insert_summaries`] with each summary's JSON given: the text it was received
-    /// in (`aims_core::wire::summary_text`), which ingest stores as it came rather than
-    /// serialising the decoded summary again. Each text must decode to its envelope's summary.
+    /// [`Store::insert_summaries`] with each summary's body given as ingest received it: the
+    /// gzip envelope, or the summary's text within an uncompressed one
+    /// (`aims_core::wire::summary_text`), stored as it came rather than serialising the
+    /// decoded summary again. Each body must decode to its envelope's summary.
     pub async fn insert_summary_bodies(
         &self,
-        batch: &[(&SummaryEnvelope, &str)],
+        batch: &[(&SummaryEnvelope, &SummaryBody)],
         now_ms: i64,
     ) -> Result<Vec<bool>, StoreError> {
         // PostgreSQL: one statement, one round trip, for the whole batch.
@@ -413,7 +477,8 @@ impl Store {
                 }
                 let mut rows = sqlx::QueryBuilder::new(
                     "INSERT INTO summaries (id, agent, model, model_version, profile_hash, \
-                     window_start_ms, window_ms, seq, resolution, received_ms, body) ",
+                     window_start_ms, window_ms, seq, resolution, received_ms, body, \
+                     envelope_gzip) ",
                 );
                 rows.push_values(&new, |mut row, &i| {
                     let (e, body) = chunk[i];
@@ -427,7 +492,8 @@ impl Store {
                         .push_bind(e.seq as i64)
                         .push_bind("raw")
                         .push_bind(now_ms)
-                        .push_bind(body);
+                        .push_bind(body.text())
+                        .push_bind(body.gzip());
                 });
                 rows.build().execute(&mut *tx).await?;
                 for i in new {
@@ -450,8 +516,8 @@ impl Store {
     ) -> Result<(Vec<StoredSummary>, Option<i64>), StoreError> {
         on_db!(self, reader, |pool| {
             let rows = sqlx::query(
-                "SELECT rowid, id, model, model_version, profile_hash, window_start_ms, window_ms, body \
-                 FROM summaries WHERE window_start_ms + window_ms > $1 AND rowid > $2 ORDER BY rowid LIMIT $3",
+                "SELECT rowid, id, model, model_version, profile_hash, window_start_ms, window_ms, body, \
+                 envelope_gzip FROM summaries WHERE window_start_ms + window_ms > $1 AND rowid > $2 ORDER BY rowid LIMIT $3",
             )
             .bind(since_ms)
             .bind(after)
@@ -562,7 +628,8 @@ impl Store {
         on_db!(self, writer, |pool| {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query(
-                "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body FROM summaries \
+                "SELECT id, model, model_version, profile_hash, window_start_ms, window_ms, body, envelope_gzip \
+                 FROM summaries \
                  WHERE resolution = 'raw' AND window_start_ms + window_ms <= $1 AND window_ms <= $2",
             )
             .bind(cutoff_ms)
@@ -980,7 +1047,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) async fn set_summary_body(&self, id: &str, body: &str) -> Result<(), StoreError> {
         on_db!(self, writer, |pool| {
-            sqlx::query("UPDATE summaries SET body = $1 WHERE id = $2")
+            sqlx::query("UPDATE summaries SET body = $1, envelope_gzip = NULL WHERE id = $2")
                 .bind(body)
                 .bind(id)
                 .execute(pool)
@@ -991,13 +1058,17 @@ impl Store {
 
     /// A stored summary's body (tests).
     #[cfg(test)]
-    pub(crate) async fn summary_body(&self, id: &str) -> Result<String, StoreError> {
-        on_db!(self, reader, |pool| Ok(sqlx::query_scalar(
-            "SELECT body FROM summaries WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_one(pool)
-        .await?))
+    pub(crate) async fn summary_body(&self, id: &str) -> Result<SummaryBody, StoreError> {
+        on_db!(self, reader, |pool| {
+            let r = sqlx::query("SELECT body, envelope_gzip FROM summaries WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
+            Ok(match r.get::<Option<Vec<u8>>, _>("envelope_gzip") {
+                Some(gz) => SummaryBody::Gzip(gz),
+                None => SummaryBody::Json(r.get("body")),
+            })
+        })
     }
 
     /// Closes the pools (SQLite checkpoints its WAL).
@@ -1188,8 +1259,10 @@ mod tests {
         }
     }
 
-    /// A summary's body is stored as the text it was received in (not serialised again), and
-    /// reads back as the same summary, on both backends (PostgreSQL compresses it with LZ4).
+    /// A summary's body is stored as it was received (not serialised again): the gzip
+    /// envelope as it came, or the summary's text within an uncompressed one. Both read back
+    /// as the same summary on both backends, and a gzip row that no longer decompresses is
+    /// named, not skipped.
     #[tokio::test]
     async fn summary_bodies_are_stored_as_received() {
         let dir = tempfile::tempdir().unwrap();
@@ -1198,21 +1271,58 @@ mod tests {
             store.put_profile(&profile, 1).await.unwrap();
             let mut s = WindowSummary::new(&schema, &profile);
             s.record(&schema, &profile, &event(1.5));
-            let e = SummaryEnvelope::new("a", "m", "1", 0, 60_000, 0, s);
+            let e = SummaryEnvelope::new("a", "m", "1", 0, 60_000, 0, s.clone());
             let pretty = serde_json::to_string_pretty(&e).unwrap();
             let text = aims_core::wire::summary_text(pretty.as_bytes()).unwrap();
             assert!(text.contains('\n'), "{backend}: laid out as sent");
+            let text = SummaryBody::Json(text.to_owned());
+            s.record(&schema, &profile, &event(2.5));
+            let zipped = SummaryEnvelope::new("a", "m", "1", 60_000, 60_000, 1, s);
+            let gzip = SummaryBody::Gzip(aims_runtime::gzip::encode(
+                &serde_json::to_vec(&zipped).unwrap(),
+            ));
             assert_eq!(
-                store.insert_summary_bodies(&[(&e, text)], 5).await.unwrap(),
-                vec![true],
+                store
+                    .insert_summary_bodies(&[(&e, &text), (&zipped, &gzip)], 5)
+                    .await
+                    .unwrap(),
+                vec![true, true],
                 "{backend}"
             );
             assert_eq!(store.summary_body(&e.id).await.unwrap(), text, "{backend}");
+            assert_eq!(
+                store.summary_body(&zipped.id).await.unwrap(),
+                gzip,
+                "{backend}"
+            );
             let stored = store.all_summaries_since(i64::MIN).await.unwrap();
-            assert_eq!(stored.len(), 1, "{backend}");
+            assert_eq!(stored.len(), 2, "{backend}");
             assert_eq!(stored[0].summary, e.summary, "{backend}");
+            assert_eq!(stored[1].summary, zipped.summary, "{backend}");
+            assert_eq!(stored[1].window_start_ms, 60_000, "{backend}");
             // A retry through either entry point is a duplicate.
             assert_eq!(store.insert_summaries(&[&e], 6).await.unwrap(), vec![false]);
+            assert_eq!(
+                store
+                    .insert_summary_bodies(&[(&zipped, &gzip)], 6)
+                    .await
+                    .unwrap(),
+                vec![false]
+            );
+            // A gzip row damaged on disk fails the read, naming the summary.
+            on_db!(store, writer, |pool| {
+                sqlx::query("UPDATE summaries SET envelope_gzip = $1 WHERE id = $2")
+                    .bind(&b"\x1f\x8b not gzip"[..])
+                    .bind(&zipped.id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            });
+            let err = store.all_summaries_since(i64::MIN).await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::CorruptGzip { what, .. } if what.contains(&zipped.id)),
+                "{backend}: {err}"
+            );
             store.close().await;
         }
     }
@@ -1305,6 +1415,6 @@ mod tests {
         let rows = store.all_summaries_since(i64::MIN).await.unwrap();
         assert_eq!(rows.len(), 1 + 10, "the hour and the ten raw minutes stay");
         let kept = store.summary_body(&hour_id).await.unwrap();
-        assert_eq!(kept, odd_body);
+        assert_eq!(kept, SummaryBody::Json(odd_body));
     }
 }

@@ -38,6 +38,15 @@ pub enum DecodeError {
     Unsupported(String),
 }
 
+/// Whether `encoding` (a `Content-Encoding` header's value) names gzip: `gzip` or `x-gzip`,
+/// in any case, with surrounding blanks.
+pub fn is_gzip(encoding: Option<&str>) -> bool {
+    encoding.is_some_and(|e| {
+        let e = e.trim();
+        e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
+    })
+}
+
 /// Undoes `encoding` (the `Content-Encoding` header, `None` when absent) on `body`, never
 /// producing more than `limit` bytes.
 pub fn decode(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
@@ -47,24 +56,27 @@ pub fn decode(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u
             decompressed: false,
         });
     }
-    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-            flate2::read::MultiGzDecoder::new(body)
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-            if out.len() > limit {
-                return Err(DecodeError::TooLarge {
-                    limit,
-                    decompressed: true,
-                });
-            }
-            Ok(out)
-        }
-        Some(other) => Err(DecodeError::Unsupported(other.to_owned())),
+    if !is_gzip(encoding) {
+        return match encoding.map(str::trim) {
+            None | Some("") => Ok(body.to_vec()),
+            Some(e) if e.eq_ignore_ascii_case("identity") => Ok(body.to_vec()),
+            Some(other) => Err(DecodeError::Unsupported(other.to_ascii_lowercase())),
+        };
     }
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    // The bufread decoder reads `body` in place; the `read` one would first copy it into a
+    // 32 KiB buffer of its own.
+    flate2::bufread::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    if out.len() > limit {
+        return Err(DecodeError::TooLarge {
+            limit,
+            decompressed: true,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

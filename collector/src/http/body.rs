@@ -6,13 +6,21 @@ use axum::http::{header, HeaderMap, StatusCode};
 
 use super::error::ApiError;
 
+/// Whether the body came gzip-compressed (`Content-Encoding: gzip` or `x-gzip`).
+pub fn is_gzip(headers: &HeaderMap) -> bool {
+    gzip::is_gzip(encoding(headers))
+}
+
+fn encoding(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Decodes a body that may be gzip-compressed (`gzip` or `x-gzip`, one member or several),
 /// bounding the decompressed size.
 pub fn decode(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    gzip::decode(encoding, body, limit).map_err(|e| match e {
+    gzip::decode(encoding(headers), body, limit).map_err(|e| match e {
         DecodeError::TooLarge { .. } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body", &e.to_string())
         }

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::auth::Agent;
-use super::body::decode;
+use super::body::{decode, is_gzip};
 use super::error::ApiError;
 use crate::services::ingest;
 use crate::state::App;
@@ -42,7 +42,8 @@ async fn summary(
         Ok(b) => b,
         Err(e) => return ("invalid", e.into_response()),
     };
-    match ingest::submit_summary(app, &caller, &bytes).await {
+    let gzip = is_gzip(headers).then_some(body);
+    match ingest::submit_summary(app, &caller, &bytes, gzip).await {
         Ok((id, true)) => (
             "accepted",
             (

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::aggregate::{Aggregates, Journaled, Pending};
 use crate::state::{App, Caller, Commit, IngestJob};
+use crate::store::SummaryBody;
 
 /// The longest window an agent may summarise; longer ones are refused rather than trusted.
 const MAX_WINDOW_MS: u64 = 86_400_000;
@@ -80,12 +81,14 @@ impl Rejection {
     }
 }
 
-/// Validates a summary envelope and waits for the writer to commit it. `Ok(true)` when new,
-/// `Ok(false)` when a duplicate.
+/// Validates a summary envelope (`bytes`, its JSON) and waits for the writer to commit it.
+/// `gzip` is the body as it was received when it came gzip-compressed: that is what is stored.
+/// `Ok(true)` when new, `Ok(false)` when a duplicate.
 pub async fn submit_summary(
     app: &App,
     caller: &Caller,
     bytes: &[u8],
+    gzip: Option<&[u8]>,
 ) -> Result<(String, bool), Rejection> {
     let envelope: SummaryEnvelope = serde_json::from_slice(bytes).map_err(|e| {
         Rejection::new(
@@ -168,11 +171,15 @@ pub async fn submit_summary(
             e.message,
         )
     })?;
-    // Stored as received (it decoded to `envelope.summary`), not serialised again.
-    let body = match aims_core::wire::summary_text(bytes) {
-        Some(text) => text.to_owned(),
-        None => serde_json::to_string(&envelope.summary)
-            .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?,
+    // Stored as received (it decoded to `envelope`), not serialised again: the compressed
+    // envelope, else the summary's own text within it.
+    let body = match (gzip, aims_core::wire::summary_text(bytes)) {
+        (Some(gz), _) => SummaryBody::Gzip(gz.to_vec()),
+        (None, Some(text)) => SummaryBody::Json(text.to_owned()),
+        (None, None) => SummaryBody::Json(
+            serde_json::to_string(&envelope.summary)
+                .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?,
+        ),
     };
     let id = envelope.id.clone();
     let (reply, answer) = oneshot::channel();
@@ -349,10 +356,8 @@ pub async fn writer(
             continue;
         }
         let now = app.now_ms();
-        let refs: Vec<(&SummaryEnvelope, &str)> = jobs
-            .iter()
-            .map(|j| (&j.envelope, j.body.as_str()))
-            .collect();
+        let refs: Vec<(&SummaryEnvelope, &SummaryBody)> =
+            jobs.iter().map(|j| (&j.envelope, &j.body)).collect();
         match app.store.insert_summary_bodies(&refs, now).await {
             Ok(fresh) => {
                 gate.point("ingest:after_commit").await;
@@ -437,6 +442,7 @@ mod rebuild_race {
     use crate::metrics::Metrics;
     use crate::state::{horizon_ms, App, Commit, IngestJob, Profiles};
     use crate::store::Store;
+    use crate::store::SummaryBody;
 
     const NOW: i64 = 1_700_000_040_000;
     const MINUTE: u64 = 60_000;
@@ -534,7 +540,7 @@ mod rebuild_race {
             summary,
         };
         envelope.id = envelope.compute_id();
-        let body = serde_json::to_string(&envelope.summary).unwrap();
+        let body = SummaryBody::Json(serde_json::to_string(&envelope.summary).unwrap());
         let (reply, answer) = oneshot::channel();
         app.ingest
             .try_send(IngestJob {

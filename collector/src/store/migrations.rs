@@ -27,6 +27,7 @@ const SQLITE: Files = files!("migrations":
     "20261201000050_checkpoints.sql",
     "20261201000051_report_snapshots.sql",
     "20261201000460_report_snapshot_records.sql",
+    "20261202050000_summary_envelope_gzip.sql",
 );
 
 const POSTGRES: Files = files!("migrations_postgres":
@@ -39,6 +40,7 @@ const POSTGRES: Files = files!("migrations_postgres":
     "20261201000460_report_snapshot_records.sql",
     "20261201001400_summary_body_lz4.sql",
     "20261202000900_summary_body_inline.sql",
+    "20261202050000_summary_envelope_gzip.sql",
 );
 
 /// The SQLite store's migrations (`collector/migrations/`).

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use aims_core::wire::SummaryEnvelope;
 use sqlx::postgres::PgPool;
 
-use super::StoreError;
+use super::{StoreError, SummaryBody};
 
 /// Claims the ids (those already taken, by this replica or another, are not in `claimed`'s
 /// RETURNING) and inserts the claimed summaries, in input order (`rowid` follows the batch,
@@ -22,17 +22,17 @@ use super::StoreError;
 const INSERT: &str = "\
 WITH input AS (\
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-        $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
+        $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $11::bytea[]) WITH ORDINALITY \
         AS t(id, agent, model, model_version, profile_hash, window_start_ms, window_ms, seq, \
-        body, n)\
+        body, envelope_gzip, n)\
 ), claimed AS (\
     INSERT INTO summary_ids (id, received_ms) SELECT id, $10::bigint FROM input ORDER BY id \
     ON CONFLICT DO NOTHING RETURNING id\
 ) \
 INSERT INTO summaries (id, agent, model, model_version, profile_hash, window_start_ms, \
-    window_ms, seq, resolution, received_ms, body) \
+    window_ms, seq, resolution, received_ms, body, envelope_gzip) \
 SELECT i.id, i.agent, i.model, i.model_version, i.profile_hash, i.window_start_ms, \
-    i.window_ms, i.seq, 'raw', $10::bigint, i.body \
+    i.window_ms, i.seq, 'raw', $10::bigint, i.body, i.envelope_gzip \
 FROM input i JOIN claimed c ON c.id = i.id ORDER BY i.n \
 RETURNING id";
 
@@ -40,7 +40,7 @@ RETURNING id";
 /// passed once (its first occurrence is the new one, the others are duplicates).
 pub(super) async fn insert(
     pool: &PgPool,
-    batch: &[(&SummaryEnvelope, &str)],
+    batch: &[(&SummaryEnvelope, &SummaryBody)],
     now_ms: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut seen = HashSet::with_capacity(batch.len());
@@ -49,7 +49,8 @@ pub(super) async fn insert(
         .map(|(e, _)| seen.insert(e.id.as_str()))
         .collect();
     let n = seen.len();
-    let (mut ids, mut agents, mut models, mut versions, mut profiles, mut bodies) = (
+    let (mut ids, mut agents, mut models, mut versions, mut profiles, mut bodies, mut gzips) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -71,7 +72,8 @@ pub(super) async fn insert(
         starts.push(e.window_start_ms);
         windows.push(e.window_ms as i64);
         seqs.push(e.seq as i64);
-        bodies.push(*body);
+        bodies.push(body.text());
+        gzips.push(body.gzip());
     }
     let new: Vec<String> = sqlx::query_scalar(INSERT)
         .bind(ids)
@@ -84,6 +86,7 @@ pub(super) async fn insert(
         .bind(seqs)
         .bind(bodies)
         .bind(now_ms)
+        .bind(gzips)
         .fetch_all(pool)
         .await?;
     let new: HashSet<&str> = new.iter().map(String::as_str).collect();
@@ -100,10 +103,13 @@ mod tests {
     use aims_core::WindowSummary;
     use aims_testkit::fixtures::{one_feature, positive};
 
-    use crate::store::Store;
+    use crate::store::{Store, SummaryBody};
 
     /// Commits `batch` on `store` 20 at a time: each id with whether it was new.
-    async fn commit(store: &Store, batch: Vec<(&SummaryEnvelope, &str)>) -> Vec<(String, bool)> {
+    async fn commit(
+        store: &Store,
+        batch: Vec<(&SummaryEnvelope, &SummaryBody)>,
+    ) -> Vec<(String, bool)> {
         let mut new = Vec::new();
         for (n, chunk) in batch.chunks(20).enumerate() {
             let fresh = store
@@ -141,15 +147,16 @@ mod tests {
                 SummaryEnvelope::new("a", "m", "1", minute * 60_000, 60_000, 0, s)
             })
             .collect();
-        let bodies: Vec<String> = envelopes
+        // Every other body is a gzip envelope: a batch mixes both columns' forms.
+        let bodies: Vec<SummaryBody> = envelopes
             .iter()
-            .map(|e| serde_json::to_string(&e.summary).unwrap())
+            .enumerate()
+            .map(|(i, e)| match i % 2 {
+                0 => SummaryBody::Json(serde_json::to_string(&e.summary).unwrap()),
+                _ => SummaryBody::Gzip(aims_runtime::gzip::encode(&serde_json::to_vec(e).unwrap())),
+            })
             .collect();
-        let rows: Vec<(&SummaryEnvelope, &str)> = envelopes
-            .iter()
-            .zip(&bodies)
-            .map(|(e, b)| (e, b.as_str()))
-            .collect();
+        let rows: Vec<(&SummaryEnvelope, &SummaryBody)> = envelopes.iter().zip(&bodies).collect();
         // Replica a: 0..300 forwards; replica b: 100..400 backwards; 20 per batch.
         let to_a: Vec<_> = rows[..300].to_vec();
         let to_b: Vec<_> = rows[100..].iter().rev().copied().collect();
@@ -166,6 +173,10 @@ mod tests {
         assert_eq!(a.summary_count().await.unwrap(), 400);
         let stored = b.all_summaries_since(i64::MIN).await.unwrap();
         assert_eq!(stored.len(), 400);
+        for s in &stored {
+            let e = envelopes.iter().find(|e| e.id == s.id).unwrap();
+            assert_eq!(s.summary, e.summary, "{} reads back whole", s.id);
+        }
         // Each replica's new rows follow its batches' order (rowid order is batch order).
         for (mine, theirs) in [(&at_a, &at_b), (&at_b, &at_a)] {
             let order: Vec<&str> = mine
