@@ -72,7 +72,7 @@ fn main() {
         aims_core::invariants::validate(black_box(&e.summary)).unwrap();
     });
     per_op(
-        "find the summary's received text (wire::summary_text)",
+        "find the summary's received text (wire::summary_text; uncompressed bodies only)",
         iters,
         || {
             black_box(aims_core::wire::summary_text(black_box(&json)).unwrap());

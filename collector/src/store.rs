@@ -1309,7 +1309,26 @@ mod tests {
                     .unwrap(),
                 vec![false]
             );
+            // The hourly roll-up reads both forms: the hour is the merge of the two.
+            let done = store.roll_up(HOUR_MS, 7).await.unwrap();
+            assert_eq!((done.merged, done.conflicts.len()), (2, 0), "{backend}");
+            let hour = store.all_summaries_since(i64::MIN).await.unwrap();
+            let mut merged = e.summary.clone();
+            merged.merge(&zipped.summary).unwrap();
+            assert_eq!(hour.len(), 1, "{backend}");
+            assert_eq!(hour[0].summary, merged, "{backend}");
             // A gzip row damaged on disk fails the read, naming the summary.
+            let zipped = SummaryEnvelope::new("a", "m", "1", 2 * HOUR_MS, 60_000, 2, e.summary);
+            let gzip = SummaryBody::Gzip(aims_runtime::gzip::encode(
+                &serde_json::to_vec(&zipped).unwrap(),
+            ));
+            assert_eq!(
+                store
+                    .insert_summary_bodies(&[(&zipped, &gzip)], 8)
+                    .await
+                    .unwrap(),
+                vec![true]
+            );
             on_db!(store, writer, |pool| {
                 sqlx::query("UPDATE summaries SET envelope_gzip = $1 WHERE id = $2")
                     .bind(&b"\x1f\x8b not gzip"[..])
