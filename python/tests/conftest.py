@@ -142,6 +142,7 @@ interval = "1h"
     def summaries(self, agent: Optional[str] = None) -> List[dict]:
         """Stored summaries, read from the collector's database: each row's key columns, and
         the window summary itself (its JSON body) under ``summary``."""
+        import gzip
         import json
 
         db = self.dir / "data" / "collector.db"
@@ -149,15 +150,22 @@ interval = "1h"
             return []
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            query = "SELECT agent, window_start_ms, window_ms, seq, body FROM summaries"
+            query = "SELECT agent, window_start_ms, window_ms, seq, body, envelope_gzip FROM summaries"
             rows = con.execute(query + (" WHERE agent = ?" if agent else ""), (agent,) if agent else ()).fetchall()
         except sqlite3.OperationalError:
             return []
         finally:
             con.close()
+        # A summary sent gzip-compressed is kept as that gzip envelope, with an empty body.
         return [
-            {"agent": a, "window_start_ms": w, "window_ms": n, "seq": q, "summary": json.loads(b)}
-            for a, w, n, q, b in rows
+            {
+                "agent": a,
+                "window_start_ms": w,
+                "window_ms": n,
+                "seq": q,
+                "summary": json.loads(gzip.decompress(gz))["summary"] if gz is not None else json.loads(b),
+            }
+            for a, w, n, q, b, gz in rows
         ]
 
 
