@@ -154,17 +154,20 @@ fn parse_counts(text: &str) -> Result<Vec<u64>, String> {
     loop {
         let start = i;
         let mut n: u64 = 0;
-        let mut fits = true;
-        while let Some(&c @ b'0'..=b'9') = b.get(i) {
-            match n
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(u64::from(c - b'0')))
-            {
-                Some(m) => n = m,
-                None => fits = false,
+        while let Some(&c) = b.get(i) {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
             }
+            n = n.wrapping_mul(10).wrapping_add(u64::from(digit));
             i += 1;
         }
+        // Up to 19 digits cannot wrap; past that, read again with checks.
+        let fits = i - start <= 19
+            || text[start..i]
+                .bytes()
+                .try_fold(0u64, |m, c| m.checked_mul(10)?.checked_add(u64::from(c - b'0')))
+                .is_some();
         let after = ws(i);
         let ends = matches!(b.get(after), Some(b',' | b']'));
         if i == start || !ends || !fits {

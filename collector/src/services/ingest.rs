@@ -173,13 +173,15 @@ pub async fn submit_summary(
     })?;
     // Stored as received (it decoded to `envelope`), not serialised again: the compressed
     // envelope, else the summary's own text within it.
-    let body = match (gzip, aims_core::wire::summary_text(bytes)) {
-        (Some(gz), _) => SummaryBody::Gzip(gz.to_vec()),
-        (None, Some(text)) => SummaryBody::Json(text.to_owned()),
-        (None, None) => SummaryBody::Json(
-            serde_json::to_string(&envelope.summary)
-                .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?,
-        ),
+    let body = match gzip {
+        Some(gz) => SummaryBody::Gzip(gz.to_vec()),
+        None => match aims_core::wire::summary_text(bytes) {
+            Some(text) => SummaryBody::Json(text.to_owned()),
+            None => SummaryBody::Json(
+                serde_json::to_string(&envelope.summary)
+                    .map_err(|e| Rejection::new(Reason::Unavailable, "", e.to_string()))?,
+            ),
+        },
     };
     let id = envelope.id.clone();
     let (reply, answer) = oneshot::channel();
