@@ -166,7 +166,9 @@ fn parse_counts(text: &str) -> Result<Vec<u64>, String> {
         let fits = i - start <= 19
             || text[start..i]
                 .bytes()
-                .try_fold(0u64, |m, c| m.checked_mul(10)?.checked_add(u64::from(c - b'0')))
+                .try_fold(0u64, |m, c| {
+                    m.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+                })
                 .is_some();
         let after = ws(i);
         let ends = matches!(b.get(after), Some(b',' | b']'));
