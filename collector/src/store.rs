@@ -148,8 +148,9 @@ const STORED_GZIP_LIMIT: usize = 256 << 20;
 /// The summary a row keeps: `body`'s text, or the summary of the envelope in `envelope_gzip`
 /// when that is set.
 fn stored_body(id: &str, body: &str, gzip: Option<&[u8]>) -> Result<WindowSummary, StoreError> {
+    let what = || format!("summary {id}");
     let corrupt = |source| StoreError::Corrupt {
-        what: format!("summary {id}"),
+        what: what(),
         source,
     };
     match gzip {
@@ -157,7 +158,7 @@ fn stored_body(id: &str, body: &str, gzip: Option<&[u8]>) -> Result<WindowSummar
         Some(gz) => {
             let json = aims_runtime::gzip::decode(Some("gzip"), gz, STORED_GZIP_LIMIT).map_err(
                 |source| StoreError::CorruptGzip {
-                    what: format!("summary {id}"),
+                    what: what(),
                     source,
                 },
             )?;
@@ -1120,7 +1121,7 @@ pub struct RollUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::stores;
+    use crate::test_support::{gzip_body, stores};
     use aims_testkit::fixtures::{one_feature as fixture, positive as event};
 
     #[tokio::test]
@@ -1278,9 +1279,7 @@ mod tests {
             let text = SummaryBody::Json(text.to_owned());
             s.record(&schema, &profile, &event(2.5));
             let zipped = SummaryEnvelope::new("a", "m", "1", 60_000, 60_000, 1, s);
-            let gzip = SummaryBody::Gzip(aims_runtime::gzip::encode(
-                &serde_json::to_vec(&zipped).unwrap(),
-            ));
+            let gzip = gzip_body(&zipped);
             assert_eq!(
                 store
                     .insert_summary_bodies(&[(&e, &text), (&zipped, &gzip)], 5)
@@ -1319,9 +1318,7 @@ mod tests {
             assert_eq!(hour[0].summary, merged, "{backend}");
             // A gzip row damaged on disk fails the read, naming the summary.
             let zipped = SummaryEnvelope::new("a", "m", "1", 2 * HOUR_MS, 60_000, 2, e.summary);
-            let gzip = SummaryBody::Gzip(aims_runtime::gzip::encode(
-                &serde_json::to_vec(&zipped).unwrap(),
-            ));
+            let gzip = gzip_body(&zipped);
             assert_eq!(
                 store
                     .insert_summary_bodies(&[(&zipped, &gzip)], 8)

@@ -33,6 +33,12 @@ pub async fn stores(
     out
 }
 
+/// `envelope` as ingest stores it when it is POSTed gzip-compressed, as agents send it.
+pub fn gzip_body(envelope: &aims_core::wire::SummaryEnvelope) -> crate::store::SummaryBody {
+    let json = serde_json::to_vec(envelope).expect("an envelope serialises");
+    crate::store::SummaryBody::Gzip(aims_runtime::gzip::encode(&json))
+}
+
 /// One armed pause point: who to tell it was reached, and what to wait for before going on.
 type Armed = (
     tokio::sync::oneshot::Sender<()>,

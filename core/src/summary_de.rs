@@ -10,8 +10,9 @@
 //!
 //! The count arrays (a numeric feature's bins and positions, the score bins; a 20-feature summary
 //! holds about 2,500 counts) are read by [`counts`]: serde_json's element-by-element path costs
-//! about 170 instructions a count, a third of decoding a summary, where a scan of the array's
-//! text costs a tenth of that.
+//! about 170 instructions a count, a third of decoding a summary. Taking the array as raw text
+//! (serde_json still skips over it, about 75 a count) and scanning that (about 50) costs less;
+//! decoding a summary took 7.5 % fewer instructions (BENCHMARKS.md, issue 14, round 10).
 //!
 //! The wire format is unchanged; only the derived `Deserialize` is replaced.
 

@@ -443,8 +443,7 @@ mod rebuild_race {
     use crate::evidence::EvidenceLog;
     use crate::metrics::Metrics;
     use crate::state::{horizon_ms, App, Commit, IngestJob, Profiles};
-    use crate::store::Store;
-    use crate::store::SummaryBody;
+    use crate::store::{Store, SummaryBody};
 
     const NOW: i64 = 1_700_000_040_000;
     const MINUTE: u64 = 60_000;

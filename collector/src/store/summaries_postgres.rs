@@ -153,7 +153,7 @@ mod tests {
             .enumerate()
             .map(|(i, e)| match i % 2 {
                 0 => SummaryBody::Json(serde_json::to_string(&e.summary).unwrap()),
-                _ => SummaryBody::Gzip(aims_runtime::gzip::encode(&serde_json::to_vec(e).unwrap())),
+                _ => crate::test_support::gzip_body(e),
             })
             .collect();
         let rows: Vec<(&SummaryEnvelope, &SummaryBody)> = envelopes.iter().zip(&bodies).collect();
