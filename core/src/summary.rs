@@ -1090,8 +1090,18 @@ fn add_f(field: impl Display, a: f64, b: f64) -> Result<(), MergeError> {
     }
 }
 
+/// Adding two count arrays element by element; errs naming `field` if any sum wraps. Checked
+/// without an early exit, so the loop vectorises (a summary holds about 2,500 counts).
 fn add_all(field: impl Display, a: &[u64], b: &[u64]) -> Result<(), MergeError> {
-    a.iter().zip(b).try_for_each(|(x, y)| add(&field, *x, *y))
+    let wraps = a
+        .iter()
+        .zip(b)
+        .fold(false, |wraps, (x, y)| wraps | x.overflowing_add(*y).1);
+    if wraps {
+        Err(MergeError::Overflow(field.to_string()))
+    } else {
+        Ok(())
+    }
 }
 
 fn numeric_fits(path: &dyn Display, a: &NumericStats, b: &NumericStats) -> Result<(), MergeError> {

@@ -113,13 +113,73 @@ fn buffered<'de, A: MapAccess<'de>>(first: String, mut map: A) -> Result<Feature
 
 /// A `Vec<u64>` field of a summary (`#[serde(deserialize_with = "crate::summary_de::counts")]`).
 ///
-/// The array is taken as raw JSON text (`RawValue`: from a slice or string it is the input's own
-/// text, already checked to be valid JSON; from a `Value` it is that value printed), then read
-/// in one pass. It accepts what the derived decoder accepted, a JSON array of integers in
-/// `0..=u64::MAX`, and refuses anything else with a message naming the element at fault.
+/// From serde_json the array is taken as raw JSON text (serde_json's raw-value request: from a
+/// slice or string it is the input's own text, borrowed, already checked to be valid JSON; from
+/// a `Value` it is that value printed), then read in one pass. Any other decoder answers the
+/// request as an ordinary newtype and the array is read element by element. Either way it
+/// accepts what the derived decoder accepted, a JSON array of integers in `0..=u64::MAX`, and
+/// refuses anything else with a message naming the element at fault.
 pub(crate) fn counts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
-    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-    parse_counts(raw.get()).map_err(de::Error::custom)
+    d.deserialize_newtype_struct(RAW_VALUE_TOKEN, Counts)
+}
+
+/// The name under which serde_json hands a value over as its raw text (what its `RawValue`
+/// asks for; other decoders see a plain newtype).
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+struct Counts;
+
+impl<'de> Visitor<'de> for Counts {
+    type Value = Vec<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of counts (integers from 0)")
+    }
+
+    /// serde_json's raw value: a map of one entry whose value is the text.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<u64>, A::Error> {
+        if map.next_key::<de::IgnoredAny>()?.is_none() {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        }
+        map.next_value_seed(RawText)
+    }
+
+    /// Any other decoder.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Vec<u64>, D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(n) = seq.next_element()? {
+            out.push(n);
+        }
+        out.shrink_to_fit();
+        Ok(out)
+    }
+}
+
+/// The raw text of a count array, borrowed when the input allows.
+struct RawText;
+
+impl<'de> DeserializeSeed<'de> for RawText {
+    type Value = Vec<u64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<u64>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawText {
+    type Value = Vec<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the raw text of an array of counts")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u64>, E> {
+        parse_counts(text).map_err(de::Error::custom)
+    }
 }
 
 /// Reads `text`, valid JSON, as an array of `u64`.
@@ -290,6 +350,15 @@ mod tests {
             assert!(err.contains(says), "{text}: {err}");
             assert!(serde_json::from_str::<Derived>(text).is_err(), "{text}");
         }
+        // A decoder other than serde_json reads the array element by element, alike.
+        for counts in [vec![], vec![0], vec![1, 0, 4, u64::MAX]] {
+            let d = serde::de::value::SeqDeserializer::<_, de::value::Error>::new(
+                counts.clone().into_iter(),
+            );
+            assert_eq!(super::counts(d).unwrap(), counts);
+        }
+        let d = serde::de::value::SeqDeserializer::<_, de::value::Error>::new([-1i64].into_iter());
+        assert!(super::counts(d).is_err());
         // Invalid JSON never reaches the scan: serde_json refuses it first.
         assert!(serde_json::from_str::<Fast>("[1,]").is_err());
         assert!(serde_json::from_str::<Fast>("[01]").is_err());

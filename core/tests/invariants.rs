@@ -176,7 +176,7 @@ proptest! {
         task in task_strategy(),
         a in prop::collection::vec(raw_strategy(), 1..30),
         b in prop::collection::vec(raw_strategy(), 1..30),
-        which in 0usize..4,
+        which in 0usize..5,
     ) {
         let (_, _, sa) = summarise(task, &a);
         let (_, _, mut sb) = summarise(task, &b);
@@ -189,6 +189,14 @@ proptest! {
                 "features[0]"
             }
             2 => { sb.groups[0][usize::from(a[0].g)].count = u64::MAX; "groups[0]" }
+            3 => {
+                // One bin past what `sa` holds in it: the element-wise check of a count array.
+                let FeatureStats::Numeric(held) = &sa.features[0] else { unreachable!() };
+                let at = held.bins.iter().position(|&c| c > 0).unwrap_or(0);
+                let FeatureStats::Numeric(n) = &mut sb.features[0] else { unreachable!() };
+                n.bins[at] = u64::MAX;
+                "features[0].bins"
+            }
             _ => { sb.latency.zeros = u64::MAX; "latency" }
         };
         let wraps = check_merge(&sa, &sb).is_err();
