@@ -60,6 +60,13 @@ fn main() {
     per_op("decode envelope (serde_json)", iters, || {
         black_box(serde_json::from_slice::<SummaryEnvelope>(black_box(&json)).unwrap());
     });
+    per_op(
+        "decode envelope (wire::decode_envelope, as ingest does)",
+        iters,
+        || {
+            black_box(aims_core::wire::decode_envelope(black_box(&json)).unwrap());
+        },
+    );
     per_op("envelope.validate (id hash)", iters, || {
         black_box(&e).validate().unwrap();
     });

@@ -162,7 +162,7 @@ fn stored_body(id: &str, body: &str, gzip: Option<&[u8]>) -> Result<WindowSummar
                     source,
                 },
             )?;
-            serde_json::from_slice::<SummaryEnvelope>(&json)
+            aims_core::wire::decode_envelope(&json)
                 .map(|e| e.summary)
                 .map_err(corrupt)
         }

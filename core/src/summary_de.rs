@@ -257,6 +257,298 @@ fn parse_counts(text: &str) -> Result<Vec<u64>, String> {
     }
 }
 
+/// The features array of a summary, read from `b` (starting at its `[`) when it is in exactly
+/// the form [`serde_json`] writes it: no whitespace, `kind` first, every field in declaration
+/// order, the optional ones left out only as the serialiser leaves them out, integers without
+/// leading zeros, every float with a fraction or an exponent, strings without escapes. Returns
+/// the features and the index just past the array's `]`.
+///
+/// Anything else, well-formed or not, is `None`, and the caller decodes with serde_json
+/// instead, so that input and serde_json's answer (value or error) decide the result, never
+/// this reader. Within that form both agree by construction (tested against serde_json on
+/// random summaries and on mutations of them): integers are `u64` without wrapping, floats are
+/// parsed correctly rounded from a token of JSON's number grammar (Rust's parser, as exact as
+/// serde_json's `float_roundtrip`), a category name is valid UTF-8 and unique.
+///
+/// It exists for speed: a 20-feature summary's features are about 2,500 counts, which serde_json
+/// reads (skips as raw text, then [`counts`] scans them) at well over a hundred instructions
+/// each; this reads a count in about ten (BENCHMARKS.md, issue 14, round 11).
+pub(crate) fn canonical_features(b: &[u8]) -> Option<(Vec<FeatureStats>, usize)> {
+    let mut p = Canonical {
+        b,
+        i: 0,
+        scratch: Vec::new(),
+    };
+    p.lit(b"[")?;
+    let mut out = Vec::new();
+    if p.eat(b']') {
+        return Some((out, p.i));
+    }
+    loop {
+        out.push(p.feature()?);
+        if p.eat(b',') {
+            continue;
+        }
+        p.lit(b"]")?;
+        return Some((out, p.i));
+    }
+}
+
+/// `text` as a JSON integer in `0..=u64::MAX`: digits only, no leading zero.
+fn integer(text: &[u8]) -> Option<u64> {
+    let digit = |c: u8| {
+        let d = c.wrapping_sub(b'0');
+        (d <= 9).then_some(u64::from(d))
+    };
+    match text {
+        [] | [b'0', _, ..] => None,
+        [c] => digit(*c),
+        // Up to 19 digits cannot wrap.
+        _ if text.len() <= 19 => text
+            .iter()
+            .try_fold(0, |n: u64, &c| Some(n * 10 + digit(c)?)),
+        _ => text
+            .iter()
+            .try_fold(0, |n: u64, &c| n.checked_mul(10)?.checked_add(digit(c)?)),
+    }
+}
+
+/// A cursor over text in the serialiser's exact form; every method is `None` on anything else.
+struct Canonical<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// The count array being read.
+    scratch: Vec<u64>,
+}
+
+impl Canonical<'_> {
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.b.get(self.i) == Some(&c);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn lit(&mut self, text: &[u8]) -> Option<()> {
+        if self.b[self.i.min(self.b.len())..].starts_with(text) {
+            self.i += text.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// `,"name":` when it comes next (a field the serialiser may leave out).
+    fn field(&mut self, name: &str) -> bool {
+        let rest = &self.b[self.i.min(self.b.len())..];
+        let n = name.len();
+        let hit = rest.len() > n + 4
+            && rest[0] == b','
+            && rest[1] == b'"'
+            && &rest[2..2 + n] == name.as_bytes()
+            && rest[2 + n] == b'"'
+            && rest[3 + n] == b':';
+        if hit {
+            self.i += n + 4;
+        }
+        hit
+    }
+
+    /// `,"name":`, which must come next.
+    fn need(&mut self, name: &str) -> Option<()> {
+        self.field(name).then_some(())
+    }
+
+    /// An integer in `0..=u64::MAX`, followed by a separator.
+    fn u64(&mut self) -> Option<u64> {
+        let start = self.i;
+        self.digits();
+        let n = integer(&self.b[start..self.i])?;
+        self.at_separator().then_some(n)
+    }
+
+    fn at_separator(&self) -> bool {
+        matches!(self.b.get(self.i), Some(b',' | b'}' | b']'))
+    }
+
+    /// A float token of JSON's grammar with a fraction or an exponent, finite once parsed.
+    fn f64(&mut self) -> Option<f64> {
+        let start = self.i;
+        self.eat(b'-');
+        let int = self.digits();
+        if int == 0 || (int > 1 && self.b[self.i - int] == b'0') {
+            return None;
+        }
+        let mut exact = true;
+        if self.eat(b'.') {
+            exact = false;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            exact = false;
+            let _ = self.eat(b'+') || self.eat(b'-');
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if exact || !self.at_separator() {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        text.parse::<f64>().ok().filter(|x| x.is_finite())
+    }
+
+    fn opt_f64(&mut self) -> Option<Option<f64>> {
+        if self.lit(b"null").is_some() {
+            return self.at_separator().then_some(None);
+        }
+        self.f64().map(Some)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// `[n,n,...]`, held at its exact length. Read into the cursor's scratch, then copied: the
+    /// length is not known until the `]`. Most counts are one digit (`0,`), read in a step.
+    fn counts(&mut self) -> Option<Vec<u64>> {
+        let b = self.b;
+        let mut j = self.i;
+        if b.get(j) != Some(&b'[') {
+            return None;
+        }
+        j += 1;
+        if b.get(j) == Some(&b']') {
+            self.i = j + 1;
+            return Some(Vec::new());
+        }
+        let out = &mut self.scratch;
+        out.clear();
+        loop {
+            let first = b.get(j)?.wrapping_sub(b'0');
+            if first > 9 {
+                return None;
+            }
+            let mut n = u64::from(first);
+            j += 1;
+            let mut next = *b.get(j)?;
+            if next.is_ascii_digit() {
+                // Several digits: read with `integer`'s checks (no leading zero, no wrap).
+                let start = j - 1;
+                while next.is_ascii_digit() {
+                    j += 1;
+                    next = *b.get(j)?;
+                }
+                n = integer(&b[start..j])?;
+            }
+            out.push(n);
+            j += 1;
+            match next {
+                b',' => {}
+                b']' => break,
+                _ => return None,
+            }
+        }
+        self.i = j;
+        Some(out.as_slice().to_vec())
+    }
+
+    /// A string without escapes or control characters, valid UTF-8.
+    fn string(&mut self) -> Option<String> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        let len = self.b[start..].iter().position(|&c| c == b'"')?;
+        let raw = &self.b[start..start + len];
+        if raw.iter().any(|&c| c == b'\\' || c < 0x20) {
+            return None;
+        }
+        self.i = start + len + 1;
+        std::str::from_utf8(raw).ok().map(str::to_owned)
+    }
+
+    fn feature(&mut self) -> Option<FeatureStats> {
+        self.lit(b"{\"kind\":\"")?;
+        if self.lit(b"numeric\"").is_some() {
+            self.numeric().map(FeatureStats::Numeric)
+        } else {
+            self.lit(b"categorical\"")?;
+            self.categorical().map(FeatureStats::Categorical)
+        }
+    }
+
+    /// [`NumericStats`]'s fields, in its declaration order.
+    fn numeric(&mut self) -> Option<NumericStats> {
+        let mut s = NumericStats::default();
+        if self.field("missing") {
+            s.missing = self.u64()?;
+        }
+        self.need("count")?;
+        s.count = self.u64()?;
+        self.need("sum")?;
+        s.sum = self.f64()?;
+        self.need("sum_sq")?;
+        s.sum_sq = self.f64()?;
+        self.need("min")?;
+        s.min = self.opt_f64()?;
+        self.need("max")?;
+        s.max = self.opt_f64()?;
+        self.need("bins")?;
+        s.bins = self.counts()?;
+        self.need("below_sum")?;
+        s.below_sum = self.f64()?;
+        self.need("above_sum")?;
+        s.above_sum = self.f64()?;
+        if self.field("bin_positions") {
+            s.bin_positions = self.counts()?;
+        }
+        if self.field("tail_bins") {
+            s.tail_bins = self.counts()?;
+        }
+        if self.field("tail_positions") {
+            s.tail_positions = self.counts()?;
+        }
+        self.lit(b"}")?;
+        Some(s)
+    }
+
+    /// [`CategoricalStats`]'s fields, in its declaration order.
+    fn categorical(&mut self) -> Option<CategoricalStats> {
+        let mut s = CategoricalStats::default();
+        if self.field("missing") {
+            s.missing = self.u64()?;
+        }
+        self.need("count")?;
+        s.count = self.u64()?;
+        self.need("counts")?;
+        self.lit(b"{")?;
+        if !self.eat(b'}') {
+            loop {
+                let name = self.string()?;
+                self.lit(b":")?;
+                let n = self.u64()?;
+                if s.counts.insert(name, n).is_some() {
+                    return None;
+                }
+                if self.eat(b',') {
+                    continue;
+                }
+                self.lit(b"}")?;
+                break;
+            }
+        }
+        if self.field("overflow") {
+            s.overflow = self.u64()?;
+        }
+        self.lit(b"}")?;
+        Some(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,7 +90,7 @@ pub async fn submit_summary(
     bytes: &[u8],
     gzip: Option<&[u8]>,
 ) -> Result<(String, bool), Rejection> {
-    let envelope: SummaryEnvelope = serde_json::from_slice(bytes).map_err(|e| {
+    let envelope: SummaryEnvelope = aims_core::wire::decode_envelope(bytes).map_err(|e| {
         Rejection::new(
             Reason::Invalid,
             "body",
