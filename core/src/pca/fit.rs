@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{symmetric_eigen, Encoding, ErrorMoments, FitError, ReconstructionModel};
-use super::{REFERENCE_CHUNKS, VARIANCE_SHARE};
+use super::{Projection, CENTRED_ROWS, CENTRED_TILE, REFERENCE_CHUNKS, VARIANCE_SHARE};
 use crate::event::FeatureValue;
 use crate::par;
 
@@ -406,22 +406,13 @@ impl ReconstructionModel {
             }
         }
         // Thresholds from the reference chunks, in row order (incomplete last chunk kept).
-        // Each row's error as a current row's is computed (`error_of_encoded`: standardised
-        // as `standardise` does, then every component's dot product at once), which gives
-        // `standardised_error`'s value to the bit.
         let chunk = (n / REFERENCE_CHUNKS).max(1);
         let projection = model.projection();
         let values: Vec<f64> = par::map(n.div_ceil(chunk), |c| {
             let (first, last) = (c * chunk, ((c + 1) * chunk).min(n));
-            let mut m = ErrorMoments::default();
-            let mut x = vec![0.0f64; d];
-            for r in first..last {
-                for (x, e) in x.iter_mut().zip(&encoded) {
-                    *x = e.at(r);
-                }
-                m.record(model.error_of_encoded(&projection, &x));
-            }
-            m.mean().unwrap_or(0.0)
+            chunk_errors(&model, &projection, &encoded, first, last)
+                .mean()
+                .unwrap_or(0.0)
         });
         let k = values.len() as f64;
         let mean = values.iter().sum::<f64>() / k;
@@ -432,12 +423,162 @@ impl ReconstructionModel {
     }
 }
 
+/// The moments of the errors of reference rows `first..last`, each row's error as a current
+/// row's is computed (the same number, to the bit, as `standardised_error` gives): when the
+/// model batches, the rows' centred values a column at a time into tiles, then
+/// [`ReconstructionModel::errors_of_centred`] ([`chunk_errors_by_row`]'s numbers, without its
+/// single chain of dependent additions per row); else row by row.
+fn chunk_errors(
+    model: &ReconstructionModel,
+    projection: &Projection,
+    encoded: &[Encoded],
+    first: usize,
+    last: usize,
+) -> ErrorMoments {
+    if !model.batches(projection) || encoded.len() != projection.d {
+        return chunk_errors_by_row(model, projection, encoded, first, last);
+    }
+    const T: usize = CENTRED_TILE;
+    let d = encoded.len();
+    // Per column, its categories' centred values (each computed once), and a missing one's.
+    let tables: Vec<(Vec<f64>, f64)> = encoded
+        .iter()
+        .enumerate()
+        .map(|(j, e)| match e {
+            Encoded::Coded { value, missing, .. } => (
+                value.iter().map(|&x| model.centred(j, x)).collect(),
+                model.centred(j, *missing),
+            ),
+            Encoded::Constant(x) => (Vec::new(), model.centred(j, *x)),
+            Encoded::Numeric { impute, .. } | Encoded::Scaled { impute, .. } => {
+                (Vec::new(), model.centred(j, *impute))
+            }
+        })
+        .collect();
+    let mut m = ErrorMoments::default();
+    let mut c = vec![0.0f64; CENTRED_ROWS * d];
+    let mut errors = [0.0f64; CENTRED_ROWS];
+    for from in (first..last).step_by(CENTRED_ROWS) {
+        let to = (from + CENTRED_ROWS).min(last);
+        for (j, (e, (table, missing))) in encoded.iter().zip(&tables).enumerate() {
+            // Feature `j`'s cells of each tile, with the tile's rows.
+            let tiles = c
+                .chunks_exact_mut(d * T)
+                .map(|tile| &mut tile[j * T..(j + 1) * T])
+                .zip((from..to).step_by(T));
+            for (cells, start) in tiles {
+                let rows = start..(start + T).min(to);
+                let cells = &mut cells[..rows.len()];
+                match e {
+                    Encoded::Numeric { values, .. } => {
+                        for (cell, &x) in cells.iter_mut().zip(&values[rows]) {
+                            *cell = if x.is_finite() {
+                                model.centred(j, x)
+                            } else {
+                                *missing
+                            };
+                        }
+                    }
+                    Encoded::Scaled { digits, scale, .. } => {
+                        let p = POW10[*scale as usize];
+                        for (cell, &x) in cells.iter_mut().zip(&digits[rows]) {
+                            *cell = if x == SCALED_MISSING {
+                                *missing
+                            } else {
+                                model.centred(j, f64::from(x) / p)
+                            };
+                        }
+                    }
+                    Encoded::Coded { codes, .. } => {
+                        for (cell, &code) in cells.iter_mut().zip(&codes[rows]) {
+                            *cell = table.get(code as usize).copied().unwrap_or(*missing);
+                        }
+                    }
+                    Encoded::Constant(_) => cells.fill(*missing),
+                }
+            }
+        }
+        let errors = &mut errors[..to - from];
+        model.errors_of_centred(projection, &c, errors);
+        errors.iter().for_each(|&e| m.record(e));
+    }
+    m
+}
+
+/// [`chunk_errors`] a row at a time: each row's encoded values, then
+/// [`ReconstructionModel::error_of_encoded`] (standardised as the fit's passes do, then every
+/// component's dot product at once). The path for a model that does not batch, and the
+/// oracle of the batched one.
+fn chunk_errors_by_row(
+    model: &ReconstructionModel,
+    projection: &Projection,
+    encoded: &[Encoded],
+    first: usize,
+    last: usize,
+) -> ErrorMoments {
+    let mut m = ErrorMoments::default();
+    let mut x = vec![0.0f64; encoded.len()];
+    for r in first..last {
+        for (x, e) in x.iter_mut().zip(encoded) {
+            *x = e.at(r);
+        }
+        m.record(model.error_of_encoded(projection, &x));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn tiled_chunk_errors_are_the_row_by_row_ones(
+            cells in proptest::collection::vec((-1e4f64..1e4, 0u32..6, proptest::bool::weighted(0.1)), 2..700),
+            cut in 0usize..700,
+            components in 1usize..4,
+        ) {
+            // The threshold pass's tiles against the row-by-row errors it replaced: every
+            // kind of column (plain, digits, coded, constant), missing values in each, chunks
+            // that start and end inside a tile, and models of one to all components kept.
+            let n = cells.len();
+            let plain: Vec<f64> = cells.iter().map(|&(x, _, m)| if m { f64::NAN } else { x }).collect();
+            let digits: Vec<i32> = cells
+                .iter()
+                .map(|&(x, _, m)| if m { SCALED_MISSING } else { (x * 100.0) as i32 })
+                .collect();
+            // Code 5 is past the names: missing.
+            let codes: Vec<u32> = cells.iter().map(|&(_, c, _)| if c == 5 { MISSING_CODE } else { c }).collect();
+            let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+            let other: Vec<f64> = cells.iter().map(|&(x, c, _)| x * 0.5 + f64::from(c)).collect();
+            let columns = [
+                FitColumn::Numeric(&plain),
+                FitColumn::Scaled { digits: &digits, scale: 2 },
+                FitColumn::Categorical { names: &names, codes: &codes },
+                FitColumn::Numeric(&other),
+            ];
+            let mut model = ReconstructionModel::fit_columns(&columns).expect("fits");
+            model.components.truncate(components);
+            let projection = model.projection();
+            prop_assert!(model.batches(&projection));
+            let value: Vec<f64> = (0..names.len()).map(|i| 0.1 * i as f64).collect();
+            let encoded = [
+                Encoded::Numeric { values: &plain, impute: 1.5 },
+                Encoded::Scaled { digits: &digits, scale: 2, impute: -2.25 },
+                Encoded::Coded { codes: &codes, value, missing: 0.3 },
+                Encoded::Constant(0.7),
+            ];
+            let cut = cut.min(n);
+            for (first, last) in [(0, n), (0, cut), (cut, n), (cut / 3, cut)] {
+                let tiled = chunk_errors(&model, &projection, &encoded, first, last);
+                let by_row = chunk_errors_by_row(&model, &projection, &encoded, first, last);
+                prop_assert_eq!(tiled.count, by_row.count);
+                prop_assert_eq!(tiled.sum.to_bits(), by_row.sum.to_bits(), "{}..{}", first, last);
+                prop_assert_eq!(tiled.sum_sq.to_bits(), by_row.sum_sq.to_bits(), "{}..{}", first, last);
+            }
+        }
+
         #[test]
         fn means_of_full_columns_are_the_mean_pass(
             xs in proptest::collection::vec(-1e6f64..1e6, 2..300),
