@@ -169,6 +169,13 @@ pub fn fold_cells<S: CellSink + Send>(
 pub trait CellSink {
     /// Numeric feature `feature`'s validated (finite) value.
     fn numeric(&mut self, feature: usize, x: f64);
+    /// Numeric feature `feature`'s value when its cell is a plain decimal, given by its parts
+    /// (see [`aims_core::decimal::plain_parts`]): by default
+    /// [`numeric`](Self::numeric) of [`aims_core::decimal::value`] of them.
+    #[inline]
+    fn decimal(&mut self, feature: usize, m: u64, fraction: usize, negative: bool) {
+        self.numeric(feature, aims_core::decimal::value(m, fraction, negative));
+    }
     /// Categorical feature `feature`'s value (trimmed, not empty).
     fn category(&mut self, feature: usize, category: &str);
     /// Feature `feature` has no value.
@@ -185,6 +192,10 @@ impl CellSink for aims_core::profile::ProfileBuilder {
     #[inline]
     fn numeric(&mut self, feature: usize, x: f64) {
         self.add_numeric(feature, x);
+    }
+    #[inline]
+    fn decimal(&mut self, feature: usize, m: u64, fraction: usize, negative: bool) {
+        self.add_decimal(feature, m, fraction, negative);
     }
     #[inline]
     fn category(&mut self, feature: usize, category: &str) {
@@ -300,6 +311,11 @@ trait FeatureSink {
     /// Makes room for a row of `features` features (before the first one is given).
     fn resize(&mut self, _features: usize) {}
     fn numeric(&mut self, feature: usize, x: f64);
+    /// A plain decimal's parts, as [`CellSink::decimal`].
+    #[inline]
+    fn decimal(&mut self, feature: usize, m: u64, fraction: usize, negative: bool) {
+        self.numeric(feature, aims_core::decimal::value(m, fraction, negative));
+    }
     fn category(&mut self, feature: usize, category: &str);
     fn missing(&mut self, feature: usize);
 }
@@ -338,6 +354,10 @@ impl<S: CellSink> FeatureSink for SinkFeatures<'_, S> {
     #[inline]
     fn numeric(&mut self, feature: usize, x: f64) {
         self.0.numeric(feature, x);
+    }
+    #[inline]
+    fn decimal(&mut self, feature: usize, m: u64, fraction: usize, negative: bool) {
+        self.0.decimal(feature, m, fraction, negative);
     }
     #[inline]
     fn category(&mut self, feature: usize, category: &str) {
@@ -951,7 +971,12 @@ impl Plan {
         for (j, (i, kind, field)) in self.features.iter().enumerate() {
             match (cell(*i), kind) {
                 (None, _) => features.missing(j),
-                (Some(s), FeatureKind::Numeric) => features.numeric(j, number(field, s)?),
+                // A plain decimal goes as its parts (what `number` would divide), anything
+                // else (and every error) through `parse_number`, as `number` does.
+                (Some(s), FeatureKind::Numeric) => match aims_core::decimal::plain_parts(s) {
+                    Some((m, fraction, negative)) => features.decimal(j, m, fraction, negative),
+                    None => features.numeric(j, parse_number(field, s)?),
+                },
                 (Some(s), FeatureKind::Categorical) => features.category(j, s),
             }
         }
