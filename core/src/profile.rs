@@ -71,6 +71,14 @@ impl NumericProfile {
     fn build(mut values: Vec<f64>, missing: u64) -> Self {
         // Stable sort: it detects the sorted runs that presorted, merged builders leave.
         values.sort_by(f64::total_cmp);
+        Self::build_sorted(values, missing)
+    }
+
+    /// [`build`](Self::build) of values already in `total_cmp` order (as
+    /// [`NumericColumn::into_sorted`] gives them), which `build`'s stable sort leaves as they
+    /// are: the same profile without a pass to find that out.
+    fn build_sorted(values: Vec<f64>, missing: u64) -> Self {
+        debug_assert!(values.is_sorted_by(|a, b| a.total_cmp(b).is_le()));
         let count = values.len() as u64;
         let edges = sorted_quantiles(&values, &fine_probabilities());
         let mut bins = vec![0u64; if edges.is_empty() { 0 } else { FINE_BINS }];
@@ -899,7 +907,7 @@ impl ProfileBuilder {
                 .map(|mut c| std::mem::take(&mut *c))
                 .unwrap_or_default()
                 .into_sorted();
-            Some(NumericProfile::build(values, missing[i]))
+            Some(NumericProfile::build_sorted(values, missing[i]))
         });
         drop(columns);
         let labels = &scored.labels;
@@ -1095,6 +1103,33 @@ mod tests {
                 by_value.push(crate::decimal::value(m, fraction, negative));
                 prop_assert_eq!(column_bits(&by_parts), column_bits(&by_value), "{} {} {}", m, fraction, negative);
             }
+        }
+
+        #[test]
+        fn sorted_columns_build_the_profile_a_sort_builds(
+            cells in proptest::collection::vec((-5_000_000i32..5_000_000, 0u8..12), 0..400),
+            scale in 0u32..6,
+            exact in proptest::bool::ANY,
+        ) {
+            // `finish` skips `build`'s sort for `into_sorted`'s values: digits and plain
+            // columns, missing values, ties, negatives.
+            let mut column = NumericColumn::default();
+            for &(d, k) in &cells {
+                match k {
+                    0 => column.push_missing(),
+                    1 => column.push(f64::from(d % 7)),
+                    _ => column.push(unscaled(d, scale)),
+                }
+            }
+            if exact {
+                column.make_exact();
+            }
+            let sorted = column.into_sorted();
+            let missing = cells.iter().filter(|c| c.1 == 0).count() as u64;
+            prop_assert_eq!(
+                NumericProfile::build_sorted(sorted.clone(), missing),
+                NumericProfile::build(sorted, missing)
+            );
         }
 
         #[test]
