@@ -356,22 +356,28 @@ impl ReconstructionModel {
             let rows_a: Vec<usize> = (t..d).step_by(threads).collect();
             let mut acc: Vec<Vec<f64>> = rows_a.iter().map(|&a| vec![0.0f64; d - a]).collect();
             let mut z = vec![0.0f64; d * TILE];
-            let mut x = vec![0.0f64; d];
+            let mut x = vec![0.0f64; d * GROUP];
             for start in (0..n).step_by(TILE) {
                 let end = (start + TILE).min(n);
                 standardise(start, end, &mut z);
-                for i in 0..end - start {
-                    // The row's centred values, each computed once (not once per entry it
-                    // enters): the same differences, so the same products and sums.
+                let rows = end - start;
+                // The rows' centred values, each computed once (not once per entry it enters):
+                // the same differences, so the same products and sums.
+                let centre = |x: &mut [f64], i: usize| {
                     for j in 0..d {
                         x[j] = z[j * TILE + i] - center[j];
                     }
-                    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
-                        let xa = x[a];
-                        for (xb, c) in x[a..].iter().zip(row.iter_mut()) {
-                            *c += xa * xb;
-                        }
+                };
+                let whole = rows - rows % GROUP;
+                for i in (0..whole).step_by(GROUP) {
+                    for (q, x) in x.chunks_exact_mut(d).enumerate() {
+                        centre(x, i + q);
                     }
+                    accumulate_rows(&mut acc, &rows_a, &x, d);
+                }
+                for i in whole..rows {
+                    centre(&mut x[..d], i);
+                    accumulate_row(&mut acc, &rows_a, &x[..d]);
                 }
             }
             rows_a.into_iter().zip(acc).collect::<Vec<_>>()
@@ -420,6 +426,50 @@ impl ReconstructionModel {
         model.lower_threshold = (mean - 3.0 * std).max(0.0);
         model.upper_threshold = mean + 3.0 * std;
         Ok(model)
+    }
+}
+
+/// Rows the covariance pass adds into each entry in one go ([`accumulate_rows`]).
+const GROUP: usize = 4;
+
+/// One centred row `x` (`d` values) added into the covariance rows `rows_a` own (`acc[k]`
+/// holds entries `(rows_a[k], b)` for `b` from `rows_a[k]` to `d`): each entry `+= x[a]·x[b]`.
+#[inline]
+fn accumulate_row(acc: &mut [Vec<f64>], rows_a: &[usize], x: &[f64]) {
+    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
+        let xa = x[a];
+        for (xb, c) in x[a..].iter().zip(row.iter_mut()) {
+            *c += xa * xb;
+        }
+    }
+}
+
+/// [`accumulate_row`] of [`GROUP`] consecutive centred rows (`x`: row `q`'s values at
+/// `q·d..(q + 1)·d`), in row order per entry: `c += p0; c += p1; …`, the very additions one
+/// row at a time makes, with each entry loaded and stored once per group instead of per row.
+#[inline]
+fn accumulate_rows(acc: &mut [Vec<f64>], rows_a: &[usize], x: &[f64], d: usize) {
+    let (x0, rest) = x.split_at(d);
+    let (x1, rest) = rest.split_at(d);
+    let (x2, x3) = rest.split_at(d);
+    let x3 = &x3[..d];
+    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
+        let (a0, a1, a2, a3) = (x0[a], x1[a], x2[a], x3[a]);
+        let row = &mut row[..d - a];
+        for ((((c, b0), b1), b2), b3) in row
+            .iter_mut()
+            .zip(&x0[a..])
+            .zip(&x1[a..])
+            .zip(&x2[a..])
+            .zip(&x3[a..])
+        {
+            let mut v = *c;
+            v += a0 * b0;
+            v += a1 * b1;
+            v += a2 * b2;
+            v += a3 * b3;
+            *c = v;
+        }
     }
 }
 
@@ -533,6 +583,33 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn covariance_rows_added_four_at_a_time_are_added_one_at_a_time(
+            values in proptest::collection::vec(-1e3f64..1e3, 1..60),
+            d in 1usize..9,
+            threads in 1usize..4,
+        ) {
+            // The grouped accumulation against one row after another, for the share of the
+            // covariance rows a thread owns, over whole groups of rows.
+            let rows = values.len() / d / GROUP * GROUP;
+            for t in 0..threads.min(d) {
+                let rows_a: Vec<usize> = (t..d).step_by(threads.min(d)).collect();
+                let fresh = || rows_a.iter().map(|&a| vec![0.5f64; d - a]).collect::<Vec<_>>();
+                let (mut grouped, mut single) = (fresh(), fresh());
+                for g in (0..rows).step_by(GROUP) {
+                    let x = &values[g * d..(g + GROUP) * d];
+                    accumulate_rows(&mut grouped, &rows_a, x, d);
+                    for row in x.chunks_exact(d) {
+                        accumulate_row(&mut single, &rows_a, row);
+                    }
+                }
+                let bits = |acc: &Vec<Vec<f64>>| {
+                    acc.iter().flatten().map(|c| c.to_bits()).collect::<Vec<_>>()
+                };
+                prop_assert_eq!(bits(&grouped), bits(&single));
+            }
+        }
+
         #[test]
         fn tiled_chunk_errors_are_the_row_by_row_ones(
             cells in proptest::collection::vec((-1e4f64..1e4, 0u32..6, proptest::bool::weighted(0.1)), 2..700),
