@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use aims_core::event::{parse_number, parse_timestamp, EventError, RawEvent, RejectReason};
 use aims_core::schema::{FeatureKind, ModelSchema, Task};
@@ -106,8 +106,17 @@ struct Batch {
 }
 
 enum Rows {
-    Csv { first_line: u64, bytes: Vec<u8> },
-    Json { first_line: u64, bytes: Vec<u8> },
+    /// The block is `bytes[..len]`; the rest of `bytes` is room the splitter reads into once
+    /// the buffer comes back (zeroed once, when first allocated, and never truncated).
+    Csv {
+        first_line: u64,
+        bytes: Vec<u8>,
+        len: usize,
+    },
+    Json {
+        first_line: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Reads `path`, validating each row against `schema`, folds each block of [`BLOCK_ROWS`] rows
@@ -442,6 +451,8 @@ fn fold_with<S: Send>(
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let fast = &FastDecoder::new(schema);
+    // CSV buffers go back to the splitter once their block is read, to be read into again.
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     let result = std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -449,6 +460,7 @@ fn fold_with<S: Send>(
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
             senders.push(tx);
             let plan = plan.as_ref().map(|(p, _)| p);
+            let recycle = recycle.clone();
             handles.push(scope.spawn(move || -> Result<(S, u64), DatasetError> {
                 let mut state = init();
                 let mut rows = 0u64;
@@ -456,7 +468,14 @@ fn fold_with<S: Send>(
                 let mut event = Event::blank(0);
                 for batch in rx {
                     match (batch.rows, plan) {
-                        (Rows::Csv { first_line, bytes }, Some(plan)) => {
+                        (
+                            Rows::Csv {
+                                first_line,
+                                bytes,
+                                len,
+                            },
+                            Some(plan),
+                        ) => {
                             let mut each = |line: u64, cells: &[&str]| {
                                 step.csv_row(
                                     plan,
@@ -470,7 +489,9 @@ fn fold_with<S: Send>(
                                 rows += 1;
                                 Ok(())
                             };
-                            for_each_record(path, first_line, &bytes, &mut each)?;
+                            for_each_record(path, first_line, &bytes[..len], &mut each)?;
+                            // The splitter may have ended (an error): the buffer is then freed.
+                            let _ = recycle.send(bytes);
                         }
                         (Rows::Json { first_line, bytes }, _) => {
                             for (line, text) in json_lines(first_line, &bytes) {
@@ -491,8 +512,9 @@ fn fold_with<S: Send>(
                 Ok((state, rows))
             }));
         }
+        drop(recycle);
         let split = match &plan {
-            Some((_, header_lines)) => split_csv(path, reader, *header_lines, &senders),
+            Some((_, header_lines)) => split_csv(path, reader, *header_lines, &senders, &recycled),
             None => split_ndjson(path, reader, &senders),
         };
         drop(senders);
@@ -769,37 +791,86 @@ fn split_csv(
     mut reader: impl Read,
     header_lines: u64,
     senders: &[SyncSender<Batch>],
+    recycled: &Receiver<Vec<u8>>,
 ) -> Result<(), DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_owned(),
         source,
     };
     let (mut index, mut line) = (0usize, header_lines + 1);
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut pending = Pending::new();
     let mut ends = RecordEnds::default();
     loop {
-        let at_end = read_chunk(&mut reader, &mut buf).map_err(io)?;
+        let at_end = pending.read(&mut reader).map_err(io)?;
         loop {
-            let cut = match ends.find(&buf, BLOCK_ROWS) {
+            let cut = match ends.find(pending.bytes(), BLOCK_ROWS) {
                 Some(cut) => cut + 1,
-                None if at_end && !buf.is_empty() => buf.len(),
+                None if at_end && pending.len > 0 => pending.len,
                 None if at_end => return Ok(()),
                 None => break,
             };
-            let rest = buf.split_off(cut);
-            let block = std::mem::replace(&mut buf, rest);
+            let (block, len) = pending.take(cut, recycled.try_recv().ok());
             ends = RecordEnds::default();
             let first_line = line;
-            line += memchr::memchr_iter(b'\n', &block).count() as u64;
+            line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
             let rows = Rows::Csv {
                 first_line,
                 bytes: block,
+                len,
             };
             if !dispatch(senders, index, rows) {
                 return Ok(());
             }
             index += 1;
         }
+    }
+}
+
+/// The CSV bytes read and not yet cut into blocks: the first `len` bytes of `buf`, a buffer
+/// that is zeroed once, when it is allocated, and then only read into (never truncated, so
+/// never zeroed again as [`read_chunk`]'s `resize` zeroes the room it reads into). A block
+/// leaves in the buffer it was read into; the rest moves to the front of the next one, a
+/// buffer back from the workers when there is one.
+struct Pending {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Self {
+            buf: vec![0; CHUNK * 2],
+            len: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// [`read_chunk`]: up to [`CHUNK`] more bytes of `reader`; true when the input has ended.
+    fn read(&mut self, reader: &mut impl Read) -> std::io::Result<bool> {
+        let end = self.len + CHUNK;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        let n = reader.read(&mut self.buf[self.len..end])?;
+        self.len += n;
+        Ok(n == 0)
+    }
+
+    /// The buffer holding the first `cut` bytes (at most `len`) as a block, and `cut`; the
+    /// rest moves to the front of `spare` (or of a new buffer), which becomes the pending one.
+    fn take(&mut self, cut: usize, spare: Option<Vec<u8>>) -> (Vec<u8>, usize) {
+        let rest = self.len - cut;
+        let mut next = spare.unwrap_or_default();
+        let room = (rest + CHUNK).max(CHUNK * 2);
+        if next.len() < room {
+            next.resize(room, 0);
+        }
+        next[..rest].copy_from_slice(&self.buf[cut..self.len]);
+        self.len = rest;
+        (std::mem::replace(&mut self.buf, next), cut)
     }
 }
 
@@ -1116,6 +1187,37 @@ mod tests {
             let mut want = vec!["kept"];
             want.extend(line.split(','));
             proptest::prop_assert_eq!(cells, want);
+        }
+    }
+
+    proptest::proptest! {
+        // Megabytes per case: fewer cases than the default.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn pending_bytes_leave_in_order_whatever_buffer_they_were_read_into(
+            len in 0usize..3 * CHUNK,
+            cuts in proptest::collection::vec((0usize..CHUNK * 2, proptest::bool::ANY), 1..12),
+        ) {
+            // Blocks cut at any point, into fresh buffers or spare ones full of old bytes
+            // (as the workers hand them back): the blocks put together are the input.
+            let input: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut reader = input.as_slice();
+            let mut pending = Pending::new();
+            let mut out = Vec::new();
+            let mut cuts = cuts.into_iter().cycle();
+            loop {
+                let at_end = pending.read(&mut reader).expect("reads");
+                let (cut, spare) = cuts.next().expect("cycles");
+                let cut = if at_end { pending.len } else { cut.min(pending.len) };
+                let spare = spare.then(|| vec![0xAB; CHUNK * 2 + cut % 7]);
+                let (block, n) = pending.take(cut, spare);
+                out.extend_from_slice(&block[..n]);
+                if at_end {
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!(pending.len, 0);
+            proptest::prop_assert!(out == input, "{} bytes in, {} out", input.len(), out.len());
         }
     }
 
