@@ -113,9 +113,11 @@ enum Rows {
         bytes: Vec<u8>,
         len: usize,
     },
+    /// As `Csv`: the lines are `bytes[..len]`.
     Json {
         first_line: u64,
         bytes: Vec<u8>,
+        len: usize,
     },
 }
 
@@ -493,8 +495,15 @@ fn fold_with<S: Send>(
                             // The splitter may have ended (an error): the buffer is then freed.
                             let _ = recycle.send(bytes);
                         }
-                        (Rows::Json { first_line, bytes }, _) => {
-                            for (line, text) in json_lines(first_line, &bytes) {
+                        (
+                            Rows::Json {
+                                first_line,
+                                bytes,
+                                len,
+                            },
+                            _,
+                        ) => {
+                            for (line, text) in json_lines(first_line, &bytes[..len]) {
                                 if fast.decode_into(text, 0, &mut event) {
                                     step.event(&mut state, &event, None);
                                 } else {
@@ -504,6 +513,7 @@ fn fold_with<S: Send>(
                                 }
                                 rows += 1;
                             }
+                            let _ = recycle.send(bytes);
                         }
                         (Rows::Csv { .. }, None) => unreachable!("CSV batches come with a plan"),
                     }
@@ -515,7 +525,7 @@ fn fold_with<S: Send>(
         drop(recycle);
         let split = match &plan {
             Some((_, header_lines)) => split_csv(path, reader, *header_lines, &senders, &recycled),
-            None => split_ndjson(path, reader, &senders),
+            None => split_ndjson(path, reader, &senders, &recycled),
         };
         drop(senders);
         let mut states = Vec::with_capacity(workers);
@@ -826,11 +836,11 @@ fn split_csv(
     }
 }
 
-/// The CSV bytes read and not yet cut into blocks: the first `len` bytes of `buf`, a buffer
-/// that is zeroed once, when it is allocated, and then only read into (never truncated, so
-/// never zeroed again as [`read_chunk`]'s `resize` zeroes the room it reads into). A block
-/// leaves in the buffer it was read into; the rest moves to the front of the next one, a
-/// buffer back from the workers when there is one.
+/// The bytes read (CSV or NDJSON) and not yet cut into blocks: the first `len` bytes of
+/// `buf`, a buffer that is zeroed once, when it is allocated, and then only read into (never
+/// truncated, so its room is not zeroed again before every read, as a `resize` then `read`
+/// would). A block leaves in the buffer it was read into; the rest moves to the front of the
+/// next one, a buffer back from the workers when there is one.
 struct Pending {
     buf: Vec<u8>,
     len: usize,
@@ -848,7 +858,7 @@ impl Pending {
         &self.buf[..self.len]
     }
 
-    /// [`read_chunk`]: up to [`CHUNK`] more bytes of `reader`; true when the input has ended.
+    /// Up to [`CHUNK`] more bytes of `reader`; true when the input has ended.
     fn read(&mut self, reader: &mut impl Read) -> std::io::Result<bool> {
         let end = self.len + CHUNK;
         if self.buf.len() < end {
@@ -874,33 +884,26 @@ impl Pending {
     }
 }
 
-/// Appends up to [`CHUNK`] more bytes of `reader` to `buf`; true when the input has ended.
-fn read_chunk(reader: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    let start = buf.len();
-    buf.resize(start + CHUNK, 0);
-    let n = reader.read(&mut buf[start..])?;
-    buf.truncate(start + n);
-    Ok(n == 0)
-}
-
 /// Cuts an NDJSON file into blocks of [`BLOCK_ROWS`] event lines (blank lines are none), as
 /// bytes: no `String` per line, and the workers split the lines again.
 fn split_ndjson(
     path: &Path,
     mut reader: impl Read,
     senders: &[SyncSender<Batch>],
+    recycled: &Receiver<Vec<u8>>,
 ) -> Result<(), DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_owned(),
         source,
     };
     let (mut index, mut line) = (0usize, 1u64);
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
-    // Where scanning resumes, where the current line starts, event lines so far in `buf`.
+    let mut pending = Pending::new();
+    // Where scanning resumes, where the current line starts, event lines so far pending.
     let (mut pos, mut line_start, mut events) = (0usize, 0usize, 0usize);
     loop {
-        let at_end = read_chunk(&mut reader, &mut buf).map_err(io)?;
+        let at_end = pending.read(&mut reader).map_err(io)?;
         loop {
+            let buf = pending.bytes();
             let mut cut = None;
             let from = pos;
             for nl in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
@@ -925,17 +928,17 @@ fn split_ndjson(
                     break;
                 }
             };
-            let rest = buf.split_off(cut);
-            let block = std::mem::replace(&mut buf, rest);
+            let (block, len) = pending.take(cut, recycled.try_recv().ok());
             (pos, line_start, events) = (0, 0, 0);
             let first_line = line;
-            line += memchr::memchr_iter(b'\n', &block).count() as u64;
+            line += memchr::memchr_iter(b'\n', &block[..len]).count() as u64;
             if !dispatch(
                 senders,
                 index,
                 Rows::Json {
                     first_line,
                     bytes: block,
+                    len,
                 },
             ) {
                 return Ok(());
