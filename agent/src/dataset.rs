@@ -453,7 +453,7 @@ fn fold_with<S: Send>(
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let fast = &FastDecoder::new(schema);
-    // CSV buffers go back to the splitter once their block is read, to be read into again.
+    // Block buffers (CSV and NDJSON) go back to the splitter once read, to be read into again.
     let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     let result = std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
