@@ -19,6 +19,15 @@ pub const POW10: [f64; 16] = [
 /// below `10^16` and cannot overflow.
 #[inline]
 pub fn plain(text: &str) -> Option<f64> {
+    plain_parts(text).map(|(m, fraction, negative)| value(m, fraction, negative))
+}
+
+/// [`plain`] before its division: the digits read as one integer `m < 10^15`, the number of
+/// them after the point (at most 15) and the sign, when `text` is a plain decimal of at most
+/// 15 digits; [`value`] of them is what `plain` returns. For a reader that keeps decimals as
+/// digits and so needs no division.
+#[inline]
+pub fn plain_parts(text: &str) -> Option<(u64, usize, bool)> {
     let bytes = text.as_bytes();
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
@@ -48,7 +57,7 @@ pub fn plain(text: &str) -> Option<f64> {
     if count == 0 || count > 15 {
         return None;
     }
-    Some(value(m, fraction, negative))
+    Some((m, fraction, negative))
 }
 
 /// The value of a plain decimal from its digits read as one integer `m < 10^15`, the number

@@ -294,7 +294,18 @@ fn object<'a>(field: &str, v: &'a Value) -> Result<&'a Map<String, Value>, Event
 }
 
 /// Parses an RFC 3339 timestamp into milliseconds since the Unix epoch.
+#[inline]
 pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
+    match millis_of_common_timestamp(text) {
+        Some(ms) => Ok(ms),
+        None => parse_any_timestamp(field, text),
+    }
+}
+
+/// [`parse_timestamp`] of any text, the common shape included: humantime's parse, then the
+/// milliseconds since the epoch.
+#[inline(never)]
+fn parse_any_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
     let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
         EventError::new(
             field,
@@ -307,6 +318,80 @@ pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, EventError> {
         .map_err(|_| EventError::new(field, RejectReason::InvalidTimestamp, "before 1970"))?;
     i64::try_from(d.as_millis())
         .map_err(|_| EventError::new(field, RejectReason::InvalidTimestamp, "too far ahead"))
+}
+
+/// The last second humantime accepts (the end of year 9999 where it is so built; else
+/// `i32::MAX`, the smaller, so that this path never accepts what humantime refuses).
+const COMMON_MAX_SECONDS: u64 = if cfg!(target_pointer_width = "64") {
+    253_402_300_800 - 1
+} else {
+    i32::MAX as u64
+};
+
+/// [`parse_timestamp`]'s milliseconds for the common shape `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 ASCII
+/// bytes, three fraction digits), computed as `humantime::parse_rfc3339_weak` and
+/// `SystemTime::duration_since(UNIX_EPOCH)` compute them (the same checks, day counts, leap
+/// second read as 59, `as_millis` of the nanoseconds), without the `SystemTime` round trip;
+/// `None` for any other text and for anything humantime would refuse, which then goes the
+/// general way (and gets its error message there).
+#[inline]
+fn millis_of_common_timestamp(text: &str) -> Option<i64> {
+    let b: &[u8; 24] = text.as_bytes().try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let digit = |i: usize| {
+        let d = b[i].wrapping_sub(b'0');
+        (d <= 9).then_some(u64::from(d))
+    };
+    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let millis = digit(20)? * 100 + digit(21)? * 10 + digit(22)?;
+    if year < 1970 || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let second = second.min(59);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let (mut ydays, mdays) = match month {
+        1 => (0, 31),
+        2 if leap => (31, 29),
+        2 => (31, 28),
+        3 => (59, 31),
+        4 => (90, 30),
+        5 => (120, 31),
+        6 => (151, 30),
+        7 => (181, 31),
+        8 => (212, 31),
+        9 => (243, 30),
+        10 => (273, 31),
+        11 => (304, 30),
+        12 => (334, 31),
+        _ => return None,
+    };
+    if day > mdays || day == 0 {
+        return None;
+    }
+    ydays += day - 1;
+    if leap && month > 2 {
+        ydays += 1;
+    }
+    let leap_years =
+        ((year - 1) - 1968) / 4 - ((year - 1) - 1900) / 100 + ((year - 1) - 1600) / 400;
+    let days = (year - 1970) * 365 + leap_years + ydays;
+    let total_seconds = second + minute * 60 + hour * 3600 + days * 86400;
+    if total_seconds > COMMON_MAX_SECONDS {
+        return None;
+    }
+    i64::try_from(total_seconds * 1000 + millis).ok()
 }
 
 impl ModelSchema {
@@ -629,6 +714,80 @@ pub type Scored = (Event, Option<Vec<f64>>);
 mod tests {
     use super::*;
     use crate::schema::{AttributeSpec, FeatureSpec};
+    use proptest::prelude::*;
+
+    /// `parse_timestamp` as it was before the common shape's own path: humantime, then
+    /// `SystemTime`.
+    fn general_timestamp(text: &str) -> Option<i64> {
+        let t = humantime::parse_rfc3339_weak(text).ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let ms = i64::try_from(d.as_millis()).ok();
+        assert_eq!(parse_any_timestamp("ts", text).ok(), ms, "{text}");
+        ms
+    }
+
+    proptest! {
+        #[test]
+        fn common_timestamps_read_as_humantime_reads_them(
+            y in 1900u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..62,
+            s in 0u32..62, ms in 0u32..1000, noise in 0usize..40, c in "[0-9:.TZ+ a-]",
+        ) {
+            // Every field's range and just past it, leap days and leap seconds, and now and
+            // then one byte of the text replaced by another.
+            let mut text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
+            if noise < text.len() {
+                text.replace_range(noise..noise + 1, &c);
+            }
+            let fast = millis_of_common_timestamp(&text);
+            if let Some(ms) = fast {
+                prop_assert_eq!(Some(ms), general_timestamp(&text), "{}", &text);
+            }
+            if text.len() == 24 && general_timestamp(&text).is_some() && text.as_bytes()[10] == b'T' && text.ends_with('Z') && text.as_bytes()[19] == b'.' {
+                // What humantime takes in the common shape, the fast path takes too.
+                prop_assert!(fast.is_some(), "{}", &text);
+            }
+            prop_assert_eq!(
+                parse_timestamp("ts", &text).ok(),
+                general_timestamp(&text),
+                "{}", &text
+            );
+        }
+    }
+
+    #[test]
+    fn common_timestamps_at_the_edges() {
+        for text in [
+            "1970-01-01T00:00:00.000Z",
+            "2026-11-29T23:59:60.999Z",
+            "2024-02-29T12:00:00.001Z",
+            "2023-02-29T12:00:00.001Z",
+            "2000-02-29T00:00:00.000Z",
+            "1900-02-28T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+            "1969-12-31T23:59:59.999Z",
+            "2026-13-01T00:00:00.000Z",
+            "2026-00-01T00:00:00.000Z",
+            "2026-01-00T00:00:00.000Z",
+            "2026-11-29 00:00:00.000Z",
+            "2026-11-29T00:00:00.00Z",
+            "2026-11-29T00:00:00,000Z",
+            "2026-11-29T00:00:0é.00Z",
+        ] {
+            assert_eq!(
+                parse_timestamp("ts", text).ok(),
+                general_timestamp(text),
+                "{text}"
+            );
+            if let Some(ms) = millis_of_common_timestamp(text) {
+                assert_eq!(Some(ms), general_timestamp(text), "{text}");
+            }
+        }
+        assert_eq!(
+            millis_of_common_timestamp("2026-11-29T01:02:03.456Z"),
+            general_timestamp("2026-11-29T01:02:03.456Z")
+        );
+        assert!(millis_of_common_timestamp("2026-11-29T01:02:03.456Z").is_some());
+    }
 
     fn schema() -> ModelSchema {
         ModelSchema {

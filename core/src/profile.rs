@@ -71,6 +71,14 @@ impl NumericProfile {
     fn build(mut values: Vec<f64>, missing: u64) -> Self {
         // Stable sort: it detects the sorted runs that presorted, merged builders leave.
         values.sort_by(f64::total_cmp);
+        Self::build_sorted(values, missing)
+    }
+
+    /// [`build`](Self::build) of values already in `total_cmp` order (as
+    /// [`NumericColumn::into_sorted`] gives them), which `build`'s stable sort leaves as they
+    /// are: the same profile without a pass to find that out.
+    fn build_sorted(values: Vec<f64>, missing: u64) -> Self {
+        debug_assert!(values.is_sorted_by(|a, b| a.total_cmp(b).is_le()));
         let count = values.len() as u64;
         let edges = sorted_quantiles(&values, &fine_probabilities());
         let mut bins = vec![0u64; if edges.is_empty() { 0 } else { FINE_BINS }];
@@ -375,6 +383,20 @@ impl Default for NumericColumn {
     }
 }
 
+/// `10^k` as integers, `k ≤ MAX_SCALE`.
+const POW10_U64: [u64; MAX_SCALE as usize + 1] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
 /// The digits of `x` at `scale` places, when they fit and read back as `x` exactly.
 #[inline]
 fn digits_of(x: f64, scale: u32) -> Option<i32> {
@@ -482,6 +504,30 @@ impl NumericColumn {
             Self::Scaled { digits, .. } => digits.push(SCALED_MISSING),
             Self::Exact(values) => values.push(f64::NAN),
         }
+    }
+
+    /// [`push`](Self::push) of the plain decimal `m / 10^fraction` (negated when `negative`),
+    /// as [`decimal::value`](crate::decimal::value) gives it (`m < 10^15`, `fraction ≤ 15`):
+    /// the same column, to the bit, without the division when the column keeps digits at
+    /// `fraction` places or more. Its digits are then `D = m·10^(scale − fraction)`, which
+    /// `digits_of` would find (the value times `10^scale` lies within `D · 2^-51` of `D`) and
+    /// accept (`D / 10^scale` and `m / 10^fraction` are one rational, both correctly rounded
+    /// from exact operands, and a sign flips alike). Not for `-0` (`digits_of` rejects it),
+    /// fewer places than the value has, or digits past `i32::MAX − 1`: those take `push`.
+    #[inline]
+    fn push_decimal(&mut self, m: u64, fraction: usize, negative: bool) {
+        if let Self::Scaled { digits, scale } = self {
+            let d = (*scale as usize)
+                .checked_sub(fraction)
+                .and_then(|k| m.checked_mul(*POW10_U64.get(k)?))
+                .filter(|&d| d < i32::MAX as u64 && !(negative && d == 0));
+            if let Some(d) = d {
+                let d = d as i32;
+                digits.push(if negative { -d } else { d });
+                return;
+            }
+        }
+        self.push(crate::decimal::value(m, fraction, negative));
     }
 
     fn push(&mut self, x: f64) {
@@ -752,6 +798,14 @@ impl ProfileBuilder {
         self.numeric[i].push(x);
     }
 
+    /// [`add_numeric`](Self::add_numeric) of a plain decimal given by its parts (see
+    /// [`decimal::plain_parts`](crate::decimal::plain_parts)): the same state, to the bit, as
+    /// `add_numeric(i, decimal::value(m, fraction, negative))`, mostly without its division.
+    #[inline]
+    pub fn add_decimal(&mut self, i: usize, m: u64, fraction: usize, negative: bool) {
+        self.numeric[i].push_decimal(m, fraction, negative);
+    }
+
     /// Feature `i`'s category (a categorical feature) in the row being added; see
     /// [`add_numeric`](Self::add_numeric).
     #[inline]
@@ -853,7 +907,7 @@ impl ProfileBuilder {
                 .map(|mut c| std::mem::take(&mut *c))
                 .unwrap_or_default()
                 .into_sorted();
-            Some(NumericProfile::build(values, missing[i]))
+            Some(NumericProfile::build_sorted(values, missing[i]))
         });
         drop(columns);
         let labels = &scored.labels;
@@ -1012,7 +1066,72 @@ mod tests {
         }
     }
 
+    /// A column's variant, scale and values as bits, to compare two columns exactly.
+    fn column_bits(c: &NumericColumn) -> (Option<u32>, Vec<u64>) {
+        match c {
+            NumericColumn::Scaled { digits, scale } => {
+                (Some(*scale), digits.iter().map(|&d| d as u64).collect())
+            }
+            NumericColumn::Exact(values) => (None, values.iter().map(|x| x.to_bits()).collect()),
+        }
+    }
+
     proptest! {
+        #[test]
+        fn decimals_pushed_by_their_parts_make_the_column_their_values_make(
+            cells in prop_oneof![
+                // Mostly columns that stay digits (the fast path), at times past them.
+                proptest::collection::vec((prop_oneof![0u64..3, 0u64..100_000, 2_147_483_640u64..2_147_483_650], 0usize..6, proptest::bool::ANY, 0u8..20), 1..200),
+                proptest::collection::vec(
+                    (prop_oneof![0u64..1000, 0u64..3_000_000_000, 0u64..1_000_000_000_000_000], 0usize..16, proptest::bool::ANY, 0u8..20),
+                    1..200,
+                ),
+            ],
+        ) {
+            // Every path of `push_decimal`: the fast one (fewer places than the column's, as
+            // many), more places (a widening), digits past an `i32`, -0, 15 digits, a
+            // missing value now and then; against `push` of `decimal::value` of the parts.
+            let mut by_parts = NumericColumn::default();
+            let mut by_value = NumericColumn::default();
+            for &(m, fraction, negative, missing) in &cells {
+                if missing == 0 {
+                    by_parts.push_missing();
+                    by_value.push_missing();
+                    continue;
+                }
+                by_parts.push_decimal(m, fraction, negative);
+                by_value.push(crate::decimal::value(m, fraction, negative));
+                prop_assert_eq!(column_bits(&by_parts), column_bits(&by_value), "{} {} {}", m, fraction, negative);
+            }
+        }
+
+        #[test]
+        fn sorted_columns_build_the_profile_a_sort_builds(
+            cells in proptest::collection::vec((-5_000_000i32..5_000_000, 0u8..12), 0..400),
+            scale in 0u32..6,
+            exact in proptest::bool::ANY,
+        ) {
+            // `finish` skips `build`'s sort for `into_sorted`'s values: digits and plain
+            // columns, missing values, ties, negatives.
+            let mut column = NumericColumn::default();
+            for &(d, k) in &cells {
+                match k {
+                    0 => column.push_missing(),
+                    1 => column.push(f64::from(d % 7)),
+                    _ => column.push(unscaled(d, scale)),
+                }
+            }
+            if exact {
+                column.make_exact();
+            }
+            let sorted = column.into_sorted();
+            let missing = cells.iter().filter(|c| c.1 == 0).count() as u64;
+            prop_assert_eq!(
+                NumericProfile::build_sorted(sorted.clone(), missing),
+                NumericProfile::build(sorted, missing)
+            );
+        }
+
         #[test]
         fn the_radix_sort_sorts(
             mut values in proptest::collection::vec(proptest::num::i32::ANY, 0..3000),

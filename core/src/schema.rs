@@ -53,7 +53,7 @@ impl AttributeSpec {
     pub fn group_index(&self, value: &str) -> usize {
         self.groups
             .iter()
-            .position(|g| g == value)
+            .position(|g| crate::few::same_text(g, value))
             .unwrap_or(self.groups.len())
     }
 
@@ -451,7 +451,9 @@ impl ModelSchema {
 
     /// Index of a class label given in its string form.
     pub fn class_index(&self, label: &str) -> Option<usize> {
-        self.classes.iter().position(|c| c == label)
+        self.classes
+            .iter()
+            .position(|c| crate::few::same_text(c, label))
     }
 
     /// Position of a feature by name.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{symmetric_eigen, Encoding, ErrorMoments, FitError, ReconstructionModel};
-use super::{REFERENCE_CHUNKS, VARIANCE_SHARE};
+use super::{Projection, CENTRED_ROWS, CENTRED_TILE, REFERENCE_CHUNKS, VARIANCE_SHARE};
 use crate::event::FeatureValue;
 use crate::par;
 
@@ -356,22 +356,28 @@ impl ReconstructionModel {
             let rows_a: Vec<usize> = (t..d).step_by(threads).collect();
             let mut acc: Vec<Vec<f64>> = rows_a.iter().map(|&a| vec![0.0f64; d - a]).collect();
             let mut z = vec![0.0f64; d * TILE];
-            let mut x = vec![0.0f64; d];
+            let mut x = vec![0.0f64; d * GROUP];
             for start in (0..n).step_by(TILE) {
                 let end = (start + TILE).min(n);
                 standardise(start, end, &mut z);
-                for i in 0..end - start {
-                    // The row's centred values, each computed once (not once per entry it
-                    // enters): the same differences, so the same products and sums.
+                let rows = end - start;
+                // The rows' centred values, each computed once (not once per entry it enters):
+                // the same differences, so the same products and sums.
+                let centre = |x: &mut [f64], i: usize| {
                     for j in 0..d {
                         x[j] = z[j * TILE + i] - center[j];
                     }
-                    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
-                        let xa = x[a];
-                        for (xb, c) in x[a..].iter().zip(row.iter_mut()) {
-                            *c += xa * xb;
-                        }
+                };
+                let whole = rows - rows % GROUP;
+                for i in (0..whole).step_by(GROUP) {
+                    for (q, x) in x.chunks_exact_mut(d).enumerate() {
+                        centre(x, i + q);
                     }
+                    accumulate_rows(&mut acc, &rows_a, &x, d);
+                }
+                for i in whole..rows {
+                    centre(&mut x[..d], i);
+                    accumulate_row(&mut acc, &rows_a, &x[..d]);
                 }
             }
             rows_a.into_iter().zip(acc).collect::<Vec<_>>()
@@ -406,22 +412,13 @@ impl ReconstructionModel {
             }
         }
         // Thresholds from the reference chunks, in row order (incomplete last chunk kept).
-        // Each row's error as a current row's is computed (`error_of_encoded`: standardised
-        // as `standardise` does, then every component's dot product at once), which gives
-        // `standardised_error`'s value to the bit.
         let chunk = (n / REFERENCE_CHUNKS).max(1);
         let projection = model.projection();
         let values: Vec<f64> = par::map(n.div_ceil(chunk), |c| {
             let (first, last) = (c * chunk, ((c + 1) * chunk).min(n));
-            let mut m = ErrorMoments::default();
-            let mut x = vec![0.0f64; d];
-            for r in first..last {
-                for (x, e) in x.iter_mut().zip(&encoded) {
-                    *x = e.at(r);
-                }
-                m.record(model.error_of_encoded(&projection, &x));
-            }
-            m.mean().unwrap_or(0.0)
+            chunk_errors(&model, &projection, &encoded, first, last)
+                .mean()
+                .unwrap_or(0.0)
         });
         let k = values.len() as f64;
         let mean = values.iter().sum::<f64>() / k;
@@ -432,12 +429,233 @@ impl ReconstructionModel {
     }
 }
 
+/// Rows the covariance pass adds into each entry in one go ([`accumulate_rows`]).
+const GROUP: usize = 4;
+
+/// One centred row `x` (`d` values) added into the covariance rows `rows_a` own (`acc[k]`
+/// holds entries `(rows_a[k], b)` for `b` from `rows_a[k]` to `d`): each entry `+= x[a]·x[b]`.
+#[inline]
+fn accumulate_row(acc: &mut [Vec<f64>], rows_a: &[usize], x: &[f64]) {
+    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
+        let xa = x[a];
+        for (xb, c) in x[a..].iter().zip(row.iter_mut()) {
+            *c += xa * xb;
+        }
+    }
+}
+
+/// [`accumulate_row`] of [`GROUP`] consecutive centred rows (`x`: row `q`'s values at
+/// `q·d..(q + 1)·d`), in row order per entry: `c += p0; c += p1; …`, the very additions one
+/// row at a time makes, with each entry loaded and stored once per group instead of per row.
+#[inline]
+fn accumulate_rows(acc: &mut [Vec<f64>], rows_a: &[usize], x: &[f64], d: usize) {
+    let (x0, rest) = x.split_at(d);
+    let (x1, rest) = rest.split_at(d);
+    let (x2, x3) = rest.split_at(d);
+    let x3 = &x3[..d];
+    for (&a, row) in rows_a.iter().zip(acc.iter_mut()) {
+        let (a0, a1, a2, a3) = (x0[a], x1[a], x2[a], x3[a]);
+        let row = &mut row[..d - a];
+        for ((((c, b0), b1), b2), b3) in row
+            .iter_mut()
+            .zip(&x0[a..])
+            .zip(&x1[a..])
+            .zip(&x2[a..])
+            .zip(&x3[a..])
+        {
+            let mut v = *c;
+            v += a0 * b0;
+            v += a1 * b1;
+            v += a2 * b2;
+            v += a3 * b3;
+            *c = v;
+        }
+    }
+}
+
+/// The moments of the errors of reference rows `first..last`, each row's error as a current
+/// row's is computed (the same number, to the bit, as `standardised_error` gives): when the
+/// model batches, the rows' centred values a column at a time into tiles, then
+/// [`ReconstructionModel::errors_of_centred`] ([`chunk_errors_by_row`]'s numbers, without its
+/// single chain of dependent additions per row); else row by row.
+fn chunk_errors(
+    model: &ReconstructionModel,
+    projection: &Projection,
+    encoded: &[Encoded],
+    first: usize,
+    last: usize,
+) -> ErrorMoments {
+    if !model.batches(projection) || encoded.len() != projection.d {
+        return chunk_errors_by_row(model, projection, encoded, first, last);
+    }
+    const T: usize = CENTRED_TILE;
+    let d = encoded.len();
+    // Per column, its categories' centred values (each computed once), and a missing one's.
+    let tables: Vec<(Vec<f64>, f64)> = encoded
+        .iter()
+        .enumerate()
+        .map(|(j, e)| match e {
+            Encoded::Coded { value, missing, .. } => (
+                value.iter().map(|&x| model.centred(j, x)).collect(),
+                model.centred(j, *missing),
+            ),
+            Encoded::Constant(x) => (Vec::new(), model.centred(j, *x)),
+            Encoded::Numeric { impute, .. } | Encoded::Scaled { impute, .. } => {
+                (Vec::new(), model.centred(j, *impute))
+            }
+        })
+        .collect();
+    let mut m = ErrorMoments::default();
+    let mut c = vec![0.0f64; CENTRED_ROWS * d];
+    let mut errors = [0.0f64; CENTRED_ROWS];
+    for from in (first..last).step_by(CENTRED_ROWS) {
+        let to = (from + CENTRED_ROWS).min(last);
+        for (j, (e, (table, missing))) in encoded.iter().zip(&tables).enumerate() {
+            // Feature `j`'s cells of each tile, with the tile's rows.
+            let tiles = c
+                .chunks_exact_mut(d * T)
+                .map(|tile| &mut tile[j * T..(j + 1) * T])
+                .zip((from..to).step_by(T));
+            for (cells, start) in tiles {
+                let rows = start..(start + T).min(to);
+                let cells = &mut cells[..rows.len()];
+                match e {
+                    Encoded::Numeric { values, .. } => {
+                        for (cell, &x) in cells.iter_mut().zip(&values[rows]) {
+                            *cell = if x.is_finite() {
+                                model.centred(j, x)
+                            } else {
+                                *missing
+                            };
+                        }
+                    }
+                    Encoded::Scaled { digits, scale, .. } => {
+                        let p = POW10[*scale as usize];
+                        for (cell, &x) in cells.iter_mut().zip(&digits[rows]) {
+                            *cell = if x == SCALED_MISSING {
+                                *missing
+                            } else {
+                                model.centred(j, f64::from(x) / p)
+                            };
+                        }
+                    }
+                    Encoded::Coded { codes, .. } => {
+                        for (cell, &code) in cells.iter_mut().zip(&codes[rows]) {
+                            *cell = table.get(code as usize).copied().unwrap_or(*missing);
+                        }
+                    }
+                    Encoded::Constant(_) => cells.fill(*missing),
+                }
+            }
+        }
+        let errors = &mut errors[..to - from];
+        model.errors_of_centred(projection, &c, errors);
+        errors.iter().for_each(|&e| m.record(e));
+    }
+    m
+}
+
+/// [`chunk_errors`] a row at a time: each row's encoded values, then
+/// [`ReconstructionModel::error_of_encoded`] (standardised as the fit's passes do, then every
+/// component's dot product at once). The path for a model that does not batch, and the
+/// oracle of the batched one.
+fn chunk_errors_by_row(
+    model: &ReconstructionModel,
+    projection: &Projection,
+    encoded: &[Encoded],
+    first: usize,
+    last: usize,
+) -> ErrorMoments {
+    let mut m = ErrorMoments::default();
+    let mut x = vec![0.0f64; encoded.len()];
+    for r in first..last {
+        for (x, e) in x.iter_mut().zip(encoded) {
+            *x = e.at(r);
+        }
+        m.record(model.error_of_encoded(projection, &x));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn covariance_rows_added_four_at_a_time_are_added_one_at_a_time(
+            values in proptest::collection::vec(-1e3f64..1e3, 1..60),
+            d in 1usize..9,
+            threads in 1usize..4,
+        ) {
+            // The grouped accumulation against one row after another, for the share of the
+            // covariance rows a thread owns, over whole groups of rows.
+            let rows = values.len() / d / GROUP * GROUP;
+            for t in 0..threads.min(d) {
+                let rows_a: Vec<usize> = (t..d).step_by(threads.min(d)).collect();
+                let fresh = || rows_a.iter().map(|&a| vec![0.5f64; d - a]).collect::<Vec<_>>();
+                let (mut grouped, mut single) = (fresh(), fresh());
+                for g in (0..rows).step_by(GROUP) {
+                    let x = &values[g * d..(g + GROUP) * d];
+                    accumulate_rows(&mut grouped, &rows_a, x, d);
+                    for row in x.chunks_exact(d) {
+                        accumulate_row(&mut single, &rows_a, row);
+                    }
+                }
+                let bits = |acc: &Vec<Vec<f64>>| {
+                    acc.iter().flatten().map(|c| c.to_bits()).collect::<Vec<_>>()
+                };
+                prop_assert_eq!(bits(&grouped), bits(&single));
+            }
+        }
+
+        #[test]
+        fn tiled_chunk_errors_are_the_row_by_row_ones(
+            cells in proptest::collection::vec((-1e4f64..1e4, 0u32..6, proptest::bool::weighted(0.1)), 2..700),
+            cut in 0usize..700,
+            components in 1usize..4,
+        ) {
+            // The threshold pass's tiles against the row-by-row errors it replaced: every
+            // kind of column (plain, digits, coded, constant), missing values in each, chunks
+            // that start and end inside a tile, and models of one to all components kept.
+            let n = cells.len();
+            let plain: Vec<f64> = cells.iter().map(|&(x, _, m)| if m { f64::NAN } else { x }).collect();
+            let digits: Vec<i32> = cells
+                .iter()
+                .map(|&(x, _, m)| if m { SCALED_MISSING } else { (x * 100.0) as i32 })
+                .collect();
+            // Code 5 is past the names: missing.
+            let codes: Vec<u32> = cells.iter().map(|&(_, c, _)| if c == 5 { MISSING_CODE } else { c }).collect();
+            let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+            let other: Vec<f64> = cells.iter().map(|&(x, c, _)| x * 0.5 + f64::from(c)).collect();
+            let columns = [
+                FitColumn::Numeric(&plain),
+                FitColumn::Scaled { digits: &digits, scale: 2 },
+                FitColumn::Categorical { names: &names, codes: &codes },
+                FitColumn::Numeric(&other),
+            ];
+            let mut model = ReconstructionModel::fit_columns(&columns).expect("fits");
+            model.components.truncate(components);
+            let projection = model.projection();
+            prop_assert!(model.batches(&projection));
+            let value: Vec<f64> = (0..names.len()).map(|i| 0.1 * i as f64).collect();
+            let encoded = [
+                Encoded::Numeric { values: &plain, impute: 1.5 },
+                Encoded::Scaled { digits: &digits, scale: 2, impute: -2.25 },
+                Encoded::Coded { codes: &codes, value, missing: 0.3 },
+                Encoded::Constant(0.7),
+            ];
+            let cut = cut.min(n);
+            for (first, last) in [(0, n), (0, cut), (cut, n), (cut / 3, cut)] {
+                let tiled = chunk_errors(&model, &projection, &encoded, first, last);
+                let by_row = chunk_errors_by_row(&model, &projection, &encoded, first, last);
+                prop_assert_eq!(tiled.count, by_row.count);
+                prop_assert_eq!(tiled.sum.to_bits(), by_row.sum.to_bits(), "{}..{}", first, last);
+                prop_assert_eq!(tiled.sum_sq.to_bits(), by_row.sum_sq.to_bits(), "{}..{}", first, last);
+            }
+        }
+
         #[test]
         fn means_of_full_columns_are_the_mean_pass(
             xs in proptest::collection::vec(-1e6f64..1e6, 2..300),
