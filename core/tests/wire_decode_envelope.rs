@@ -5,11 +5,10 @@
 #[path = "support/twenty_features.rs"]
 mod twenty_features;
 
-use aims_core::profile::ProfileBuilder;
-use aims_core::summary::{FeatureStats, WindowSummary};
+use aims_core::summary::FeatureStats;
 use aims_core::wire::{decode_canonical, decode_envelope, SummaryEnvelope};
 use proptest::prelude::*;
-use twenty_features::{events, schema};
+use twenty_features::summary;
 
 /// The 20-feature envelope (built once: the properties edit copies of it).
 fn envelope() -> SummaryEnvelope {
@@ -18,17 +17,7 @@ fn envelope() -> SummaryEnvelope {
 }
 
 fn build() -> SummaryEnvelope {
-    let schema = schema();
-    let mut builder = ProfileBuilder::new(&schema);
-    for e in events(2_000, 0.0, 7) {
-        builder.add(&e);
-    }
-    let profile = builder.finish();
-    let mut s = WindowSummary::new(&schema, &profile);
-    for e in events(300, 0.3, 11) {
-        s.record(&schema, &profile, &e);
-    }
-    SummaryEnvelope::new("agent-0", "m", "1.0", 0, 60_000, 0, s)
+    SummaryEnvelope::new("agent-0", "m", "1.0", 0, 60_000, 0, summary())
 }
 
 /// What serde_json answers for `body`, and what `decode_envelope` answers: values compared by

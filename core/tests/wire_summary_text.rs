@@ -5,22 +5,12 @@
 #[path = "support/twenty_features.rs"]
 mod twenty_features;
 
-use aims_core::profile::ProfileBuilder;
 use aims_core::summary::{FeatureStats, WindowSummary};
 use aims_core::wire::{summary_text, SummaryEnvelope};
-use twenty_features::{events, schema};
+use twenty_features::summary;
 
 fn envelope() -> SummaryEnvelope {
-    let schema = schema();
-    let mut builder = ProfileBuilder::new(&schema);
-    for e in events(2_000, 0.0, 7) {
-        builder.add(&e);
-    }
-    let profile = builder.finish();
-    let mut s = WindowSummary::new(&schema, &profile);
-    for e in events(300, 0.3, 11) {
-        s.record(&schema, &profile, &e);
-    }
+    let mut s = summary();
     // Category names that a naive scan would trip on: quotes, braces, brackets, backslashes.
     for f in &mut s.features {
         if let FeatureStats::Categorical(c) = f {

@@ -99,3 +99,20 @@ pub fn events(n: usize, shift: f64, seed: u64) -> Vec<Event> {
         })
         .collect()
 }
+
+/// The summary of 300 events shifted by 0.3 against a profile of 2,000 unshifted ones: the wire
+/// tests' summary. Not every includer uses it.
+#[allow(dead_code)]
+pub fn summary() -> aims_core::summary::WindowSummary {
+    let schema = schema();
+    let mut builder = aims_core::profile::ProfileBuilder::new(&schema);
+    for e in events(2_000, 0.0, 7) {
+        builder.add(&e);
+    }
+    let profile = builder.finish();
+    let mut s = aims_core::summary::WindowSummary::new(&schema, &profile);
+    for e in events(300, 0.3, 11) {
+        s.record(&schema, &profile, &e);
+    }
+    s
+}
