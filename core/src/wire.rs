@@ -152,27 +152,44 @@ fn member_start(b: &[u8], mut i: usize, key: &[u8]) -> Option<usize> {
     }
     i += 1;
     loop {
+        match next_member(b, i)? {
+            Member::Close(_) => return None,
+            Member::Next { name, value } if name == key => return Some(value),
+            Member::Next { value, .. } => i = value_end(b, value)?,
+        }
+    }
+}
+
+/// One step through an object's members.
+enum Member<'a> {
+    /// A member: its name as written (escapes not decoded) and where its value starts.
+    Next { name: &'a [u8], value: usize },
+    /// The object's closing `}`, at this index.
+    Close(usize),
+}
+
+/// The member after `b[i]` (just past the `{`, or just past a member's value), skipping
+/// whitespace and a comma; `None` where the text is not a member or the object's end.
+fn next_member(b: &[u8], mut i: usize) -> Option<Member<'_>> {
+    loop {
         i = skip_ws(b, i);
         match b.get(i)? {
-            b',' => {
-                i += 1;
-                continue;
-            }
-            b'"' => {}
+            b',' => i += 1,
+            b'"' => break,
+            b'}' => return Some(Member::Close(i)),
             _ => return None,
         }
-        let key_end = string_end(b, i)?;
-        let name = &b[i + 1..key_end];
-        i = skip_ws(b, key_end + 1);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(b, i + 1);
-        if name == key {
-            return Some(i);
-        }
-        i = value_end(b, i)?;
     }
+    let key_end = string_end(b, i)?;
+    let name = &b[i + 1..key_end];
+    i = skip_ws(b, key_end + 1);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    Some(Member::Next {
+        name,
+        value: skip_ws(b, i + 1),
+    })
 }
 
 /// The exact text of the `summary` member of a summary envelope's JSON, as it was received.
@@ -190,37 +207,25 @@ pub fn summary_text(body: &[u8]) -> Option<&str> {
     }
     i += 1;
     let mut found = None;
-    loop {
-        i = skip_ws(body, i);
-        match body.get(i)? {
-            b'}' => break,
-            b',' => {
-                i += 1;
-                continue;
+    let close = loop {
+        match next_member(body, i)? {
+            Member::Close(close) => break close,
+            Member::Next { name, value } => {
+                if name.contains(&b'\\') {
+                    return None;
+                }
+                let end = value_end(body, value)?;
+                if name == b"summary" {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some((value, end));
+                }
+                i = end;
             }
-            b'"' => {}
-            _ => return None,
         }
-        let key_end = string_end(body, i)?;
-        let key = &body[i + 1..key_end];
-        if key.contains(&b'\\') {
-            return None;
-        }
-        i = skip_ws(body, key_end + 1);
-        if body.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(body, i + 1);
-        let end = value_end(body, i)?;
-        if key == b"summary" {
-            if found.is_some() {
-                return None;
-            }
-            found = Some((i, end));
-        }
-        i = end;
-    }
-    if skip_ws(body, i + 1) != body.len() {
+    };
+    if skip_ws(body, close + 1) != body.len() {
         return None;
     }
     let (start, end) = found?;

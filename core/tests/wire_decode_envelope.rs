@@ -64,7 +64,7 @@ fn any_other_form_declines_to_serde_json() {
         "\"kind\":\"numeric\",\"tail_positions\":",
         1,
     );
-    let int_sum = regex_free_replace(&compact, "\"below_sum\":0.0", "\"below_sum\":0");
+    let int_sum = replaced_once(&compact, "\"below_sum\":0.0", "\"below_sum\":0");
     for body in [&pretty, &escaped, &late_kind, &int_sum] {
         assert!(
             decode_canonical(body.as_bytes()).is_none(),
@@ -114,7 +114,7 @@ fn edges_answer_as_serde_json() {
     }
 }
 
-fn regex_free_replace(text: &str, from: &str, to: &str) -> String {
+fn replaced_once(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{from}");
     text.replacen(from, to, 1)
 }
